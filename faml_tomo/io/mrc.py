@@ -1,0 +1,267 @@
+"""Reading and writing volumes as MRC files.
+
+All volumes in faml_tomo are numpy arrays indexed ``[z, y, x]`` (the MRC
+section order) with an isotropic voxel size in Å.  Writes are atomic: the
+data go to a temporary file in the destination folder, which is renamed over
+the target only once it is complete, so an interrupted run never leaves a
+half-written MRC behind.
+"""
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MRCError", "VolumeInfo", "read_mrc", "open_mrc", "read_mrc_header",
+           "write_mrc", "atomic_path", "check_volume"]
+
+
+class MRCError(InputError):
+    """A volume file or array that cannot be used; the message names the
+    path (where there is one) and the reason."""
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """Header facts of an MRC volume.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(nz, ny, nx)`` in voxels.
+    voxel_size : float
+        Voxel size in Å (the x voxel size of the header).
+    dtype : numpy.dtype
+        Data type of the stored values.
+    """
+    shape: tuple
+    voxel_size: float
+    dtype: np.dtype
+
+
+def check_volume(data, name="volume", allow_non_finite=False):
+    """Check that ``data`` is a finite 3D numeric array.
+
+    Parameters
+    ----------
+    data : array_like
+        The candidate volume, shape ``(nz, ny, nx)``.
+    name : str
+        How the error message refers to the volume (for example its path).
+    allow_non_finite : bool
+        Skip the NaN/Inf check (it reads every value).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``data`` as an array (not copied when it already is one).
+
+    Raises
+    ------
+    MRCError
+        If the array is not 3D, not numeric, empty, or holds NaN or Inf.
+    """
+    arr = np.asarray(data)
+    if arr.ndim != 3:
+        raise MRCError(f"{name}: expected a 3D volume, got an array of shape "
+                       f"{arr.shape} ({arr.ndim}D)")
+    if arr.size == 0:
+        raise MRCError(f"{name}: volume is empty (shape {arr.shape})")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise MRCError(f"{name}: volume has non-numeric type {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise MRCError(f"{name}: volume is complex; MRC volumes must be real")
+    if not allow_non_finite and np.issubdtype(arr.dtype, np.floating):
+        # Summing is a cheap single pass that propagates NaN and Inf.
+        if not np.isfinite(np.sum(arr, dtype=np.float64)):
+            n_bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if n_bad:
+                raise MRCError(f"{name}: volume contains {n_bad} NaN or Inf "
+                               f"value(s)")
+    return arr
+
+
+def _open(path, mmap):
+    path = Path(path)
+    if not path.exists():
+        raise MRCError(f"{path}: no such file")
+    if path.is_dir():
+        raise MRCError(f"{path}: is a folder, not an MRC file")
+    opener = mrcfile.mmap if mmap else mrcfile.open
+    try:
+        with warnings.catch_warnings():
+            # permissive=False raises on a corrupt header; turn the remaining
+            # RuntimeWarnings (e.g. odd map id) into log lines, not noise.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return opener(str(path), mode="r", permissive=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc) or exc.__class__.__name__
+        if "file size" in reason.lower() or "too small" in reason.lower():
+            reason = f"truncated MRC file ({reason})"
+        raise MRCError(f"{path}: not a valid MRC file: {reason}") from exc
+
+
+def _voxel_size(mrc):
+    vs = float(mrc.voxel_size.x)
+    return vs if vs > 0 else 1.0
+
+
+def read_mrc_header(path):
+    """Read only the header of an MRC file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+
+    Returns
+    -------
+    VolumeInfo
+        Shape ``(nz, ny, nx)``, voxel size in Å, data type.
+    """
+    with _open(path, mmap=True) as mrc:
+        if mrc.data is None or mrc.data.ndim != 3:
+            shape = None if mrc.data is None else mrc.data.shape
+            raise MRCError(f"{path}: expected a 3D volume, header gives shape "
+                           f"{shape}")
+        return VolumeInfo(tuple(int(s) for s in mrc.data.shape),
+                          _voxel_size(mrc), mrc.data.dtype)
+
+
+def read_mrc(path, dtype=np.float32, check_finite=True):
+    """Read a 3D MRC volume into memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+    dtype : numpy dtype, optional
+        Type of the returned array (default float32).
+    check_finite : bool, optional
+        Raise if the data hold NaN or Inf (default True).
+
+    Returns
+    -------
+    data : numpy.ndarray
+        The volume, shape ``(nz, ny, nx)``.
+    voxel_size : float
+        Voxel size in Å (1.0 when the header gives none).
+
+    Raises
+    ------
+    MRCError
+        Missing file, corrupt or truncated MRC, data not 3D, or NaN/Inf data.
+    """
+    with _open(path, mmap=False) as mrc:
+        if mrc.data is None:
+            raise MRCError(f"{path}: MRC file holds no data")
+        data = np.array(mrc.data, dtype=dtype)
+        voxel_size = _voxel_size(mrc)
+    check_volume(data, name=str(path), allow_non_finite=not check_finite)
+    return data, voxel_size
+
+
+class open_mrc:
+    """Memory-map a (large) MRC volume for reading, as a context manager.
+
+    Only the slices actually indexed are read from disk, so tomograms larger
+    than memory can be processed slab by slab.
+
+    Examples
+    --------
+    >>> with open_mrc("tomo.mrc") as (data, voxel_size):   # doctest: +SKIP
+    ...     central = np.asarray(data[data.shape[0] // 2])
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._mrc = None
+
+    def __enter__(self):
+        self._mrc = _open(self.path, mmap=True)
+        data = self._mrc.data
+        if data is None or data.ndim != 3:
+            shape = None if data is None else data.shape
+            self._mrc.close()
+            raise MRCError(f"{self.path}: expected a 3D volume, got data of "
+                           f"shape {shape}")
+        return data, _voxel_size(self._mrc)
+
+    def __exit__(self, *exc):
+        self._mrc.close()
+        return False
+
+
+class atomic_path:
+    """Context manager giving a temporary path beside ``path``; on success the
+    temporary file is renamed over ``path`` (atomic on POSIX), on error it is
+    removed and ``path`` is left untouched.
+
+    Examples
+    --------
+    >>> with atomic_path("out.star") as tmp:             # doctest: +SKIP
+    ...     Path(tmp).write_text(text)
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.tmp = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.",
+                                   suffix=".tmp" + self.path.suffix,
+                                   dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def write_mrc(path, data, voxel_size, origin=None, check_finite=True):
+    """Write a 3D volume atomically as a float32 MRC file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; parent folders are created.  An existing file is
+        replaced only once the new one is completely written.
+    data : array_like
+        Volume of shape ``(nz, ny, nx)``.
+    voxel_size : float
+        Voxel size in Å, > 0.
+    origin : tuple of float, optional
+        Header origin ``(x, y, z)`` in Å.
+    check_finite : bool, optional
+        Refuse NaN/Inf data (default True).
+
+    Raises
+    ------
+    MRCError
+        For a non-3D or non-finite array or a non-positive voxel size.
+    """
+    arr = check_volume(data, name=str(path), allow_non_finite=not check_finite)
+    if not np.isfinite(voxel_size) or voxel_size <= 0:
+        raise MRCError(f"{path}: voxel size must be > 0 Å, got {voxel_size}")
+    with atomic_path(path) as tmp:
+        with mrcfile.new(str(tmp), overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(arr, dtype=np.float32))
+            mrc.voxel_size = float(voxel_size)
+            if origin is not None:
+                mrc.header.origin = tuple(float(o) for o in origin)
+    logger.debug("wrote %s %s at %.3f Å/px", path, arr.shape, voxel_size)
+    return Path(path)
