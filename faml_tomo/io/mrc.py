@@ -103,10 +103,27 @@ def _open(path, mmap):
             warnings.simplefilter("ignore", RuntimeWarning)
             return opener(str(path), mode="r", permissive=False)
     except (ValueError, OSError, EOFError) as exc:
-        reason = str(exc) or exc.__class__.__name__
-        if "file size" in reason.lower() or "too small" in reason.lower():
-            reason = f"truncated MRC file ({reason})"
+        reason = _truncation(path) or str(exc) or exc.__class__.__name__
         raise MRCError(f"{path}: not a valid MRC file: {reason}") from exc
+
+
+def _truncation(path):
+    """A message if the header is readable but the file is shorter than the
+    header announces (an interrupted copy or download), else None."""
+    try:
+        with mrcfile.open(str(path), header_only=True, permissive=True) as mrc:
+            h = mrc.header
+            mode = int(h.mode)
+            n = int(h.nx) * int(h.ny) * int(h.nz)
+            itemsize = mrcfile.utils.dtype_from_mode(mode).itemsize
+            expected = 1024 + int(h.nsymbt) + n * itemsize
+    except Exception:
+        return None
+    actual = Path(path).stat().st_size
+    if actual < expected:
+        return (f"truncated: the header announces {expected} bytes, the file "
+                f"has {actual}")
+    return None
 
 
 def _voxel_size(mrc):

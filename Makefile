@@ -1,0 +1,46 @@
+# Two entry points that set themselves up on a fresh machine (Python 3.11 and
+# access to the package registry):  `make demo`  and  `make test`.
+# Both create .venv on first use and install everything in ONE pip resolver
+# run (see setup.py for the pins; a second, separate `pip install tensorflow`
+# would upgrade numpy and break Scipion's scipy).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.faml_tomo-installed
+DEMO_OUT ?= results/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all lint scipion-tests bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/faml-tomo demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Slow full-size accuracy tests as well (not in CI's default run).
+test-all: $(STAMP)
+	$(BIN)/python -m pytest --runslow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The same tests the way Scipion runs them.
+scipion-tests: $(STAMP)
+	$(BIN)/python -m faml_tomo.tests.scipion_env $(BIN)/python -m pyworkflow.apps.pw_run_tests faml_tomo.tests
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .scipion .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,4 @@
+"""Scipion protocols of faml_tomo: glue only (convert Scipion objects, call
+the compute packages, register outputs).  Keep heavy imports (tensorflow)
+inside step functions: Scipion imports this module whenever it loads any
+protocol."""
