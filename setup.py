@@ -49,6 +49,7 @@ setup(
     package_data={
         "faml_tomo": [
             "protocols.conf",
+            "*.png",
             "models/*.keras",
             "models/*.md",
             "models/*.json",
