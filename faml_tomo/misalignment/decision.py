@@ -1,0 +1,110 @@
+"""Tomogram-level decision from per-bead network scores.
+
+Scores are the networks' probabilities that a bead box comes from an
+aligned tomogram (1 = aligned).  The strong network decides first; the weak
+network only separates aligned from weakly misaligned tomograms among those
+the strong network kept.  Without a weak threshold, the tomograms are only
+split into strongly misaligned and the rest (the published reference code
+instead sends aligned tomograms to the strong set in that case).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+ALIGNED, WEAK, STRONG, UNCLASSIFIED = "aligned", "weak", "strong", "unclassified"
+CRITERIA = ("mean", "votes")
+
+__all__ = ["ALIGNED", "WEAK", "STRONG", "UNCLASSIFIED", "CRITERIA", "TomogramDecision",
+           "aggregate", "decide"]
+
+
+@dataclass
+class TomogramDecision:
+    """Decision for one tomogram.
+
+    Attributes
+    ----------
+    label : str
+        ``"aligned"``, ``"weak"``, ``"strong"`` or ``"unclassified"``.
+    strong_score, weak_score : float
+        Aggregated scores (mean score, or fraction of aligned votes); NaN
+        when not computed.
+    n_beads : int
+        Number of bead scores used.
+    message : str
+        Why the tomogram is unclassified, or other remarks.
+    """
+    label: str
+    strong_score: float = float("nan")
+    weak_score: float = float("nan")
+    n_beads: int = 0
+    message: str = field(default="")
+
+
+def aggregate(scores, criterion="mean", threshold=0.5):
+    """Aggregate bead scores into one tomogram score.
+
+    ``"mean"``: the mean score.  ``"votes"``: the fraction of beads whose
+    score is above ``threshold`` (each bead votes aligned or misaligned), so
+    the same threshold applies to both criteria.
+    """
+    scores = np.asarray(scores, dtype=float)
+    if criterion == "mean":
+        return float(scores.mean())
+    if criterion == "votes":
+        # a vote of exactly 0.5 against 0.5 is a tie: counted misaligned
+        return float(np.mean(scores > threshold))
+    raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+
+
+def decide(strong_scores, weak_scores=None, criterion="mean", strong_threshold=0.5,
+           weak_threshold=None):
+    """Classify one tomogram from its bead scores.
+
+    Parameters
+    ----------
+    strong_scores : array_like, shape (n,)
+        Strong-network scores of the tomogram's beads.
+    weak_scores : array_like, shape (n,), optional
+        Weak-network scores of the same beads.
+    criterion : {"mean", "votes"}
+    strong_threshold : float
+        Tomograms whose aggregated strong score is <= this are strongly
+        misaligned (0.5).
+    weak_threshold : float, optional
+        If given, tomograms kept by the strong network with an aggregated weak
+        score <= this are weakly misaligned, the others aligned.  If None,
+        every tomogram kept by the strong network is labelled aligned (that
+        is, "not strongly misaligned"); its weak score is still reported so
+        users can sort by it.
+
+    Returns
+    -------
+    TomogramDecision
+    """
+    for name, thr in (("strong threshold", strong_threshold),
+                      ("weak threshold", weak_threshold)):
+        if thr is not None and not 0.0 <= thr <= 1.0:
+            raise InputError(f"{name} must lie in [0, 1], got {thr}")
+    strong = np.asarray(strong_scores, dtype=float).ravel()
+    if strong.size == 0:
+        return TomogramDecision(UNCLASSIFIED, message="no fiducial coordinates for this "
+                                                      "tomogram: cannot judge its alignment")
+    s = aggregate(strong, criterion, strong_threshold)
+    w = float("nan")
+    if weak_scores is not None and len(weak_scores):
+        weak = np.asarray(weak_scores, dtype=float).ravel()
+        if weak.shape != strong.shape:
+            raise InputError(f"{weak.size} weak scores for {strong.size} strong scores")
+        w = aggregate(weak, criterion, 0.5 if weak_threshold is None else weak_threshold)
+    if s <= strong_threshold:
+        return TomogramDecision(STRONG, s, w, strong.size)
+    if weak_threshold is None:
+        return TomogramDecision(ALIGNED, s, w, strong.size,
+                                message="no weak threshold: not strongly misaligned")
+    if np.isnan(w):
+        raise InputError("a weak threshold was given but no weak scores")
+    label = ALIGNED if w > weak_threshold else WEAK
+    return TomogramDecision(label, s, w, strong.size)
