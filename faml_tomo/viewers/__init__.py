@@ -1,1 +1,2 @@
 """Scipion viewers of faml_tomo."""
+from .viewer_peak_high_contrast import ProtPeakHighContrastViewer  # noqa: F401

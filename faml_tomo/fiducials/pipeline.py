@@ -1,0 +1,341 @@
+"""The peak-high-contrast gold-fiducial finder (de Isidro-Gómez et al. 2024,
+§2.3) on a whole tomogram.
+
+Two passes over the XY slices, one slice at a time (memory-mapped input is
+never loaded whole): the first filters the central slices to set the
+dark-outlier threshold, the second finds 2D objects in every slice and links
+them into 3D candidates.  Candidates are then centred by mirror correlation
+on the raw tomogram, merged, filtered, and dropped at the borders.
+"""
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.mrc import open_mrc
+from .detect import SliceVoter, slice_objects
+from .filters import preprocessed_slices
+from .params import PeakHighContrastParams, PeakHighContrastResult
+from .refine import (
+    centred_box,
+    equivalent_chi_threshold,
+    mahalanobis_distances,
+    merge_close,
+    mirror_correlation,
+    mirror_refine,
+    radial_profile,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["peak_high_contrast", "peak_high_contrast_file", "box_inside"]
+
+# Fewer coordinates than this and the radial-profile population is too small
+# to estimate a covariance: the Mahalanobis filter is skipped (with a warning).
+MIN_MAHALANOBIS_POPULATION = 6
+# ...and then each coordinate needs this many times the minimum contrast.
+SMALL_POPULATION_CONTRAST = 2.0
+# Relative amplitude spread of gold-bead radial profiles that the Mahalanobis
+# filter always tolerates (commercial 10 nm gold varies by ~10% in diameter,
+# i.e. ~30% in volume; defocus and depth change the profile too).
+BEAD_AMPLITUDE_SPREAD = 0.2
+
+
+def box_inside(xyz, shape, box_size):
+    """Whether the box of each coordinate lies inside the tomogram.
+
+    Parameters
+    ----------
+    xyz : numpy.ndarray, shape (n, 3)
+        Coordinates ``(x, y, z)`` in voxels.
+    shape : tuple of int
+        ``(nz, ny, nx)``.
+    box_size : int
+        Box edge in voxels; the box of a coordinate spans voxels
+        ``round(c) - box // 2 ... round(c) - box // 2 + box - 1``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), bool
+    """
+    c = np.rint(np.asarray(xyz, float).reshape(-1, 3))
+    lo = c - box_size // 2
+    hi = lo + box_size
+    dims = np.asarray(shape)[::-1]
+    return np.all((lo >= 0) & (hi <= dims), axis=1)
+
+
+def _central_slices(nz, n):
+    n = min(n, nz)
+    start = max(0, (nz - n) // 2)
+    return list(range(start, start + n))
+
+
+def _threshold_statistics(volume, d, params, margin, workers):
+    """Pass 1: statistics of the filtered central slices (mean/SD for the
+    outlier threshold, median/MAD for the contrast gate) and the raw SD."""
+    nz, ny, nx = volume.shape
+    central = _central_slices(nz, params.sampling_slices)
+    n_vals, s1, s2 = 0, 0.0, 0.0
+    raw_sd, sample = [], []
+    for z, filt in preprocessed_slices(volume, d, central, params.z_average_slices, workers):
+        inner = filt[margin:ny - margin, margin:nx - margin].astype(np.float64)
+        if not np.isfinite(inner.sum()):
+            raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")
+        n_vals += inner.size
+        s1 += inner.sum()
+        s2 += np.square(inner).sum()
+        sample.append(inner[::3, ::3].ravel())        # enough for a median
+        raw_sd.append(float(np.std(np.asarray(volume[z], dtype=np.float64))))
+    mean = s1 / n_vals
+    sample = np.concatenate(sample)
+    median = float(np.median(sample))
+    return {"filtered_mean": float(mean),
+            "filtered_sd": float(np.sqrt(max(s2 / n_vals - mean * mean, 0.0))),
+            "filtered_median": median,
+            "filtered_robust_sd": 1.4826 * float(np.median(np.abs(sample - median))),
+            "background_sd": float(np.median(raw_sd)),
+            "central_slices": (central[0], central[-1])}
+
+
+def _background_profiles(volume, d, size_v, half, scale, avoid, box_size, z_range, rng,
+                         n=128):
+    """Radial profiles at random positions of the central slices away from
+    every candidate: how much the surroundings alone make profiles vary."""
+    nz, ny, nx = volume.shape
+    lo, hi = box_size // 2, np.array([nx, ny]) - box_size // 2
+    if np.any(hi <= lo):
+        return None
+    pts = np.column_stack([rng.uniform(lo, hi[0], 4 * n), rng.uniform(lo, hi[1], 4 * n),
+                           rng.integers(z_range[0], z_range[1] + 1, 4 * n)]).astype(float)
+    if len(avoid):
+        from scipy.spatial import cKDTree
+        far = cKDTree(avoid).query(pts, distance_upper_bound=2 * d)[0] > 2 * d
+        pts = pts[far]
+    pts = pts[:n]
+    if len(pts) < 10:
+        return None
+    return np.array([radial_profile(centred_box(volume, c, size_v), half, scale)
+                     for c in pts])
+
+
+def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, name=None):
+    """Find gold fiducials in a tomogram.
+
+    Parameters
+    ----------
+    volume : array_like, shape (nz, ny, nx)
+        Tomogram with dark beads (numpy array or memory map, any real dtype).
+    sampling_rate : float
+        Voxel size in Å.
+    params : PeakHighContrastParams, optional
+        Settings (defaults: 10 nm beads, box 32, ...).
+    workers : int
+        Threads for the slice FFTs.
+    seed : int
+        Seed of the random background positions that calibrate the
+        radial-profile filter (results are deterministic for a seed).
+    name : str, optional
+        How log messages refer to the tomogram.
+
+    Returns
+    -------
+    PeakHighContrastResult
+        Bead centres ``(x, y, z)`` in voxels, mirror-correlation scores,
+        whether relaxed mode was used, warnings and per-stage counts.
+
+    Raises
+    ------
+    InputError
+        Non-3D or non-real data, NaN/Inf values, a bad sampling rate, or a
+        bead/box that does not fit the tomogram.
+
+    Notes
+    -----
+    Steps (paper §2.3; see the package documentation for where this
+    implementation departs from the reference program):
+
+    1. each XY slice, averaged with its neighbours over ``z_average_slices``,
+       is band-passed around the bead frequency and Laplacian-filtered;
+    2. dark outliers (below mean - ``sd_threshold`` SD of the central
+       slices) form 8-connected 2D objects, kept if large and round enough
+       (fused components are split at deeper levels);
+    3. objects overlapping in adjacent slices vote for each other; each chain
+       is a 3D candidate if it attracts ``min_coordinates`` voxels and is
+       dark enough (``min_contrast``);
+    4. candidates are centred by mirror correlation, merged, dropped at the
+       borders, then filtered by mirror correlation and radial-profile
+       Mahalanobis distance (relaxed mode when too few survive).
+
+    Peak memory is a few XY slices plus small boxes, whatever the tomogram
+    size.
+    """
+    params = PeakHighContrastParams() if params is None else params
+    shape = getattr(volume, "shape", None)
+    if shape is None or len(shape) != 3:
+        raise InputError(f"expected a 3D tomogram (nz, ny, nx), got shape {shape}")
+    dtype = np.dtype(getattr(volume, "dtype", np.float32))
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise InputError(f"tomogram must hold real numbers, got {dtype}")
+    params.check(shape, sampling_rate)
+    t0 = time.perf_counter()
+    prefix = f"{name}: " if name else ""
+    nz, ny, nx = shape
+    d = params.bead_diameter_px(sampling_rate)
+    result = PeakHighContrastResult()
+    stats = result.stats
+    stats.update(bead_diameter_px=d, shape=tuple(int(s) for s in shape),
+                 sampling_rate=float(sampling_rate))
+
+    # Pass 1 over the interior, where the FFT wrap-around of the slice edges
+    # does not reach.
+    margin = int(min(max(2, np.ceil(d)), (min(ny, nx) - 1) // 4))
+    st = _threshold_statistics(volume, d, params, margin, workers)
+    stats.update(st)
+    mean, sd = st["filtered_mean"], st["filtered_sd"]
+    if not (sd > 1e-12 * max(1.0, abs(mean)) and st["filtered_robust_sd"] > 0
+            and st["background_sd"] > 0):
+        for z in range(nz):         # the other slices may still hold NaN
+            if not np.isfinite(np.sum(volume[z], dtype=np.float64)):
+                raise InputError(f"tomogram holds NaN or Inf values (slice z={z})")
+        result.warnings.append("the tomogram has no contrast at the bead size (constant "
+                               "data?): no fiducials")
+        logger.warning("%s%s", prefix, result.warnings[-1])
+        return result
+    threshold = mean - params.sd_threshold * sd
+    stats["threshold"] = threshold
+
+    # Pass 2: 2D objects in every slice, linked across slices.
+    min_area = max(2.0, params.min_area_fraction * np.pi * d * d / 4)
+    voter = SliceVoter()
+    for z, filt in preprocessed_slices(volume, d, None, params.z_average_slices, workers):
+        if not np.isfinite(filt.sum()):
+            raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")
+        voter.add(z, slice_objects(filt, threshold, min_area, params.min_circularity,
+                                   margin))
+    # For small beads the voxel threshold scales with the bead's volume.
+    min_voxels = min(params.min_coordinates, 0.5 * np.pi / 6 * d ** 3)
+    all_cands = voter.candidates(min_slices=2, min_voxels=min_voxels)
+    # Gold is far darker than anything biological: a chain whose darkest
+    # voxel is not an extreme outlier (robust SD, unaffected by the beads)
+    # is dense protein, even when the tomogram holds no gold at all.
+    contrast = (st["filtered_median"] - all_cands.minimum) / st["filtered_robust_sd"]
+    cands = all_cands.take(contrast >= params.min_contrast)
+    contrast = contrast[contrast >= params.min_contrast]
+    stats.update(objects_2d=voter.n_objects, chains_3d=len(all_cands),
+                 candidates_3d=len(cands), min_voxels=float(min_voxels),
+                 time_detect_s=time.perf_counter() - t0)
+    logger.info("%s%d 2D objects, %d 3D chains, %d high-contrast candidates (threshold "
+                "%.3g)", prefix, voter.n_objects, len(all_cands), len(cands), threshold)
+    if len(cands) > params.max_candidates:
+        order = np.sort(np.argsort(-contrast)[:params.max_candidates])
+        result.warnings.append(f"{len(cands)} candidates, only the {params.max_candidates} "
+                               f"darkest were refined: raise the SD threshold")
+        cands, contrast = cands.take(order), contrast[order]
+
+    # Centre refinement, duplicates, border.  The mirror score is computed
+    # on the paper's V_i: a cube of two bead diameters around the centre.
+    size_v = 2 * int(round(d)) + 1
+    xyz = np.array([mirror_refine(volume, c, d) for c in cands.xyz]).reshape(-1, 3)
+    scores = np.array([mirror_correlation(centred_box(volume, c, size_v)) for c in xyz])
+    xyz, kept = merge_close(xyz, params.merge_distance * d, scores, same_object=d / 2)
+    contrast = contrast[kept]
+    stats["after_merge"] = len(xyz)
+    inside = box_inside(xyz, shape, params.box_size)
+    xyz, contrast = xyz[inside], contrast[inside]
+    stats["inside_border"] = len(xyz)
+
+    boxes = [centred_box(volume, c, size_v) for c in xyz]
+    scores = np.array([mirror_correlation(b) for b in boxes])
+    half = max(1, int(round(d / 4)))
+    profiles = (np.array([radial_profile(b, half, st["background_sd"]) for b in boxes])
+                if boxes else np.zeros((0, size_v // 2 + 1)))
+    core = profiles[:, :half + 1].mean(axis=1)
+
+    # Quality filters: mirror symmetry, then radial-profile outliers that are
+    # less dark than the beads (a darker-than-typical profile is still gold).
+    keep = scores >= params.mirror_correlation_threshold
+    stats["after_mirror"] = int(keep.sum())
+    if keep.sum() >= MIN_MAHALANOBIS_POPULATION:
+        bg = _background_profiles(volume, d, size_v, half, st["background_sd"],
+                                  all_cands.xyz, params.box_size, st["central_slices"],
+                                  np.random.default_rng(seed))
+        # Spread never smaller than the surroundings' nor than the amplitude
+        # spread of real gold (polydisperse beads, defocus, depth in ice).
+        mean_profile = profiles[keep].mean(axis=0)
+        floor = np.diag((BEAD_AMPLITUDE_SPREAD * mean_profile) ** 2)
+        if bg is not None:
+            floor = floor + np.cov(bg.T)
+        dist, brighter = mahalanobis_distances(profiles[keep], core[keep], floor_cov=floor)
+        limit = equivalent_chi_threshold(params.mahalanobis_threshold, 2)
+        keep[np.nonzero(keep)[0][(dist > limit) & brighter]] = False
+    elif keep.any():
+        result.warnings.append(f"only {int(keep.sum())} coordinates passed the mirror "
+                               f"filter: too few for the radial-profile (Mahalanobis) "
+                               f"filter, which was skipped")
+    stats["after_mahalanobis"] = int(keep.sum())
+
+    if keep.sum() < params.relaxed_mode_threshold and params.relaxed_mode and len(xyz):
+        result.relaxed_mode_used = True
+        result.warnings.append(f"relaxed mode: only {int(keep.sum())} of {len(xyz)} "
+                               f"coordinates passed the quality filters (fewer than "
+                               f"{params.relaxed_mode_threshold}); all {len(xyz)} are "
+                               f"returned unfiltered")
+        keep[:] = True
+    if 0 < keep.sum() < MIN_MAHALANOBIS_POPULATION:
+        # Too few to be judged against a population of beads: a lone dark
+        # spot (membranes crossing) must be unmistakably gold.
+        weak = keep & (contrast < SMALL_POPULATION_CONTRAST * params.min_contrast)
+        if weak.any():
+            result.warnings.append(f"{int(weak.sum())} of {int(keep.sum())} coordinates "
+                                   f"dropped: with fewer than {MIN_MAHALANOBIS_POPULATION} "
+                                   f"coordinates each must reach "
+                                   f"{SMALL_POPULATION_CONTRAST:g} x the minimum contrast")
+            keep &= ~weak
+    result.relaxed_mode_used = result.relaxed_mode_used and bool(keep.any())
+    result.coordinates = xyz[keep]
+    result.scores = scores[keep]
+    if len(result.coordinates) == 0:
+        result.warnings.append("no fiducials found: check the bead size, the sampling "
+                               "rate, and that beads are dark, or lower the SD threshold "
+                               "or the minimum contrast")
+    for w in result.warnings:
+        logger.warning("%s%s", prefix, w)
+    stats["final"] = len(result.coordinates)
+    stats["time_s"] = time.perf_counter() - t0
+    return result
+
+
+def peak_high_contrast_file(path, sampling_rate=None, params=None, workers=1, seed=0):
+    """Run :func:`peak_high_contrast` on an MRC file, memory-mapped.
+
+    Parameters
+    ----------
+    path : str or Path
+        MRC tomogram.
+    sampling_rate : float, optional
+        Voxel size in Å; the header's when omitted (refused if the header
+        gives none).
+    params : PeakHighContrastParams, optional
+    workers : int
+
+    Returns
+    -------
+    PeakHighContrastResult
+    """
+    with open_mrc(path) as (data, voxel_size):
+        if sampling_rate is None:
+            import mrcfile
+            with mrcfile.open(str(path), header_only=True, permissive=True) as mrc:
+                has_size = float(mrc.voxel_size.x) > 0
+            if not has_size:
+                raise InputError(f"{path}: the header gives no voxel size: pass the "
+                                 f"sampling rate")
+            sampling_rate = voxel_size
+        try:
+            return peak_high_contrast(data, sampling_rate, params, workers, seed,
+                                      name=Path(path).name)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None

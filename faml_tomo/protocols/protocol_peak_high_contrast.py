@@ -1,0 +1,237 @@
+"""Scipion protocol: gold fiducial detection in tomograms (peak high
+contrast, de Isidro-Gómez et al. 2024 §2.3).  Glue only: the algorithm is in
+:mod:`faml_tomo.fiducials`, imported inside the steps."""
+import json
+import logging
+import os
+
+from pwem.protocols import EMProtocol
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+from tomo.objects import SetOfCoordinates3D
+from tomo.protocols import ProtTomoBase
+
+from ..constants import CITE_MISALIGNMENT
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_NAME = "Coordinates3D"
+
+
+def tomogram_key(tomo):
+    """A file-name-safe key of a tomogram: its tsId, else its object id."""
+    key = tomo.getTsId() if hasattr(tomo, "getTsId") and tomo.getTsId() else None
+    key = key or f"tomo_{tomo.getObjId()}"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(key))
+
+
+def tomogram_path(tomo):
+    """The data file of a tomogram, without Scipion's ``:mrc`` suffix."""
+    path = tomo.getFileName()
+    return path.split(":")[0] if ":" in path and not os.path.exists(path) else path
+
+
+class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
+    """Locate gold fiducials (beads) in tomograms.
+
+    Each tomogram is searched slice by slice: a moving average along Z, a
+    band-pass at the bead frequency and a Laplacian make the beads dark
+    outliers; round outlier objects that persist over consecutive slices
+    are 3D candidates, centred on their most point-symmetric position
+    (correlation with their point mirror), merged, and filtered by mirror
+    correlation and by the Mahalanobis distance of their radial profile to
+    the population of beads.  The output coordinates carry their mirror
+    correlation as score; they feed misalignment detection or extraction.
+    """
+    _label = "peak high contrast"
+    _devStatus = BETA
+    _possibleOutputs = {OUTPUT_NAME: SetOfCoordinates3D}
+    _references = [CITE_MISALIGNMENT]
+
+    # --------------------------- DEFINE param functions ----------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms",
+                      important=True, label="Input tomograms",
+                      help="Tomograms with gold fiducials (dark beads).")
+        form.addParam("fiducialSize", params.FloatParam, default=10.0,
+                      label="Fiducial size (nm)",
+                      help="Diameter of the gold beads in nanometres.")
+        form.addParam("boxSize", params.IntParam, default=32, label="Box size (voxels)",
+                      help="Box around each fiducial, in voxels of the tomogram; "
+                           "fiducials whose box crosses the tomogram border are "
+                           "dropped.  Must hold a bead.")
+        form.addParam("relaxedMode", params.BooleanParam, default=True,
+                      label="Run in relaxed mode?",
+                      help="If fewer coordinates than the threshold below pass the "
+                           "mirror-correlation and Mahalanobis filters (typically "
+                           "strongly misaligned tomograms), keep the coordinates "
+                           "found before those filters.")
+        form.addParam("relaxedModeThr", params.IntParam, default=3,
+                      condition="relaxedMode", label="Relaxed mode threshold",
+                      help="Minimum number of filtered coordinates below which "
+                           "relaxed mode applies.")
+        form.addParam("numberSampSlices", params.IntParam, default=10,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Number of sampling slices",
+                      help="Central slices whose filtered values give the mean and "
+                           "standard deviation of the outlier threshold.")
+        form.addParam("sdThr", params.FloatParam, default=3.0,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Threshold for initial coordinates (SD)",
+                      help="A filtered voxel is a dark outlier when it lies more "
+                           "than this many standard deviations below the mean.")
+        form.addParam("numberOfCoordinatesThr", params.IntParam, default=50,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Number of coordinates threshold",
+                      help="Minimum number of outlier voxels attracted to a 3D "
+                           "coordinate (lowered to half the bead volume for beads "
+                           "smaller than that).")
+        form.addParam("mirrorCorrelationThr", params.FloatParam, default=0.1,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Minimum mirror correlation",
+                      help="Minimum correlation between the region around a "
+                           "fiducial (two bead diameters) and its point mirror.")
+        form.addParam("mahalanobisDistanceThr", params.FloatParam, default=2.0,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Mahalanobis distance threshold",
+                      help="Radial profiles farther than this (in standard "
+                           "deviations) from the population of bead profiles, and "
+                           "less dark, are removed.")
+        form.addParam("minContrast", params.FloatParam, default=10.0,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Minimum contrast (SD)",
+                      help="The darkest filtered voxel of a fiducial must lie this "
+                           "many robust standard deviations below the median: gold "
+                           "is far darker than protein; this keeps tomograms "
+                           "without gold empty.  0 disables the check.")
+        form.addParallelSection(threads=1, mpi=0)
+
+    # --------------------------- INSERT steps functions ----------------------
+    def _insertAllSteps(self):
+        for tomo in self.inputTomograms.get().iterItems():
+            self._insertFunctionStep(self.pickStep, tomo.getObjId())
+        self._insertFunctionStep(self.createOutputStep)
+
+    # --------------------------- STEPS functions -----------------------------
+    def getParams(self):
+        """The compute parameters from the form."""
+        from ..fiducials import PeakHighContrastParams
+        return PeakHighContrastParams(
+            bead_diameter_nm=float(self.fiducialSize.get()),
+            box_size=int(self.boxSize.get()),
+            relaxed_mode=bool(self.relaxedMode.get()),
+            relaxed_mode_threshold=int(self.relaxedModeThr.get()),
+            sampling_slices=int(self.numberSampSlices.get()),
+            sd_threshold=float(self.sdThr.get()),
+            min_coordinates=int(self.numberOfCoordinatesThr.get()),
+            mirror_correlation_threshold=float(self.mirrorCorrelationThr.get()),
+            mahalanobis_threshold=float(self.mahalanobisDistanceThr.get()),
+            min_contrast=float(self.minContrast.get()))
+
+    def _resultPath(self, key):
+        return self._getExtraPath(f"{key}_fiducials.json")
+
+    def pickStep(self, tomoId):
+        from ..fiducials import peak_high_contrast_file
+        from ..io.mrc import atomic_path
+        tomo = self.inputTomograms.get()[tomoId]
+        key = tomogram_key(tomo)
+        res = peak_high_contrast_file(tomogram_path(tomo), tomo.getSamplingRate(),
+                                      self.getParams(),
+                                      workers=max(1, int(self.numberOfThreads.get())))
+        record = {"tomogram": key, "objId": int(tomoId),
+                  "coordinates": res.coordinates.tolist(), "scores": res.scores.tolist(),
+                  "relaxed_mode": bool(res.relaxed_mode_used), "warnings": res.warnings,
+                  "stats": {k: v for k, v in res.stats.items()
+                            if isinstance(v, (int, float, str, tuple, list))}}
+        with atomic_path(self._resultPath(key)) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+        self.info(f"{key}: {len(res)} fiducials" +
+                  (" (relaxed mode)" if res.relaxed_mode_used else ""))
+        for w in res.warnings:
+            self.warning(f"{key}: {w}")
+
+    def createOutputStep(self):
+        import tomo.constants as const
+        from tomo.objects import Coordinate3D
+        tomos = self.inputTomograms.get()
+        coords = self._createSetOfCoordinates3D(tomos)
+        coords.setSamplingRate(tomos.getSamplingRate())
+        coords.setBoxSize(int(self.boxSize.get()))
+        summary = []
+        for tomo in tomos.iterItems():
+            with open(self._resultPath(tomogram_key(tomo))) as fh:
+                rec = json.load(fh)
+            for (x, y, z), score in zip(rec["coordinates"], rec["scores"]):
+                coord = Coordinate3D()
+                coord.setVolume(tomo.clone())
+                coord.setPosition(x, y, z, const.BOTTOM_LEFT_CORNER)
+                coord.setScore(float(score))
+                coords.append(coord)
+            summary.append({"tomogram": rec["tomogram"], "count": len(rec["scores"]),
+                            "relaxed_mode": rec["relaxed_mode"],
+                            "warnings": rec["warnings"]})
+        with open(self._getExtraPath("summary.json"), "w") as fh:
+            json.dump(summary, fh, indent=1)
+        self._defineOutputs(**{OUTPUT_NAME: coords})
+        self._defineSourceRelation(self.inputTomograms, coords)
+
+    # --------------------------- INFO functions ------------------------------
+    def _readSummary(self):
+        path = self._getExtraPath("summary.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as fh:
+            return json.load(fh)
+
+    def _summary(self):
+        summary = self._readSummary()
+        if summary is None:
+            return ["Output not ready yet."]
+        total = sum(s["count"] for s in summary)
+        lines = [f"{total} fiducials in {len(summary)} tomograms:"]
+        for s in summary:
+            line = f"  {s['tomogram']}: {s['count']}"
+            if s["relaxed_mode"]:
+                line += " (relaxed mode: coordinates not filtered)"
+            elif s["count"] == 0:
+                line += " (none found)"
+            lines.append(line)
+        relaxed = [s["tomogram"] for s in summary if s["relaxed_mode"]]
+        if relaxed:
+            lines.append(f"Relaxed mode used for {len(relaxed)} tomogram(s): "
+                         f"{', '.join(relaxed)} (few coordinates passed the quality "
+                         f"filters: possibly misaligned).")
+        return lines
+
+    def _methods(self):
+        summary = self._readSummary()
+        if summary is None:
+            return []
+        total = sum(s["count"] for s in summary)
+        return [f"Gold fiducials of {self.fiducialSize.get():g} nm were located in "
+                f"{len(summary)} tomograms with the peak-high-contrast algorithm "
+                f"[{CITE_MISALIGNMENT}] (outlier threshold {self.sdThr.get():g} SD, "
+                f"minimum mirror correlation {self.mirrorCorrelationThr.get():g}, "
+                f"Mahalanobis threshold {self.mahalanobisDistanceThr.get():g}, relaxed "
+                f"mode {'on' if self.relaxedMode.get() else 'off'}): {total} "
+                f"coordinates, box {self.boxSize.get()} voxels."]
+
+    def _validate(self):
+        errors = []
+        tomos = self.inputTomograms.get()
+        if tomos is None:
+            return ["Select the input tomograms."]
+        try:
+            prm = self.getParams()
+        except (TypeError, ValueError) as exc:
+            return [f"Invalid parameter: {exc}"]
+        seen = set()
+        for tomo in tomos.iterItems():
+            x, y, z = tomo.getDim()
+            for msg in prm.problems((z, y, x), tomo.getSamplingRate()):
+                if msg not in seen:
+                    seen.add(msg)
+                    errors.append(f"{tomogram_key(tomo)}: {msg}")
+        return errors
