@@ -1,0 +1,723 @@
+"""FAML expectation-maximisation and the FA comparator (paper §2.3-2.4).
+
+Data model (eq. 7): ``X_i = R_phi_i A_k_i + G_i`` in Fourier space, ``G_i``
+white Gaussian noise of variance ``sigma^2`` per component, observed only
+inside each subtomogram's wedge.  With the orthonormal centred transform of
+:mod:`.fourier` and sums over the full spectrum inside the shell band, the
+likelihood is the real-space Gaussian likelihood, ``sigma`` the real-space
+noise level.
+
+One iteration (Algorithm 1):
+
+1. E-step, per subtomogram ``i`` and class ``k``: fast alignment
+   (:func:`.align.align`) gives the candidate set ``Phi_ik`` with squared
+   distances ``D = sum_j w_ij |(R_phi A_k)_j - X_ij|^2``; Monte-Carlo Voronoi
+   weights ``v~`` (:func:`.voronoi.voronoi_weights`); posteriors (eqs. 14-15)
+   in log space::
+
+       log e(phi, k) = log alpha_k - D / (2 sigma^2) - |t|^2 / (2 xi^2)
+       P(k, phi | X_i) v~ = softmax over (k, phi) of [log e + log v~]
+
+2. M-step: eqs. 10-13 (averages with the unobserved part of each back-rotated
+   subtomogram filled by the current average, class weights, noise level,
+   translation prior).
+
+The E-step of one subtomogram is a pure function of the subtomogram, the
+prepared averages, the model scalars, the seed and the iteration number (its
+Voronoi samples come from ``SeedSequence([seed, iteration, index, k])``), and
+returns additive sufficient statistics.  Statistics are summed over fixed
+chunks of subtomograms in index order and the chunks are summed in order, so
+the result does not depend on how chunks are spread over workers.
+
+FA mode (the paper's comparator) assigns each subtomogram to its single best
+candidate over all classes (highest constrained correlation) and averages
+the aligned subtomograms with missing-wedge compensation
+(``sum R^-1 (w X) / sum R^-1 w`` where at least ``fa_min_weight`` subtomograms
+observed a component, zero elsewhere).
+
+Each finished iteration can be written to a checkpoint (``.npz``, atomic
+rename); a run started again with the same data, settings and folder resumes
+after the last finished iteration and ends identical to an uninterrupted run.
+"""
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ..errors import InputError
+from ..geometry import matrix_to_euler
+from ..io.mrc import atomic_path
+from .align import AlignParams, align, band_geometry, check_volume, prepare_reference
+from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
+from .parallel import SerialRunner, make_runner
+from .voronoi import voronoi_weights
+from .wedge import check_tilt_range, wedge_observed
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EMParams", "EMState", "ChunkStats", "ClassificationResult", "classify",
+           "prepare_data", "estep_chunk", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "faml_checkpoint.npz"
+_MODES = ("faml", "fa")
+_XI2_MIN = 0.25          # translation prior SD floor: half a voxel
+
+
+@dataclass(frozen=True)
+class EMParams:
+    """Settings of a classification run.
+
+    Attributes
+    ----------
+    n_classes : int
+        Number of classes ``K`` (1: reference-free averaging).
+    mode : {"faml", "fa"}
+        Maximum likelihood over candidate sets, or alignment-only averaging
+        with hard assignment to the best candidate.
+    max_iter : int
+        Largest number of iterations (the paper runs 20).
+    tol : float
+        Converged when every class average changed by less than this
+        fraction (``||A_new - A_old|| / ||A_new||`` over the band) ...
+    class_tol : float
+        ... and at most this fraction of subtomograms changed class.  (The
+        log-likelihood is a sum over all components of all subtomograms, so
+        a relative tolerance on it would stop far too early at low SNR.)
+    n_voronoi : int
+        Monte-Carlo samples per candidate set.
+    alpha_trd : float
+        Translation weight of the transform distance ``tau``.
+    seed : int
+        Seed of the initial split and of all Voronoi samples.
+    normalize : bool
+        Scale each subtomogram to mean 0, standard deviation 1 first.
+    min_posterior : float
+        Candidates with a smaller posterior are left out of the average
+        update (their mass keeps the current average; at most
+        ``max_candidates * min_posterior`` per subtomogram).
+    fa_min_weight : float
+        FA: components observed by fewer subtomograms are set to zero.
+    chunk_size : int
+        Subtomograms per statistics chunk (fixes the summation order).
+    align : AlignParams
+        Fast-alignment settings.
+    """
+    n_classes: int = 1
+    mode: str = "faml"
+    max_iter: int = 20
+    tol: float = 0.01
+    class_tol: float = 0.005
+    n_voronoi: int = 10000
+    alpha_trd: float = 1.0
+    seed: int = 0
+    normalize: bool = True
+    min_posterior: float = 1e-4
+    fa_min_weight: float = 1.0
+    chunk_size: int = 8
+    align: AlignParams = field(default_factory=AlignParams)
+
+    def check(self, n_particles):
+        """Raise :class:`InputError` for unusable settings."""
+        if self.mode not in _MODES:
+            raise InputError(f"mode must be one of {_MODES}, got {self.mode!r}")
+        if int(self.n_classes) < 1:
+            raise InputError(f"number of classes K must be >= 1, got {self.n_classes}")
+        if self.n_classes > n_particles:
+            raise InputError(f"number of classes K={self.n_classes} exceeds the number of "
+                             f"subtomograms N={n_particles}")
+        if int(self.max_iter) < 1:
+            raise InputError(f"max_iter must be >= 1, got {self.max_iter}")
+        if int(self.n_voronoi) < 1:
+            raise InputError(f"n_voronoi must be >= 1, got {self.n_voronoi}")
+        if self.alpha_trd < 0:
+            raise InputError(f"alpha_trd must be >= 0, got {self.alpha_trd}")
+        if int(self.chunk_size) < 1:
+            raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if int(self.align.max_candidates) < 1:
+            raise InputError(f"max_candidates must be >= 1, got {self.align.max_candidates}")
+
+    def fingerprint(self):
+        """Settings that change results (not the stopping rule), as JSON."""
+        d = dataclasses.asdict(self)
+        for k in ("max_iter", "tol", "class_tol"):
+            d.pop(k)
+        return json.dumps(d, sort_keys=True)
+
+
+@dataclass
+class EMState:
+    """Model and history after a number of finished iterations.
+
+    Attributes
+    ----------
+    iteration : int
+        Finished iterations.
+    spectra : numpy.ndarray, complex, shape (K, M)
+        Class averages ``A_k`` at the band points (:func:`.align.band_geometry`).
+    alpha : numpy.ndarray, shape (K,)
+    sigma2, xi2 : float
+        Noise variance and translation-prior variance (voxels^2).
+    log_likelihood, mean_score : list of float
+        Per finished iteration (of the model the E-step used).
+    class_changes : list of int
+        Subtomograms that changed class, per iteration.
+    average_change : list of float
+        Largest relative change of a class average, per iteration.
+    converged : bool
+    classes, max_posterior, rotations, shifts, n_candidates, scores : ndarray
+        Per-subtomogram outcome of the last E-step (None before the first).
+    """
+    iteration: int
+    spectra: np.ndarray
+    alpha: np.ndarray
+    sigma2: float
+    xi2: float
+    log_likelihood: list = field(default_factory=list)
+    mean_score: list = field(default_factory=list)
+    class_changes: list = field(default_factory=list)
+    average_change: list = field(default_factory=list)
+    converged: bool = False
+    classes: np.ndarray = None
+    max_posterior: np.ndarray = None
+    rotations: np.ndarray = None
+    shifts: np.ndarray = None
+    n_candidates: np.ndarray = None
+    scores: np.ndarray = None
+
+
+@dataclass
+class ClassificationResult:
+    """Outcome of :func:`classify`.
+
+    Attributes
+    ----------
+    averages : numpy.ndarray, shape (K, n, n, n)
+        Class averages in real space ``[z, y, x]`` (band-limited, mean 0).
+    classes : numpy.ndarray of int, shape (N,)
+        Class of each subtomogram (largest posterior class mass).
+    max_posterior : numpy.ndarray, shape (N,)
+        That class's posterior mass (1 in FA mode).
+    rotations : numpy.ndarray, shape (N, 3, 3)
+        Best transform's rotation ``R`` (average onto subtomogram,
+        :mod:`faml_tomo.geometry` convention).
+    shifts : numpy.ndarray, shape (N, 3)
+        Its translation ``t`` in voxels ``(x, y, z)``.
+    n_candidates : numpy.ndarray of int, shape (N,)
+        Candidate transforms of the subtomogram for its class.
+    scores : numpy.ndarray, shape (N,)
+        Constrained correlation of the best transform.
+    alpha : numpy.ndarray, shape (K,)
+        Class weights.
+    sigma : float
+        Noise standard deviation per Fourier component of the orthonormal
+        spectrum (equal to the real-space SD of white noise; subtomograms
+        normalised to SD 1 first unless ``normalize=False``).
+    xi : float
+        Translation prior standard deviation in voxels.
+    log_likelihood : list of float
+        Per iteration (FA: of its hard assignment).
+    mean_score : list of float
+        Mean best constrained correlation per iteration.
+    class_changes : list of int
+    average_change : list of float
+        Largest relative change of a class average per iteration.
+    n_iterations : int
+    converged : bool
+    mode : str
+    seed : int
+    """
+    averages: np.ndarray
+    classes: np.ndarray
+    max_posterior: np.ndarray
+    rotations: np.ndarray
+    shifts: np.ndarray
+    n_candidates: np.ndarray
+    scores: np.ndarray
+    alpha: np.ndarray
+    sigma: float
+    xi: float
+    log_likelihood: list
+    mean_score: list
+    class_changes: list
+    average_change: list
+    n_iterations: int
+    converged: bool
+    mode: str
+    seed: int
+
+    def euler_angles(self):
+        """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
+        shape (N, 3)."""
+        return matrix_to_euler(self.rotations)
+
+
+@dataclass
+class ChunkStats:
+    """Additive sufficient statistics of a chunk of subtomograms, plus the
+    per-subtomogram outcomes (in index order)."""
+    num: np.ndarray            # (K, M) complex: sum gamma R^-1 (w X)
+    wsum: np.ndarray           # (K, M): sum gamma R^-1 w
+    gamma: np.ndarray          # (K,): sum gamma
+    sq: float = 0.0            # sum gamma D
+    t2: float = 0.0            # sum gamma |t|^2
+    missing: float = 0.0       # sum (J - J_i^o)
+    loglik: float = 0.0
+    score: float = 0.0
+    index: list = field(default_factory=list)
+    classes: list = field(default_factory=list)
+    max_posterior: list = field(default_factory=list)
+    rotations: list = field(default_factory=list)
+    shifts: list = field(default_factory=list)
+    n_candidates: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
+
+    @classmethod
+    def zeros(cls, k, m):
+        return cls(num=np.zeros((k, m), dtype=complex), wsum=np.zeros((k, m)),
+                   gamma=np.zeros(k))
+
+    def add(self, other):
+        """Add ``other`` (the next chunk in order) into this one."""
+        self.num += other.num
+        self.wsum += other.wsum
+        self.gamma += other.gamma
+        for name in ("sq", "t2", "missing", "loglik", "score"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("index", "classes", "max_posterior", "rotations", "shifts",
+                     "n_candidates", "scores"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
+
+
+# --------------------------------------------------------------------------- data
+
+def _as_tilt_ranges(tilt_range, n_particles):
+    arr = np.asarray(tilt_range, dtype=float)
+    if arr.ndim == 2:
+        if len(arr) != n_particles:
+            raise InputError(f"got {len(arr)} tilt ranges for {n_particles} subtomograms")
+        return [check_tilt_range(r) for r in arr]
+    tr = check_tilt_range(tilt_range)
+    return [tr] * n_particles
+
+
+def prepare_data(subtomograms, tilt_range, params=None):
+    """Check and expand all subtomograms in this process.
+
+    Parameters
+    ----------
+    subtomograms : numpy.ndarray, shape (N, n, n, n), or sequence of volumes
+    tilt_range : (float, float) or sequence of N such pairs
+    params : EMParams, optional
+
+    Returns
+    -------
+    list of PreparedSubtomogram
+    """
+    params = params or EMParams()
+    ranges = _as_tilt_ranges(tilt_range, len(subtomograms))
+    runner = SerialRunner(subtomograms, ranges, params)
+    return [p for c in range(runner.n_chunks) for p in runner.parts[c]]
+
+
+def _chunk_summary(parts):
+    """Box size and a digest of a chunk (data fingerprint for checkpoints)."""
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(np.array([p.norm2, p.n_obs, *p.tilt_range]).tobytes())
+        h.update(np.ascontiguousarray(p.values[:64]).tobytes())
+    return parts[0].n, h.hexdigest()
+
+
+# --------------------------------------------------------------------------- E-step
+
+def _padded_observed(part, geom, pad):
+    """Oversampled spectrum of the subtomogram's observed band (``w X``)."""
+    n = part.n
+    half = np.zeros(n * n * (n // 2 + 1), dtype=complex)
+    half[geom.index[part.observed]] = part.values
+    return PaddedSpectrum(volume_from_spectrum(half.reshape(n, n, n // 2 + 1), n), pad)
+
+
+def _back_rotate(part, padded, rotation, shift, geom):
+    """``R^-1 (w X)`` and ``R^-1 w`` at the band points of the reference frame."""
+    q = geom.freq @ np.asarray(rotation).T                       # R k' per row
+    mask = wedge_observed(q[:, 0], q[:, 1], q[:, 2], part.tilt_range)
+    vals = padded.sample(q)
+    vals *= np.exp((2j * np.pi / part.n) * (q @ shift))
+    vals *= mask
+    return vals, mask
+
+
+def _rng(seed, iteration, index, k):
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(iteration),
+                                                         int(index), int(k)]))
+
+
+def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc):
+    ap = params.align
+    geom = band_geometry(part.n, *ap.band(part.n))
+    n_k = len(refs)
+    cands = [align(part, refs[k], ap) for k in range(n_k)]
+    const = -0.5 * part.n_obs * np.log(2 * np.pi * sigma2) - 1.5 * np.log(2 * np.pi * xi2)
+    with np.errstate(divide="ignore"):
+        log_alpha = np.log(alpha)
+    if params.mode == "fa":
+        best = [c.scores[0] for c in cands]
+        k = int(np.argmax(best))
+        c = cands[k]
+        sel = [(k, 0, 1.0)]
+        t2 = float(c.shifts[0] @ c.shifts[0])
+        acc.loglik += float(log_alpha[k] - c.sq_dist[0] / (2 * sigma2) - t2 / (2 * xi2)
+                            + const)
+        post_k, phi, n_c = 1.0, 0, len(c)
+        acc.sq += float(c.sq_dist[0])
+        acc.t2 += t2
+        acc.gamma[k] += 1.0
+    else:
+        logw, owner = [], []
+        for k, c in enumerate(cands):
+            v = voronoi_weights(c.rotations, c.shifts, params.n_voronoi, params.alpha_trd,
+                                rng=_rng(params.seed, iteration, part.index, k))
+            t2 = np.sum(c.shifts ** 2, axis=1)
+            with np.errstate(divide="ignore"):
+                lw = log_alpha[k] + np.log(v) - c.sq_dist / (2 * sigma2) - t2 / (2 * xi2)
+            logw.append(lw)
+            owner.append(np.full(len(c), k))
+        logw = np.concatenate(logw)
+        owner = np.concatenate(owner)
+        lse = logsumexp(logw)
+        gamma = np.exp(logw - lse)
+        acc.loglik += float(lse + const)
+        mass = np.bincount(owner, weights=gamma, minlength=n_k)
+        k = int(np.argmax(mass))
+        post_k = float(mass[k])
+        start = sum(len(cands[j]) for j in range(k))
+        phi = int(np.argmax(gamma[start:start + len(cands[k])]))
+        n_c = len(cands[k])
+        sel = []
+        pos = 0
+        for kk, c in enumerate(cands):
+            g = gamma[pos:pos + len(c)]
+            pos += len(c)
+            acc.gamma[kk] += g.sum()
+            acc.sq += float(g @ c.sq_dist)
+            acc.t2 += float(g @ np.sum(c.shifts ** 2, axis=1))
+            sel.extend((kk, j, float(g[j])) for j in np.flatnonzero(g >= params.min_posterior))
+    acc.missing += geom.n_full - part.n_obs
+    padded = _padded_observed(part, geom, ap.pad)
+    for kk, j, g in sel:
+        c = cands[kk]
+        vals, mask = _back_rotate(part, padded, c.rotations[j], c.shifts[j], geom)
+        acc.num[kk] += g * vals
+        acc.wsum[kk] += g * mask
+    best = cands[k]
+    acc.score += float(best.scores[phi])
+    acc.index.append(part.index)
+    acc.classes.append(k)
+    acc.max_posterior.append(post_k)
+    acc.rotations.append(best.rotations[phi])
+    acc.shifts.append(best.shifts[phi])
+    acc.n_candidates.append(n_c)
+    acc.scores.append(float(best.scores[phi]))
+
+
+def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration):
+    """E-step statistics of a chunk of subtomograms (a pure function).
+
+    Parameters
+    ----------
+    parts : list of PreparedSubtomogram
+    refs : list of PreparedReference
+        One per class.
+    alpha : numpy.ndarray, shape (K,)
+    sigma2, xi2 : float
+    params : EMParams
+    iteration : int
+        Number of the iteration (seeds the Voronoi samples).
+
+    Returns
+    -------
+    ChunkStats
+    """
+    n = parts[0].n
+    geom = band_geometry(n, *params.align.band(n))
+    acc = ChunkStats.zeros(len(refs), len(geom.index))
+    for part in parts:
+        _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc)
+    return acc
+
+
+# --------------------------------------------------------------------------- model
+
+def _half_from_band(values, geom):
+    n = geom.n
+    half = np.zeros(n * n * (n // 2 + 1), dtype=complex)
+    half[geom.index] = values
+    return half.reshape(n, n, n // 2 + 1)
+
+
+def _init_sums(parts, labels, k, m):
+    num = np.zeros((k, m), dtype=complex)
+    cnt = np.zeros((k, m))
+    for p in parts:
+        lab = labels[p.index]
+        num[lab, p.observed] += p.values
+        cnt[lab, p.observed] += 1.0
+    return num, cnt
+
+
+def _init_sigma2(parts, i, spec, geom):
+    for p in parts:
+        if p.index == i:
+            herm = geom.herm[p.observed]
+            return float(np.sum(herm * np.abs(p.values - spec[p.observed]) ** 2) / p.n_obs)
+    return None
+
+
+def _initial_state(runner, params, references, geom):
+    """Initial model (paper §2.4), or from user references.
+
+    §2.4: class weights 1/K; the subtomograms are split evenly into K random
+    sets and each class average is the mean of its set (per component, over
+    the subtomograms that observed it); sigma^2 is the mean squared
+    difference between a random subtomogram and a random class average over
+    the observed components; xi is the box size.
+    """
+    n_part, n = runner.n_particles, geom.n
+    k = int(params.n_classes)
+    rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x5EED]))
+    m = len(geom.index)
+    labels = np.empty(n_part, dtype=int)
+    labels[rng.permutation(n_part)] = np.arange(n_part) % k
+    if references is None:
+        num = np.zeros((k, m), dtype=complex)
+        cnt = np.zeros((k, m))
+        for cn, cc in runner.map(_init_sums, labels, k, m):      # chunk order
+            num += cn
+            cnt += cc
+        spectra = np.divide(num, cnt, out=np.zeros_like(num), where=cnt > 0)
+    else:
+        if len(references) != k:
+            raise InputError(f"got {len(references)} references for K={k} classes")
+        refs = [check_volume(r, i, n, name="reference") for i, r in enumerate(references)]
+        spectra = np.stack([spectrum((r - r.mean()) / r.std()).reshape(-1)[geom.index]
+                            for r in refs])
+        spectra = _fit_reference_scale(runner, spectra, params, geom)
+    i, kk = int(rng.integers(n_part)), int(rng.integers(k))
+    sigma2 = next(v for v in runner.map(_init_sigma2, i, spectra[kk], geom) if v is not None)
+    return EMState(iteration=0, spectra=spectra, alpha=np.full(k, 1.0 / k),
+                   sigma2=max(sigma2, 1e-12), xi2=float(n) ** 2)
+
+
+def _scale_samples(parts, subset, refs, align_params):
+    out = []
+    for p in parts:
+        if p.index not in subset:
+            continue
+        res = [align(p, r, align_params) for r in refs]
+        k = int(np.argmax([r.scores[0] for r in res]))
+        r = res[k]
+        if r.ref_norm2[0] > 0:
+            cc = 0.5 * (p.norm2 + r.ref_norm2[0] - r.sq_dist[0])
+            out.append((k, cc / r.ref_norm2[0]))
+    return out
+
+
+def _fit_reference_scale(runner, spectra, params, geom, n_fit=16):
+    """Scale user references to the data: least-squares scale of the aligned
+    reference against a few subtomograms, median per class."""
+    n_part = runner.n_particles
+    subset = set(np.unique(np.linspace(0, n_part - 1, min(n_fit, n_part)).astype(int))
+                 .tolist())
+    refs = [prepare_reference(spec=_half_from_band(sp, geom), n=geom.n, params=params.align)
+            for sp in spectra]
+    samples = [x for chunk in runner.map(_scale_samples, subset, refs, params.align)
+               for x in chunk]
+    out = spectra.copy()
+    allv = [v for _, v in samples]
+    for k in range(len(spectra)):
+        vals = [v for kk, v in samples if kk == k] or allv
+        if vals and np.median(vals) > 0:
+            out[k] *= float(np.median(vals))
+    return out
+
+
+def _m_step(state, stats, params, n_part, geom):
+    """New model from summed statistics (eqs. 10-13; FA: wedge-compensated mean)."""
+    spectra = state.spectra.copy()
+    for k in range(len(spectra)):
+        g = stats.gamma[k]
+        if g <= 1e-12:
+            continue                     # empty class: keep its average
+        if params.mode == "fa":
+            ok = stats.wsum[k] >= params.fa_min_weight
+            spectra[k] = np.where(ok, stats.num[k] / np.where(ok, stats.wsum[k], 1.0), 0.0)
+        else:
+            spectra[k] = (stats.num[k] + (g - stats.wsum[k]) * state.spectra[k]) / g
+    alpha = stats.gamma / n_part
+    sigma2 = (stats.sq + state.sigma2 * stats.missing) / (n_part * geom.n_full)
+    xi2 = max(stats.t2 / (3.0 * n_part), _XI2_MIN)
+    return spectra, alpha, max(sigma2, 1e-12), xi2
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+def _save_checkpoint(path, state, fingerprint):
+    arrays = {k: v for k, v in dataclasses.asdict(state).items()
+              if isinstance(v, np.ndarray)}
+    meta = {k: v for k, v in dataclasses.asdict(state).items()
+            if not isinstance(v, np.ndarray) and v is not None}
+    meta["fingerprint"] = fingerprint
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def _load_checkpoint(path, fingerprint):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
+    if meta.pop("fingerprint") != fingerprint:
+        raise InputError(f"{path}: checkpoint was written for other data or settings; "
+                         f"use another folder or remove it")
+    return EMState(**meta, **arrays)
+
+
+# --------------------------------------------------------------------------- driver
+
+def _run_estep(runner, refs, state, params, iteration):
+    total = None
+    for r in runner.map(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
+                        iteration):
+        total = r if total is None else total.add(r)        # chunk order
+    return total
+
+
+def _result(state, params, geom):
+    n = geom.n
+    avgs = np.stack([volume_from_spectrum(_half_from_band(s, geom), n)
+                     for s in state.spectra])
+    return ClassificationResult(
+        averages=avgs, classes=state.classes, max_posterior=state.max_posterior,
+        rotations=state.rotations, shifts=state.shifts, n_candidates=state.n_candidates,
+        scores=state.scores, alpha=state.alpha, sigma=float(np.sqrt(state.sigma2)),
+        xi=float(np.sqrt(state.xi2)), log_likelihood=list(state.log_likelihood),
+        mean_score=list(state.mean_score), class_changes=list(state.class_changes),
+        average_change=list(state.average_change), n_iterations=state.iteration,
+        converged=state.converged, mode=params.mode, seed=params.seed)
+
+
+def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
+             checkpoint_dir=None, callback=None, workers=1, comm=None, **overrides):
+    """FAML (or FA) averaging and classification of subtomograms.
+
+    Parameters
+    ----------
+    subtomograms : numpy.ndarray, shape (N, n, n, n), or sequence of volumes
+        Cubic boxes of one size, ``[z, y, x]``.  Any sequence works (e.g. a
+        lazy reader of files): each volume is read once and expanded.
+    tilt_range : (float, float) or sequence of N pairs
+        Tilt range in degrees (missing wedge about Y), one for all or one
+        per subtomogram.
+    params : EMParams, optional
+    references : sequence of K volumes, optional
+        Initial averages instead of the random split of §2.4 (scaled to the
+        data by a least-squares fit on a few subtomograms).
+    checkpoint_dir : str or Path, optional
+        Folder for the per-iteration checkpoint; an existing checkpoint for
+        the same data and settings is resumed.
+    callback : callable, optional
+        ``callback(state)`` after every finished iteration (progress; an
+        exception raised there stops the run after the checkpoint).
+    workers : int
+        Processes for the per-subtomogram work (same result as serial).
+    comm : mpi4py communicator, optional
+        Spread the subtomograms over MPI ranks (same result as serial);
+        every rank calls :func:`classify` with the same arguments, only rank
+        0 writes the checkpoint.
+    **overrides
+        Fields of :class:`EMParams` (e.g. ``n_classes=2, mode="fa"``).
+
+    Returns
+    -------
+    ClassificationResult
+
+    Raises
+    ------
+    InputError
+        Mixed or non-cubic boxes, constant or non-finite volumes, ``K > N``,
+        tilt range outside [-90, 90], unusable settings.
+    """
+    params = dataclasses.replace(params or EMParams(), **overrides)
+    n_part = len(subtomograms)
+    if n_part == 0:
+        raise InputError("no subtomograms given")
+    params.check(n_part)
+    ranges = _as_tilt_ranges(tilt_range, n_part)
+    with make_runner(subtomograms, ranges, params, workers, comm) as runner:
+        return _classify(runner, params, references, checkpoint_dir, callback, comm)
+
+
+def _classify(runner, params, references, checkpoint_dir, callback, comm):
+    n_part = runner.n_particles
+    summary = runner.map(_chunk_summary)
+    n = summary[0][0]
+    geom = band_geometry(n, *params.align.band(n))
+    fingerprint = json.dumps([params.fingerprint(), n_part, n,
+                              hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
+                              references is None])
+    is_root = comm is None or comm.Get_rank() == 0
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    state = None
+    if ckpt is not None:
+        state = _load_checkpoint(ckpt, fingerprint) if is_root and ckpt.exists() else None
+        if comm is not None:
+            state = comm.bcast(state, root=0)
+        if state is not None:
+            logger.info("resuming from %s after iteration %d", ckpt, state.iteration)
+    if state is None:
+        state = _initial_state(runner, params, references, geom)
+    while not state.converged and state.iteration < params.max_iter:
+        t0 = time.perf_counter()
+        it = state.iteration
+        refs = [prepare_reference(spec=_half_from_band(s, geom), n=n, params=params.align)
+                for s in state.spectra]
+        stats = _run_estep(runner, refs, state, params, it)
+        classes = np.asarray(stats.classes)
+        changes = (int(np.count_nonzero(classes != state.classes))
+                   if state.classes is not None else n_part)
+        spectra, alpha, sigma2, xi2 = _m_step(state, stats, params, n_part, geom)
+        ll = float(stats.loglik)
+        diff = np.linalg.norm(spectra - state.spectra, axis=1)
+        change = float(np.max(diff / np.maximum(np.linalg.norm(spectra, axis=1), 1e-300)))
+        converged = (it > 0 and change < params.tol
+                     and changes <= params.class_tol * n_part)
+        state = EMState(
+            iteration=it + 1, spectra=spectra, alpha=alpha, sigma2=float(sigma2),
+            xi2=float(xi2), log_likelihood=state.log_likelihood + [ll],
+            mean_score=state.mean_score + [float(stats.score / n_part)],
+            class_changes=state.class_changes + [changes],
+            average_change=state.average_change + [change], converged=bool(converged),
+            classes=classes, max_posterior=np.asarray(stats.max_posterior),
+            rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
+            n_candidates=np.asarray(stats.n_candidates),
+            scores=np.asarray(stats.scores))
+        if ckpt is not None and is_root:
+            _save_checkpoint(ckpt, state, fingerprint)
+        logger.info("%s iteration %d: log-likelihood %.6g, mean score %.4f, "
+                    "%d class changes, average change %.4f, sigma %.4g, %.1f s",
+                    params.mode.upper(), it + 1, ll, state.mean_score[-1], changes, change,
+                    np.sqrt(sigma2), time.perf_counter() - t0)
+        if callback is not None:
+            callback(state)
+    return _result(state, params, geom)

@@ -1,0 +1,237 @@
+"""Where the per-subtomogram work of a run happens: serially, in a process
+pool on one machine, or over MPI ranks.
+
+All three split the subtomograms into the same fixed chunks (``chunk_size``
+consecutive subtomograms) and return one result per chunk, in chunk order, to
+every caller; reductions are then done in that order everywhere, so serial,
+pool and MPI runs give bit-identical results for the same seed.
+
+* :class:`SerialRunner` expands every chunk once and keeps it.
+* :class:`PoolRunner` reads the subtomograms chunk by chunk (any sequence
+  works, e.g. a lazy reader of MRC files), expands them in worker processes
+  and sends each chunk to a worker per task.
+* :class:`MPIRunner` gives chunk ``c`` to rank ``c % size``: each rank reads and
+  expands only its own chunks (memory is split over ranks) and the chunk
+  results are exchanged with one ``allgather`` per step.  Run the same script
+  on every rank, e.g. ``mpirun -n 8 python script.py`` or ``srun`` under SLURM.
+
+Subtomograms are expanded once per run (not per iteration) and only the
+compact expansions are kept (about 0.3 MB per 32^3 subtomogram), so a data
+set that does not fit in memory as volumes can be streamed from disk once.
+"""
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from ..errors import InputError
+from .align import check_volume, prepare_subtomogram
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VolumeFiles", "prepare_chunk", "make_runner", "SerialRunner", "PoolRunner",
+           "MPIRunner"]
+
+
+class VolumeFiles:
+    """A sequence of MRC subtomograms read from disk on access (streaming).
+
+    Pass it to :func:`.em.classify` instead of an array: each file is read
+    once, when its chunk is expanded, so the volumes never all sit in memory.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+    """
+
+    def __init__(self, paths):
+        self.paths = [str(p) for p in paths]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from ..io.mrc import read_mrc
+        return read_mrc(self.paths[i], dtype=np.float32)[0]
+
+
+def prepare_chunk(volumes, start, tilt_ranges, align_params, normalize, n=None):
+    """Check and expand consecutive subtomograms ``start, start + 1, ...``.
+
+    Parameters
+    ----------
+    volumes : sequence of numpy.ndarray
+    start : int
+        Index of the first one in the data set.
+    tilt_ranges : sequence of (float, float)
+        Their tilt ranges.
+    align_params : AlignParams
+    normalize : bool
+        Scale each to mean 0, standard deviation 1 first.
+    n : int, optional
+        Expected box size.
+
+    Returns
+    -------
+    list of PreparedSubtomogram
+    """
+    out = []
+    for j, vol in enumerate(volumes):
+        v = check_volume(vol, start + j, n)
+        n = v.shape[0]
+        if normalize:
+            v = (v - v.mean()) / v.std()
+        out.append(prepare_subtomogram(v, tilt_ranges[j], align_params, index=start + j))
+    return out
+
+
+def _bounds(n_items, chunk_size):
+    return [(s, min(s + chunk_size, n_items)) for s in range(0, n_items, chunk_size)]
+
+
+def _first_box(source):
+    v = np.asarray(source[0])
+    return v.shape[0] if v.ndim == 3 else None
+
+
+class SerialRunner:
+    """Chunks expanded and processed in this process.
+
+    Parameters
+    ----------
+    source : sequence of volumes
+        ``len(source)`` subtomograms; ``source[i]`` returns volume ``i``.
+    tilt_ranges : list of (float, float)
+    params : EMParams
+    """
+
+    def __init__(self, source, tilt_ranges, params):
+        self.n_particles = len(source)
+        self.bounds = _bounds(self.n_particles, int(params.chunk_size))
+        self.box = _first_box(source)
+        t0 = time.perf_counter()
+        self.parts = self._prepare(source, tilt_ranges, params)
+        logger.info("expanded %d subtomograms in %.1f s", self.n_particles,
+                    time.perf_counter() - t0)
+
+    def _prepare(self, source, tilt_ranges, params):
+        return {c: prepare_chunk([source[i] for i in range(s, e)], s, tilt_ranges[s:e],
+                                 params.align, params.normalize, self.box)
+                for c, (s, e) in enumerate(self.bounds)}
+
+    @property
+    def n_chunks(self):
+        return len(self.bounds)
+
+    def map(self, func, *args):
+        """``[func(parts_of_chunk_c, *args) for every chunk c]``, in order."""
+        return [func(self.parts[c], *args) for c in range(self.n_chunks)]
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class PoolRunner(SerialRunner):
+    """Chunks processed by a pool of ``workers`` processes.
+
+    The volumes are read here chunk by chunk and expanded by the workers;
+    each task sends one chunk's expansions to a worker.
+    """
+
+    def __init__(self, source, tilt_ranges, params, workers):
+        ctx = multiprocessing.get_context("fork" if "fork" in
+                                          multiprocessing.get_all_start_methods() else None)
+        self.workers = int(workers)
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        try:
+            super().__init__(source, tilt_ranges, params)
+        except BaseException:
+            self.pool.shutdown(cancel_futures=True)
+            raise
+
+    def _prepare(self, source, tilt_ranges, params):
+        # At most two chunks per worker in flight: volumes are read as they
+        # are needed, never all at once.
+        parts, pending = {}, {}
+        limit = 2 * self.workers
+        for c, (s, e) in enumerate(self.bounds):
+            if len(pending) >= limit:
+                done = min(pending)
+                parts[done] = pending.pop(done).result()
+            pending[c] = self.pool.submit(prepare_chunk, [np.asarray(source[i])
+                                                          for i in range(s, e)],
+                                          s, tilt_ranges[s:e], params.align,
+                                          params.normalize, self.box)
+        for c in sorted(pending):
+            parts[c] = pending[c].result()
+        return parts
+
+    def map(self, func, *args):
+        futures = [self.pool.submit(func, self.parts[c], *args) for c in range(self.n_chunks)]
+        return [f.result() for f in futures]
+
+    def close(self):
+        self.pool.shutdown()
+
+
+class MPIRunner(SerialRunner):
+    """Chunks spread over MPI ranks (chunk ``c`` on rank ``c % size``).
+
+    Every rank must construct it with the same arguments and call
+    :meth:`map` the same number of times (SPMD).
+    """
+
+    def __init__(self, source, tilt_ranges, params, comm):
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        super().__init__(source, tilt_ranges, params)
+
+    def _own(self):
+        return [c for c in range(len(self.bounds)) if c % self.size == self.rank]
+
+    def _prepare(self, source, tilt_ranges, params):
+        parts, error = {}, None
+        try:
+            for c in self._own():
+                s, e = self.bounds[c]
+                parts[c] = prepare_chunk([source[i] for i in range(s, e)], s,
+                                         tilt_ranges[s:e], params.align, params.normalize,
+                                         self.box)
+        except InputError as exc:
+            error = str(exc)
+        # A bad volume on one rank must stop every rank with the same message.
+        errors = [m for m in self.comm.allgather(error) if m]
+        if errors:
+            raise InputError(errors[0])
+        return parts
+
+    def map(self, func, *args):
+        local = {c: func(self.parts[c], *args) for c in self._own()}
+        merged = {}
+        for d in self.comm.allgather(local):
+            merged.update(d)
+        return [merged[c] for c in range(self.n_chunks)]
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+
+def make_runner(source, tilt_ranges, params, workers=1, comm=None):
+    """The runner for a run: MPI if ``comm`` has more than one rank, a
+    process pool if ``workers > 1``, else serial."""
+    if comm is not None and comm.Get_size() > 1:
+        return MPIRunner(source, tilt_ranges, params, comm)
+    if workers is not None and int(workers) > 1:
+        return PoolRunner(source, tilt_ranges, params, workers)
+    return SerialRunner(source, tilt_ranges, params)

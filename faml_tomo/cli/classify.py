@@ -1,0 +1,193 @@
+"""``faml-tomo classify``: FAML (or FA) subtomogram averaging and classification.
+
+Examples
+--------
+Two classes from a RELION-style particle STAR file, 20 iterations::
+
+    faml-tomo classify --star particles.star --classes 2 --tilt-range -60 60 \\
+        --out results/faml --seed 1
+
+All MRC files of a folder, alignment-only comparator, four processes::
+
+    faml-tomo classify --folder subtomos/ --mode fa --workers 4 --out results/fa
+
+Across MPI ranks (the same command on every rank; rank 0 writes)::
+
+    mpirun -n 16 faml-tomo classify --star particles.star --classes 2 --out results/mpi
+    # SLURM: srun -n 16 faml-tomo classify ...
+
+Outputs in ``--out``: ``class_NN.mrc`` (averages), ``particles.star``
+(per-particle class, max posterior, number of candidates and the best
+transform as RELION ZYZ Euler angles ``rlnAngleRot/Tilt/Psi`` in degrees and
+``rlnOriginX/Y/ZAngst``: the transform maps the class average onto the
+particle, ``particle(x) = average(R^T (x - c - t) + c)``, ``R`` = RELION's
+matrix transposed, ``t = origin / voxel size``), ``history.json``
+(log-likelihood and more per iteration), ``job.json`` (version, parameters,
+seed) and the checkpoint ``faml_checkpoint.npz``: running the same command
+again resumes after the last finished iteration.
+"""
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.jobjson import write_job_json
+from ..io.mrc import atomic_path
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "classify", help="FAML subtomogram averaging and classification",
+        description="Reference-free (or reference-started) averaging and classification "
+                    "of subtomograms by FAML: fast rotational alignment gives candidate "
+                    "transforms, maximum likelihood integrates over them (Zhao et al.). "
+                    "--mode fa runs the alignment-only comparator.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--star", type=Path, help="particle STAR file (rlnImageName or "
+                     "rlnSubtomogramName; paths relative to the STAR file)")
+    src.add_argument("--folder", type=Path, help="folder of subtomogram MRC files")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--tilt-range", nargs=2, type=float, default=(-60.0, 60.0),
+                   metavar=("MIN", "MAX"), help="tilt range about Y in degrees "
+                   "(default -60 60; asymmetric allowed)")
+    p.add_argument("--classes", type=int, default=1, help="number of classes K (default 1)")
+    p.add_argument("--iterations", type=int, default=20,
+                   help="largest number of iterations (default 20)")
+    p.add_argument("--mode", choices=("faml", "fa"), default="faml",
+                   help="faml (maximum likelihood, default) or fa (alignment only)")
+    p.add_argument("--references", nargs="+", type=Path, default=None,
+                   help="K initial averages (MRC) instead of a random split")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes on this machine (default 1)")
+    p.add_argument("--resolution", type=float, default=None,
+                   help="low-pass limit in Å for alignment and likelihood (default "
+                        "Nyquist); helps at very low SNR")
+    p.add_argument("--max-candidates", type=int, default=50,
+                   help="candidate transforms per particle and class (default 50)")
+    p.add_argument("--lmax", type=int, default=35,
+                   help="spherical-harmonic degree; Euler grid 2 lmax + 2 (default 35: "
+                        "5 degrees)")
+    p.add_argument("--voronoi-samples", type=int, default=10000,
+                   help="Monte-Carlo samples for the Voronoi weights (default 10000)")
+    p.add_argument("--alpha-trd", type=float, default=1.0,
+                   help="translation weight of the transform distance (default 1)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="do not scale subtomograms to mean 0 / SD 1")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore an existing checkpoint in --out")
+    p.set_defaults(func=run)
+    return p
+
+
+def _mpi_comm():
+    """COMM_WORLD when running under an MPI launcher with several ranks."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    comm = MPI.COMM_WORLD
+    return comm if comm.Get_size() > 1 else None
+
+
+def _inputs(args):
+    """Paths of the subtomograms and the voxel size."""
+    from ..io.mrc import read_mrc_header
+    if args.star is not None:
+        from ..io.star import read_star
+        table = read_star(args.star, dtypes={"rlnImageName": str,
+                                             "rlnSubtomogramName": str})
+        col = next((c for c in ("rlnImageName", "rlnSubtomogramName") if c in table), None)
+        if col is None:
+            raise InputError(f"{args.star}: no rlnImageName or rlnSubtomogramName column")
+        base = args.star.resolve().parent
+        paths = [p if Path(p).is_absolute() else base / p for p in table[col]]
+    else:
+        if not args.folder.is_dir():
+            raise InputError(f"{args.folder}: not a folder")
+        paths = sorted(args.folder.glob("*.mrc"))
+        if not paths:
+            raise InputError(f"{args.folder}: no .mrc files")
+    paths = [Path(p) for p in paths]
+    voxel = read_mrc_header(paths[0]).voxel_size
+    return paths, voxel
+
+
+def run(args):
+    from ..averaging import AlignParams, EMParams, VolumeFiles, classify
+    from ..io.mrc import read_mrc, write_mrc
+    from ..io.star import write_star
+    comm = _mpi_comm()
+    root = comm is None or comm.Get_rank() == 0
+    t0 = time.perf_counter()
+    paths, voxel = _inputs(args)
+    n_box = read_mrc(paths[0])[0].shape[0]
+    r_max = None
+    if args.resolution is not None:
+        if args.resolution <= 2 * voxel:
+            raise InputError(f"--resolution {args.resolution:g} Å is beyond Nyquist "
+                             f"({2 * voxel:g} Å at {voxel:g} Å/px)")
+        r_max = max(2, min(n_box // 2 - 1, int(n_box * voxel / args.resolution)))
+    params = EMParams(n_classes=args.classes, mode=args.mode, max_iter=args.iterations,
+                      n_voronoi=args.voronoi_samples, alpha_trd=args.alpha_trd,
+                      seed=args.seed, normalize=not args.no_normalize,
+                      align=AlignParams(lmax=args.lmax, r_max=r_max,
+                                        max_candidates=args.max_candidates))
+    refs = None
+    if args.references:
+        refs = [read_mrc(p)[0] for p in args.references]
+    out = Path(args.out)
+    if root and args.restart:
+        (out / "faml_checkpoint.npz").unlink(missing_ok=True)
+
+    def progress(state):
+        if root:
+            print(f"iteration {state.iteration}/{params.max_iter}: log-likelihood "
+                  f"{state.log_likelihood[-1]:.6g}, mean score {state.mean_score[-1]:.4f}, "
+                  f"class changes {state.class_changes[-1]}, average change "
+                  f"{state.average_change[-1]:.4f}, sizes "
+                  f"{np.bincount(state.classes, minlength=len(state.alpha)).tolist()}, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+    res = classify(VolumeFiles(paths), tuple(args.tilt_range), params, references=refs,
+                   checkpoint_dir=out, callback=progress, workers=args.workers, comm=comm)
+    if not root:
+        return 0
+    for k, avg in enumerate(res.averages):
+        write_mrc(out / f"class_{k + 1:02d}.mrc", avg, voxel)
+    eul = res.euler_angles()
+    write_star(out / "particles.star", {
+        "rlnImageName": [str(p) for p in paths],
+        "rlnClassNumber": res.classes + 1,
+        "rlnAngleRot": eul[:, 0], "rlnAngleTilt": eul[:, 1], "rlnAnglePsi": eul[:, 2],
+        "rlnOriginXAngst": res.shifts[:, 0] * voxel,
+        "rlnOriginYAngst": res.shifts[:, 1] * voxel,
+        "rlnOriginZAngst": res.shifts[:, 2] * voxel,
+        "rlnMaxValueProbDistribution": res.max_posterior,
+        "rlnNrOfSignificantSamples": res.n_candidates,
+        "famlScore": res.scores,
+    }, "particles")
+    history = {"log_likelihood": res.log_likelihood, "mean_score": res.mean_score,
+               "class_changes": res.class_changes, "average_change": res.average_change,
+               "alpha": res.alpha.tolist(), "sigma": res.sigma, "xi_voxels": res.xi,
+               "iterations": res.n_iterations, "converged": res.converged}
+    with atomic_path(out / "history.json") as tmp:
+        Path(tmp).write_text(json.dumps(history, indent=1))
+    elapsed = time.perf_counter() - t0
+    write_job_json(out / "job.json", "classify",
+                   {**{k: v for k, v in vars(args).items() if k != "func"},
+                    "resolved": {"voxel_size": voxel, "n_particles": len(paths),
+                                 "box": n_box, "r_max": r_max, "mpi_ranks":
+                                 1 if comm is None else comm.Get_size()}},
+                   seed=args.seed, extra={"seconds": round(elapsed, 3),
+                                          "iterations": res.n_iterations,
+                                          "converged": res.converged})
+    print(f"{args.mode.upper()}: {len(paths)} subtomograms, {len(res.averages)} classes, "
+          f"{res.n_iterations} iterations ({'converged' if res.converged else 'not converged'})"
+          f" in {elapsed:.1f} s; wrote {out}")
+    return 0
