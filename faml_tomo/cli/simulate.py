@@ -127,8 +127,9 @@ def _add_tomogram(sub):
     q.add_argument("--misalignment", choices=("none", "bananas", "twisters", "birds"),
                    default="none", help="preset misalignment kind")
     q.add_argument("--magnitude", type=float, default=0.0,
-                   help="bananas/birds: largest shift in Å (linear -M..M across the "
-                        "series); twisters: in-plane rotation in degrees")
+                   help="bananas: constant X offset in Å; birds: largest Y shift in Å "
+                        "(linear -M..M across the series); twisters: in-plane rotation "
+                        "in degrees")
     for ax, unit in (("x", "Å"), ("y", "Å"), ("angle", "degrees")):
         q.add_argument(f"--misalign-{ax}", nargs=7, type=float, default=None,
                        metavar="P", help=f"general model p0..p6 for {ax} ({unit}): d_i = "

@@ -48,10 +48,15 @@ centre, counter-clockwise in (x, y))::
 
     d_i = p0 + p1 i + p2 |sin((i + p3) / S pi)| + p4 sin((i + p5) / S 2 pi) + N(0, p6)
 
-The image is transformed by it (the reconstruction assumes none).  Presets:
-``bananas`` X shift growing linearly from ``-m`` to ``+m`` Å across the
-series; ``birds`` the same along Y; ``twisters`` a constant in-plane
-rotation of ``m`` degrees (tilt-axis angle error).
+The image is transformed by it (the reconstruction assumes none).  Presets,
+as the misalignment paper defines them (de Isidro-Gómez et al. 2024, §2.1):
+``bananas`` a constant X offset of ``m`` Å in every image (the tilt axis is
+off the rotation centre: beads become arcs); ``birds`` a Y shift growing
+linearly from ``-m`` to ``+m`` Å across the series; ``twisters`` a constant
+in-plane rotation of ``m`` degrees (tilt-axis angle error).  An X shift that
+grows linearly across the series is, to first order, only a Z displacement
+of every bead (its projections are those of a moved bead): use the general
+model (``x=(-m, 2m/(S-1), 0, ...)``) for it.
 """
 import logging
 from dataclasses import asdict, dataclass, field
@@ -355,9 +360,9 @@ def misalignment_preset(kind, magnitude, n_images):
     ----------
     kind : {"none", "bananas", "twisters", "birds"}
     magnitude : float
-        Bananas / birds: the largest X / Y shift in Å (linear from ``-m`` at
-        the first image to ``+m`` at the last); twisters: the in-plane
-        rotation in degrees.
+        Bananas: the constant X offset in Å; birds: the largest Y shift in Å
+        (linear from ``-m`` at the first image to ``+m`` at the last);
+        twisters: the in-plane rotation in degrees.
     n_images : int
 
     Returns
@@ -376,8 +381,8 @@ def misalignment_preset(kind, magnitude, n_images):
         raise InputError("a misalignment preset needs at least 2 images")
     linear = (-magnitude, 2 * magnitude / (n_images - 1), 0, 0, 0, 0, 0)
     if kind == "bananas":
-        return MisalignmentModel(x=linear, y=zero, angle=zero, kind=kind,
-                                 magnitude=float(magnitude))
+        return MisalignmentModel(x=(magnitude, 0, 0, 0, 0, 0, 0), y=zero, angle=zero,
+                                 kind=kind, magnitude=float(magnitude))
     if kind == "birds":
         return MisalignmentModel(x=zero, y=linear, angle=zero, kind=kind,
                                  magnitude=float(magnitude))

@@ -318,7 +318,7 @@ def _bead_boxes(ts, box=24):
             for c in ts.beads]
 
 
-@pytest.mark.parametrize("kind,magnitudes", [("bananas", (15, 40, 80, 160)),
+@pytest.mark.parametrize("kind,magnitudes", [("bananas", (8, 20, 40, 80)),
                                              ("birds", (15, 40, 80, 160)),
                                              ("twisters", (0.5, 1, 2, 4))])
 def test_misalignment_distorts_beads_monotonically(kind, magnitudes):
@@ -344,7 +344,7 @@ def test_misalignment_distorts_beads_monotonically(kind, magnitudes):
 def test_misalignment_models():
     n = 41
     dx, dy, da = misalignment_preset("bananas", 80, n).evaluate(n)
-    np.testing.assert_allclose(dx, np.linspace(-80, 80, n))
+    np.testing.assert_allclose(dx, 80.0)          # the paper's constant X offset
     assert not dy.any() and not da.any()
     dx, dy, da = misalignment_preset("birds", 27, n).evaluate(n)
     np.testing.assert_allclose(dy, np.linspace(-27, 27, n))
