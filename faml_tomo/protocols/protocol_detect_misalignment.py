@@ -1,0 +1,317 @@
+"""Scipion protocol: misalignment detection from gold-bead coordinates
+(de Isidro-Gómez et al. 2024, §2.1-2.2).
+
+Glue only: the compute is :mod:`faml_tomo.misalignment` (boxes, networks,
+decision).  TensorFlow is imported inside the step.
+"""
+import json
+import logging
+import os
+
+import numpy as np
+from pwem.protocols import EMProtocol
+from pyworkflow import BETA
+from pyworkflow.object import Float, Integer, String
+from pyworkflow.protocol import params
+
+from ..constants import CITE_MISALIGNMENT, DEFAULT_MODELS_DIR, MODELS_DIR_VAR
+from ..errors import InputError
+from ..misalignment.decision import ALIGNED, CRITERIA, STRONG, UNCLASSIFIED, WEAK
+
+logger = logging.getLogger(__name__)
+
+OUT_SUBTOMOS = "outputSubtomograms"
+OUT_SETS = {ALIGNED: "outputAlignedTomograms", WEAK: "outputWeakMisalignedTomograms",
+            STRONG: "outputStrongMisalignedTomograms"}
+RESULTS_JSON = "misalignment_results.json"
+
+
+class ProtDetectMisalignment(EMProtocol):
+    """Detect misaligned tomograms from their gold fiducials.
+
+    A 32^3 box around every fiducial (resampled so the bead spans 16 voxels)
+    is scored by two 3D CNNs: the *strong* network separates strongly
+    misaligned tomograms from the rest, the *weak* network aligned from
+    weakly misaligned ones.  Each tomogram is classified from the mean (or
+    the votes) of its bead scores.  Tomograms without coordinates are
+    reported as unclassified.
+    """
+    _label = "detect misalignment"
+    _devStatus = BETA
+    _references = [CITE_MISALIGNMENT]
+    _possibleOutputs = {OUT_SUBTOMOS: None, **{v: None for v in OUT_SETS.values()}}
+
+    # --------------------------- DEFINE param functions ----------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputCoordinates", params.PointerParam,
+                      pointerClass="SetOfCoordinates3D", important=True,
+                      label="Fiducial coordinates",
+                      help="Gold-bead coordinates (from the tilt-series alignment or a "
+                           "fiducial finder such as peak high contrast).")
+        form.addParam("useOtherTomograms", params.BooleanParam, default=False,
+                      label="Use other tomograms?",
+                      help="Score the beads in another set of tomograms (e.g. "
+                           "reconstructed differently) instead of the ones the "
+                           "coordinates refer to. Tomograms are matched by tilt-series "
+                           "id; coordinates are rescaled by the sampling ratio.")
+        form.addParam("inputTomograms", params.PointerParam,
+                      pointerClass="SetOfTomograms", allowsNull=True,
+                      condition="useOtherTomograms", label="Tomograms")
+        form.addParam("beadSizeNm", params.FloatParam, default=10.0,
+                      label="Bead diameter (nm)",
+                      help="Gold fiducial diameter; boxes are resampled so it spans 16 "
+                           "voxels.")
+        form.addSection(label="Decision")
+        form.addParam("criterion", params.EnumParam, choices=list(CRITERIA), default=0,
+                      label="Criterion", display=params.EnumParam.DISPLAY_HLIST,
+                      help="mean: mean of the bead scores (recommended). votes: "
+                           "fraction of beads above the threshold.")
+        form.addParam("strongThreshold", params.FloatParam, default=0.5,
+                      label="Strong threshold",
+                      help="Tomograms with an aggregated strong score <= this are "
+                           "strongly misaligned (0.5 suggested).")
+        form.addParam("weakThreshold", params.FloatParam, default=0.5, allowsNull=True,
+                      label="Weak threshold (optional)",
+                      help="Tomograms kept by the strong network with an aggregated "
+                           "weak score <= this are weakly misaligned. Leave empty to "
+                           "only separate strongly misaligned tomograms from the rest "
+                           "(all others go to the aligned output; sort them by their "
+                           "weak score).")
+        form.addSection(label="Compute")
+        form.addParam("useGpu", params.BooleanParam, default=False, label="Use GPU?",
+                      help="The networks are small: the CPU is usually enough.")
+        form.addParam("gpuList", params.StringParam, default="0", condition="useGpu",
+                      label="GPU id", help="TensorFlow GPU index (the first one is used).")
+        form.addParam("batchSize", params.IntParam, default=64, expertLevel=1,
+                      label="Batch size")
+
+    # --------------------------- INSERT steps functions ----------------------
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.scoreStep)
+        self._insertFunctionStep(self.createOutputStep)
+
+    # --------------------------- helpers -------------------------------------
+    def _getTomograms(self):
+        coords = self.inputCoordinates.get()
+        if self.useOtherTomograms and self.inputTomograms.get() is not None:
+            return self.inputTomograms.get()
+        return coords.getPrecedents()
+
+    @staticmethod
+    def _modelsDir():
+        try:
+            from .. import Plugin
+            return Plugin.getModelsDir()
+        except Exception:           # plugin class unavailable
+            return os.environ.get(MODELS_DIR_VAR) or DEFAULT_MODELS_DIR
+
+    def _weakThreshold(self):
+        v = self.weakThreshold.get()
+        return None if v is None else float(v)
+
+    def _gpu(self):
+        if not self.useGpu:
+            return None
+        first = str(self.gpuList.get() or "0").replace(",", " ").split()
+        return int(first[0]) if first else 0
+
+    @staticmethod
+    def _tsId(tomo):
+        ts = tomo.getTsId() if hasattr(tomo, "getTsId") else None
+        return ts or os.path.splitext(os.path.basename(tomo.getFileName()))[0]
+
+    def _coordinatesByTomogram(self, tomos):
+        """``{tsId: (n, 3) voxel coordinates in the target tomogram}`` and
+        the coordinate objects in the same order."""
+        cset = self.inputCoordinates.get()
+        from tomo.constants import BOTTOM_LEFT_CORNER
+        prec = {self._tsId(t): t for t in cset.getPrecedents().iterItems()}
+        c_sr = cset.getSamplingRate() or next(iter(prec.values())).getSamplingRate()
+        out, objs = {}, {}
+        targets = {self._tsId(t): t for t in tomos.iterItems()}
+        for coord in cset.iterCoordinates():
+            ts = coord.getTomoId() or self._tsId(coord.getVolume())
+            if ts not in targets:
+                continue
+            p = np.array(coord.getPosition(BOTTOM_LEFT_CORNER), float)
+            src = prec.get(ts)
+            tgt = targets[ts]
+            if src is not None and tgt is not src:
+                f = c_sr / tgt.getSamplingRate()
+                dim_s = np.array(src.getDimensions(), float)
+                dim_t = np.array(tgt.getDimensions(), float)
+                p = (p - dim_s / 2) * f + dim_t / 2
+            out.setdefault(ts, []).append(p)
+            objs.setdefault(ts, []).append(coord.clone())
+        return {k: np.array(v) for k, v in out.items()}, objs
+
+    # --------------------------- STEPS functions -----------------------------
+    def scoreStep(self):
+        from ..io.mrc import open_mrc, write_mrc
+        from ..misalignment.detect import score_tomogram
+        from ..misalignment.predict import MisalignmentScorer
+        tomos = self._getTomograms()
+        coords, _ = self._coordinatesByTomogram(tomos)
+        scorer = MisalignmentScorer(self._modelsDir(), gpu=self._gpu(),
+                                    batch_size=self.batchSize.get())
+        bead_A = 10.0 * self.beadSizeNm.get()
+        crit = CRITERIA[self.criterion.get()]
+        results = {}
+        box_dir = self._getExtraPath("boxes")
+        os.makedirs(box_dir, exist_ok=True)
+        for tomo in tomos.iterItems():
+            ts = self._tsId(tomo)
+            xyz = coords.get(ts, np.zeros((0, 3)))
+            with open_mrc(tomo.getFileName()) as (data, _vs):
+                res = score_tomogram(ts, data, xyz, tomo.getSamplingRate(), bead_A,
+                                     scorer, crit, self.strongThreshold.get(),
+                                     self._weakThreshold(), keep_boxes=True)
+            if res.boxes is not None:
+                for i, b in enumerate(res.boxes):
+                    write_mrc(os.path.join(box_dir, f"{ts}_{i + 1:04d}.mrc"), b,
+                              res.box_sampling)
+            for w in res.warnings:
+                logger.warning("%s: %s", ts, w)
+            d = res.decision
+            results[ts] = {"label": d.label, "strong_score": d.strong_score,
+                           "weak_score": d.weak_score, "n_beads": d.n_beads,
+                           "message": d.message, "warnings": res.warnings,
+                           "strong": res.strong.tolist(), "weak": res.weak.tolist(),
+                           "outside": np.asarray(res.outside_fraction).tolist(),
+                           "coords": np.asarray(res.coords).tolist(),
+                           "box_sampling": res.box_sampling}
+            print(f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
+                  f"{d.weak_score:.3f}, {d.n_beads} beads) {d.message}", flush=True)
+        with open(self._getExtraPath(RESULTS_JSON), "w") as fh:
+            json.dump(results, fh, indent=1, default=float)
+
+    def _results(self):
+        path = self._getExtraPath(RESULTS_JSON)
+        if not os.path.exists(path):
+            return None
+        with open(path) as fh:
+            return json.load(fh)
+
+    def createOutputStep(self):
+        from tomo.objects import SetOfSubTomograms, SetOfTomograms, SubTomogram
+        results = self._results()
+        tomos = self._getTomograms()
+        _, objs = self._coordinatesByTomogram(tomos)
+        bead_sampling = 10.0 * self.beadSizeNm.get() / 16.0
+        subs = SetOfSubTomograms.create(self._getPath(), suffix="beads")
+        subs.copyInfo(tomos)
+        subs.setSamplingRate(bead_sampling)
+        sets = {}
+        for tomo in tomos.iterItems():
+            ts = self._tsId(tomo)
+            r = results[ts]
+            for i, coord in enumerate(objs.get(ts, [])):
+                sub = SubTomogram()
+                sub.setLocation(os.path.join(self._getExtraPath("boxes"),
+                                             f"{ts}_{i + 1:04d}.mrc"))
+                sub.setSamplingRate(bead_sampling)
+                sub.setCoordinate3D(coord)
+                sub.setVolName(ts)
+                sub.setVolId(tomo.getObjId())
+                if tomo.getAcquisition() is not None:
+                    sub.setAcquisition(tomo.getAcquisition())
+                sub._strongScore = Float(r["strong"][i])
+                sub._weakScore = Float(r["weak"][i])
+                sub._outsideFraction = Float(r["outside"][i])
+                sub._tomoMisalignment = String(r["label"])
+                subs.append(sub)
+            if r["label"] == UNCLASSIFIED:
+                continue
+            if r["label"] not in sets:
+                s = SetOfTomograms.create(self._getPath(), suffix=r["label"])
+                s.copyInfo(tomos)
+                sets[r["label"]] = s
+            t = tomo.clone()
+            t._strongScore = Float(r["strong_score"])
+            t._weakScore = Float(r["weak_score"])
+            t._numberOfBeads = Integer(r["n_beads"])
+            t._misalignment = String(r["label"])
+            sets[r["label"]].append(t)
+        src = self.inputTomograms if (self.useOtherTomograms and
+                                      self.inputTomograms.get() is not None) \
+            else self.inputCoordinates
+        if subs.getSize():
+            self._defineOutputs(**{OUT_SUBTOMOS: subs})
+            self._defineSourceRelation(self.inputCoordinates, subs)
+        for label, s in sets.items():
+            self._defineOutputs(**{OUT_SETS[label]: s})
+            self._defineSourceRelation(src, s)
+
+    # --------------------------- INFO functions ------------------------------
+    def _validate(self):
+        errors = []
+        from ..misalignment.detect import check_parameters
+        try:
+            check_parameters(10.0 * (self.beadSizeNm.get() or 0),
+                             CRITERIA[self.criterion.get() or 0],
+                             self.strongThreshold.get(), self._weakThreshold())
+        except InputError as exc:
+            errors.append(str(exc))
+        if self.useOtherTomograms and self.inputTomograms.get() is None:
+            errors.append("Use other tomograms is set: select the tomograms")
+        folder = self._modelsDir()
+        for name in ("strong.keras", "weak.keras"):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                errors.append(f"{path}: trained network not found (set {MODELS_DIR_VAR} "
+                              f"or reinstall the plugin)")
+        if self.useGpu:
+            try:
+                self._gpu()
+            except ValueError:
+                errors.append(f"GPU id must be an integer such as 0, got "
+                              f"{self.gpuList.get()!r}")
+        return errors
+
+    def _warnings(self):
+        from ..misalignment.detect import sampling_warnings
+        warns = []
+        try:
+            tomos = self._getTomograms()
+            sr = tomos.getSamplingRate()
+            warns = sampling_warnings(sr, 10.0 * self.beadSizeNm.get())
+        except Exception as exc:        # inputs not ready yet
+            logger.debug("no sampling warnings: %s", exc)
+        return warns
+
+    def _summary(self):
+        results = self._results()
+        if not results:
+            return ["Not run yet."]
+        labels = [r["label"] for r in results.values()]
+        thr = self._weakThreshold()
+        out = [f"{len(labels)} tomograms, {sum(r['n_beads'] for r in results.values())} "
+               f"beads scored (criterion {CRITERIA[self.criterion.get()]}, strong "
+               f"threshold {self.strongThreshold.get():g}, weak threshold "
+               f"{'none' if thr is None else f'{thr:g}'})."]
+        names = {ALIGNED: "aligned" if thr is not None else "not strongly misaligned",
+                 WEAK: "weakly misaligned", STRONG: "strongly misaligned"}
+        for label, attr in OUT_SETS.items():
+            out.append(f"{names[label]}: {labels.count(label)} ({attr})")
+        for ts, r in results.items():
+            if r["label"] == UNCLASSIFIED:
+                out.append(f"unclassified: {ts}: {r['message']}")
+        warns = sorted({w for r in results.values() for w in r.get("warnings", [])})
+        out.extend(f"Warning: {w}" for w in warns)
+        return out
+
+    def _methods(self):
+        results = self._results()
+        if not results:
+            return []
+        thr = self._weakThreshold()
+        return [f"Tomogram alignment was assessed with the deep misalignment detection "
+                f"of de Isidro-Gómez et al. [{CITE_MISALIGNMENT}] (faml_tomo "
+                f"re-implementation trained on simulated tilt series): "
+                f"{sum(r['n_beads'] for r in results.values())} fiducial boxes of 32^3 "
+                f"voxels ({10 * self.beadSizeNm.get() / 16:.2f} Å/voxel, bead diameter "
+                f"{self.beadSizeNm.get():g} nm) from {len(results)} tomograms were scored; "
+                f"tomograms were classified by the {CRITERIA[self.criterion.get()]} score "
+                f"with thresholds {self.strongThreshold.get():g} (strong) and "
+                f"{'none' if thr is None else f'{thr:g}'} (weak)."]

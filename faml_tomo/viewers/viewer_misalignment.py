@@ -1,0 +1,242 @@
+"""Plots of misalignment-detection results, and the Scipion viewer of
+:class:`~faml_tomo.protocols.ProtDetectMisalignment`.
+
+The plotting functions are plain matplotlib (no pyplot state, no display):
+they take the per-tomogram results (as the protocol stores them in
+``extra/misalignment_results.json``: ``{tsId: {"label", "strong",
+"weak", "strong_score", "weak_score", ...}}``) and return a
+:class:`matplotlib.figure.Figure`, or draw into one given as ``fig``.
+"""
+import json
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["LABEL_COLOURS", "score_histograms", "tomogram_score_plot", "box_gallery",
+           "load_results"]
+
+LABEL_COLOURS = {"aligned": "#2ca02c", "weak": "#ff7f0e", "strong": "#d62728",
+                 "unclassified": "#7f7f7f"}
+_ORDER = ("aligned", "weak", "strong", "unclassified")
+
+
+def load_results(path):
+    """Read ``misalignment_results.json``."""
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _num(value):
+    """float, NaN for None / missing."""
+    return float("nan") if value is None else float(value)
+
+
+def _figure(fig, figsize):
+    if fig is None:
+        fig = Figure(figsize=figsize)
+    fig.clear()
+    return fig
+
+
+def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20,
+                     fig=None):
+    """Histograms of the per-bead scores of both networks, stacked by the
+    decision of the bead's tomogram.
+
+    Parameters
+    ----------
+    results : dict
+        ``{tsId: {"label": str, "strong": [...], "weak": [...]}}``.
+    strong_threshold, weak_threshold : float
+        Drawn as vertical lines (the weak one if given).
+    """
+    fig = _figure(fig, (9, 3.8))
+    axes = fig.subplots(1, 2)
+    edges = np.linspace(0, 1, bins + 1)
+    for ax, key, title, thr in ((axes[0], "strong", "strong network", strong_threshold),
+                                (axes[1], "weak", "weak network", weak_threshold)):
+        data, colours, names = [], [], []
+        for label in _ORDER:
+            vals = [v for r in results.values() if r["label"] == label
+                    for v in r.get(key, [])]
+            if vals:
+                data.append(np.asarray(vals, float))
+                colours.append(LABEL_COLOURS[label])
+                names.append(f"{label} ({len(vals)})")
+        if data:
+            ax.hist(data, bins=edges, stacked=True, color=colours, label=names)
+            ax.legend(title="tomogram", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no scores", ha="center", va="center",
+                    transform=ax.transAxes)
+        if thr is not None:
+            ax.axvline(thr, color="k", ls="--", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("score (1 = aligned)")
+        ax.set_ylabel("beads")
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def tomogram_score_plot(results, strong_threshold=0.5, weak_threshold=None, fig=None):
+    """Aggregated strong (circles) and weak (triangles) score of each
+    tomogram, sorted by strong score, coloured by decision."""
+    fig = _figure(fig, (max(5, 0.35 * len(results) + 2), 4))
+    ax = fig.subplots(1, 1)
+    items = sorted(results.items(), key=lambda kv: (np.nan_to_num(
+        _num(kv[1].get("strong_score")), nan=-1), kv[0]))
+    x = np.arange(len(items))
+    for i, (name, r) in enumerate(items):
+        c = LABEL_COLOURS.get(r["label"], "k")
+        s, w = _num(r.get("strong_score")), _num(r.get("weak_score"))
+        ax.plot(i, s, "o", color=c)
+        ax.plot(i, w, "^", color=c, mfc="none")
+        if r["label"] == "unclassified":
+            ax.plot(i, 0.02, "x", color=c)
+    ax.axhline(strong_threshold, color="k", ls="--", lw=1, label="strong threshold")
+    if weak_threshold is not None:
+        ax.axhline(weak_threshold, color="k", ls=":", lw=1, label="weak threshold")
+    for label in _ORDER:
+        if any(r["label"] == label for _, r in items):
+            ax.plot([], [], "s", color=LABEL_COLOURS[label], label=label)
+    ax.plot([], [], "ko", label="strong score")
+    ax.plot([], [], "k^", mfc="none", label="weak score")
+    ax.set_xticks(x)
+    ax.set_xticklabels([n for n, _ in items], rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("tomogram score (1 = aligned)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
+    """Central XY, XZ and YZ slices of the ``n`` lowest- and ``n``
+    highest-scoring boxes.
+
+    Parameters
+    ----------
+    boxes : sequence of numpy.ndarray (32, 32, 32) or callable
+        Boxes indexed ``[z, y, x]``, or ``boxes(i)`` returning box ``i``
+        (loaded lazily).
+    scores : array_like, shape (m,)
+    n : int
+        Boxes per end.
+    names : sequence of str, optional
+        Label of each box (e.g. ``"TS_01 #3"``).
+    """
+    scores = np.asarray(scores, float)
+    order = np.argsort(scores, kind="stable")
+    low = list(order[:n])
+    high = [i for i in order[::-1][:n] if i not in low]
+    picks = [("lowest", i) for i in low] + [("highest", i) for i in high]
+    fig = _figure(fig, (7.5, 1.35 * max(len(picks), 1) + 0.5))
+    if not picks:
+        ax = fig.subplots(1, 1)
+        ax.text(0.5, 0.5, "no boxes", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    get = boxes if callable(boxes) else (lambda i: boxes[i])
+    axes = np.atleast_2d(fig.subplots(len(picks), 3))
+    for row, (end, i) in enumerate(picks):
+        b = np.asarray(get(int(i)), float)
+        c = np.array(b.shape) // 2
+        views = (("XY", b[c[0]]), ("XZ", b[:, c[1], :]), ("YZ", b[:, :, c[2]]))
+        lo, hi = np.percentile(b, [1, 99])
+        for col, (plane, img) in enumerate(views):
+            ax = axes[row, col]
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="lower")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(plane, fontsize=9)
+        label = names[i] if names is not None else f"#{i}"
+        axes[row, 0].set_ylabel(f"{end}\n{label}\n{scores[i]:.2f}", fontsize=7)
+    fig.suptitle(f"lowest / highest {title}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------- Scipion viewer ----------------------------------
+try:
+    from pwem.viewers import EmPlotter, EmProtocolViewer
+    from pyworkflow.protocol import params as _params
+    from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
+
+    from ..protocols.protocol_detect_misalignment import (RESULTS_JSON,
+                                                          ProtDetectMisalignment)
+except ImportError:                  # pragma: no cover - compute-only install
+    EmProtocolViewer = None
+
+if EmProtocolViewer is not None:
+    class MisalignmentViewer(EmProtocolViewer):
+        """Scores and decisions of a misalignment-detection run."""
+        _label = "misalignment scores"
+        _targets = [ProtDetectMisalignment]
+        _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+        def _defineParams(self, form):
+            form.addSection(label="Visualization")
+            form.addParam("showHistograms", _params.LabelParam,
+                          label="Score histograms of both networks")
+            form.addParam("showTomograms", _params.LabelParam,
+                          label="Per-tomogram scores")
+            form.addParam("galleryNetwork", _params.EnumParam, choices=["strong", "weak"],
+                          default=0, label="Gallery sorted by",
+                          display=_params.EnumParam.DISPLAY_HLIST)
+            form.addParam("galleryCount", _params.IntParam, default=4,
+                          label="Boxes at each end")
+            form.addParam("showGallery", _params.LabelParam,
+                          label="Lowest / highest scoring boxes")
+
+        def _getVisualizeDict(self):
+            return {"showHistograms": self._histograms, "showTomograms": self._tomograms,
+                    "showGallery": self._gallery}
+
+        def _param(self, name, default):
+            """Form value, or the default before the form exists."""
+            obj = getattr(self, name, None)
+            value = obj.get() if obj is not None and hasattr(obj, "get") else None
+            return default if value is None else value
+
+        def _results(self):
+            return load_results(self.protocol._getExtraPath(RESULTS_JSON))
+
+        def _thresholds(self):
+            return self.protocol.strongThreshold.get(), self.protocol._weakThreshold()
+
+        def _plotter(self, draw, title):
+            plotter = EmPlotter(windowTitle=title)
+            draw(plotter.getFigure())
+            return [plotter]
+
+        def _histograms(self, _param=None):
+            s, w = self._thresholds()
+            return self._plotter(lambda f: score_histograms(self._results(), s, w, fig=f),
+                                 "Misalignment score histograms")
+
+        def _tomograms(self, _param=None):
+            s, w = self._thresholds()
+            return self._plotter(lambda f: tomogram_score_plot(self._results(), s, w,
+                                                               fig=f),
+                                 "Tomogram scores")
+
+        def _gallery(self, _param=None):
+            from ..io.mrc import read_mrc
+            key = ("strong", "weak")[self._param("galleryNetwork", 0)]
+            res = self._results()
+            files, scores, names = [], [], []
+            box_dir = self.protocol._getExtraPath("boxes")
+            for ts, r in res.items():
+                for i, v in enumerate(r.get(key, [])):
+                    files.append(os.path.join(box_dir, f"{ts}_{i + 1:04d}.mrc"))
+                    scores.append(v)
+                    names.append(f"{ts} #{i + 1}")
+            return self._plotter(
+                lambda f: box_gallery(lambda i: read_mrc(files[i])[0], scores,
+                                      self._param("galleryCount", 4), names,
+                                      f"{key} score",
+                                      fig=f),
+                "Misalignment box gallery")
