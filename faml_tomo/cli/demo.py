@@ -17,7 +17,7 @@ from ..io import atomic_path, write_job_json, write_mrc
 
 logger = logging.getLogger(__name__)
 
-TOMO_CASES = [("TS_aligned", "none", 0.0), ("TS_weak_birds", "birds", 40.0),
+TOMO_CASES = [("TS_aligned", "none", 0.0), ("TS_weak_birds", "birds", 22.0),
               ("TS_strong_bananas", "bananas", 300.0)]
 PIXEL_SIZE = 15.0
 BEAD_NM = 10.0
@@ -211,6 +211,12 @@ def run(args):
     seconds = time.perf_counter() - t0
     write_report(out, fid_rows, mis_rows, faml, seconds)
     write_job_json(out / "job.json", "demo", vars(args) | {"func": None}, seed=args.seed,
-                   extra={"seconds": seconds, "faml": faml})
+                   extra={"seconds": seconds, "faml": faml,
+                          "fiducials": [dict(zip(("tomogram", "found", "true", "recall",
+                                                  "precision", "rms", "relaxed"), r))
+                                        for r in fid_rows],
+                          "misalignment": [dict(zip(("tomogram", "simulated", "decision",
+                                                     "strong", "weak", "beads"), r))
+                                           for r in (mis_rows or [])]})
     say(f"done: report in {out / 'report.md'}")
     return 0
