@@ -108,15 +108,21 @@ def detect_misalignment(cases, out, say):
     except InputError as exc:
         say(f"misalignment detection skipped: {exc}")
         return None
-    rows = []
+    from ..viewers.viewer_misalignment import score_histograms, tomogram_score_plot
+    rows, results = [], {}
     for case in cases:
         res = score_tomogram(case["name"], case["tomogram"], case.get("coords", case["truth"]),
                              PIXEL_SIZE, BEAD_NM * 10, scorer, weak_threshold=0.5)
         d = res.decision
+        results[case["name"]] = {"label": d.label, "strong": res.strong.tolist(),
+                                 "weak": res.weak.tolist(), "strong_score": d.strong_score,
+                                 "weak_score": d.weak_score}
         rows.append((case["name"], case["kind"], d.label, d.strong_score, d.weak_score,
                      d.n_beads))
         say(f"misalignment of {case['name']}: {d.label} (strong {d.strong_score:.2f}, "
             f"weak {d.weak_score:.2f}, {d.n_beads} beads)")
+    _save(score_histograms(results, 0.5, 0.5), out / "figures" / "misalignment_scores.png")
+    _save(tomogram_score_plot(results, 0.5, 0.5), out / "figures" / "misalignment_tomograms.png")
     return rows
 
 
