@@ -35,9 +35,10 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The same tests the way Scipion runs them.
+# The protocol tests the way Scipion runs them (pw_run_tests takes module names).
+PROTOCOL_TESTS = $(shell grep -l "^class .*FamlTomoProtocolTest" faml_tomo/tests/test_*.py | sed 's|/|.|g; s|\.py$$||')
 scipion-tests: $(STAMP)
-	$(BIN)/python -m faml_tomo.tests.scipion_env $(BIN)/python -m pyworkflow.apps.pw_run_tests faml_tomo.tests
+	$(BIN)/python -m faml_tomo.tests.scipion_env $(BIN)/python -m pyworkflow.apps.pw_run_tests $(PROTOCOL_TESTS)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
