@@ -79,6 +79,15 @@ def add_parser(subparsers):
                    help="translation weight of the transform distance (default 1)")
     p.add_argument("--no-normalize", action="store_true",
                    help="do not scale subtomograms to mean 0 / SD 1")
+    p.add_argument("--init", choices=("random", "kmeans"), default="random",
+                   help="initial split for K > 1: the paper's random split (default) or "
+                        "k-means of rotation-invariant shell-power descriptors")
+    p.add_argument("--full-band", action="store_true",
+                   help="the paper's behaviour: no frequency marching and no FSC weighting "
+                        "(whole band from the first iteration)")
+    p.add_argument("--start-resolution", type=float, default=None,
+                   help="frequency marching: first low-pass limit in Å (default box/8 "
+                        "shells, i.e. 8 voxels)")
     p.add_argument("--restart", action="store_true",
                    help="ignore an existing checkpoint in --out")
     p.set_defaults(func=run)
@@ -133,7 +142,15 @@ def run(args):
             raise InputError(f"--resolution {args.resolution:g} Å is beyond Nyquist "
                              f"({2 * voxel:g} Å at {voxel:g} Å/px)")
         r_max = max(2, min(n_box // 2 - 1, int(n_box * voxel / args.resolution)))
+    r_start = None
+    if args.start_resolution is not None:
+        if args.start_resolution <= 2 * voxel:
+            raise InputError(f"--start-resolution {args.start_resolution:g} Å is beyond "
+                             f"Nyquist ({2 * voxel:g} Å at {voxel:g} Å/px)")
+        r_start = max(1, int(n_box * voxel / args.start_resolution))
     params = EMParams(n_classes=args.classes, mode=args.mode, max_iter=args.iterations,
+                      init=args.init, marching=not args.full_band,
+                      fsc_weight=not args.full_band, r_start=r_start,
                       n_voronoi=args.voronoi_samples, alpha_trd=args.alpha_trd,
                       seed=args.seed, normalize=not args.no_normalize,
                       align=AlignParams(lmax=args.lmax, r_max=r_max,
@@ -152,6 +169,7 @@ def run(args):
                   f"class changes {state.class_changes[-1]}, average change "
                   f"{state.average_change[-1]:.4f}, sizes "
                   f"{np.bincount(state.classes, minlength=len(state.alpha)).tolist()}, "
+                  f"band {state.radius[-1]} shells (FSC {state.fsc_radius[-1]}), "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
 
     res = classify(VolumeFiles(paths), tuple(args.tilt_range), params, references=refs,
@@ -175,7 +193,8 @@ def run(args):
     history = {"log_likelihood": res.log_likelihood, "mean_score": res.mean_score,
                "class_changes": res.class_changes, "average_change": res.average_change,
                "alpha": res.alpha.tolist(), "sigma": res.sigma, "xi_voxels": res.xi,
-               "iterations": res.n_iterations, "converged": res.converged}
+               "iterations": res.n_iterations, "converged": res.converged,
+               "band_radius": res.radius, "fsc_radius": res.fsc_radius}
     with atomic_path(out / "history.json") as tmp:
         Path(tmp).write_text(json.dumps(history, indent=1))
     elapsed = time.perf_counter() - t0

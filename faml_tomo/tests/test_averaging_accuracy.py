@@ -3,11 +3,24 @@ maps (../shared/data/structures) at 20 Å/px, box 32, by faml_tomo.simulation
 (CTF, MTF, missing wedge, white noise at the SNR; protein made bright).
 
 All slow (run with ``pytest --runslow``); skipped when the maps are absent.
-The averages are compared with the truth after aligning the truth onto them,
-both low-passed to the band used by the run.  FAML (like the paper) does not
-correct the CTF, so the truth is compared after the same CTF and MTF (no
-wedge): against the plain map even a perfect average would reach only
-r = 0.76 (full band) / 0.85 (r_max = n/4) for 4v4r at -6 µm defocus.
+The runs use the package defaults (frequency marching from n/8 shells,
+half-set FSC weighting, leave-one-out FAML scores; (a) also with the k-means
+initial split) inside an 80 Å band (``r_max = n/4``) unless said otherwise.
+
+What the truth comparison is: the averages are compared with the truth after
+aligning the truth onto them, both low-passed to the band used by the run
+(80 Å).  FAML (like the paper) does not correct the CTF, so the truth is
+passed through the same CTF and MTF as the data (no wedge, no noise): against
+the plain map even a perfect average would reach only r = 0.76 (full band) /
+0.85 (80 Å).  Phase flipping would change nothing here: at -6 µm and 20 Å/px
+the first CTF zero (~34 Å) lies beyond Nyquist (40 Å), the CTF only damps the
+low frequencies (|CTF| 0.07-0.2 below 160 Å).
+
+Ceilings measured with the true transforms (wedge-compensated average of the
+back-rotated subtomograms, no FSC weighting), 80 Å: (b) r = 0.84, (c) 0.80.
+At SNR 0.003 single subtomograms cannot be aligned: even against the true
+(filtered) structure only ~13% of the best transforms are within 20° of the
+truth, so the averages of (b) mostly reflect the particle's overall shape.
 """
 import numpy as np
 import pytest
@@ -48,19 +61,22 @@ def _expected_average(truth):
     return np.fft.irfftn(np.fft.rfftn(truth) * h, s=truth.shape)
 
 
-def test_a_ribosome_vs_proteasome_k2():
+@pytest.mark.parametrize("r_max, init", [(BOX // 4, "random"), (None, "kmeans")],
+                         ids=["80A_random", "full_band_kmeans"])
+def test_a_ribosome_vs_proteasome_k2(r_max, init):
     """4v4r vs 3j9i, 100 each, SNR 0.01, ±60°, K=2: FAML F1 >= 0.99."""
     s = _simulate({"4v4r": _structure("4v4r"), "3j9i": _structure("3j9i")}, [100, 100], 0.01)
-    # Low-passed to 80 Å (r_max = n/4): with the full band at SNR 0.01 the
-    # particles' own noise in the averages dominates the class evidence and
-    # the random initial split does not resolve (measured F1 0.52).
+    # Band 80 Å (r_max = n/4) or the full band, marching inside it.
+    # Measured: paper settings (random split, full band) F1 0.525; random
+    # split at 80 Å ~0.98; defaults without leave-one-out at 80 Å 0.98999899
+    # (2 of 200 wrong); with marching, FSC weighting and leave-one-out 0.995
+    # (1 wrong) at 80 Å with the random split and at 80 Å and full band
+    # (marched to 11 shells) with the k-means split; ~7-14 min on 2 cores.
     res = classify(s.volumes, (-60, 60), n_classes=2, max_iter=20, seed=0,
-                   align=AlignParams(r_max=BOX // 4, lmax=17))
+                   align=AlignParams(r_max=r_max, lmax=17), init=init)
     f1 = f1_score(s.truth.class_index, res.classes)
-    print(f"F1 {f1:.3f} after {res.n_iterations} iterations")
-    assert f1 >= 0.9
-    if f1 < 0.99:
-        pytest.xfail(f"issue-4 target (a) not met: F1 {f1:.3f}")
+    print(f"F1 {f1:.4f} after {res.n_iterations} iterations, band {res.radius}")
+    assert f1 >= 0.99
 
 
 def _faml_vs_fa(s, truth, tilt, params):
@@ -75,7 +91,9 @@ def _faml_vs_fa(s, truth, tilt, params):
 
 def test_b_single_structure_snr0003():
     """One structure, 100 subtomograms, SNR 0.003, ±60°: FAML r >= 0.7 and
-    >= FA + 0.2 (paper: 0.77 vs 0.19)."""
+    >= FA + 0.2 (paper: 0.77 vs 0.19).  Not met: measured FAML 0.573, FA
+    0.517 (before marching/FSC weighting/leave-one-out: 0.523 vs 0.463);
+    ceiling with the true transforms 0.84."""
     truth = _structure("4v4r")
     s = _simulate({"4v4r": truth}, 100, 0.003, seed=2)
     out = _faml_vs_fa(s, truth, (-60, 60), AlignParams(r_max=BOX // 4, lmax=17))
@@ -87,7 +105,8 @@ def test_b_single_structure_snr0003():
 
 def test_c_preferred_orientation_wedge40():
     """50 subtomograms, SNR 0.01, ±40°, rotations about Y only: FAML r >= 0.75
-    and >= FA (paper: 0.78 vs 0.49)."""
+    and >= FA (paper: 0.78 vs 0.49).  r >= 0.75 not met: measured FAML 0.617,
+    FA 0.569 (before: 0.551 vs 0.472); ceiling with the true transforms 0.80."""
     truth = _structure("4v4r")
     s = _simulate({"4v4r": truth}, 50, 0.01, tilt=(-40.0, 40.0), orientations="y", seed=3)
     out = _faml_vs_fa(s, truth, (-40, 40), AlignParams(r_max=BOX // 4, lmax=17))

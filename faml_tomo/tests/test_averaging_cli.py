@@ -37,6 +37,8 @@ def test_classify_cli_outputs_and_resume(tmp_path, capsys):
     assert job["seed"] == 4 and job["command"] == "classify"
     hist = json.loads((out / "history.json").read_text())
     assert len(hist["log_likelihood"]) == 2
+    assert hist["band_radius"][0] == 3          # frequency marching from n/8 (>= 3)
+    assert "band 3 shells" in printed
     # Same command again: resumes from the checkpoint, nothing left to do.
     assert main(argv) == 0
     assert "iteration 1/2" not in capsys.readouterr().out
@@ -68,3 +70,6 @@ def test_classify_cli_bad_input(tmp_path, capsys):
     assert main(["classify", "--folder", str(folder), "--out", str(tmp_path / "o"),
                  "--classes", "3"]) == 2
     assert "exceeds" in capsys.readouterr().err
+    assert main(["classify", "--folder", str(folder), "--out", str(tmp_path / "o"),
+                 "--start-resolution", "15"]) == 2
+    assert "beyond Nyquist" in capsys.readouterr().err
