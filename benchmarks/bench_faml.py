@@ -25,18 +25,14 @@ Options: ``--quick`` (fewer pairs, skips N=200), ``--json PATH``.
 """
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from faml_tomo import __version__  # noqa: E402
 from faml_tomo.averaging import (AlignParams, EMParams, align, classify,  # noqa: E402
                                  prepare_reference, prepare_subtomogram)
 from faml_tomo.averaging.align import band_geometry  # noqa: E402
@@ -49,22 +45,8 @@ PAPER_S_PER_ITER = {32: 56.0, 64: 150.0}
 TARGET_S_PER_ITER = {32: 3.0, 64: 15.0}
 
 
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from common import machine  # noqa: E402
 
-
-def machine():
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else os.cpu_count()
-    return {"cpu": cpu_model(), "cores": cores, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "faml_tomo": __version__,
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
 def structure(box):

@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from faml_tomo import __version__  # noqa: E402
 from faml_tomo.fiducials import (  # noqa: E402
     PeakHighContrastParams,
     box_inside,
@@ -53,24 +51,8 @@ BOX = 32
 
 
 # ----------------------------------------------------------------- machine --
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from common import machine  # noqa: E402
 
-
-def machine():
-    import scipy
-    import skimage
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-             else os.cpu_count())
-    return {"cpu": cpu_model(), "cores": cores, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__,
-            "scikit-image": skimage.__version__, "faml_tomo": __version__}
 
 
 # -------------------------------------------------------------------- data --
@@ -301,7 +283,7 @@ def main(argv=None):
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    info = machine()
+    info = machine("skimage")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"threads: {args.threads}\n")
 

@@ -19,19 +19,15 @@ Options: ``--workers N`` (scipy.fft threads, default 1), ``--json PATH``.
 """
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from faml_tomo import __version__  # noqa: E402
 from faml_tomo.geometry import matrix_to_euler  # noqa: E402
 from faml_tomo.simulation import (AcquisitionParams, SlabParams,  # noqa: E402
                                   SubtomogramParams, make_phantom, reconstruct_wbp,
@@ -40,22 +36,8 @@ from faml_tomo.simulation.optics import ctf, detector_mtf, wedge_mask  # noqa: E
 from faml_tomo.simulation.reconstruct import filter_projections  # noqa: E402
 
 
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from common import machine  # noqa: E402
 
-
-def machine():
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else os.cpu_count()
-    return {"cpu": cpu_model(), "cores": cores, "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "faml_tomo": __version__,
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
 def timed(fn, *args, **kw):
