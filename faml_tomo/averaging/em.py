@@ -75,7 +75,8 @@ from .wedge import check_tilt_range, wedge_observed
 logger = logging.getLogger(__name__)
 
 __all__ = ["EMParams", "EMState", "ChunkStats", "ClassificationResult", "classify",
-           "prepare_data", "estep_chunk", "CHECKPOINT_NAME"]
+           "prepare_data", "estep_chunk", "result_from_state", "check_mask",
+           "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "faml_checkpoint.npz"
 _MODES = ("faml", "fa")
@@ -212,6 +213,11 @@ class EMParams:
             raise InputError(f"alpha_trd must be >= 0, got {self.alpha_trd}")
         if int(self.chunk_size) < 1:
             raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if not 4 <= int(self.align.lmax) <= 64:
+            raise InputError(f"angular bandwidth lmax must be between 4 and 64, got "
+                             f"{self.align.lmax}")
+        if not self.tol >= 0:
+            raise InputError(f"convergence tolerance must be >= 0, got {self.tol}")
         if int(self.align.max_candidates) < 1:
             raise InputError(f"max_candidates must be >= 1, got {self.align.max_candidates}")
         if self.init not in _INITS:
@@ -260,7 +266,7 @@ class EMState:
     fsc : list of float
         Last half-set FSC curve, shells ``r_min..r_max`` (None before the
         first iteration).
-    classes, max_posterior, rotations, shifts, n_candidates, scores : ndarray
+    classes, max_posterior, rotations, shifts, n_candidates, scores, logliks : ndarray
         Per-subtomogram outcome of the last E-step (None before the first).
     """
     iteration: int
@@ -283,6 +289,7 @@ class EMState:
     shifts: np.ndarray = None
     n_candidates: np.ndarray = None
     scores: np.ndarray = None
+    logliks: np.ndarray = None
 
 
 @dataclass
@@ -331,6 +338,10 @@ class ClassificationResult:
         (frequency marching; constant without it).
     fsc_radius : list of int
         Half-set FSC resolution in shells after each iteration.
+    logliks : numpy.ndarray, shape (N,)
+        Each subtomogram's log-likelihood ``log p(X_i)`` under the model of
+        the last E-step (FA: of its single best transform); they sum to the
+        last entry of :attr:`log_likelihood`.
     """
     averages: np.ndarray
     classes: np.ndarray
@@ -352,6 +363,7 @@ class ClassificationResult:
     seed: int
     radius: list = None
     fsc_radius: list = None
+    logliks: np.ndarray = None
 
     def euler_angles(self):
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
@@ -380,6 +392,7 @@ class ChunkStats:
     shifts: list = field(default_factory=list)
     n_candidates: list = field(default_factory=list)
     scores: list = field(default_factory=list)
+    logliks: list = field(default_factory=list)
 
     @classmethod
     def zeros(cls, k, m):
@@ -397,7 +410,7 @@ class ChunkStats:
         for name in ("sq", "t2", "missing", "loglik", "score"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("index", "classes", "max_posterior", "rotations", "shifts",
-                     "n_candidates", "scores"):
+                     "n_candidates", "scores", "logliks"):
             getattr(self, name).extend(getattr(other, name))
         return self
 
@@ -483,6 +496,10 @@ class LeaveOneOut:
         Posterior mass of each class in the M-step that made ``spectra``.
     classes, max_posterior, rotations, shifts : numpy.ndarray
         Per subtomogram, from that E-step.
+    mask : numpy.ndarray, shape (n, n, n), optional
+        Real-space reference mask (see :func:`classify`).
+    radius : int, optional
+        Band radius of the E-step (reapplied after masking).
     """
     spectra: np.ndarray
     filter: np.ndarray
@@ -491,6 +508,8 @@ class LeaveOneOut:
     max_posterior: np.ndarray
     rotations: np.ndarray
     shifts: np.ndarray
+    mask: np.ndarray = None
+    radius: int = None
 
 
 def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
@@ -511,7 +530,7 @@ def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
     own = float(loo.max_posterior[part.index]) * (vals - mask * loo.spectra[k]) / g
     spec = loo.filter * (loo.spectra[k] - own)
     out = list(refs)
-    out[k] = prepare_reference(spec=_half_from_band(spec, geom), n=part.n, params=ap)
+    out[k] = _reference(spec, geom, ap, loo.mask, loo.radius)
     return out
 
 
@@ -532,8 +551,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
         c = cands[k]
         sel = [(k, 0, 1.0)]
         t2 = float(c.shifts[0] @ c.shifts[0])
-        acc.loglik += float(log_alpha[k] - c.sq_dist[0] / (2 * sigma2) - t2 / (2 * xi2)
-                            + const)
+        ll_i = float(log_alpha[k] - c.sq_dist[0] / (2 * sigma2) - t2 / (2 * xi2) + const)
         post_k, phi, n_c = 1.0, 0, len(c)
         acc.sq += float(c.sq_dist[0])
         acc.t2 += t2
@@ -552,7 +570,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
         owner = np.concatenate(owner)
         lse = logsumexp(logw)
         gamma = np.exp(logw - lse)
-        acc.loglik += float(lse + const)
+        ll_i = float(lse + const)
         mass = np.bincount(owner, weights=gamma, minlength=n_k)
         k = int(np.argmax(mass))
         post_k = float(mass[k])
@@ -568,6 +586,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
             acc.sq += float(g @ c.sq_dist)
             acc.t2 += float(g @ np.sum(c.shifts ** 2, axis=1))
             sel.extend((kk, j, float(g[j])) for j in np.flatnonzero(g >= params.min_posterior))
+    acc.loglik += ll_i
     acc.missing += geom.n_full - part.n_obs
     for kk, j, g in sel:
         c = cands[kk]
@@ -586,6 +605,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
     acc.shifts.append(best.shifts[phi])
     acc.n_candidates.append(n_c)
     acc.scores.append(float(best.scores[phi]))
+    acc.logliks.append(ll_i)
 
 
 def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration, loo=None):
@@ -621,6 +641,51 @@ def _half_from_band(values, geom):
     half = np.zeros(n * n * (n // 2 + 1), dtype=complex)
     half[geom.index] = values
     return half.reshape(n, n, n // 2 + 1)
+
+
+def _reference(values, geom, align_params, mask=None, radius=None):
+    """Prepared E-step reference from band values; with a mask, the average
+    is multiplied by it in real space and cut back to the band (and to the
+    marching radius: the mask's edge would otherwise leak high frequencies)."""
+    half = _half_from_band(values, geom)
+    if mask is not None:
+        masked = spectrum(volume_from_spectrum(half, geom.n) * mask).reshape(-1)[geom.index]
+        if radius is not None:
+            masked = _lowpass(masked, geom, radius)
+        half = _half_from_band(masked, geom)
+    return prepare_reference(spec=half, n=geom.n, params=align_params)
+
+
+def check_mask(mask, n):
+    """Check a reference mask for boxes of ``n`` voxels.
+
+    Parameters
+    ----------
+    mask : array_like, shape (n, n, n)
+        Real-space weights in ``[0, 1]`` (binary or soft-edged), ``[z, y, x]``.
+    n : int
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n, n, n)
+
+    Raises
+    ------
+    InputError
+        Wrong shape, non-finite values, values outside ``[0, 1]`` (beyond a
+        rounding tolerance) or an empty mask.
+    """
+    m = np.asarray(mask, dtype=float)
+    if m.shape != (n, n, n):
+        raise InputError(f"mask has shape {m.shape}, the subtomograms are {n}^3 voxels")
+    if not np.all(np.isfinite(m)):
+        raise InputError("mask contains NaN or infinite values")
+    if m.min() < -1e-3 or m.max() > 1 + 1e-3:
+        raise InputError(f"mask values must lie in [0, 1], got {m.min():.3g}..{m.max():.3g}")
+    m = np.clip(m, 0.0, 1.0)
+    if m.sum() < 1.0:
+        raise InputError("mask is empty (sums to less than one voxel)")
+    return m
 
 
 def _init_sums(parts, labels, k, m):
@@ -904,7 +969,7 @@ def _load_checkpoint(path, fingerprint):
 
 # --------------------------------------------------------------------------- driver
 
-def _leave_one_out_data(state, params, geom, radius, n_part):
+def _leave_one_out_data(state, params, geom, radius, n_part, mask=None):
     if not (params.leave_one_out and params.mode == "faml" and state.classes is not None):
         return None
     filt = np.ones(len(geom.index))
@@ -913,7 +978,8 @@ def _leave_one_out_data(state, params, geom, radius, n_part):
     filt = _lowpass(filt, geom, radius)
     return LeaveOneOut(spectra=state.spectra, filter=filt, gamma=state.alpha * n_part,
                        classes=state.classes, max_posterior=state.max_posterior,
-                       rotations=state.rotations, shifts=state.shifts)
+                       rotations=state.rotations, shifts=state.shifts, mask=mask,
+                       radius=radius)
 
 
 def _run_estep(runner, refs, state, params, iteration, loo=None):
@@ -922,6 +988,22 @@ def _run_estep(runner, refs, state, params, iteration, loo=None):
                         iteration, loo):
         total = r if total is None else total.add(r)        # chunk order
     return total
+
+
+def result_from_state(state, params, n):
+    """The :class:`ClassificationResult` of a state (e.g. in a ``callback``,
+    to save every iteration's averages).
+
+    Parameters
+    ----------
+    state : EMState
+        After at least one finished iteration.
+    params : EMParams
+        The run's settings.
+    n : int
+        Box size in voxels.
+    """
+    return _result(state, params, band_geometry(n, *params.align.band(n)))
 
 
 def _result(state, params, geom):
@@ -936,11 +1018,13 @@ def _result(state, params, geom):
         mean_score=list(state.mean_score), class_changes=list(state.class_changes),
         average_change=list(state.average_change), n_iterations=state.iteration,
         converged=state.converged, mode=params.mode, seed=params.seed,
-        radius=list(state.radius), fsc_radius=list(state.fsc_radius))
+        radius=list(state.radius), fsc_radius=list(state.fsc_radius),
+        logliks=state.logliks)
 
 
 def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
-             checkpoint_dir=None, callback=None, workers=1, comm=None, **overrides):
+             checkpoint_dir=None, callback=None, workers=1, comm=None, mask=None,
+             **overrides):
     """FAML (or FA) averaging and classification of subtomograms.
 
     Parameters
@@ -967,6 +1051,11 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
         Spread the subtomograms over MPI ranks (same result as serial);
         every rank calls :func:`classify` with the same arguments, only rank
         0 writes the checkpoint.
+    mask : numpy.ndarray, shape (n, n, n), optional
+        Real-space reference mask in ``[0, 1]`` (soft edges recommended):
+        the class averages are multiplied by it before each alignment, so
+        that only the masked region drives alignment and likelihood (the
+        averages returned are not masked).
     **overrides
         Fields of :class:`EMParams` (e.g. ``n_classes=2, mode="fa"``).
 
@@ -978,7 +1067,8 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
     ------
     InputError
         Mixed or non-cubic boxes, constant or non-finite volumes, ``K > N``,
-        tilt range outside [-90, 90], unusable settings.
+        tilt range outside [-90, 90], unusable settings, a mask of the wrong
+        size or with values outside [0, 1].
     """
     params = dataclasses.replace(params or EMParams(), **overrides)
     n_part = len(subtomograms)
@@ -987,17 +1077,32 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
     params.check(n_part)
     ranges = _as_tilt_ranges(tilt_range, n_part)
     with make_runner(subtomograms, ranges, params, workers, comm) as runner:
-        return _classify(runner, params, references, checkpoint_dir, callback, comm)
+        return _classify(runner, params, references, checkpoint_dir, callback, comm, mask)
 
 
-def _classify(runner, params, references, checkpoint_dir, callback, comm):
+def _digest(volumes):
+    """Checkpoint key of the user references (``True`` without: the key of
+    runs made before references were hashed)."""
+    if volumes is None:
+        return True
+    h = hashlib.sha1()
+    for v in volumes:
+        h.update(np.asarray(v, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=None):
     n_part = runner.n_particles
     summary = runner.map(_chunk_summary)
     n = summary[0][0]
     geom = band_geometry(n, *params.align.band(n))
+    mask_digest = None
+    if mask is not None:
+        mask = check_mask(mask, n)
+        mask_digest = hashlib.sha1(mask.astype(np.float32).tobytes()).hexdigest()
     fingerprint = json.dumps([params.fingerprint(), n_part, n,
                               hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
-                              references is None])
+                              _digest(references)] + ([mask_digest] if mask is not None else []))
     is_root = comm is None or comm.Get_rank() == 0
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     state = None
@@ -1014,9 +1119,9 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm):
         it = state.iteration
         r_cur = (int(state.r_current) if state.r_current is not None
                  else params.start_radius(n))
-        refs = [prepare_reference(spec=_half_from_band(s, geom), n=n, params=params.align)
+        refs = [_reference(s, geom, params.align, mask, r_cur)
                 for s in _model_spectra(state, params, geom, r_cur)]
-        loo = _leave_one_out_data(state, params, geom, r_cur, n_part)
+        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask)
         stats = _run_estep(runner, refs, state, params, it, loo)
         classes = np.asarray(stats.classes)
         changes = (int(np.count_nonzero(classes != state.classes))
@@ -1043,7 +1148,7 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm):
             classes=classes, max_posterior=np.asarray(stats.max_posterior),
             rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
             n_candidates=np.asarray(stats.n_candidates),
-            scores=np.asarray(stats.scores))
+            scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks))
         if ckpt is not None and is_root:
             _save_checkpoint(ckpt, state, fingerprint)
         logger.info("%s iteration %d: log-likelihood %.6g, mean score %.4f, "

@@ -20,7 +20,7 @@ from .wedge import wedge_mask
 logger = logging.getLogger(__name__)
 
 __all__ = ["phantom", "load_structure", "SimulatedSet", "simulate_subtomograms", "correlation",
-           "aligned_correlation", "f1_score"]
+           "aligned_correlation", "f1_score", "relative_pose_errors"]
 
 
 def phantom(n=32, seed=0, n_blobs=8, radius=None, sigma=0.8):
@@ -221,3 +221,37 @@ def f1_score(true_classes, pred_classes):
             f1s.append(0.0 if tp == 0 else 2 * prec * rec / (prec + rec))
         best = max(best, float(np.mean(f1s)))
     return best
+
+
+def relative_pose_errors(rotations, shifts, true_rotations, true_shifts):
+    """Pose errors of a reference-free run, up to the frame of its average.
+
+    A reference-free average sits in its own frame, the truth turned by a
+    global ``(G, g)``: estimated poses follow ``R_i = R*_i G`` and
+    ``t_i = t*_i + R*_i g``.  ``G`` is the mean of ``R*_i^T R_i`` (chordal
+    L2 mean) and ``g`` the median of ``R*_i^T (t_i - t*_i)``; the errors are
+    each particle's departure from them.  Use it per class, on asymmetric
+    structures.
+
+    Parameters
+    ----------
+    rotations, true_rotations : numpy.ndarray, shape (N, 3, 3)
+    shifts, true_shifts : numpy.ndarray, shape (N, 3)
+        Voxels ``(x, y, z)``, :mod:`faml_tomo.geometry` convention.
+
+    Returns
+    -------
+    angle_deg : numpy.ndarray, shape (N,)
+        Rotation error in degrees.
+    shift_px : numpy.ndarray, shape (N,)
+        Translation error in voxels.
+    """
+    from scipy.spatial.transform import Rotation
+    r = np.asarray(rotations, dtype=float)
+    rt = np.asarray(true_rotations, dtype=float)
+    g_i = np.einsum("nji,njk->nik", rt, r)                       # R*^T R
+    g = Rotation.from_matrix(g_i).mean().as_matrix()
+    angle = np.degrees(np.arccos(np.clip((np.einsum("nij,ij->n", g_i, g) - 1) / 2, -1, 1)))
+    d = np.einsum("nji,nj->ni", rt, np.asarray(shifts, float) - np.asarray(true_shifts, float))
+    shift = np.linalg.norm(d - np.median(d, axis=0), axis=1)
+    return angle, shift

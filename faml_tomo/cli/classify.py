@@ -16,18 +16,24 @@ Across MPI ranks (the same command on every rank; rank 0 writes)::
     mpirun -n 16 faml-tomo classify --star particles.star --classes 2 --out results/mpi
     # SLURM: srun -n 16 faml-tomo classify ...
 
+Per-particle tilt ranges (subtomograms from tomograms with different tilt
+ranges) come from the optional STAR columns ``famlTiltMin`` / ``famlTiltMax``
+(degrees); rows without them use ``--tilt-range``.
+
 Outputs in ``--out``: ``class_NN.mrc`` (averages), ``particles.star``
-(per-particle class, max posterior, number of candidates and the best
-transform as RELION ZYZ Euler angles ``rlnAngleRot/Tilt/Psi`` in degrees and
-``rlnOriginX/Y/ZAngst``: the transform maps the class average onto the
-particle, ``particle(x) = average(R^T (x - c - t) + c)``, ``R`` = RELION's
-matrix transposed, ``t = origin / voxel size``), ``history.json``
-(log-likelihood and more per iteration), ``job.json`` (version, parameters,
-seed) and the checkpoint ``faml_checkpoint.npz``: running the same command
-again resumes after the last finished iteration.
+(per-particle class, max posterior, number of candidates, log-likelihood and
+the best transform as RELION ZYZ Euler angles ``rlnAngleRot/Tilt/Psi`` in
+degrees and ``rlnOriginX/Y/ZAngst``: the transform maps the class average
+onto the particle, ``particle(x) = average(R^T (x - c - t) + c)``, ``R`` =
+RELION's matrix transposed, ``t = origin / voxel size``), ``history.json``
+(log-likelihood, class sizes and more per iteration), ``iterations/`` (the
+averages and per-particle results of every iteration), ``job.json``
+(version, parameters, seed) and the checkpoint ``faml_checkpoint.npz``:
+running the same command again resumes after the last finished iteration,
+and a larger ``--iterations`` continues a finished run.
 """
-import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -35,7 +41,6 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.jobjson import write_job_json
-from ..io.mrc import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +67,15 @@ def add_parser(subparsers):
                    help="faml (maximum likelihood, default) or fa (alignment only)")
     p.add_argument("--references", nargs="+", type=Path, default=None,
                    help="K initial averages (MRC) instead of a random split")
+    p.add_argument("--mask", type=Path, default=None,
+                   help="reference mask (MRC, values 0..1, soft edge recommended, box of "
+                        "the subtomograms): only the masked region of the averages drives "
+                        "alignment and likelihood")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="converged when every class average changes by less than this "
+                        "fraction (and at most 0.5%% of the particles change class; "
+                        "default 0.01)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes on this machine (default 1)")
     p.add_argument("--resolution", type=float, default=None,
@@ -89,7 +102,8 @@ def add_parser(subparsers):
                    help="frequency marching: first low-pass limit in Å (default box/8 "
                         "shells, i.e. 8 voxels)")
     p.add_argument("--restart", action="store_true",
-                   help="ignore an existing checkpoint in --out")
+                   help="ignore an existing checkpoint in --out (and remove its "
+                        "per-iteration files)")
     p.set_defaults(func=run)
     return p
 
@@ -104,9 +118,13 @@ def _mpi_comm():
     return comm if comm.Get_size() > 1 else None
 
 
+TILT_COLUMNS = ("famlTiltMin", "famlTiltMax")
+
+
 def _inputs(args):
-    """Paths of the subtomograms and the voxel size."""
+    """Paths of the subtomograms, their tilt ranges and the voxel size."""
     from ..io.mrc import read_mrc_header
+    tilt = tuple(args.tilt_range)
     if args.star is not None:
         from ..io.star import read_star
         table = read_star(args.star, dtypes={"rlnImageName": str,
@@ -116,6 +134,13 @@ def _inputs(args):
             raise InputError(f"{args.star}: no rlnImageName or rlnSubtomogramName column")
         base = args.star.resolve().parent
         paths = [p if Path(p).is_absolute() else base / p for p in table[col]]
+        if not paths:
+            raise InputError(f"{args.star}: no particles")
+        if all(c in table for c in TILT_COLUMNS):
+            tilt = [(float(a), float(b)) for a, b in zip(*(table[c] for c in TILT_COLUMNS))]
+        elif any(c in table for c in TILT_COLUMNS):
+            raise InputError(f"{args.star}: give both {TILT_COLUMNS[0]} and "
+                             f"{TILT_COLUMNS[1]} columns, or neither")
     else:
         if not args.folder.is_dir():
             raise InputError(f"{args.folder}: not a folder")
@@ -124,17 +149,18 @@ def _inputs(args):
             raise InputError(f"{args.folder}: no .mrc files")
     paths = [Path(p) for p in paths]
     voxel = read_mrc_header(paths[0]).voxel_size
-    return paths, voxel
+    return paths, tilt, voxel
 
 
 def run(args):
     from ..averaging import AlignParams, EMParams, VolumeFiles, classify
-    from ..io.mrc import read_mrc, write_mrc
-    from ..io.star import write_star
+    from ..averaging.em import CHECKPOINT_NAME, result_from_state
+    from ..averaging.outputs import ITERATIONS_DIR, write_final, write_iteration
+    from ..io.mrc import read_mrc
     comm = _mpi_comm()
     root = comm is None or comm.Get_rank() == 0
     t0 = time.perf_counter()
-    paths, voxel = _inputs(args)
+    paths, tilt, voxel = _inputs(args)
     n_box = read_mrc(paths[0])[0].shape[0]
     r_max = None
     if args.resolution is not None:
@@ -149,6 +175,7 @@ def run(args):
                              f"Nyquist ({2 * voxel:g} Å at {voxel:g} Å/px)")
         r_start = max(1, int(n_box * voxel / args.start_resolution))
     params = EMParams(n_classes=args.classes, mode=args.mode, max_iter=args.iterations,
+                      tol=args.tolerance,
                       init=args.init, marching=not args.full_band,
                       fsc_weight=not args.full_band, r_start=r_start,
                       n_voronoi=args.voronoi_samples, alpha_trd=args.alpha_trd,
@@ -158,12 +185,15 @@ def run(args):
     refs = None
     if args.references:
         refs = [read_mrc(p)[0] for p in args.references]
+    mask = read_mrc(args.mask)[0] if args.mask is not None else None
     out = Path(args.out)
     if root and args.restart:
-        (out / "faml_checkpoint.npz").unlink(missing_ok=True)
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+        shutil.rmtree(out / ITERATIONS_DIR, ignore_errors=True)
 
     def progress(state):
         if root:
+            write_iteration(out, result_from_state(state, params, n_box), voxel)
             print(f"iteration {state.iteration}/{params.max_iter}: log-likelihood "
                   f"{state.log_likelihood[-1]:.6g}, mean score {state.mean_score[-1]:.4f}, "
                   f"class changes {state.class_changes[-1]}, average change "
@@ -172,31 +202,12 @@ def run(args):
                   f"band {state.radius[-1]} shells (FSC {state.fsc_radius[-1]}), "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
 
-    res = classify(VolumeFiles(paths), tuple(args.tilt_range), params, references=refs,
-                   checkpoint_dir=out, callback=progress, workers=args.workers, comm=comm)
+    res = classify(VolumeFiles(paths), tilt, params, references=refs,
+                   checkpoint_dir=out, callback=progress, workers=args.workers, comm=comm,
+                   mask=mask)
     if not root:
         return 0
-    for k, avg in enumerate(res.averages):
-        write_mrc(out / f"class_{k + 1:02d}.mrc", avg, voxel)
-    eul = res.euler_angles()
-    write_star(out / "particles.star", {
-        "rlnImageName": [str(p) for p in paths],
-        "rlnClassNumber": res.classes + 1,
-        "rlnAngleRot": eul[:, 0], "rlnAngleTilt": eul[:, 1], "rlnAnglePsi": eul[:, 2],
-        "rlnOriginXAngst": res.shifts[:, 0] * voxel,
-        "rlnOriginYAngst": res.shifts[:, 1] * voxel,
-        "rlnOriginZAngst": res.shifts[:, 2] * voxel,
-        "rlnMaxValueProbDistribution": res.max_posterior,
-        "rlnNrOfSignificantSamples": res.n_candidates,
-        "famlScore": res.scores,
-    }, "particles")
-    history = {"log_likelihood": res.log_likelihood, "mean_score": res.mean_score,
-               "class_changes": res.class_changes, "average_change": res.average_change,
-               "alpha": res.alpha.tolist(), "sigma": res.sigma, "xi_voxels": res.xi,
-               "iterations": res.n_iterations, "converged": res.converged,
-               "band_radius": res.radius, "fsc_radius": res.fsc_radius}
-    with atomic_path(out / "history.json") as tmp:
-        Path(tmp).write_text(json.dumps(history, indent=1))
+    write_final(out, res, paths, voxel)
     elapsed = time.perf_counter() - t0
     write_job_json(out / "job.json", "classify",
                    {**{k: v for k, v in vars(args).items() if k != "func"},

@@ -73,3 +73,51 @@ def test_classify_cli_bad_input(tmp_path, capsys):
     assert main(["classify", "--folder", str(folder), "--out", str(tmp_path / "o"),
                  "--start-resolution", "15"]) == 2
     assert "beyond Nyquist" in capsys.readouterr().err
+
+
+def test_classify_cli_iterations_tilt_columns_mask_and_continue(tmp_path, capsys):
+    from faml_tomo.averaging.outputs import (finished_iterations, iteration_average_path,
+                                             read_history, read_iteration)
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_set(data)
+    star = read_star(data / "in.star")
+    star["famlTiltMin"] = [-60.0, -50.0, -60.0, -45.0, -60.0, -60.0]
+    star["famlTiltMax"] = [60.0, 55.0, 60.0, 45.0, 60.0, 60.0]
+    write_star(data / "tilt.star", star, "particles")
+    z, y, x = np.mgrid[:20, :20, :20] - 10
+    mask = np.clip(8.0 - np.sqrt(x ** 2 + y ** 2 + z ** 2), 0, 1).astype(np.float32)
+    write_mrc(tmp_path / "mask.mrc", mask, 20.0)
+    out = tmp_path / "out"
+    argv = ["classify", "--star", str(data / "tilt.star"), "--out", str(out),
+            "--lmax", "23", "--voronoi-samples", "500", "--seed", "4",
+            "--mask", str(tmp_path / "mask.mrc")]
+    assert main(argv + ["--iterations", "1"]) == 0
+    assert finished_iterations(out) == [1]
+    # A larger --iterations continues the same run (the protocol's one step per
+    # iteration) and ends where an uninterrupted run ends.
+    assert main(argv + ["--iterations", "2"]) == 0
+    assert finished_iterations(out) == [1, 2]
+    assert iteration_average_path(out, 2, 0).exists()
+    hist = read_history(out)
+    assert hist["iterations"] == 2 and hist["class_sizes"] == [[6], [6]]
+    it2 = read_iteration(out, 2)
+    assert it2["averages"].shape == (1, 20, 20, 20) and it2["logliks"].shape == (6,)
+    assert np.isclose(it2["logliks"].sum(), hist["log_likelihood"][-1])
+    once = tmp_path / "once"
+    assert main([a if a != str(out) else str(once) for a in argv]
+                + ["--iterations", "2"]) == 0
+    np.testing.assert_allclose(read_iteration(once)["averages"], it2["averages"])
+    stars = read_star(out / "particles.star")
+    assert "rlnLogLikeliContribution" in stars
+    capsys.readouterr()
+    # A mask of the wrong size is named.
+    write_mrc(tmp_path / "small.mrc", mask[:10, :10, :10], 20.0)
+    bad = argv[:-1] + [str(tmp_path / "small.mrc"), "--out", str(tmp_path / "o2")]
+    assert main(bad) == 2
+    assert "mask has shape" in capsys.readouterr().err
+    del star["famlTiltMax"]
+    write_star(data / "half.star", star, "particles")
+    assert main(["classify", "--star", str(data / "half.star"), "--out",
+                 str(tmp_path / "o3")]) == 2
+    assert "famlTiltMax" in capsys.readouterr().err

@@ -1,0 +1,191 @@
+"""Files of a classification run: per-iteration and final outputs.
+
+One folder holds a run (the CLI's ``--out``, the protocol's ``extra/run``)::
+
+    faml_checkpoint.npz            resume point (:mod:`.em`)
+    class_01.mrc ...               final class averages
+    particles.star                 final per-particle results (RELION labels)
+    history.json                   per-iteration log-likelihood, class sizes, ...
+    iterations/it001_class01.mrc   averages of every iteration
+    iterations/it001.npz           per-particle results of every iteration
+
+Everything is written atomically (temporary file, then rename), so a run
+stopped at any point leaves complete files of its finished iterations.  The
+viewers read these files back with :func:`read_history` and
+:func:`read_iteration`.
+"""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.mrc import atomic_path, write_mrc
+
+__all__ = ["ITERATIONS_DIR", "HISTORY_NAME", "PARTICLES_NAME", "class_average_path",
+           "iteration_average_path", "write_iteration", "write_final", "read_history",
+           "read_iteration", "finished_iterations"]
+
+ITERATIONS_DIR = "iterations"
+HISTORY_NAME = "history.json"
+PARTICLES_NAME = "particles.star"
+_PER_PARTICLE = ("classes", "max_posterior", "scores", "n_candidates", "rotations",
+                 "shifts", "logliks")
+
+
+def class_average_path(out_dir, k):
+    """Final average of class ``k`` (0-based)."""
+    return Path(out_dir) / f"class_{k + 1:02d}.mrc"
+
+
+def iteration_average_path(out_dir, iteration, k):
+    """Average of class ``k`` (0-based) after ``iteration`` (1-based)."""
+    return Path(out_dir) / ITERATIONS_DIR / f"it{iteration:03d}_class{k + 1:02d}.mrc"
+
+
+def _iteration_npz(out_dir, iteration):
+    return Path(out_dir) / ITERATIONS_DIR / f"it{iteration:03d}.npz"
+
+
+def finished_iterations(out_dir):
+    """Iterations (1-based, ascending) whose files are complete."""
+    folder = Path(out_dir) / ITERATIONS_DIR
+    if not folder.is_dir():
+        return []
+    its = []
+    for p in folder.glob("it*.npz"):
+        m = re.fullmatch(r"it(\d{3,})\.npz", p.name)
+        if m:
+            its.append(int(m.group(1)))
+    return sorted(its)
+
+
+def write_iteration(out_dir, result, voxel_size):
+    """Save the averages and per-particle results of the iteration that
+    ``result`` describes (``result.n_iterations``), then refresh the history.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    result : ClassificationResult
+    voxel_size : float
+        Å per voxel, written into the MRC headers.
+    """
+    it = int(result.n_iterations)
+    (Path(out_dir) / ITERATIONS_DIR).mkdir(parents=True, exist_ok=True)
+    for k, avg in enumerate(result.averages):
+        write_mrc(iteration_average_path(out_dir, it, k), avg, voxel_size)
+    arrays = {name: np.asarray(getattr(result, name)) for name in _PER_PARTICLE
+              if getattr(result, name) is not None}
+    with atomic_path(_iteration_npz(out_dir, it)) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, alpha=np.asarray(result.alpha), **arrays)
+    _write_history(out_dir, result)
+
+
+def _write_history(out_dir, result):
+    sizes = {}
+    k = len(result.alpha)
+    for it in finished_iterations(out_dir):
+        if it > result.n_iterations:
+            continue
+        with np.load(_iteration_npz(out_dir, it)) as z:
+            sizes[it] = np.bincount(z["classes"], minlength=k).tolist()
+    history = {
+        "iterations": int(result.n_iterations), "converged": bool(result.converged),
+        "mode": result.mode, "seed": int(result.seed), "n_classes": k,
+        "n_particles": int(len(result.classes)), "box": int(result.averages.shape[-1]),
+        "log_likelihood": list(result.log_likelihood), "mean_score": list(result.mean_score),
+        "class_changes": list(result.class_changes),
+        "average_change": list(result.average_change),
+        "class_sizes": [sizes.get(i + 1) for i in range(int(result.n_iterations))],
+        "alpha": np.asarray(result.alpha).tolist(), "sigma": float(result.sigma),
+        "xi_voxels": float(result.xi), "band_radius": list(result.radius or []),
+        "fsc_radius": list(result.fsc_radius or []),
+    }
+    with atomic_path(Path(out_dir) / HISTORY_NAME) as tmp:
+        Path(tmp).write_text(json.dumps(history, indent=1))
+    return history
+
+
+def write_final(out_dir, result, paths, voxel_size):
+    """Final class averages, ``particles.star`` and ``history.json``.
+
+    ``particles.star`` lists each subtomogram with its class
+    (``rlnClassNumber``, 1-based), the best transform as RELION ZYZ Euler
+    angles (``rlnAngleRot/Tilt/Psi``, degrees) and origin
+    (``rlnOriginX/Y/ZAngst``), the class posterior
+    (``rlnMaxValueProbDistribution``), the number of candidate transforms
+    (``rlnNrOfSignificantSamples``), the best constrained correlation
+    (``famlScore``) and the log-likelihood (``rlnLogLikeliContribution``).
+    """
+    from ..io.star import write_star
+    for k, avg in enumerate(result.averages):
+        write_mrc(class_average_path(out_dir, k), avg, voxel_size)
+    eul = result.euler_angles()
+    cols = {
+        "rlnImageName": [str(p) for p in paths],
+        "rlnClassNumber": np.asarray(result.classes) + 1,
+        "rlnAngleRot": eul[:, 0], "rlnAngleTilt": eul[:, 1], "rlnAnglePsi": eul[:, 2],
+        "rlnOriginXAngst": result.shifts[:, 0] * voxel_size,
+        "rlnOriginYAngst": result.shifts[:, 1] * voxel_size,
+        "rlnOriginZAngst": result.shifts[:, 2] * voxel_size,
+        "rlnMaxValueProbDistribution": result.max_posterior,
+        "rlnNrOfSignificantSamples": result.n_candidates,
+        "famlScore": result.scores,
+    }
+    if result.logliks is not None:
+        cols["rlnLogLikeliContribution"] = result.logliks
+    write_star(Path(out_dir) / PARTICLES_NAME, cols, "particles")
+    return _write_history(out_dir, result)
+
+
+def read_history(out_dir):
+    """The run's ``history.json`` as a dict.
+
+    Raises
+    ------
+    InputError
+        No history in ``out_dir`` (the run has not finished an iteration).
+    """
+    path = Path(out_dir) / HISTORY_NAME
+    if not path.is_file():
+        raise InputError(f"{path}: no history (no finished iteration)")
+    return json.loads(path.read_text())
+
+
+def read_iteration(out_dir, iteration=None, averages=True):
+    """Results of one finished iteration.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    iteration : int, optional
+        1-based; default the last finished one.
+    averages : bool
+        Also read the class averages.
+
+    Returns
+    -------
+    dict
+        ``iteration``, ``alpha`` and the per-particle arrays ``classes``,
+        ``max_posterior``, ``scores``, ``n_candidates``, ``rotations``,
+        ``shifts``, ``logliks``; with ``averages``, ``averages`` of shape
+        ``(K, n, n, n)``.
+    """
+    from ..io.mrc import read_mrc
+    its = finished_iterations(out_dir)
+    if not its:
+        raise InputError(f"{out_dir}: no finished iteration")
+    it = its[-1] if iteration is None else int(iteration)
+    if it not in its:
+        raise InputError(f"{out_dir}: iteration {it} not found (finished: "
+                         f"{its[0]}..{its[-1]})")
+    with np.load(_iteration_npz(out_dir, it)) as z:
+        out = {name: z[name] for name in z.files}
+    out["iteration"] = it
+    if averages:
+        out["averages"] = np.stack([read_mrc(iteration_average_path(out_dir, it, k))[0]
+                                    for k in range(len(out["alpha"]))])
+    return out

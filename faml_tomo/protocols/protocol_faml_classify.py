@@ -1,0 +1,537 @@
+"""Scipion protocol: reference-free subtomogram averaging and classification
+by FAML (Zhao et al. 2018).
+
+Glue only: the input set is written as a particle STAR file, every iteration
+runs ``faml-tomo classify`` (:mod:`faml_tomo.cli.classify`, in this process
+or under MPI through ``runJob``) on the run folder ``extra/run``, whose
+checkpoint makes each step continue the previous one; the outputs are read
+back with :mod:`faml_tomo.averaging.outputs`.
+
+Transforms: the compute convention is ``particle(x) = average(R^T (x - c - t)
++ c)`` (:mod:`faml_tomo.geometry`), written to ``particles.star`` as RELION
+angles and origins.  The aligned subtomograms carry the Scipion matrix that
+scipion-em-reliontomo builds from those RELION values,
+``M = [[R, R t], [0, 1]]`` (shifts in voxels).
+"""
+import logging
+import os
+import sys
+
+import numpy as np
+from pwem.protocols import EMProtocol
+from pyworkflow import BETA
+from pyworkflow.object import Float, Integer, Pointer
+from pyworkflow.protocol import params
+from tomo.protocols import ProtTomoBase
+
+from ..constants import CITE_FAML
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
+
+OUT_CLASSES = "outputClasses"
+OUT_AVERAGES = "outputAverages"
+OUT_SUBTOMOS = "outputSubtomograms"
+MODES = ("FAML", "FA")
+INITS = ("random", "kmeans")
+RUN_DIR = "run"
+INPUT_STAR = "particles_in.star"
+MIN_PER_CLASS = 20
+
+
+def scipion_matrix(rotation, shift):
+    """4x4 Scipion transform of a FAML result (see the module docstring).
+
+    Parameters
+    ----------
+    rotation : numpy.ndarray, shape (3, 3)
+        ``R``, maps the average onto the subtomogram.
+    shift : numpy.ndarray, shape (3,)
+        ``t`` in voxels ``(x, y, z)``.
+    """
+    m = np.eye(4)
+    m[:3, :3] = rotation
+    m[:3, 3] = np.asarray(rotation) @ np.asarray(shift)
+    return m
+
+
+def faml_transform(matrix):
+    """Inverse of :func:`scipion_matrix`: ``(R, t)`` of a Scipion matrix."""
+    m = np.asarray(matrix, dtype=float)
+    rot = m[:3, :3]
+    return rot, rot.T @ m[:3, 3]
+
+
+def _volume_path(obj):
+    """MRC path of a Scipion volume (``path:mrc`` suffixes removed)."""
+    fn = obj.getFileName()
+    for suffix in (":mrc", ":mrcs"):
+        if fn and fn.endswith(suffix):
+            fn = fn[:-len(suffix)]
+    return fn
+
+
+class ProtFAMLClassify(EMProtocol, ProtTomoBase):
+    """Reference-free subtomogram averaging and classification by FAML.
+
+    Fast rotational alignment (spherical harmonics of Fourier shells, an
+    SO(3) FFT) gives a few candidate rigid transforms per subtomogram and
+    class; they approximate the maximum-likelihood integrals through Voronoi
+    weights, and EM updates the class averages (missing wedge compensated),
+    class priors, noise level and translation prior.  FA mode is the
+    alignment-only comparator (each subtomogram at its single best
+    transform).  Outputs: classes with their averages, the class averages,
+    and the subtomograms with their best transform, class, posterior and
+    log-likelihood.
+    """
+    _label = "FAML classify"
+    _devStatus = BETA
+    _references = [CITE_FAML]
+    _possibleOutputs = {OUT_CLASSES: None, OUT_AVERAGES: None, OUT_SUBTOMOS: None}
+
+    # --------------------------- DEFINE param functions ----------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputSubtomograms", params.PointerParam,
+                      pointerClass="SetOfSubTomograms", important=True,
+                      label="Subtomograms",
+                      help="Cubic subtomograms of one box size (MRC files). Any "
+                           "previous alignment is ignored: FAML is reference-free.")
+        form.addParam("useReferences", params.BooleanParam, default=False,
+                      label="Start from references?",
+                      help="No: the paper's initialisation (a random even split of the "
+                           "subtomograms into K sets). Yes: one initial average per "
+                           "class; the number of classes is the number of references.")
+        form.addParam("inputReferences", params.PointerParam,
+                      pointerClass="Volume,SetOfVolumes", allowsNull=True,
+                      condition="useReferences", label="Initial references",
+                      help="A volume, a set of volumes or of average subtomograms, with "
+                           "the box size and sampling rate of the subtomograms.")
+        form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask",
+                      allowsNull=True, label="Reference mask (optional)",
+                      help="Real-space mask (0..1, soft edge recommended) applied to "
+                           "the class averages before each alignment, so that only the "
+                           "masked region drives alignment and classification. The "
+                           "output averages are not masked.")
+        form.addParam("overrideTiltRange", params.BooleanParam, default=False,
+                      label="Override the tilt range?",
+                      help="No: the missing wedge of each subtomogram comes from its "
+                           "acquisition (minimum and maximum tilt angle). Yes: use the "
+                           "range below for all of them.")
+        line = form.addLine("Tilt range (deg)", condition="overrideTiltRange",
+                            help="Tilt range about the Y axis; asymmetric ranges are "
+                                 "allowed.")
+        line.addParam("tiltMin", params.FloatParam, default=-60.0, label="min")
+        line.addParam("tiltMax", params.FloatParam, default=60.0, label="max")
+
+        form.addSection(label="Classification")
+        form.addParam("numberOfClasses", params.IntParam, default=2,
+                      condition="not useReferences", validators=[params.Positive],
+                      label="Number of classes",
+                      help="K; 1 gives a single reference-free average.")
+        form.addParam("numberOfIterations", params.IntParam, default=20,
+                      validators=[params.Positive], label="Iterations",
+                      help="Largest number of EM iterations (the paper runs 20); the run "
+                           "stops earlier when converged. Each iteration is one step: "
+                           "'Continue' resumes after the last finished one.")
+        form.addParam("mode", params.EnumParam, choices=list(MODES), default=0,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Mode",
+                      help="FAML: maximum likelihood over the candidate transforms. "
+                           "FA: alignment only (each subtomogram at its best "
+                           "transform), the paper's comparator.")
+        form.addParam("seed", params.IntParam, default=1, label="Random seed",
+                      help="Seeds the initial split and the Voronoi samples; the same "
+                           "seed gives the same result.")
+        form.addParam("maxCandidates", params.IntParam, default=50,
+                      validators=[params.Positive], label="Candidates per pair",
+                      help="Largest number of candidate transforms kept per "
+                           "subtomogram and class (local maxima of the rotational "
+                           "correlation).")
+        form.addParam("angularBandwidth", params.IntParam, default=35,
+                      label="Angular bandwidth (lmax)",
+                      help="Spherical-harmonic degree of the fast rotational search; the "
+                           "Euler grid has 2 lmax + 2 samples per angle (35: 5 deg). "
+                           "Between 4 and 64.")
+        form.addParam("voronoiSamples", params.IntParam, default=10000,
+                      validators=[params.Positive], label="Voronoi samples",
+                      help="Monte-Carlo samples that estimate the Voronoi weight of each "
+                           "candidate transform.")
+        form.addParam("alphaTrd", params.FloatParam, default=1.0, label="alpha_trd",
+                      help="Weight of translation (per voxel) against rotation (per "
+                           "radian) in the transform distance of the Voronoi weights.")
+        form.addParam("resolution", params.FloatParam, allowsNull=True,
+                      label="Low-pass limit (Å, optional)",
+                      help="Highest resolution used for alignment and likelihood "
+                           "(empty: Nyquist). Helps at very low SNR.")
+        form.addParam("convergenceTol", params.FloatParam, default=0.01,
+                      expertLevel=params.LEVEL_ADVANCED, label="Convergence tolerance",
+                      help="Converged when every class average changes by less than this "
+                           "fraction between iterations (and at most 0.5% of the "
+                           "subtomograms change class).")
+        form.addParam("initialization", params.EnumParam, choices=list(INITS), default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Initial split",
+                      display=params.EnumParam.DISPLAY_HLIST,
+                      help="random: the paper's random even split. kmeans: k-means of "
+                           "rotation-invariant shell-power descriptors (good for classes "
+                           "of different size).")
+        form.addParam("fullBand", params.BooleanParam, default=False,
+                      expertLevel=params.LEVEL_ADVANCED, label="Full band from the start?",
+                      help="Yes: the paper's algorithm, the whole band from the first "
+                           "iteration and no FSC weighting. No (recommended): frequency "
+                           "marching driven by a half-set FSC, FSC-weighted averages.")
+        form.addParallelSection(threads=1, mpi=1)
+
+    # --------------------------- INSERT steps functions ----------------------
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.convertInputStep)
+        for it in range(1, self.numberOfIterations.get() + 1):
+            self._insertFunctionStep(self.iterationStep, it)
+        self._insertFunctionStep(self.createOutputStep)
+
+    # --------------------------- helpers -------------------------------------
+    def _runDir(self):
+        return self._getExtraPath(RUN_DIR)
+
+    def _inputStar(self):
+        return self._getExtraPath(INPUT_STAR)
+
+    def _references_list(self):
+        """Reference volumes (Scipion objects) in class order, or None."""
+        if not self.useReferences or self.inputReferences.get() is None:
+            return None
+        ref = self.inputReferences.get()
+        if hasattr(ref, "iterItems"):
+            return [r.clone() for r in ref.iterItems(orderBy="id")]
+        return [ref]
+
+    def _numberOfClasses(self):
+        refs = self._references_list()
+        return len(refs) if refs is not None else int(self.numberOfClasses.get() or 0)
+
+    def _tiltRange(self, item, fallback=None):
+        """(min, max) tilt angle of a subtomogram, or None if unknown."""
+        if self.overrideTiltRange:
+            return float(self.tiltMin.get()), float(self.tiltMax.get())
+        for acq in (item.getAcquisition() if hasattr(item, "getAcquisition") else None,
+                    fallback):
+            if acq is None:
+                continue
+            lo, hi = acq.getAngleMin(), acq.getAngleMax()
+            if lo is not None and hi is not None and hi > lo:
+                return float(lo), float(hi)
+        return None
+
+    def _emParams(self):
+        """EMParams of the form (for checks)."""
+        from ..averaging import AlignParams, EMParams
+        full = bool(self.fullBand)
+        return EMParams(n_classes=self._numberOfClasses(), mode=MODES[self.mode.get()].lower(),
+                        max_iter=self.numberOfIterations.get(),
+                        tol=self.convergenceTol.get(), n_voronoi=self.voronoiSamples.get(),
+                        alpha_trd=self.alphaTrd.get(), seed=self.seed.get(),
+                        init=INITS[self.initialization.get()], marching=not full,
+                        fsc_weight=not full,
+                        align=AlignParams(lmax=self.angularBandwidth.get(),
+                                          max_candidates=self.maxCandidates.get()))
+
+    def _classifyArgv(self, iteration):
+        """``faml-tomo classify`` arguments running up to ``iteration``."""
+        refs = sorted(f for f in os.listdir(self._getExtraPath("input"))
+                      if f.startswith("reference_"))
+        argv = ["classify", "--star", self._inputStar(), "--out", self._runDir(),
+                "--iterations", str(iteration),
+                "--classes", str(self._numberOfClasses()),
+                "--mode", MODES[self.mode.get()].lower(), "--seed", str(self.seed.get()),
+                "--max-candidates", str(self.maxCandidates.get()),
+                "--lmax", str(self.angularBandwidth.get()),
+                "--voronoi-samples", str(self.voronoiSamples.get()),
+                "--alpha-trd", repr(float(self.alphaTrd.get())),
+                "--tolerance", repr(float(self.convergenceTol.get())),
+                "--init", INITS[self.initialization.get()],
+                "--workers", str(max(1, self.numberOfThreads.get() or 1))]
+        if refs:
+            argv += ["--references"] + [self._getExtraPath("input", f) for f in refs]
+        if os.path.exists(self._getExtraPath("input", "mask.mrc")):
+            argv += ["--mask", self._getExtraPath("input", "mask.mrc")]
+        if self.resolution.get() is not None:
+            argv += ["--resolution", repr(float(self.resolution.get()))]
+        if self.fullBand:
+            argv.append("--full-band")
+        return argv
+
+    # --------------------------- STEPS functions -----------------------------
+    def convertInputStep(self):
+        """Particle STAR file (paths, per-particle tilt range, object ids) and
+        the references / mask as MRC files in ``extra/input``."""
+        from ..io.mrc import read_mrc, write_mrc
+        from ..io.star import write_star
+        inset = self.inputSubtomograms.get()
+        folder = self._getExtraPath("input")
+        os.makedirs(folder, exist_ok=True)
+        names, ids, lo, hi = [], [], [], []
+        fallback = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
+        for item in inset.iterItems(orderBy="id"):
+            tr = self._tiltRange(item, fallback)
+            if tr is None:
+                raise InputError(f"subtomogram {item.getObjId()}: no tilt range in its "
+                                 f"acquisition; set 'Override the tilt range'")
+            names.append(os.path.abspath(_volume_path(item)))
+            ids.append(item.getObjId())
+            lo.append(tr[0])
+            hi.append(tr[1])
+        write_star(self._inputStar(), {"rlnImageName": names, "famlObjId": ids,
+                                       "famlTiltMin": lo, "famlTiltMax": hi}, "particles")
+        sr = inset.getSamplingRate()
+        for k, ref in enumerate(self._references_list() or []):
+            vol, _ = read_mrc(_volume_path(ref))
+            write_mrc(os.path.join(folder, f"reference_{k + 1:02d}.mrc"), vol, sr)
+        if self.inputMask.get() is not None:
+            vol, _ = read_mrc(_volume_path(self.inputMask.get()))
+            write_mrc(os.path.join(folder, "mask.mrc"), vol, sr)
+        print(f"{len(names)} subtomograms, tilt ranges "
+              f"{sorted(set(zip(lo, hi)))[:5]}{' ...' if len(set(lo)) > 5 else ''}",
+              flush=True)
+
+    def iterationStep(self, iteration):
+        """Run the classification up to ``iteration`` (resumes the checkpoint
+        of the previous step; nothing to do once converged)."""
+        from ..averaging.outputs import read_history
+        try:
+            hist = read_history(self._runDir())
+        except InputError:
+            hist = None
+        if hist is not None and hist["converged"] and hist["iterations"] < iteration:
+            print(f"converged after iteration {hist['iterations']}: nothing to do",
+                  flush=True)
+            return
+        argv = self._classifyArgv(iteration)
+        n_mpi = max(1, self.numberOfMpi.get() or 1)
+        if n_mpi > 1:
+            env = os.environ.copy()
+            env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+            self.runJob(sys.executable, "-m faml_tomo.cli " + " ".join(argv),
+                        numberOfMpi=n_mpi, env=env)
+        else:
+            from ..cli import build_parser
+            args = build_parser().parse_args(argv)
+            args.func(args)
+
+    def createOutputStep(self):
+        from pwem.objects import Transform
+        from tomo.objects import AverageSubTomogram
+
+        from ..averaging.outputs import class_average_path, read_history, read_iteration
+        from ..io.star import read_star
+        run = self._runDir()
+        res = read_iteration(run, averages=False)
+        hist = read_history(run)
+        table = read_star(self._inputStar())
+        ids = [int(i) for i in table["famlObjId"]]
+        k_total = len(res["alpha"])
+        sizes = np.bincount(res["classes"], minlength=k_total)
+        inset = self.inputSubtomograms.get()
+        sr = inset.getSamplingRate()
+
+        subtomos = self._createSetOfSubTomograms()
+        subtomos.copyInfo(inset)
+        subtomos.setAlignment3D()
+        row = {obj_id: i for i, obj_id in enumerate(ids)}
+        for item in inset.iterItems(orderBy="id"):
+            i = row[item.getObjId()]
+            k = int(res["classes"][i])
+            sub = item.clone()
+            sub.setTransform(Transform(scipion_matrix(res["rotations"][i],
+                                                      res["shifts"][i])))
+            sub.setClassId(k + 1)
+            sub._famlClass = Integer(k + 1)
+            sub._famlMaxPosterior = Float(float(res["max_posterior"][i]))
+            sub._famlLogLikelihood = Float(float(res["logliks"][i]))
+            sub._famlCandidates = Integer(int(res["n_candidates"][i]))
+            sub._famlScore = Float(float(res["scores"][i]))
+            subtomos.append(sub)
+        self._defineOutputs(**{OUT_SUBTOMOS: subtomos})
+        self._defineSourceRelation(self.inputSubtomograms, subtomos)
+
+        averages = self._createSetOfAverageSubTomograms()
+        averages.copyInfo(inset)
+        averages.setSamplingRate(sr)
+        for k in range(k_total):
+            avg = AverageSubTomogram()
+            avg.setFileName(str(class_average_path(run, k)))
+            avg.setSamplingRate(sr)
+            avg.setClassId(k + 1)
+            avg._famlClassSize = Integer(int(sizes[k]))
+            avg._famlClassWeight = Float(float(res["alpha"][k]))
+            averages.append(avg)
+        self._defineOutputs(**{OUT_AVERAGES: averages})
+        self._defineSourceRelation(self.inputSubtomograms, averages)
+
+        classes = self._createSetOfClassesSubTomograms(Pointer(self, extended=OUT_SUBTOMOS))
+
+        def update_class(cls):
+            k = cls.getObjId() - 1
+            rep = AverageSubTomogram()
+            rep.setFileName(str(class_average_path(run, k)))
+            rep.setSamplingRate(sr)
+            cls.setRepresentative(rep)
+            cls.setSamplingRate(sr)
+
+        classes.classifyItems(updateClassCallback=update_class)
+        self._defineOutputs(**{OUT_CLASSES: classes})
+        self._defineSourceRelation(self.inputSubtomograms, classes)
+        print(f"{hist['iterations']} iterations, class sizes {sizes.tolist()}", flush=True)
+
+    # --------------------------- INFO functions ------------------------------
+    def _validate(self):
+        from ..averaging.wedge import check_tilt_range
+        from ..io.mrc import read_mrc_header
+        errors = []
+        inset = self.inputSubtomograms.get()
+        if inset is None:
+            return ["Select the input subtomograms"]
+        n_part = inset.getSize()
+        if n_part == 0:
+            return ["The input set of subtomograms is empty"]
+        fallback = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
+        boxes, no_wedge = {}, []
+        for item in inset.iterItems(orderBy="id"):
+            path = _volume_path(item)
+            if item.getIndex() not in (None, 0, 1):
+                errors.append(f"{path}: subtomogram {item.getObjId()} is volume "
+                              f"{item.getIndex()} of a stack; stacks are not supported "
+                              f"(extract one file per subtomogram)")
+                break
+            try:
+                shape = read_mrc_header(path).shape
+            except InputError as exc:
+                errors.append(str(exc))
+                break
+            boxes.setdefault(shape, path)
+            if self._tiltRange(item, fallback) is None:
+                no_wedge.append(item.getObjId())
+        if len(boxes) > 1:
+            errors.append("The subtomograms have different box sizes: " + "; ".join(
+                f"{'x'.join(map(str, s[::-1]))} (e.g. {p})" for s, p in boxes.items()))
+        shape = next(iter(boxes)) if len(boxes) == 1 else None
+        if shape is not None and len(set(shape)) != 1:
+            errors.append(f"The subtomograms are not cubic ({'x'.join(map(str, shape[::-1]))} "
+                          f"voxels)")
+        if no_wedge:
+            errors.append(f"{len(no_wedge)} subtomograms (e.g. id {no_wedge[0]}) have no "
+                          f"tilt range in their acquisition: set 'Override the tilt "
+                          f"range' to give the missing wedge")
+        if self.overrideTiltRange:
+            try:
+                check_tilt_range((self.tiltMin.get(), self.tiltMax.get()))
+            except InputError as exc:
+                errors.append(f"Tilt range: {exc}")
+        if self.useReferences:
+            refs = self._references_list()
+            if not refs:
+                errors.append("'Start from references' is set: select the initial "
+                              "references")
+            elif shape is not None:
+                errors.extend(self._checkVolumes(refs, "reference", shape,
+                                                 inset.getSamplingRate()))
+        if self.inputMask.get() is not None and shape is not None:
+            errors.extend(self._checkVolumes([self.inputMask.get()], "mask", shape,
+                                             inset.getSamplingRate()))
+        try:
+            self._emParams().check(n_part)
+        except InputError as exc:
+            errors.append(str(exc))
+        res = self.resolution.get()
+        if res is not None and res <= 2 * inset.getSamplingRate():
+            errors.append(f"Low-pass limit {res:g} Å is beyond Nyquist "
+                          f"({2 * inset.getSamplingRate():g} Å)")
+        if (self.numberOfMpi.get() or 1) > 1:
+            try:
+                import mpi4py  # noqa: F401
+            except ImportError:
+                errors.append("MPI > 1 needs mpi4py: pip install 'scipion-em-faml-tomo[mpi]'")
+        return errors
+
+    @staticmethod
+    def _checkVolumes(objs, what, shape, sampling):
+        from ..io.mrc import read_mrc_header
+        errors = []
+        for obj in objs:
+            path = _volume_path(obj)
+            try:
+                info = read_mrc_header(path)
+            except InputError as exc:
+                errors.append(f"{what}: {exc}")
+                continue
+            if tuple(info.shape) != tuple(shape):
+                errors.append(f"{what} {path} has {'x'.join(map(str, info.shape[::-1]))} "
+                              f"voxels, the subtomograms {'x'.join(map(str, shape[::-1]))}")
+            sr = obj.getSamplingRate() if hasattr(obj, "getSamplingRate") else None
+            if sr and sampling and abs(sr - sampling) > 1e-3 * sampling:
+                errors.append(f"{what} {path} has {sr:g} Å/px, the subtomograms "
+                              f"{sampling:g} Å/px")
+        return errors
+
+    def _warnings(self):
+        warns = []
+        inset = self.inputSubtomograms.get()
+        k = self._numberOfClasses()
+        if inset is not None and k > 0 and inset.getSize() / k < MIN_PER_CLASS:
+            warns.append(f"{inset.getSize()} subtomograms for {k} classes: fewer than "
+                         f"{MIN_PER_CLASS} per class on average; classes and averages "
+                         f"may not be reliable")
+        return warns
+
+    def _history(self):
+        from ..averaging.outputs import read_history
+        try:
+            return read_history(self._runDir())
+        except (InputError, OSError, ValueError):
+            return None
+
+    def _summary(self):
+        hist = self._history()
+        if hist is None:
+            return ["No iteration finished yet."]
+        n_it = hist["iterations"]
+        sizes = hist["class_sizes"][-1] or []
+        state = ("converged" if hist["converged"] else
+                 "running" if n_it < self.numberOfIterations.get() and
+                 not self.hasAttribute(OUT_CLASSES) else "not converged")
+        out = [f"{MODES[self.mode.get()]}: {hist['n_particles']} subtomograms, "
+               f"{hist['n_classes']} classes, {n_it} of {self.numberOfIterations.get()} "
+               f"iterations ({state}).",
+               "Class sizes: " + ", ".join(f"{k + 1}: {s}" for k, s in enumerate(sizes)),
+               f"Final log-likelihood: {hist['log_likelihood'][-1]:.6g}"]
+        if hist.get("fsc_radius"):
+            sr = self.inputSubtomograms.get().getSamplingRate()
+            r = hist["fsc_radius"][-1]
+            n = hist.get("box")
+            if r > 0 and n:
+                out.append(f"Half-set FSC 0.5 resolution: {n * sr / r:.1f} Å")
+        empty = [k + 1 for k, s in enumerate(sizes) if s == 0]
+        if empty:
+            out.append(f"Warning: empty classes {empty}")
+        return out
+
+    def _methods(self):
+        hist = self._history()
+        if hist is None:
+            return []
+        inset = self.inputSubtomograms.get()
+        mode = MODES[self.mode.get()]
+        k = hist["n_classes"]
+        what = f"classified into {k} classes and averaged" if k > 1 else "averaged"
+        text = (f"{hist['n_particles']} subtomograms ({inset.getSamplingRate():g} Å/px) "
+                f"were {what} without a reference by "
+                f"{'FAML' if mode == 'FAML' else 'fast alignment (FA)'} [{CITE_FAML}] as "
+                f"implemented in faml_tomo: fast rotational alignment with spherical "
+                f"harmonics up to degree {self.angularBandwidth.get()}, at most "
+                f"{self.maxCandidates.get()} candidate transforms per subtomogram and "
+                f"class")
+        if mode == "FAML":
+            text += (f", {self.voronoiSamples.get()} Voronoi samples (alpha_trd "
+                     f"{self.alphaTrd.get():g})")
+        text += (f", {hist['iterations']} EM iterations"
+                 f"{' (converged)' if hist['converged'] else ''}, random seed "
+                 f"{self.seed.get()}.")
+        return [text]

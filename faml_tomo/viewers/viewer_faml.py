@@ -1,0 +1,209 @@
+"""Plots of a FAML classification run, and the Scipion viewer of
+:class:`~faml_tomo.protocols.ProtFAMLClassify`.
+
+The plotting functions are plain matplotlib (no pyplot state, no display) and
+read a run folder (the CLI's ``--out``, the protocol's ``extra/run``) through
+:mod:`faml_tomo.averaging.outputs`; each returns a
+:class:`matplotlib.figure.Figure`, or draws into one given as ``fig``.
+"""
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..averaging.outputs import read_history, read_iteration
+
+__all__ = ["averages_figure", "history_figure", "posterior_figure", "CLASS_COLOURS"]
+
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                 "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_PANELS = (("slice XY", lambda v, c: v[c]), ("slice XZ", lambda v, c: v[:, c]),
+           ("slice YZ", lambda v, c: v[:, :, c]), ("projection Z", lambda v, c: v.sum(0)),
+           ("projection Y", lambda v, c: v.sum(1)), ("projection X", lambda v, c: v.sum(2)))
+
+
+def _figure(fig, figsize):
+    if fig is None:
+        fig = Figure(figsize=figsize)
+    fig.clear()
+    return fig
+
+
+def _colour(k):
+    return CLASS_COLOURS[k % len(CLASS_COLOURS)]
+
+
+def averages_figure(run_dir, iteration=None, fig=None, voxel_size=None):
+    """Class averages as orthogonal central slices and projections.
+
+    One row per class: central slices XY, XZ, YZ (through voxel ``n // 2``)
+    and projections along Z, Y, X, grey levels as stored (cryo-ET contrast:
+    protein is usually dark).  Rows are labelled with the class size at that
+    iteration.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    iteration : int, optional
+        1-based; default the last finished iteration.
+    voxel_size : float, optional
+        Å per voxel, for the scale note in the title.
+    """
+    it = read_iteration(run_dir, iteration)
+    avgs = it["averages"]
+    k_total, n = len(avgs), avgs.shape[-1]
+    sizes = np.bincount(it["classes"], minlength=k_total)
+    fig = _figure(fig, (11, 1.9 * k_total + 0.8))
+    axes = fig.subplots(k_total, len(_PANELS), squeeze=False)
+    c = n // 2
+    for k, vol in enumerate(avgs):
+        for j, (name, cut) in enumerate(_PANELS):
+            ax = axes[k, j]
+            img = cut(vol, c)
+            lo, hi = np.percentile(img, [1, 99.5])
+            ax.imshow(img, cmap="gray", origin="lower", vmin=lo, vmax=hi if hi > lo else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_title(name, fontsize=9)
+        axes[k, 0].set_ylabel(f"class {k + 1}\n{sizes[k]} particles", fontsize=9,
+                              color=_colour(k))
+    scale = f", {n}^3 voxels" + (f" at {voxel_size:g} Å" if voxel_size else "")
+    fig.suptitle(f"Class averages, iteration {it['iteration']}{scale}", fontsize=11)
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.9 if k_total > 1 else 0.8,
+                        bottom=0.02, wspace=0.05, hspace=0.08)
+    return fig
+
+
+def history_figure(run_dir, fig=None, voxel_size=None):
+    """Log-likelihood, class sizes and band radius per iteration.
+
+    Panels: (1) log-likelihood of the data, (2) class sizes (one line per
+    class), (3) the E-step band radius and the half-set FSC resolution in
+    Fourier shells (frequency marching), with a resolution axis in Å when
+    ``voxel_size`` (Å) is given.
+    """
+    h = read_history(run_dir)
+    its = np.arange(1, h["iterations"] + 1)
+    fig = _figure(fig, (12, 3.4))
+    ax_ll, ax_sz, ax_r = fig.subplots(1, 3)
+    ax_ll.plot(its, h["log_likelihood"], "o-", color="k")
+    ax_ll.set_xlabel("iteration")
+    ax_ll.set_ylabel("log-likelihood")
+    ax_ll.set_title("log-likelihood", fontsize=10)
+    ax_ll.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
+    sizes = np.array([s if s is not None else [np.nan] * h["n_classes"]
+                      for s in h["class_sizes"]], dtype=float).reshape(len(its), -1)
+    for k in range(sizes.shape[1]):
+        ax_sz.plot(its, sizes[:, k], "o-", color=_colour(k), label=f"class {k + 1}")
+    ax_sz.set_xlabel("iteration")
+    ax_sz.set_ylabel("subtomograms")
+    ax_sz.set_title("class sizes", fontsize=10)
+    ax_sz.set_ylim(0, max(1, np.nanmax(sizes) * 1.1) if sizes.size else 1)
+    ax_sz.legend(fontsize=8)
+    if h.get("band_radius"):
+        ax_r.plot(its, h["band_radius"], "o-", label="E-step band")
+        ax_r.plot(its, h["fsc_radius"], "s--", label="half-set FSC 0.5")
+        ax_r.legend(fontsize=8)
+    ax_r.set_xlabel("iteration")
+    ax_r.set_ylabel("radius (Fourier shells)")
+    ax_r.set_title("resolution", fontsize=10)
+    box = h.get("box")
+    if voxel_size and box:
+        def to_angstrom(r):
+            return box * voxel_size / np.maximum(np.asarray(r, dtype=float), 1e-3)
+        ax_r.secondary_yaxis("right", functions=(to_angstrom, to_angstrom)).set_ylabel("Å")
+    for ax in (ax_ll, ax_sz, ax_r):
+        ax.set_xticks(its if len(its) <= 20 else its[::max(1, len(its) // 10)])
+    state = "converged" if h["converged"] else "not converged"
+    fig.suptitle(f"{h['mode'].upper()}: {h['n_particles']} subtomograms, "
+                 f"{h['n_classes']} classes, {h['iterations']} iterations ({state})",
+                 fontsize=11)
+    fig.subplots_adjust(left=0.07, right=0.95, top=0.82, bottom=0.15, wspace=0.4)
+    return fig
+
+
+def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
+    """Histogram of each subtomogram's class posterior (the probability mass
+    of the class it was assigned to), one panel per class.  Mass near 1:
+    confident assignments; near ``1/K``: ambiguous ones."""
+    it = read_iteration(run_dir, iteration, averages=False)
+    k_total = len(it["alpha"])
+    fig = _figure(fig, (min(3.2 * k_total, 14), 3.0))
+    axes = np.atleast_1d(fig.subplots(1, k_total))
+    edges = np.linspace(0, 1, bins + 1)
+    for k, ax in enumerate(axes):
+        vals = it["max_posterior"][it["classes"] == k]
+        ax.hist(vals, bins=edges, color=_colour(k))
+        ax.set_title(f"class {k + 1} ({len(vals)})", fontsize=10)
+        ax.set_xlabel("class posterior")
+        ax.set_xlim(0, 1)
+        if k == 0:
+            ax.set_ylabel("subtomograms")
+    fig.suptitle(f"Class posteriors, iteration {it['iteration']}", fontsize=11)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.8, bottom=0.18, wspace=0.3)
+    return fig
+
+
+# --------------------------- Scipion viewer ----------------------------------
+try:
+    from pwem.viewers import EmPlotter, EmProtocolViewer
+    from pyworkflow.protocol import params as _params
+    from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
+
+    from ..protocols.protocol_faml_classify import ProtFAMLClassify
+except ImportError:                  # pragma: no cover - compute-only install
+    EmProtocolViewer = None
+
+if EmProtocolViewer is not None:
+    class FAMLClassifyViewer(EmProtocolViewer):
+        """Class averages, convergence and posteriors of a FAML run.
+
+        The output averages and classes also open in Scipion's standard
+        volume and class viewers (right-click on the outputs)."""
+        _label = "FAML results"
+        _targets = [ProtFAMLClassify]
+        _environments = [DESKTOP_TKINTER, WEB_DJANGO]
+
+        def _defineParams(self, form):
+            form.addSection(label="Visualization")
+            form.addParam("iteration", _params.IntParam, allowsNull=True,
+                          label="Iteration (empty: last)",
+                          help="Iteration whose averages and posteriors are shown.")
+            form.addParam("showAverages", _params.LabelParam,
+                          label="Class averages (central slices and projections)")
+            form.addParam("showHistory", _params.LabelParam,
+                          label="Log-likelihood and class sizes per iteration")
+            form.addParam("showPosteriors", _params.LabelParam,
+                          label="Class posterior histograms")
+
+        def _getVisualizeDict(self):
+            return {"showAverages": self._showAverages, "showHistory": self._showHistory,
+                    "showPosteriors": self._showPosteriors}
+
+        def _iteration(self):
+            obj = getattr(self, "iteration", None)
+            value = obj.get() if obj is not None and hasattr(obj, "get") else None
+            return None if value is None else int(value)
+
+        def _plotter(self, draw, title):
+            plotter = EmPlotter(windowTitle=title)
+            draw(plotter.getFigure())
+            return [plotter]
+
+        def _run(self):
+            return self.protocol._runDir()
+
+        def _showAverages(self, _param=None):
+            sr = self.protocol.inputSubtomograms.get().getSamplingRate()
+            return self._plotter(lambda f: averages_figure(self._run(), self._iteration(),
+                                                           fig=f, voxel_size=sr),
+                                 "FAML class averages")
+
+        def _showHistory(self, _param=None):
+            sr = self.protocol.inputSubtomograms.get().getSamplingRate()
+            return self._plotter(lambda f: history_figure(self._run(), fig=f, voxel_size=sr),
+                                 "FAML convergence")
+
+        def _showPosteriors(self, _param=None):
+            return self._plotter(lambda f: posterior_figure(self._run(), self._iteration(),
+                                                            fig=f),
+                                 "FAML class posteriors")
