@@ -15,6 +15,7 @@ scipion-em-reliontomo builds from those RELION values,
 """
 import logging
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -307,9 +308,11 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         argv = self._classifyArgv(iteration)
         n_mpi = max(1, self.numberOfMpi.get() or 1)
         if n_mpi > 1:
-            env = os.environ.copy()
-            env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-            self.runJob(sys.executable, "-m faml_tomo.cli " + " ".join(argv),
+            from pyworkflow.utils import Environ
+            env = Environ(os.environ)
+            # mpirun (pip's mpich) and the interpreter live in this environment
+            env.set("PATH", os.path.dirname(sys.executable), position=Environ.BEGIN)
+            self.runJob(sys.executable, "-m faml_tomo.cli " + shlex.join(argv),
                         numberOfMpi=n_mpi, env=env)
         else:
             from ..cli import build_parser

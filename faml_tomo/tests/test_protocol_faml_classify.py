@@ -145,6 +145,18 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             np.testing.assert_allclose(read_mrc(ca.getFileName())[0],
                                        read_mrc(cb.getFileName())[0], atol=1e-6)
 
+    def test_mpi_and_threads_equal_serial(self):
+        """2 MPI ranks (runJob through hosts.conf's PARALLEL_COMMAND) and 2
+        worker processes give the serial run's iterations exactly."""
+        from faml_tomo.averaging.outputs import read_iteration
+        serial = read_iteration(self.run4._runDir(), 2)
+        for label, kw in (("mpi", dict(numberOfMpi=2)), ("threads", dict(numberOfThreads=2))):
+            prot = self._classify(label, 2, **kw)
+            other = read_iteration(prot._runDir(), 2)
+            np.testing.assert_array_equal(other["classes"], serial["classes"])
+            np.testing.assert_allclose(other["rotations"], serial["rotations"], atol=1e-12)
+            np.testing.assert_allclose(other["averages"], serial["averages"], atol=1e-6)
+
     # --------------------------------------------------------------- viewer
     def test_viewer_figures(self):
         import matplotlib
