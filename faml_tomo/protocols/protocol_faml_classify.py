@@ -317,7 +317,13 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         else:
             from ..cli import build_parser
             args = build_parser().parse_args(argv)
-            args.func(args)
+            try:
+                args.func(args)
+            except InputError as exc:
+                if "checkpoint" in str(exc):
+                    raise InputError(f"{exc}. The input or the parameters changed since the "
+                                     f"last run: use Restart instead of Continue") from exc
+                raise
 
     def createOutputStep(self):
         from pwem.objects import Transform

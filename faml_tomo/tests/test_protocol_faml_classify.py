@@ -189,6 +189,11 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         from faml_tomo.viewers.viewer_faml import FAMLClassifyViewer
         self.assertIn(FAMLClassifyViewer,
                       Domain.findViewers(self.run4.getClassName(), DESKTOP_TKINTER))
+        # The classes and each average open in Scipion's standard viewers too.
+        self.assertTrue(Domain.findViewers(getattr(self.run4, OUT_CLASSES).getClassName(),
+                                           DESKTOP_TKINTER))
+        avg = getattr(self.run4, OUT_AVERAGES).getFirstItem()
+        self.assertTrue(Domain.findViewers(avg.getClassName(), DESKTOP_TKINTER))
         viewer = FAMLClassifyViewer(project=self.proj, protocol=self.run4)
         for show in (viewer._showAverages, viewer._showHistory, viewer._showPosteriors):
             views = show()
