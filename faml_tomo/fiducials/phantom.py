@@ -57,16 +57,8 @@ def wedge_mask(shape, tilt_min=-60.0, tilt_max=60.0):
     -------
     numpy.ndarray, shape (nz, ny, nx // 2 + 1), float32
     """
-    nz, ny, nx = shape
-    kz = sfft.fftfreq(nz)[:, None, None]
-    kx = sfft.rfftfreq(nx)[None, None, :]
-    # The plane tilted by a contains kx' = (cos a, sin a) in (kx, kz): angle atan(kz/kx).
-    ang = np.degrees(np.arctan2(kz, kx + 0 * kz))
-    ang = np.where(ang > 90, ang - 180, ang)
-    ang = np.where(ang < -90, ang + 180, ang)
-    keep = (ang >= tilt_min) & (ang <= tilt_max)
-    keep = keep | ((kx == 0) & (kz == 0))
-    return np.broadcast_to(keep, (nz, ny, nx // 2 + 1)).astype(np.float32)
+    from ..simulation.optics import wedge_mask as _wedge_mask   # one wedge geometry
+    return _wedge_mask(tuple(shape), tilt_min, tilt_max, rfft=True)
 
 
 def _place_spheres(vol, centres, radius, value, shell=None):

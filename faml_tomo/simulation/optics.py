@@ -235,18 +235,13 @@ def wedge_mask(shape, tilt_min, tilt_max, rfft=False, dtype=np.float32):
     >>> round(float(m[in_sphere].mean()), 2)
     0.67
     """
+    from ..averaging.wedge import wedge_observed      # the one wedge geometry
     check_tilt_range(tilt_min, tilt_max)
     if len(shape) != 3:
         raise InputError(f"wedge_mask: shape must be (nz, ny, nx), got {shape}")
     kz, _, kx = frequency_grid(shape, 1.0, rfft)
-    phi = np.degrees(np.arctan2(kz, kx))                  # (nz, 1, nkx), in (-180, 180]
-    phi = np.where(phi > 90, phi - 180, phi)
-    phi = np.where(phi <= -90, phi + 180, phi)            # folded into (-90, 90]
-    eps = 1e-9
-    inside = (phi >= tilt_min - eps) & (phi <= tilt_max + eps)
-    if tilt_min <= -90 + eps:                             # -90 is the same plane as +90
-        inside |= phi >= 90 - eps
-    inside |= (kx == 0) & (kz == 0)
+    # A zero-width range (one tilt) keeps that plane only.
+    inside = wedge_observed(kx, 0.0, kz, (tilt_min, max(tilt_max, tilt_min + 1e-9)))
     out_shape = (shape[0], shape[1], kx.shape[-1])
     return np.broadcast_to(inside, out_shape).astype(dtype)
 
