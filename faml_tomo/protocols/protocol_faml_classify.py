@@ -25,7 +25,7 @@ from pyworkflow.object import Float, Integer, Pointer
 from pyworkflow.protocol import params
 from tomo.protocols import ProtTomoBase
 
-from ..constants import CITE_FAML
+from ..constants import CITE_FAML, CITE_FAST_ALIGN, CITE_ML, CITE_ROT_MATCH
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
     """
     _label = "FAML classify"
     _devStatus = BETA
-    _references = [CITE_FAML]
+    _references = [CITE_FAML, CITE_FAST_ALIGN, CITE_ROT_MATCH, CITE_ML]
     _possibleOutputs = {OUT_CLASSES: None, OUT_AVERAGES: None, OUT_SUBTOMOS: None}
 
     # --------------------------- DEFINE param functions ----------------------
