@@ -47,8 +47,13 @@ def add_parser(subparsers):
     p.add_argument("--bead-size-nm", type=float, default=d.bead_diameter_nm,
                    help=f"bead diameter in nm (default {d.bead_diameter_nm:g})")
     p.add_argument("--box-size", type=int, default=d.box_size,
-                   help=f"box in voxels; fiducials whose box crosses the border are "
-                        f"dropped (default {d.box_size})")
+                   help=f"box in voxels; fiducials whose box crosses the X or Y border "
+                        f"are dropped (default {d.box_size})")
+    p.add_argument("--z-border", choices=("bead", "box"), default=d.z_border,
+                   help="Z border rule: 'bead' keeps fiducials whose two-diameter cube "
+                        "lies inside (beads on the ice surfaces of thin tomograms; "
+                        "default), 'box' drops those whose whole box crosses the top or "
+                        "bottom (the paper's rule)")
     p.add_argument("--sd-threshold", type=float, default=d.sd_threshold,
                    help=f"dark-outlier threshold in SD (default {d.sd_threshold:g})")
     p.add_argument("--sampling-slices", type=int, default=d.sampling_slices,
@@ -80,7 +85,7 @@ def params_from_args(args):
     arguments."""
     from ..fiducials import PeakHighContrastParams
     return PeakHighContrastParams(
-        bead_diameter_nm=args.bead_size_nm, box_size=args.box_size,
+        bead_diameter_nm=args.bead_size_nm, box_size=args.box_size, z_border=args.z_border,
         relaxed_mode=not args.no_relaxed_mode,
         relaxed_mode_threshold=args.relaxed_mode_threshold,
         sampling_slices=args.sampling_slices, sd_threshold=args.sd_threshold,

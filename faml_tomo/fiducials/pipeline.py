@@ -43,7 +43,7 @@ SMALL_POPULATION_CONTRAST = 2.0
 BEAD_AMPLITUDE_SPREAD = 0.2
 
 
-def box_inside(xyz, shape, box_size):
+def box_inside(xyz, shape, box_size, z_size=None):
     """Whether the box of each coordinate lies inside the tomogram.
 
     Parameters
@@ -55,14 +55,17 @@ def box_inside(xyz, shape, box_size):
     box_size : int
         Box edge in voxels; the box of a coordinate spans voxels
         ``round(c) - box // 2 ... round(c) - box // 2 + box - 1``.
+    z_size : int, optional
+        Box edge along Z, if different (e.g. only the bead's cube).
 
     Returns
     -------
     numpy.ndarray, shape (n,), bool
     """
     c = np.rint(np.asarray(xyz, float).reshape(-1, 3))
-    lo = c - box_size // 2
-    hi = lo + box_size
+    size = np.array([box_size, box_size, box_size if z_size is None else z_size])
+    lo = c - size // 2
+    hi = lo + size
     dims = np.asarray(shape)[::-1]
     return np.all((lo >= 0) & (hi <= dims), axis=1)
 
@@ -243,7 +246,8 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
     xyz, kept = merge_close(xyz, params.merge_distance * d, scores, same_object=d / 2)
     contrast = contrast[kept]
     stats["after_merge"] = len(xyz)
-    inside = box_inside(xyz, shape, params.box_size)
+    inside = box_inside(xyz, shape, params.box_size,
+                        size_v if params.z_border == "bead" else None)
     xyz, contrast = xyz[inside], contrast[inside]
     stats["inside_border"] = len(xyz)
 

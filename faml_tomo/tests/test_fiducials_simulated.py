@@ -72,3 +72,29 @@ def test_simulated_tomogram_without_beads_is_empty(pixel_size):
     res = peak_high_contrast(tomo, pixel_size)
     assert len(res) == 0
     assert res.warnings
+
+
+def test_thin_tomogram_keeps_beads_near_the_z_border():
+    """A 48-voxel thick tomogram (beads on the ice surfaces): the default Z
+    rule keeps every bead whose scoring cube is inside; the paper's
+    whole-box rule keeps only the few in the central 16 slices."""
+    pixel = 15.0
+    nz, ny, nx = 48, 192, 192
+    slab = sim.SlabParams(nx=nx, ny=ny, nz=nz, pixel_size=pixel,
+                          slab_thickness=0.75 * nz * pixel, n_beads=24)
+    ts = sim.simulate_tilt_series(slab, sim.AcquisitionParams(), None, rng=5, workers=1)
+    tomo = sim.reconstruct_wbp(ts.images, ts.angles, nz, workers=1)
+    p = PeakHighContrastParams(bead_diameter_nm=10.0)
+    d = p.bead_diameter_px(pixel)
+    cube = 2 * int(round(d)) + 1
+    res = peak_high_contrast(tomo, pixel, p)
+    valid = box_inside(ts.beads, tomo.shape, p.box_size, cube)
+    paper_valid = box_inside(ts.beads, tomo.shape, p.box_size)
+    assert valid.sum() >= 2 * max(paper_valid.sum(), 1)
+    m = match_points(res.coordinates, ts.beads, 0.5 * d, valid)
+    assert m["recall"] >= 0.9 and m["fp"] <= 0.02 * max(len(res), 1), m
+    paper = peak_high_contrast(tomo, pixel, PeakHighContrastParams(bead_diameter_nm=10.0,
+                                                                   z_border="box"))
+    assert np.all(box_inside(paper.coordinates, tomo.shape, p.box_size))
+    assert len(paper) < len(res)
+    assert PeakHighContrastParams(z_border="top").problems()
