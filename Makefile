@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.faml_tomo-installed
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint scipion-tests bench venv clean
+.PHONY: demo demo-quick screenshots gui test test-all lint scipion-tests bench venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,24 @@ $(STAMP): setup.py
 
 demo: $(STAMP)
 	$(BIN)/faml-tomo demo --out $(DEMO_OUT)
+
+demo-quick: $(STAMP)
+	$(BIN)/faml-tomo demo --quick --out $(DEMO_OUT)
+
+# The demo project in the real Scipion GUI on a virtual screen (Xvfb): project
+# window, every protocol form and viewer, as PNGs in $(DEMO_OUT)/screenshots;
+# SCREENSHOT_ARGS="--docs docs/images" also refreshes the README's images.
+# Needs: apt-get install -y xvfb imagemagick
+SCREENSHOT_ARGS ?=
+screenshots: $(STAMP)
+	@command -v Xvfb >/dev/null && command -v import >/dev/null || \
+	    { echo "make screenshots needs Xvfb and ImageMagick: apt-get install -y xvfb imagemagick"; exit 2; }
+	@test -f $(DEMO_OUT)/faml_tomo_demo/project.sqlite || $(BIN)/faml-tomo demo --out $(DEMO_OUT)
+	$(BIN)/python tools/screenshots.py --demo $(DEMO_OUT) $(SCREENSHOT_ARGS)
+
+# Open the demo project in the Scipion GUI (needs a display).
+gui: $(STAMP)
+	$(BIN)/python tools/open_project.py --demo $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

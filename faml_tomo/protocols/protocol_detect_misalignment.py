@@ -68,23 +68,28 @@ class ProtDetectMisalignment(EMProtocol):
                       help="mean: mean of the bead scores (recommended). votes: "
                            "fraction of beads above the threshold.")
         form.addParam("strongThreshold", params.FloatParam, default=0.5,
-                      label="Strong threshold",
-                      help="Tomograms with an aggregated strong score <= this are "
-                           "strongly misaligned (0.5 suggested).")
+                      label="Strong misalignment threshold",
+                      help="Scores run from 0 (misaligned) to 1 (aligned). A tomogram "
+                           "whose aggregated score from the strong network is at or "
+                           "below this value is strongly misaligned (0.5 suggested).")
         form.addParam("weakThreshold", params.FloatParam, default=0.5, allowsNull=True,
-                      label="Weak threshold (optional)",
-                      help="Tomograms kept by the strong network with an aggregated "
-                           "weak score <= this are weakly misaligned. Leave empty to "
+                      label="Weak misalignment threshold (optional)",
+                      help="A tomogram that is not strongly misaligned and whose "
+                           "aggregated score from the weak network is at or below this "
+                           "value is weakly misaligned (0.5 suggested). Leave empty to "
                            "only separate strongly misaligned tomograms from the rest "
                            "(all others go to the aligned output; sort them by their "
                            "weak score).")
-        form.addSection(label="Compute")
-        form.addParam("useGpu", params.BooleanParam, default=False, label="Use GPU?",
-                      help="The networks are small: the CPU is usually enough.")
-        form.addParam("gpuList", params.StringParam, default="0", condition="useGpu",
-                      label="GPU id", help="TensorFlow GPU index (the first one is used).")
-        form.addParam("batchSize", params.IntParam, default=64, expertLevel=1,
-                      label="Batch size")
+        form.addParam("batchSize", params.IntParam, default=64,
+                      expertLevel=params.LEVEL_ADVANCED, label="Batch size (boxes)",
+                      help="Boxes scored together by the networks; lower it if the GPU "
+                           "runs out of memory.")
+        # Scipion shows these two in the form's header ("GPU IDs")
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=False,
+                       label="Use GPU?",
+                       help="The networks are small: the CPU is usually enough.")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
+                       label="GPU id", help="TensorFlow GPU index (the first one is used).")
 
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
@@ -294,6 +299,13 @@ class ProtDetectMisalignment(EMProtocol):
                  WEAK: "weakly misaligned", STRONG: "strongly misaligned"}
         for label, attr in OUT_SETS.items():
             out.append(f"{names[label]}: {labels.count(label)} ({attr})")
+        if len(results) <= 30:
+            for ts, r in results.items():
+                if r["label"] != UNCLASSIFIED:
+                    out.append(f"  {ts}: {names[r['label']]} (strong score "
+                               f"{r['strong_score']:.2f}, weak score {r['weak_score']:.2f}, "
+                               f"{r['n_beads']} beads)")
+            out.append("Scores run from 0 (misaligned) to 1 (aligned).")
         for ts, r in results.items():
             if r["label"] == UNCLASSIFIED:
                 out.append(f"unclassified: {ts}: {r['message']}")

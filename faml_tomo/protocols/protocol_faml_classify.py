@@ -131,7 +131,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       label="Number of classes",
                       help="K; 1 gives a single reference-free average.")
         form.addParam("numberOfIterations", params.IntParam, default=20,
-                      validators=[params.Positive], label="Iterations",
+                      validators=[params.Positive], label="Iterations (at most)",
                       help="Largest number of EM iterations (the paper runs 20); the run "
                            "stops earlier when converged. Each iteration is one step: "
                            "'Continue' resumes after the last finished one.")
@@ -144,7 +144,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       help="Seeds the initial split and the Voronoi samples; the same "
                            "seed gives the same result.")
         form.addParam("maxCandidates", params.IntParam, default=50,
-                      validators=[params.Positive], label="Candidates per pair",
+                      validators=[params.Positive], label="Candidates per subtomogram and class",
                       help="Largest number of candidate transforms kept per "
                            "subtomogram and class (local maxima of the rotational "
                            "correlation).")
@@ -157,7 +157,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       validators=[params.Positive], label="Voronoi samples",
                       help="Monte-Carlo samples that estimate the Voronoi weight of each "
                            "candidate transform.")
-        form.addParam("alphaTrd", params.FloatParam, default=1.0, label="alpha_trd",
+        form.addParam("alphaTrd", params.FloatParam, default=1.0,
+                      label="Translation weight (alpha_trd)",
                       help="Weight of translation (per voxel) against rotation (per "
                            "radian) in the transform distance of the Voronoi weights.")
         form.addParam("resolution", params.FloatParam, allowsNull=True,
@@ -505,11 +506,12 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         sizes = hist["class_sizes"][-1] or []
         state = ("converged" if hist["converged"] else
                  "running" if n_it < self.numberOfIterations.get() and
-                 not self.hasAttribute(OUT_CLASSES) else "not converged")
+                 not self.hasAttribute(OUT_CLASSES) else "iteration limit reached")
         out = [f"{MODES[self.mode.get()]}: {hist['n_particles']} subtomograms, "
                f"{hist['n_classes']} classes, {n_it} of {self.numberOfIterations.get()} "
                f"iterations ({state}).",
-               "Class sizes: " + ", ".join(f"{k + 1}: {s}" for k, s in enumerate(sizes)),
+               "Class sizes: " + ", ".join(f"class {k + 1}: {s}" for k, s in enumerate(sizes))
+               + " subtomograms",
                f"Final log-likelihood: {hist['log_likelihood'][-1]:.6g}"]
         if hist.get("fsc_radius"):
             sr = self.inputSubtomograms.get().getSamplingRate()

@@ -55,12 +55,22 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                       important=True, label="Input tomograms",
                       help="Tomograms with gold fiducials (dark beads).")
         form.addParam("fiducialSize", params.FloatParam, default=10.0,
-                      label="Fiducial size (nm)",
-                      help="Diameter of the gold beads in nanometres.")
+                      label="Bead diameter (nm)",
+                      help="Diameter of the gold fiducials (beads), in nanometres "
+                           "(typically 5, 10 or 15).")
         form.addParam("boxSize", params.IntParam, default=32, label="Box size (voxels)",
                       help="Box around each fiducial, in voxels of the tomogram; "
-                           "fiducials whose box crosses the tomogram border are "
+                           "fiducials whose box crosses the X or Y border are "
                            "dropped.  Must hold a bead.")
+        form.addParam("zBorder", params.EnumParam, choices=["bead inside", "whole box inside"],
+                      default=0, expertLevel=params.LEVEL_ADVANCED,
+                      display=params.EnumParam.DISPLAY_HLIST, label="Z border rule",
+                      help="bead inside (default): keep fiducials near the top and bottom "
+                           "of the tomogram as long as the bead (a cube of two "
+                           "diameters) lies inside; gold beads sit on the ice surfaces, "
+                           "close to the Z border of tightly reconstructed tomograms. "
+                           "whole box inside: the published rule, the whole box must lie "
+                           "inside in Z too.")
         form.addParam("relaxedMode", params.BooleanParam, default=True,
                       label="Run in relaxed mode?",
                       help="If fewer coordinates than the threshold below pass the "
@@ -120,6 +130,7 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         return PeakHighContrastParams(
             bead_diameter_nm=float(self.fiducialSize.get()),
             box_size=int(self.boxSize.get()),
+            z_border=("bead", "box")[self.zBorder.get() or 0],
             relaxed_mode=bool(self.relaxedMode.get()),
             relaxed_mode_threshold=int(self.relaxedModeThr.get()),
             sampling_slices=int(self.numberSampSlices.get()),
@@ -156,7 +167,9 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         import tomo.constants as const
         from tomo.objects import Coordinate3D
         tomos = self.inputTomograms.get()
-        coords = self._createSetOfCoordinates3D(tomos)
+        # a pointer (protocol + output name), not the set: object ids differ
+        # between run databases when the workflow is scheduled
+        coords = self._createSetOfCoordinates3D(self.inputTomograms)
         coords.setSamplingRate(tomos.getSamplingRate())
         coords.setBoxSize(int(self.boxSize.get()))
         summary = []
@@ -190,7 +203,8 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         if summary is None:
             return ["Output not ready yet."]
         total = sum(s["count"] for s in summary)
-        lines = [f"{total} fiducials in {len(summary)} tomograms:"]
+        lines = [f"{total} fiducials ({self.fiducialSize.get():g} nm beads) in "
+                 f"{len(summary)} tomograms:"]
         for s in summary:
             line = f"  {s['tomogram']}: {s['count']}"
             if s["relaxed_mode"]:

@@ -23,6 +23,8 @@ _PANELS = (("slice XY", lambda v, c: v[c]), ("slice XZ", lambda v, c: v[:, c]),
 def _figure(fig, figsize):
     if fig is None:
         fig = Figure(figsize=figsize)
+    else:
+        fig.set_size_inches(*figsize)      # a Scipion plot window opens at 6 x 5.4 in
     fig.clear()
     return fig
 
@@ -83,7 +85,7 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     """
     h = read_history(run_dir)
     its = np.arange(1, h["iterations"] + 1)
-    fig = _figure(fig, (12, 3.4))
+    fig = _figure(fig, (12, 3.8))
     ax_ll, ax_sz, ax_r = fig.subplots(1, 3)
     ax_ll.plot(its, h["log_likelihood"], "o-", color="k")
     ax_ll.set_xlabel("iteration")
@@ -102,7 +104,8 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     if h.get("band_radius"):
         ax_r.plot(its, h["band_radius"], "o-", label="E-step band")
         ax_r.plot(its, h["fsc_radius"], "s--", label="half-set FSC 0.5")
-        ax_r.legend(fontsize=8)
+        ax_r.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
+                    frameon=False)
     ax_r.set_xlabel("iteration")
     ax_r.set_ylabel("radius (Fourier shells)")
     ax_r.set_title("resolution", fontsize=10)
@@ -113,11 +116,11 @@ def history_figure(run_dir, fig=None, voxel_size=None):
         ax_r.secondary_yaxis("right", functions=(to_angstrom, to_angstrom)).set_ylabel("Å")
     for ax in (ax_ll, ax_sz, ax_r):
         ax.set_xticks(its if len(its) <= 20 else its[::max(1, len(its) // 10)])
-    state = "converged" if h["converged"] else "not converged"
+    state = "converged" if h["converged"] else "iteration limit reached"
     fig.suptitle(f"{h['mode'].upper()}: {h['n_particles']} subtomograms, "
                  f"{h['n_classes']} classes, {h['iterations']} iterations ({state})",
                  fontsize=11)
-    fig.subplots_adjust(left=0.07, right=0.95, top=0.82, bottom=0.15, wspace=0.4)
+    fig.subplots_adjust(left=0.07, right=0.95, top=0.82, bottom=0.24, wspace=0.4)
     return fig
 
 
@@ -186,6 +189,7 @@ if EmProtocolViewer is not None:
 
         def _plotter(self, draw, title):
             plotter = EmPlotter(windowTitle=title)
+            plotter.tightLayoutOn = False        # the figures lay themselves out
             draw(plotter.getFigure())
             return [plotter]
 

@@ -35,6 +35,8 @@ def _num(value):
 def _figure(fig, figsize):
     if fig is None:
         fig = Figure(figsize=figsize)
+    else:
+        fig.set_size_inches(*figsize)      # a Scipion plot window opens at 6 x 5.4 in
     fig.clear()
     return fig
 
@@ -209,6 +211,7 @@ if EmProtocolViewer is not None:
 
         def _plotter(self, draw, title):
             plotter = EmPlotter(windowTitle=title)
+            plotter.tightLayoutOn = False        # the figures lay themselves out
             draw(plotter.getFigure())
             return [plotter]
 
