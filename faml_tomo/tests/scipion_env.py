@@ -10,13 +10,16 @@ import os
 import sys
 from pathlib import Path
 
-HOSTS_CONF = """[localhost]
-PARALLEL_COMMAND = mpirun -np %_(JOB_NODES)d %_(COMMAND)s
-NAME = SCIPION_MACHINE
-ADDRESS = localhost
-MANDATORY = False
-QUEUE_SYSTEM = False
-"""
+
+def _workflow_env():
+    """:mod:`faml_tomo.workflow.env`, loaded by path: importing the package
+    would import pwem, and with it pyworkflow's configuration, too early."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "workflow" / "env.py"
+    spec = importlib.util.spec_from_file_location("_faml_tomo_workflow_env", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def setup_scipion_env(root=None):
@@ -35,29 +38,10 @@ def setup_scipion_env(root=None):
     """
     repo = Path(__file__).resolve().parents[2]
     root = Path(root) if root else repo / ".scipion"
-    home = root / "home"
-    (home / "config").mkdir(parents=True, exist_ok=True)
-    hosts = home / "config" / "hosts.conf"
-    if not hosts.exists():
-        hosts.write_text(HOSTS_CONF)
-    values = {
-        "SCIPION_DOMAIN": "pwem",
-        "SCIPION_HOME": str(home),
-        "SCIPION_HOSTS": str(hosts),
-        "SCIPION_USER_DATA": str(root / "userdata"),
-        "SCIPION_PYTHON": sys.executable,
-        "SCIPION_TEST_NOSYNC": "1",
-        "SCIPION_TESTS": str(root / "testdata"),
-        "SCIPION_NOTIFY": "False",
-        "MPLBACKEND": "Agg",
-    }
-    for key, value in values.items():
-        os.environ.setdefault(key, value)
-    # Protocols run as a subprocess of the python found on PATH.
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    return {key: os.environ[key] for key in values}
+    values = _workflow_env().scipion_environment(root)
+    os.environ.setdefault("SCIPION_TESTS", str(root / "testdata"))
+    values["SCIPION_TESTS"] = os.environ["SCIPION_TESTS"]
+    return values
 
 
 if __name__ == "__main__":      # pragma: no cover

@@ -7,9 +7,9 @@ read a run folder (the CLI's ``--out``, the protocol's ``extra/run``) through
 :class:`matplotlib.figure.Figure`, or draws into one given as ``fig``.
 """
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..averaging.outputs import read_history, read_iteration
+from .plotting import new_figure, plot_window
 
 __all__ = ["averages_figure", "history_figure", "posterior_figure", "CLASS_COLOURS"]
 
@@ -18,15 +18,6 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 _PANELS = (("slice XY", lambda v, c: v[c]), ("slice XZ", lambda v, c: v[:, c]),
            ("slice YZ", lambda v, c: v[:, :, c]), ("projection Z", lambda v, c: v.sum(0)),
            ("projection Y", lambda v, c: v.sum(1)), ("projection X", lambda v, c: v.sum(2)))
-
-
-def _figure(fig, figsize):
-    if fig is None:
-        fig = Figure(figsize=figsize)
-    else:
-        fig.set_size_inches(*figsize)      # a Scipion plot window opens at 6 x 5.4 in
-    fig.clear()
-    return fig
 
 
 def _colour(k):
@@ -53,7 +44,7 @@ def averages_figure(run_dir, iteration=None, fig=None, voxel_size=None):
     avgs = it["averages"]
     k_total, n = len(avgs), avgs.shape[-1]
     sizes = np.bincount(it["classes"], minlength=k_total)
-    fig = _figure(fig, (11, 1.9 * k_total + 0.8))
+    fig = new_figure(fig, (11, 1.9 * k_total + 0.8))
     axes = fig.subplots(k_total, len(_PANELS), squeeze=False)
     c = n // 2
     for k, vol in enumerate(avgs):
@@ -85,7 +76,7 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     """
     h = read_history(run_dir)
     its = np.arange(1, h["iterations"] + 1)
-    fig = _figure(fig, (12, 3.8))
+    fig = new_figure(fig, (12, 3.8))
     ax_ll, ax_sz, ax_r = fig.subplots(1, 3)
     ax_ll.plot(its, h["log_likelihood"], "o-", color="k")
     ax_ll.set_xlabel("iteration")
@@ -130,7 +121,7 @@ def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
     confident assignments; near ``1/K``: ambiguous ones."""
     it = read_iteration(run_dir, iteration, averages=False)
     k_total = len(it["alpha"])
-    fig = _figure(fig, (min(3.2 * k_total, 14), 3.0))
+    fig = new_figure(fig, (min(3.2 * k_total, 14), 3.0))
     axes = np.atleast_1d(fig.subplots(1, k_total))
     edges = np.linspace(0, 1, bins + 1)
     for k, ax in enumerate(axes):
@@ -148,7 +139,7 @@ def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
 
 # --------------------------- Scipion viewer ----------------------------------
 try:
-    from pwem.viewers import EmPlotter, EmProtocolViewer
+    from pwem.viewers import EmProtocolViewer
     from pyworkflow.protocol import params as _params
     from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
@@ -188,10 +179,7 @@ if EmProtocolViewer is not None:
             return None if value is None else int(value)
 
         def _plotter(self, draw, title):
-            plotter = EmPlotter(windowTitle=title)
-            plotter.tightLayoutOn = False        # the figures lay themselves out
-            draw(plotter.getFigure())
-            return [plotter]
+            return plot_window(draw, title)
 
         def _run(self):
             return self.protocol._runDir()

@@ -11,7 +11,8 @@ import json
 import os
 
 import numpy as np
-from matplotlib.figure import Figure
+
+from .plotting import new_figure, plot_window
 
 __all__ = ["LABEL_COLOURS", "score_histograms", "tomogram_score_plot", "box_gallery",
            "load_results"]
@@ -32,15 +33,6 @@ def _num(value):
     return float("nan") if value is None else float(value)
 
 
-def _figure(fig, figsize):
-    if fig is None:
-        fig = Figure(figsize=figsize)
-    else:
-        fig.set_size_inches(*figsize)      # a Scipion plot window opens at 6 x 5.4 in
-    fig.clear()
-    return fig
-
-
 def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20,
                      fig=None):
     """Histograms of the per-bead scores of both networks, stacked by the
@@ -53,7 +45,7 @@ def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20
     strong_threshold, weak_threshold : float
         Drawn as vertical lines (the weak one if given).
     """
-    fig = _figure(fig, (9, 3.8))
+    fig = new_figure(fig, (9, 3.8))
     axes = fig.subplots(1, 2)
     edges = np.linspace(0, 1, bins + 1)
     for ax, key, title, thr in ((axes[0], "strong", "strong network", strong_threshold),
@@ -85,7 +77,7 @@ def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20
 def tomogram_score_plot(results, strong_threshold=0.5, weak_threshold=None, fig=None):
     """Aggregated strong (circles) and weak (triangles) score of each
     tomogram, sorted by strong score, coloured by decision."""
-    fig = _figure(fig, (max(5, 0.35 * len(results) + 2), 4))
+    fig = new_figure(fig, (max(5, 0.35 * len(results) + 2), 4))
     ax = fig.subplots(1, 1)
     items = sorted(results.items(), key=lambda kv: (np.nan_to_num(
         _num(kv[1].get("strong_score")), nan=-1), kv[0]))
@@ -134,7 +126,7 @@ def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
     low = list(order[:n])
     high = [i for i in order[::-1][:n] if i not in low]
     picks = [("lowest", i) for i in low] + [("highest", i) for i in high]
-    fig = _figure(fig, (7.5, 1.35 * max(len(picks), 1) + 0.5))
+    fig = new_figure(fig, (7.5, 1.35 * max(len(picks), 1) + 0.5))
     if not picks:
         ax = fig.subplots(1, 1)
         ax.text(0.5, 0.5, "no boxes", ha="center", va="center")
@@ -163,7 +155,7 @@ def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
 
 # --------------------------- Scipion viewer ----------------------------------
 try:
-    from pwem.viewers import EmPlotter, EmProtocolViewer
+    from pwem.viewers import EmProtocolViewer
     from pyworkflow.protocol import params as _params
     from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
@@ -210,10 +202,7 @@ if EmProtocolViewer is not None:
             return self.protocol.strongThreshold.get(), self.protocol._weakThreshold()
 
         def _plotter(self, draw, title):
-            plotter = EmPlotter(windowTitle=title)
-            plotter.tightLayoutOn = False        # the figures lay themselves out
-            draw(plotter.getFigure())
-            return [plotter]
+            return plot_window(draw, title)
 
         def _histograms(self, _param=None):
             s, w = self._thresholds()

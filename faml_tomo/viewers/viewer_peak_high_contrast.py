@@ -13,6 +13,7 @@ from pwem.viewers import EmPlotter, EmProtocolViewer
 from pyworkflow.protocol import params
 from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
+from .plotting import new_figure
 from ..protocols.protocol_peak_high_contrast import (
     OUTPUT_NAME,
     ProtPeakHighContrast,
@@ -24,13 +25,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ProtPeakHighContrastViewer", "slab_figure", "score_histogram_figure",
            "central_slab"]
-
-
-def _new_figure(figure, figsize):
-    if figure is not None:
-        return figure
-    from matplotlib.figure import Figure
-    return Figure(figsize=figsize)
 
 
 def central_slab(volume, thickness):
@@ -81,7 +75,7 @@ def slab_figure(image, coordinates, scores=None, z_range=None, bead_diameter_px=
     matplotlib.figure.Figure
     """
     from matplotlib.patches import Circle
-    fig = _new_figure(figure, (7, 6.5))
+    fig = new_figure(figure, (7, 6.5))
     ax = fig.add_subplot(111)
     lo, hi = np.percentile(image, [1, 99])
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
@@ -130,7 +124,7 @@ def score_histogram_figure(scores, threshold=None, title="", figure=None):
     -------
     matplotlib.figure.Figure
     """
-    fig = _new_figure(figure, (6, 4))
+    fig = new_figure(figure, (6, 4))
     ax = fig.add_subplot(111)
     s = np.asarray(scores, float).ravel()
     ax.hist(s, bins=np.linspace(-1, 1, 41) if len(s) else 10, color="tab:blue",
