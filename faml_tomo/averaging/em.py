@@ -823,35 +823,56 @@ def _kmeans_split(runner, params, geom):
 
 
 def _scale_samples(parts, subset, refs, align_params):
+    """Per sampled subtomogram: best score and least-squares scale against
+    each reference (shape (R,) each)."""
     out = []
     for p in parts:
         if p.index not in subset:
             continue
-        res = [align(p, r, align_params) for r in refs]
-        k = int(np.argmax([r.scores[0] for r in res]))
-        r = res[k]
-        if r.ref_norm2[0] > 0:
-            cc = 0.5 * (p.norm2 + r.ref_norm2[0] - r.sq_dist[0])
-            out.append((k, cc / r.ref_norm2[0]))
+        scores, scales = [], []
+        for r in refs:
+            res = align(p, r, align_params)
+            n2 = res.ref_norm2[0]
+            cc = 0.5 * (p.norm2 + n2 - res.sq_dist[0])
+            scores.append(res.scores[0])
+            scales.append(cc / n2 if n2 > 0 else 0.0)
+        out.append((np.array(scores), np.array(scales)))
     return out
 
 
 def _fit_reference_scale(runner, spectra, params, geom, n_fit=16):
     """Scale user references to the data: least-squares scale of the aligned
-    reference against a few subtomograms, median per class."""
-    n_part = runner.n_particles
+    reference against a few subtomograms, median per class.
+
+    References of the opposite contrast (e.g. a positive density map for
+    data where protein is dark) align badly and fit a negative scale; each
+    reference is therefore also tried inverted, and the sign whose
+    alignments score higher over the sample is kept (logged)."""
+    n_part, k = runner.n_particles, len(spectra)
     subset = set(np.unique(np.linspace(0, n_part - 1, min(n_fit, n_part)).astype(int))
                  .tolist())
+    both = np.concatenate([spectra, -spectra])
     refs = [prepare_reference(spec=_half_from_band(sp, geom), n=geom.n, params=params.align)
-            for sp in spectra]
+            for sp in both]
     samples = [x for chunk in runner.map(_scale_samples, subset, refs, params.align)
                for x in chunk]
     out = spectra.copy()
-    allv = [v for _, v in samples]
-    for k in range(len(spectra)):
-        vals = [v for kk, v in samples if kk == k] or allv
-        if vals and np.median(vals) > 0:
-            out[k] *= float(np.median(vals))
+    if not samples:
+        return out
+    scores = np.array([sc for sc, _ in samples])          # (S, 2K)
+    scales = np.array([sl for _, sl in samples])
+    sign = np.where(scores[:, :k].sum(axis=0) >= scores[:, k:].sum(axis=0), 1, -1)
+    cols = np.where(sign > 0, np.arange(k), np.arange(k) + k)
+    best = np.argmax(scores[:, cols], axis=1)
+    for kk in range(k):
+        if sign[kk] < 0:
+            logger.warning("reference %d has the opposite contrast of the subtomograms: "
+                           "inverted", kk + 1)
+        vals = scales[best == kk, cols[kk]]
+        if len(vals) == 0:
+            vals = scales[np.arange(len(best)), cols[best]]
+        med = float(np.median(vals)) * sign[kk]
+        out[kk] = spectra[kk] * (med if med != 0 else float(sign[kk]))
     return out
 
 

@@ -79,9 +79,10 @@ class PaddedSpectrum:
 
     Stored as one contiguous complex64 array with the ky and kz axes
     centred, so that interpolation needs no wrap-around; each sample gathers
-    its 8 neighbours with flat indices (measured 1.7x faster than
-    ``ndimage.map_coordinates`` on separate real and imaginary planes).  Its
-    value at padded index ``pad * k`` equals ``spectrum(volume)[k]``.
+    its 8 neighbours with flat indices and weighs them in double precision
+    (the same values as ``ndimage.map_coordinates`` on separate real and
+    imaginary planes to 1e-12, about 1.5x faster).  Its value at padded
+    index ``pad * k`` equals ``spectrum(volume)[k]``.
 
     Parameters
     ----------
@@ -136,18 +137,18 @@ class PaddedSpectrum:
                                            (2, 0, 1, 0)):
             c = q[:, comp] * sgn + centre
             i = np.clip(np.floor(c), 0, shape[axis] - 2)
-            w = np.clip(c - i, 0.0, 1.0).astype(np.float32)
+            w = np.clip(c - i, 0.0, 1.0)
             base += i.astype(np.intp) * stride
             weights.append(w)
         wz, wy, wx = weights
-        out = np.zeros(len(q), dtype=np.complex64)
+        # Weights and sums in double precision (the stored values are single).
+        out = np.zeros(len(q), dtype=np.complex128)
         for dz, az in ((0, 1 - wz), (sy, wz)):
             for dy, ay in ((0, 1 - wy), (shape[2], wy)):
                 o = base + (dz + dy)
                 v0 = flat.take(o)
                 v1 = flat.take(o + 1)
                 out += (az * ay) * ((1 - wx) * v0 + wx * v1)
-        out = out.astype(np.complex128)
         np.conjugate(out, out=out, where=flip)
         return out
 

@@ -304,3 +304,22 @@ def test_masked_run_recovers_poses_and_is_part_of_the_checkpoint(tmp_path):
     with pytest.raises(InputError, match="checkpoint"):
         classify(sim.volumes, sim.tilt_range, mask=_soft_sphere(20, 6),
                  checkpoint_dir=tmp_path, **kw)
+
+
+def test_reference_of_opposite_contrast_is_inverted(caplog):
+    """A reference with the data's contrast inverted (a positive map for dark
+    protein) is detected, inverted, and aligns as well as the right one."""
+    import logging
+
+    from faml_tomo.geometry import rotation_angle_deg
+    ref = phantom(20, seed=2)
+    sim = simulate_subtomograms([ref], 8, 1.0, (-60, 60), seed=4)
+    kw = dict(n_classes=1, max_iter=1, seed=1, align=FAST, n_voronoi=500)
+    with caplog.at_level(logging.WARNING, logger="faml_tomo.averaging.em"):
+        res = classify(sim.volumes, sim.tilt_range, references=[-ref], **kw)
+    assert "opposite contrast" in caplog.text
+    assert np.median(rotation_angle_deg(res.rotations, sim.rotations)) < 8
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="faml_tomo.averaging.em"):
+        classify(sim.volumes, sim.tilt_range, references=[ref], **kw)
+    assert "opposite contrast" not in caplog.text

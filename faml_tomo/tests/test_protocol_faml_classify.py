@@ -157,6 +157,33 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             np.testing.assert_allclose(other["rotations"], serial["rotations"], atol=1e-12)
             np.testing.assert_allclose(other["averages"], serial["averages"], atol=1e-6)
 
+    def test_references_keep_their_order_and_mask(self):
+        """Started from the two true structures (imported as a volume set)
+        with a soft spherical mask: class k is reference k's class."""
+        from pwem.protocols import ProtImportMask
+        from faml_tomo.simulation import make_phantom
+        refs = self.dataDir / "refs"
+        refs.mkdir(exist_ok=True)
+        for k, name in enumerate(NAMES):
+            write_mrc(refs / f"ref_{k + 1}.mrc", make_phantom(name, BOX, PIXEL), PIXEL)
+        imp = self.importSubTomograms(refs, "ref_*.mrc", samplingRate=PIXEL)
+        z, y, x = np.mgrid[:BOX, :BOX, :BOX] - BOX // 2
+        mask = np.clip(10.5 - np.sqrt(x ** 2 + y ** 2 + z ** 2), 0, 1).astype(np.float32)
+        write_mrc(self.dataDir / "mask.mrc", mask, PIXEL)
+        imp_mask = self.newProtocol(ProtImportMask, maskPath=str(self.dataDir / "mask.mrc"),
+                                    samplingRate=PIXEL)
+        self.launchProtocol(imp_mask)
+        prot = self._classify("references", 4, useReferences=True,
+                              inputReferences=imp.outputSubTomograms,
+                              inputMask=imp_mask.outputMask)
+        self.assertTrue(os.path.exists(prot._getExtraPath("input", "mask.mrc")))
+        subs = getattr(prot, OUT_SUBTOMOS)
+        rows = self._order(subs)
+        pred = np.array([s.getClassId() for s in subs.iterItems(orderBy="id")]) - 1
+        truth = np.asarray(self.sim.truth.class_index)[rows]
+        names = np.asarray(self.sim.truth.class_names)
+        self.assertGreaterEqual(np.mean(names[truth] == np.asarray(NAMES)[pred]), 0.95)
+
     # --------------------------------------------------------------- viewer
     def test_viewer_figures(self):
         import matplotlib
