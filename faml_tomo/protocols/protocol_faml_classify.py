@@ -165,6 +165,13 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       label="Low-pass limit (Å, optional)",
                       help="Highest resolution used for alignment and likelihood "
                            "(empty: Nyquist). Helps at very low SNR.")
+        form.addParam("startResolution", params.FloatParam, allowsNull=True,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Initial resolution (Å, optional)",
+                      help="Frequency marching starts at this resolution and widens with "
+                           "the half-set FSC (empty: 8 voxels, i.e. box/8 Fourier shells). "
+                           "With initial references that differ only in finer detail, "
+                           "start at a resolution where they differ.")
         form.addParam("convergenceTol", params.FloatParam, default=0.01,
                       expertLevel=params.LEVEL_ADVANCED, label="Convergence tolerance",
                       help="Converged when every class average changes by less than this "
@@ -257,6 +264,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             argv += ["--mask", self._getExtraPath("input", "mask.mrc")]
         if self.resolution.get() is not None:
             argv += ["--resolution", repr(float(self.resolution.get()))]
+        if self.startResolution.get() is not None and not self.fullBand:
+            argv += ["--start-resolution", repr(float(self.startResolution.get()))]
         if self.fullBand:
             argv.append("--full-band")
         return argv
@@ -450,10 +459,11 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             self._emParams().check(n_part)
         except InputError as exc:
             errors.append(str(exc))
-        res = self.resolution.get()
-        if res is not None and res <= 2 * inset.getSamplingRate():
-            errors.append(f"Low-pass limit {res:g} Å is beyond Nyquist "
-                          f"({2 * inset.getSamplingRate():g} Å)")
+        for value, what in ((self.resolution.get(), "Low-pass limit"),
+                            (self.startResolution.get(), "Initial resolution")):
+            if value is not None and value <= 2 * inset.getSamplingRate():
+                errors.append(f"{what} {value:g} Å is beyond Nyquist "
+                              f"({2 * inset.getSamplingRate():g} Å)")
         if (self.numberOfMpi.get() or 1) > 1:
             try:
                 import mpi4py  # noqa: F401

@@ -175,7 +175,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.launchProtocol(imp_mask)
         prot = self._classify("references", 4, useReferences=True,
                               inputReferences=imp.outputSubTomograms,
-                              inputMask=imp_mask.outputMask)
+                              inputMask=imp_mask.outputMask, startResolution=80.0)
         self.assertTrue(os.path.exists(prot._getExtraPath("input", "mask.mrc")))
         subs = getattr(prot, OUT_SUBTOMOS)
         rows = self._order(subs)
@@ -252,6 +252,8 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
                                                  tiltMax=-30))
         self.assertIn("beyond Nyquist", self._errors(inputSubtomograms=self.subtomos,
                                                      resolution=30.0))
+        self.assertIn("Initial resolution 35 Å is beyond Nyquist",
+                      self._errors(inputSubtomograms=self.subtomos, startResolution=35.0))
 
     def test_validate_mixed_boxes_and_missing_wedge(self):
         folder = self.dataDir / "mixed"
