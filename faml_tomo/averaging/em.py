@@ -342,6 +342,12 @@ class ClassificationResult:
         Each subtomogram's log-likelihood ``log p(X_i)`` under the model of
         the last E-step (FA: of its single best transform); they sum to the
         last entry of :attr:`log_likelihood`.
+    fsc : numpy.ndarray, shape (S,)
+        Last half-set FSC (even vs odd subtomograms, class-mass weighted; the
+        halves share the reference, so it is optimistic) at shells
+        :attr:`fsc_shells`.
+    fsc_shells : numpy.ndarray of int, shape (S,)
+        Fourier shells (cycles per box) of :attr:`fsc`.
     """
     averages: np.ndarray
     classes: np.ndarray
@@ -364,6 +370,8 @@ class ClassificationResult:
     radius: list = None
     fsc_radius: list = None
     logliks: np.ndarray = None
+    fsc: np.ndarray = None
+    fsc_shells: np.ndarray = None
 
     def euler_angles(self):
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
@@ -1040,7 +1048,10 @@ def _result(state, params, geom):
         average_change=list(state.average_change), n_iterations=state.iteration,
         converged=state.converged, mode=params.mode, seed=params.seed,
         radius=list(state.radius), fsc_radius=list(state.fsc_radius),
-        logliks=state.logliks)
+        logliks=state.logliks,
+        fsc=None if state.fsc is None else np.asarray(state.fsc, dtype=float),
+        fsc_shells=None if state.fsc is None else np.arange(geom.r_min,
+                                                             geom.r_min + len(state.fsc)))
 
 
 def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,

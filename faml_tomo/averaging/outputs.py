@@ -32,6 +32,7 @@ HISTORY_NAME = "history.json"
 PARTICLES_NAME = "particles.star"
 _PER_PARTICLE = ("classes", "max_posterior", "scores", "n_candidates", "rotations",
                  "shifts", "logliks")
+_CURVES = ("fsc", "fsc_shells")
 
 
 def class_average_path(out_dir, k):
@@ -76,8 +77,8 @@ def write_iteration(out_dir, result, voxel_size):
     (Path(out_dir) / ITERATIONS_DIR).mkdir(parents=True, exist_ok=True)
     for k, avg in enumerate(result.averages):
         write_mrc(iteration_average_path(out_dir, it, k), avg, voxel_size)
-    arrays = {name: np.asarray(getattr(result, name)) for name in _PER_PARTICLE
-              if getattr(result, name) is not None}
+    arrays = {name: np.asarray(getattr(result, name)) for name in _PER_PARTICLE + _CURVES
+              if getattr(result, name, None) is not None}
     with atomic_path(_iteration_npz(out_dir, it)) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, alpha=np.asarray(result.alpha), **arrays)
@@ -171,7 +172,8 @@ def read_iteration(out_dir, iteration=None, averages=True):
     dict
         ``iteration``, ``alpha`` and the per-particle arrays ``classes``,
         ``max_posterior``, ``scores``, ``n_candidates``, ``rotations``,
-        ``shifts``, ``logliks``; with ``averages``, ``averages`` of shape
+        ``shifts``, ``logliks``; the half-set FSC ``fsc`` at Fourier shells
+        ``fsc_shells``; with ``averages``, ``averages`` of shape
         ``(K, n, n, n)``.
     """
     from ..io.mrc import read_mrc

@@ -188,8 +188,8 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
     def test_viewer_figures(self):
         import matplotlib
         matplotlib.use("Agg")
-        from faml_tomo.viewers.viewer_faml import (averages_figure, history_figure,
-                                                   posterior_figure)
+        from faml_tomo.viewers.viewer_faml import (averages_figure, fsc_figure,
+                                                   history_figure, posterior_figure)
         run = self.run4._runDir()
         out = self.proj.getPath("viewer_figures")
         os.makedirs(out, exist_ok=True)
@@ -207,7 +207,14 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         fig = posterior_figure(run)
         self.assertEqual(len(fig.axes), 2)                      # one panel per class
         fig.savefig(os.path.join(out, "posteriors.png"))
-        for name in ("averages", "history", "posteriors"):
+        fig = fsc_figure(run, voxel_size=PIXEL)
+        curves = fig.axes[0].get_lines()
+        self.assertEqual([c.get_label() for c in curves[:3]],
+                         ["iteration 1", "iteration 3", "iteration 4"])
+        self.assertTrue(np.all(np.diff(curves[2].get_xdata()) > 0))
+        self.assertGreater(curves[2].get_ydata()[0], 0.5)       # lowest shell: signal
+        fig.savefig(os.path.join(out, "fsc.png"))
+        for name in ("averages", "history", "posteriors", "fsc"):
             self.assertGreater(os.path.getsize(os.path.join(out, f"{name}.png")), 5000)
         # The Scipion viewer is found for the protocol and builds its plots.
         from pwem import Domain
@@ -222,10 +229,11 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         avg = getattr(self.run4, OUT_AVERAGES).getFirstItem()
         self.assertTrue(Domain.findViewers(avg.getClassName(), DESKTOP_TKINTER))
         viewer = FAMLClassifyViewer(project=self.proj, protocol=self.run4)
-        for show in (viewer._showAverages, viewer._showHistory, viewer._showPosteriors):
+        for show in (viewer._showAverages, viewer._showHistory, viewer._showPosteriors,
+                     viewer._showFsc):
             views = show()
             self.assertEqual(len(views), 1)
-            self.assertGreater(len(views[0].getFigure().axes), 1)
+            self.assertTrue(views[0].getFigure().axes)         # drawn into the window
 
     # --------------------------------------------------------------- validate
     def _errors(self, **kw):

@@ -11,7 +11,8 @@ import numpy as np
 from ..averaging.outputs import read_history, read_iteration
 from .plotting import new_figure, plot_window
 
-__all__ = ["averages_figure", "history_figure", "posterior_figure", "CLASS_COLOURS"]
+__all__ = ["averages_figure", "history_figure", "posterior_figure", "fsc_figure",
+           "CLASS_COLOURS"]
 
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -137,6 +138,62 @@ def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
     return fig
 
 
+def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
+    """Half-set Fourier shell correlation after some iterations.
+
+    The halves are the even and odd subtomograms (class-mass weighted over
+    the classes); they share the reference, so the curve is optimistic.
+    Lines at 0.5 (what frequency marching follows) and 0.143.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    iterations : sequence of int, optional
+        1-based; default the first, the middle and the last finished one.
+    voxel_size : float, optional
+        Å per voxel: the x axis in 1/Å with resolution labels in Å;
+        without, in Fourier shells.
+    """
+    from ..averaging.outputs import finished_iterations
+    done = finished_iterations(run_dir)
+    if iterations is None:
+        iterations = sorted({done[0], done[len(done) // 2], done[-1]}) if done else []
+    h = read_history(run_dir)
+    box = h.get("box")
+    fig = new_figure(fig, (6.5, 4.2))
+    ax = fig.subplots()
+    for j, it in enumerate(iterations):
+        d = read_iteration(run_dir, it, averages=False)
+        if "fsc" not in d:
+            continue
+        x = d["fsc_shells"].astype(float)
+        if voxel_size and box:
+            x = x / (box * voxel_size)
+        ax.plot(x, d["fsc"], "-", color=CLASS_COLOURS[j % len(CLASS_COLOURS)],
+                label=f"iteration {it}")
+    for level, style in ((0.5, "--"), (0.143, ":")):
+        ax.axhline(level, color="grey", linestyle=style, linewidth=1)
+    ax.set_ylim(-0.1, 1.02)
+    ax.set_ylabel("FSC")
+    if voxel_size and box:
+        ax.set_xlabel("resolution (1/Å)")
+        top = ax.secondary_xaxis("top", functions=(lambda f: 1 / np.maximum(f, 1e-6),
+                                                   lambda r: 1 / np.maximum(r, 1e-6)))
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if t > 0 and lo <= t <= hi]
+        top.set_xticks([1 / t for t in ticks], [f"{1 / t:.0f}" for t in ticks])
+        top.set_xlabel("Å")
+    else:
+        ax.set_xlabel("Fourier shell (cycles per box)")
+    if ax.get_lines():
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no FSC recorded", ha="center", transform=ax.transAxes)
+    ax.set_title("half-set FSC (even / odd subtomograms)", fontsize=10)
+    fig.subplots_adjust(left=0.12, right=0.96, top=0.8, bottom=0.14)
+    return fig
+
+
 # --------------------------- Scipion viewer ----------------------------------
 try:
     from pwem.viewers import EmProtocolViewer
@@ -168,10 +225,12 @@ if EmProtocolViewer is not None:
                           label="Log-likelihood and class sizes per iteration")
             form.addParam("showPosteriors", _params.LabelParam,
                           label="Class posterior histograms")
+            form.addParam("showFsc", _params.LabelParam,
+                          label="Half-set FSC (first, middle, last iteration)")
 
         def _getVisualizeDict(self):
             return {"showAverages": self._showAverages, "showHistory": self._showHistory,
-                    "showPosteriors": self._showPosteriors}
+                    "showPosteriors": self._showPosteriors, "showFsc": self._showFsc}
 
         def _iteration(self):
             obj = getattr(self, "iteration", None)
@@ -194,6 +253,11 @@ if EmProtocolViewer is not None:
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
             return self._plotter(lambda f: history_figure(self._run(), fig=f, voxel_size=sr),
                                  "FAML convergence")
+
+        def _showFsc(self, _param=None):
+            sr = self.protocol.inputSubtomograms.get().getSamplingRate()
+            return self._plotter(lambda f: fsc_figure(self._run(), voxel_size=sr, fig=f),
+                                 "FAML half-set FSC")
 
         def _showPosteriors(self, _param=None):
             return self._plotter(lambda f: posterior_figure(self._run(), self._iteration(),
