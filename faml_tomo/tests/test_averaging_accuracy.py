@@ -117,3 +117,45 @@ def test_c_preferred_orientation_wedge40():
     if out["faml"] < 0.75:
         pytest.xfail(f"issue-4 target (c) not met: FAML {out['faml']:.3f}, "
                      f"FA {out['fa']:.3f}")
+
+
+# --- The paper's regime (64^3 at 6 Å/px instead of the issue's 32^3 at 20 Å/px) -----
+# Same SNR definition, same structure (4v4r; the paper used GroEL): every particle then
+# spans ~42 voxels instead of ~12, and both FAML and the FA comparator align well.
+
+def _paper_regime(counts, snr, tilt, orientations, seed):
+    from faml_tomo.simulation import SubtomogramParams, load_structure, simulate_subtomograms
+    from faml_tomo.simulation.subtomograms import acquisition_filter
+    box, pixel = 64, 6.0
+    truth = np.asarray(load_structure(structure_path("4v4r"), pixel, box), float)
+
+    def params(s, t, o="uniform"):
+        return SubtomogramParams(box=box, pixel_size=pixel, snr=s, tilt_min=t[0],
+                                 tilt_max=t[1], orientations=o, invert=True)
+    s = simulate_subtomograms({"t": truth}, counts, params(snr, tilt, orientations), rng=seed)
+    h = acquisition_filter(truth.shape, params(snr, (-90.0, 90.0)))
+    expected = np.fft.irfftn(np.fft.rfftn(truth) * h, s=truth.shape)
+    ap = AlignParams(r_max=box // 4, lmax=23)
+    out = {}
+    for mode in ("faml", "fa"):
+        res = classify(s.volumes, tilt, mode=mode, max_iter=12, seed=1, align=ap,
+                       n_voronoi=2000)
+        out[mode] = aligned_correlation(res.averages[0], expected, ap)[0]
+    print(out)
+    return out
+
+
+def test_b_paper_regime():
+    """(b) at 64^3 / 6 Å/px: FAML r >= 0.7 is met (measured 0.94, ~4 min); the
+    paper's margin over FA is not reproduced: our FA comparator (wedge-
+    compensated averaging of the best candidates) reaches 0.94 too (the
+    paper's FA: 0.19)."""
+    out = _paper_regime(100, 0.003, (-60, 60), "uniform", 2)
+    assert out["faml"] >= 0.7
+    assert out["faml"] >= out["fa"] - 0.02
+
+
+def test_c_paper_regime():
+    """(c) at 64^3 / 6 Å/px: FAML r >= 0.75 and >= FA (measured 0.933 vs 0.932)."""
+    out = _paper_regime(50, 0.01, (-40, 40), "y", 3)
+    assert out["faml"] >= 0.75 and out["faml"] >= out["fa"] - 0.005
