@@ -37,10 +37,6 @@ def add_parser(subparsers):
                         "tomogram (default 300)")
     p.add_argument("--n-val", type=int, default=40,
                    help="held-out validation specimens (default 40)")
-    p.add_argument("--n-bananas", type=int, default=0,
-                   help="extra training specimens whose weak and strong series are "
-                        "bananas near the class boundary (strong 1.7-3 px residual; "
-                        "default 0)")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs per network")
     p.add_argument("--steps", type=int, default=150, help="batches per epoch (default 150)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -62,8 +58,6 @@ def run(args):
     from ..misalignment.training import train_misalignment
     if args.workers < 1 or args.threads < 1:
         raise InputError("--workers and --threads must be >= 1")
-    if args.n_bananas < 0:
-        raise InputError("--n-bananas must be >= 0")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     log_path = args.log or Path(args.cache) / f"train_seed{args.seed}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +76,7 @@ def run(args):
                                 n_val=args.n_val, epochs=args.epochs, steps=args.steps,
                                 batch_size=args.batch_size, cache=args.cache,
                                 resume=args.resume, workers=args.workers,
-                                threads=args.threads, log=log, n_bananas=args.n_bananas)
+                                threads=args.threads, log=log)
     elapsed = time.perf_counter() - t0
     params = {k: v for k, v in vars(args).items() if k != "func"}
     write_job_json(Path(args.out) / "train_job.json", "train-misalignment", params,

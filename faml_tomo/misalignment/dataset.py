@@ -62,8 +62,7 @@ from .boxes import extract_boxes, target_sampling
 logger = logging.getLogger(__name__)
 
 __all__ = ["CLASSES", "ALIGNED_ID", "WEAK_ID", "STRONG_ID", "KINDS", "RESIDUAL_RANGES",
-           "SET_ID", "SET_CONFIG", "SpecimenSpec", "draw_specimen", "bead_errors",
-           "draw_error_shape",
+           "SET_ID", "SpecimenSpec", "draw_specimen", "bead_errors", "draw_error_shape",
            "scaled_model", "bead_box_volume", "series_boxes", "simulate_specimen",
            "generate_shards", "load_shards", "BoxData"]
 
@@ -74,13 +73,7 @@ KINDS = ("none", "bananas", "twisters", "birds", "general")
 RESIDUAL_RANGES = {"aligned": (0.0, 0.35), "weak": (0.6, 1.3), "strong": (1.7, 12.0)}
 # Per-bead ranges a box must fall in to keep its tomogram's label.
 BEAD_RANGES = {"aligned": (0.0, 0.5), "weak": (0.45, 1.5), "strong": (1.45, np.inf)}
-SET_ID = {"train": 1, "val": 2, "test": 3, "bananas": 4}
-# Sets that differ from the default draw.  "bananas": extra training specimens
-# at the weak/strong boundary for the kind the networks found hardest (a
-# constant X offset leaves its residual at the high tilts only, a fainter
-# artefact than jitter of the same RMS): weak and strong series are bananas,
-# strong ones 1.7-3 px.
-SET_CONFIG = {"bananas": {"kinds": ("bananas",), "ranges": {"strong": (1.7, 3.0)}}}
+SET_ID = {"train": 1, "val": 2, "test": 3}
 PIXEL_RANGE = (7.0, 20.0)            # Å/px
 BEAD_RANGE = (50.0, 150.0)           # Å
 MIN_BEAD_PX = 2.5
@@ -381,8 +374,7 @@ def series_boxes(ts, rng, keep=None):
 
 
 def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
-                      image_size=IMAGE_SIZE, n_beads=N_BEADS, series_callback=None,
-                      ranges=None):
+                      image_size=IMAGE_SIZE, n_beads=N_BEADS, series_callback=None):
     """Simulate one specimen's aligned, weak and strong tilt series and their
     bead boxes.
 
@@ -391,9 +383,7 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
     the class range.  ``image_size`` and ``n_beads`` shrink the field of
     view for tests.  ``series_callback(class_id, kind, tilt_series)``, if
     given, sees each simulated tilt series (e.g. to reconstruct the whole
-    tomogram); it must not use the generator.  ``kinds`` (misalignment kinds
-    to draw from) and ``ranges`` (class -> residual range overriding
-    :data:`RESIDUAL_RANGES`) default to the set's :data:`SET_CONFIG`.
+    tomogram); it must not use the generator.
 
     Returns
     -------
@@ -415,11 +405,9 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
     msd = _misalign_seed(spec.seed)
     out = {k: [] for k in ("boxes", "label", "kind", "residual", "tomo")}
     tomo_res = []
-    config = SET_CONFIG.get(set_name, {})
-    mis_kinds = kinds or config.get("kinds") or ("bananas", "twisters", "birds", "general")
-    class_ranges = {**RESIDUAL_RANGES, **config.get("ranges", {}), **(ranges or {})}
+    mis_kinds = kinds or ("bananas", "twisters", "birds", "general")
     for cls_id, cls in enumerate(CLASSES):
-        lo, hi = class_ranges[cls]
+        lo, hi = RESIDUAL_RANGES[cls]
         if cls == "aligned":
             kind = "none"
             target = rng.uniform(0.0, hi)
@@ -484,7 +472,7 @@ def generate_shards(cache, seed, set_name, count, workers=1, log=None):
     ----------
     cache : str or Path
     seed : int
-    set_name : {"train", "val", "test", "bananas"}
+    set_name : {"train", "val", "test"}
     count : int
     workers : int
         Processes (each single-threaded).
@@ -534,19 +522,10 @@ class BoxData:
     def __len__(self):
         return len(self.label)
 
-    _FIELDS = ("boxes", "label", "kind", "residual", "tomogram", "pixel_size",
-               "bead_diameter")
-
     def select(self, mask):
-        return BoxData(*(getattr(self, f)[mask] for f in self._FIELDS))
-
-    def concat(self, other):
-        """Both sets, ``other``'s tomogram ids moved past this one's."""
-        shift = int(self.tomogram.max()) + 1 if len(self) else 0
-        parts = {f: np.concatenate([getattr(self, f), getattr(other, f)])
-                 for f in self._FIELDS if f != "tomogram"}
-        return BoxData(**parts, tomogram=np.concatenate([self.tomogram,
-                                                         other.tomogram + shift]))
+        return BoxData(*(getattr(self, f)[mask] for f in
+                         ("boxes", "label", "kind", "residual", "tomogram", "pixel_size",
+                          "bead_diameter")))
 
 
 def load_shards(cache, set_name, count):

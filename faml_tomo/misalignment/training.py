@@ -320,7 +320,7 @@ def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshol
 
 def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
                        batch_size=64, cache=".cache/misalignment", resume=False, workers=2,
-                       threads=2, log=None, n_bananas=0):
+                       threads=2, log=None):
     """The whole training run (see the module docstring).
 
     Parameters
@@ -331,9 +331,6 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         Data and training seed.
     n_train, n_val : int
         Training / validation specimens (3 tomograms each).
-    n_bananas : int
-        Extra training specimens of the ``"bananas"`` set (weak and strong
-        bananas near the class boundary, :data:`.dataset.SET_CONFIG`).
     epochs, steps, batch_size : int
         Maximum epochs, batches per epoch, boxes per batch.
     cache : str or Path
@@ -352,8 +349,6 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     dict
         Sizes, timings and validation metrics (also in ``metrics.json``).
     """
-    if int(n_bananas) != n_bananas or n_bananas < 0:
-        raise InputError(f"n_bananas must be an integer >= 0, got {n_bananas}")
     for name, v in (("n_train", n_train), ("n_val", n_val), ("epochs", epochs),
                     ("steps", steps), ("batch_size", batch_size)):
         if int(v) != v or v < 1:
@@ -365,11 +360,7 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     t_all = time.perf_counter()
     t_gen = generate_shards(root, seed, "train", n_train, workers, log)
     t_gen += generate_shards(root, seed, "val", n_val, workers, log)
-    if n_bananas:
-        t_gen += generate_shards(root, seed, "bananas", n_bananas, workers, log)
     train = load_shards(root, "train", n_train)
-    if n_bananas:
-        train = train.concat(load_shards(root, "bananas", n_bananas))
     val = load_shards(root, "val", n_val)
     sizes = {"train_boxes": {c: int(np.sum(train.label == i)) for i, c in enumerate(CLASSES)},
              "val_boxes": {c: int(np.sum(val.label == i)) for i, c in enumerate(CLASSES)},
@@ -377,8 +368,7 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
              "val_tomograms": int(len(np.unique(val.tomogram)))}
     log(f"data: {sizes}")
     _set_threads(threads)
-    # a run with the extra set keeps its own checkpoints
-    ck = root / ("checkpoints" if not n_bananas else f"checkpoints_bananas{int(n_bananas)}")
+    ck = root / "checkpoints"
     strong_path, weak_path = out / STRONG_FILE, out / WEAK_FILE
     infos = {}
     tf = import_tensorflow()
@@ -409,7 +399,6 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         (ck / "weak_done").write_text(json.dumps(infos["weak"]))
     metrics, _ = evaluate(strong, weak, val)
     result = {"seed": int(seed), "n_train": int(n_train), "n_val": int(n_val),
-              "n_bananas": int(n_bananas),
               "sizes": sizes, "training": infos, "validation": metrics,
               "seconds_generation_this_run": round(t_gen, 1),
               "seconds_total_this_run": round(time.perf_counter() - t_all, 1)}

@@ -5,8 +5,7 @@ import pytest
 
 from faml_tomo.errors import InputError
 from faml_tomo.misalignment import extract_boxes
-from faml_tomo.misalignment.dataset import (BEAD_RANGES, CLASSES, KINDS, SET_CONFIG,
-                                            BoxData, bead_box_volume,
+from faml_tomo.misalignment.dataset import (BEAD_RANGES, CLASSES, bead_box_volume,
                                             bead_errors, draw_specimen, generate_shards,
                                             load_shards, scaled_model, simulate_specimen)
 from faml_tomo.misalignment.training import (STRONG_GROUPS, augment_flips, balanced_batch,
@@ -103,25 +102,6 @@ def test_specimen_boxes_labels_and_determinism():
     assert np.all(np.isfinite(a["boxes"].astype(np.float32)))
     c = simulate_specimen(11, "val", 0, image_size=128, n_beads=8)   # another specimen
     assert c["pixel_size"] != a["pixel_size"]
-
-
-def test_bananas_set_is_bananas_at_the_boundary():
-    """The extra set: weak and strong series are bananas, strong ones just
-    past the class boundary (1.7-3 px median residual)."""
-    lo, hi = SET_CONFIG["bananas"]["ranges"]["strong"]
-    for index in range(2):
-        d = simulate_specimen(11, "bananas", index, image_size=128, n_beads=8)
-        mis = d["label"] > 0
-        assert np.all(d["kind"][mis] == KINDS.index("bananas"))
-        assert np.all(d["kind"][~mis] == KINDS.index("none"))
-        assert lo - 1e-3 <= d["tomo_residual"][2] <= hi + 1e-3
-        assert 0.6 - 1e-3 <= d["tomo_residual"][1] <= 1.3 + 1e-3
-    n = len(d["label"])
-    a = BoxData(*(d[k] for k in ("boxes", "label", "kind", "residual", "tomo")),
-                pixel_size=np.full(n, 9.0), bead_diameter=np.full(n, 90.0))
-    both = a.concat(a)
-    assert len(both) == 2 * len(a)
-    assert len(np.unique(both.tomogram)) == 2 * len(np.unique(a.tomogram))
 
 
 def test_shards_are_cached(tmp_path):
