@@ -5,7 +5,9 @@ Runs the simulated cases of issue 4 / the FAML paper §3.1
 (alignment-only averaging) in the same run, and prints them beside the
 paper's numbers and two references measured on the same data:
 
-* *ceiling*: the average made with the true transforms (perfect alignment);
+* *true poses*: the wedge-compensated average made with the true transforms
+  (perfect alignment, no FSC weighting: FAML's weighted averages can score
+  above it where the data determine the poses well);
 * *no alignment*: the truth averaged over the case's random orientations
   (a featureless ball, or a cylinder for rotations about Y) without noise:
   what an average scores that knows only the particle's size.
@@ -41,6 +43,36 @@ def _fmt(d, key):
     return f"{d[key]['value']:.3f}" if key in d else "-"
 
 
+def table(results):
+    """Markdown table of a run's results (``{case: run_case output}``)."""
+    lines = ["| case | data | goal (issue 4) | FAML | FA | FAML - FA | true poses (unweighted) "
+             "| no alignment | FAML from truth | FA from truth | paper FAML vs FA | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, d in results.items():
+        c = CASES[name]
+        faml, fa = d["faml"]["value"], d["fa"]["value"]
+        if len(c.structures) > 1:
+            met = faml >= 0.99
+        elif name.startswith("b"):
+            met = faml >= 0.7 and faml >= fa + 0.2
+        else:
+            met = faml >= 0.75 and faml >= fa
+        data = (f"{'+'.join(c.structures)} {'/'.join(map(str, c.counts))}, {c.box}^3 "
+                f"{c.pixel_size:g} Å/px, SNR {c.snr:g}, ±{c.tilt[1]:g}°, {c.orientations}")
+        lines.append(f"| {name} | {data} | {c.goal} | {faml:.3f} | {fa:.3f} | "
+                     f"{faml - fa:+.3f} | {_fmt(d, 'ceiling')} | {_fmt(d, 'no_alignment')} | "
+                     f"{_fmt(d, 'faml_from_truth')} | {_fmt(d, 'fa_from_truth')} | "
+                     f"{PAPER[name]} | {'yes' if met else 'no'} |")
+    return lines
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -49,8 +81,15 @@ def main(argv=None):
     ap.add_argument("--structures", type=Path, default=STRUCTURES)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" /
-                                          "bench_faml_accuracy.json"))
+                                          "bench_faml_accuracy.json"),
+                    help="results file (a Markdown table is written beside it, .md)")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="only print the table of a saved results file")
     args = ap.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        print("\n".join(table(saved["results"])))
+        return 0
     if not args.structures.is_dir():
         if args.structures == STRUCTURES:         # `make bench` without ../shared
             print(f"skipped: needs the density maps in {STRUCTURES}")
@@ -68,31 +107,16 @@ def main(argv=None):
                                  workers=args.workers)
         print(f"case {name}: {time.perf_counter() - t0:.0f} s "
               f"{json.dumps({k: v['value'] for k, v in results[name].items()})}", flush=True)
-    print("\n| case | data | goal (issue 4) | FAML | FA | FAML - FA | ceiling (true poses) | "
-          "no alignment | FAML from truth | FA from truth | paper FAML vs FA | met |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, d in results.items():
-        c = CASES[name]
-        faml, fa = d["faml"]["value"], d["fa"]["value"]
-        if len(c.structures) > 1:
-            met = faml >= 0.99
-        elif name.startswith("b"):
-            met = faml >= 0.7 and faml >= fa + 0.2
-        else:
-            met = faml >= 0.75 and faml >= fa
-        data = (f"{'+'.join(c.structures)} {'/'.join(map(str, c.counts))}, {c.box}^3 "
-                f"{c.pixel_size:g} Å/px, SNR {c.snr:g}, ±{c.tilt[1]:g}°, {c.orientations}")
-        print(f"| {name} | {data} | {c.goal} | {faml:.3f} | {fa:.3f} | {faml - fa:+.3f} | "
-              f"{_fmt(d, 'ceiling')} | {_fmt(d, 'no_alignment')} | "
-              f"{_fmt(d, 'faml_from_truth')} | {_fmt(d, 'fa_from_truth')} | "
-              f"{PAPER[name]} | {'yes' if met else 'no'} |")
+    lines = table(results)
+    print("\n" + "\n".join(lines))
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": info, "results": results}, indent=1))
-    tmp.replace(path)
-    print(f"wrote {path}")
+    _write(path, json.dumps({"machine": info, "results": results}, indent=1))
+    machine_line = ", ".join(f"{k} {v}" for k, v in info.items())
+    _write(path.with_suffix(".md"), f"# FAML accuracy (benchmarks/bench_faml_accuracy.py)\n\n"
+           f"Machine: {machine_line}. Total {time.perf_counter() - t_all:.0f} s.\n\n"
+           + "\n".join(lines) + "\n")
+    print(f"wrote {path} and {path.with_suffix('.md').name}")
     return 0
 
 

@@ -8,9 +8,9 @@ noise at the SNR over the box, protein bright), runs FAML and FA with fixed
 settings and compares the averages with the truth at the band the runs use.
 Beside the two methods, the references that say what a number means:
 
-* the *true-pose ceiling*: the wedge-compensated average of the
+* the *true-pose average*: the wedge-compensated average of the
   subtomograms moved back by their true transforms (what perfect alignment
-  would give from the same noisy data);
+  gives from the same noisy data, without the FSC weighting FAML applies);
 * the *no-alignment baseline*: the truth averaged over the orientations the
   case draws (all rotations: a featureless ball with the right radial
   profile; rotations about Y: a cylinder), without noise, i.e. what an
