@@ -158,6 +158,13 @@ class EMParams:
         of the full average with the truth (Rosenthal & Henderson 2003), both
         for the E-step references and for the returned averages; suppresses
         shells that are mostly noise.  ``False``: unweighted (the paper).
+    min_class_size : float
+        Reference-free runs with ``K > 1``: a class whose posterior mass
+        falls below this many subtomograms is re-seeded once, from the
+        worst-fitting half (lowest log-likelihood) of the largest class at
+        their best transforms (like splitting the largest class in CL2D).
+        Small data sets otherwise lose classes for good: an average made of
+        one or two noisy subtomograms attracts nobody.  ``0`` disables it.
     leave_one_out : bool
         FAML: align and score each subtomogram against its previous class
         average minus its own contribution (from its best previous transform),
@@ -187,6 +194,7 @@ class EMParams:
     march_step: int = 2
     fsc_weight: bool = True
     leave_one_out: bool = True
+    min_class_size: float = 3.0
 
     def start_radius(self, n):
         """First E-step band radius for a box of ``n`` voxels."""
@@ -228,6 +236,8 @@ class EMParams:
             raise InputError(f"march_step must be >= 1, got {self.march_step}")
         if self.r_start is not None and int(self.r_start) < 1:
             raise InputError(f"r_start must be >= 1, got {self.r_start}")
+        if not self.min_class_size >= 0:
+            raise InputError(f"min_class_size must be >= 0, got {self.min_class_size}")
 
     def fingerprint(self):
         """Settings that change results (not the stopping rule), as JSON."""
@@ -268,6 +278,9 @@ class EMState:
         first iteration).
     classes, max_posterior, rotations, shifts, n_candidates, scores, logliks : ndarray
         Per-subtomogram outcome of the last E-step (None before the first).
+    reseeded : list of [int, int, int, int]
+        ``[iteration, class, from_class, subtomograms]`` of each re-seeded
+        class (see ``EMParams.min_class_size``).
     """
     iteration: int
     spectra: np.ndarray
@@ -290,6 +303,7 @@ class EMState:
     n_candidates: np.ndarray = None
     scores: np.ndarray = None
     logliks: np.ndarray = None
+    reseeded: list = field(default_factory=list)
 
 
 @dataclass
@@ -348,6 +362,10 @@ class ClassificationResult:
         :attr:`fsc_shells`.
     fsc_shells : numpy.ndarray of int, shape (S,)
         Fourier shells (cycles per box) of :attr:`fsc`.
+    reseeded : list of [int, int, int, int]
+        ``[iteration, class, from_class, subtomograms]`` (0-based classes) of
+        each class re-seeded after losing its subtomograms
+        (``EMParams.min_class_size``).
     """
     averages: np.ndarray
     classes: np.ndarray
@@ -372,6 +390,7 @@ class ClassificationResult:
     logliks: np.ndarray = None
     fsc: np.ndarray = None
     fsc_shells: np.ndarray = None
+    reseeded: list = field(default_factory=list)
 
     def euler_angles(self):
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
@@ -902,6 +921,66 @@ def _m_step(state, stats, params, n_part, geom):
     return spectra, alpha, max(sigma2, 1e-12), xi2
 
 
+def _hard_sums(parts, members, rotations, shifts, geom, pad):
+    """Sums of the back-rotated observed components (and their counts) of
+    the subtomograms in ``members`` at the given transforms."""
+    m = len(geom.index)
+    num = np.zeros(m, dtype=complex)
+    cnt = np.zeros(m)
+    for p in parts:
+        if p.index in members:
+            vals, mask = _back_rotate(p, _padded_observed(p, geom, pad),
+                                      rotations[p.index], shifts[p.index], geom)
+            num += vals
+            cnt += mask
+    return num, cnt
+
+
+def _reseed_starved(runner, state, spectra, alpha, stats, params, geom):
+    """Re-seed classes that lost (almost) all their subtomograms.
+
+    A class with posterior mass below ``params.min_class_size`` (and not
+    re-seeded before) gets the wedge-compensated mean of the worst-fitting
+    half of the largest class's members, at their best transforms; the
+    components none of them observed keep the largest class's average.
+    Returns ``(spectra, alpha, classes, max_posterior, events)``.
+    """
+    classes = np.asarray(stats.classes).copy()
+    max_post = np.asarray(stats.max_posterior, float).copy()
+    done = {int(e[1]) for e in state.reseeded}
+    events = []
+    n_part = runner.n_particles
+    for c in range(len(spectra)):
+        if stats.gamma[c] >= params.min_class_size or c in done:
+            continue
+        j = int(np.argmax(alpha))
+        members = np.flatnonzero(classes == j)
+        if j == c or len(members) < 2 * max(params.min_class_size, 1.0):
+            continue                         # nothing worth splitting
+        ll = np.asarray(stats.logliks)[members]
+        take = members[np.argsort(ll, kind="stable")[:len(members) // 2]]
+        num = np.zeros(len(geom.index), dtype=complex)
+        cnt = np.zeros(len(geom.index))
+        for cn, cc in runner.map(_hard_sums, set(take.tolist()), np.asarray(stats.rotations),
+                                 np.asarray(stats.shifts), geom, params.align.pad):
+            num += cn
+            cnt += cc
+        spectra = spectra.copy()
+        spectra[c] = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), spectra[j])
+        moved = len(take) / n_part
+        alpha = alpha.copy()
+        alpha[j] = max(alpha[j] - moved, 1.0 / n_part)
+        alpha[c] = moved
+        alpha = alpha / alpha.sum()
+        classes[take] = c
+        max_post[take] = 1.0
+        events.append([int(state.iteration + 1), c, j, int(len(take))])
+        logger.info("class %d kept %.2f subtomograms: re-seeded from the %d worst-fitting "
+                    "of class %d's %d", c + 1, float(stats.gamma[c]), len(take), j + 1,
+                    len(members))
+    return spectra, alpha, classes, max_post, events
+
+
 # --------------------------------------------------------------------------- resolution
 
 def _lowpass(values, geom, radius):
@@ -1051,7 +1130,8 @@ def _result(state, params, geom):
         logliks=state.logliks,
         fsc=None if state.fsc is None else np.asarray(state.fsc, dtype=float),
         fsc_shells=None if state.fsc is None else np.arange(geom.r_min,
-                                                             geom.r_min + len(state.fsc)))
+                                                             geom.r_min + len(state.fsc)),
+        reseeded=[list(e) for e in state.reseeded])
 
 
 def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
@@ -1159,6 +1239,13 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
         changes = (int(np.count_nonzero(classes != state.classes))
                    if state.classes is not None else n_part)
         spectra, alpha, sigma2, xi2 = _m_step(state, stats, params, n_part, geom)
+        max_post = np.asarray(stats.max_posterior)
+        events = []
+        # (not after the last iteration: no E-step would see the new class)
+        if (references is None and len(spectra) > 1 and params.min_class_size > 0
+                and it + 1 < params.max_iter):
+            spectra, alpha, classes, max_post, events = _reseed_starved(
+                runner, state, spectra, alpha, stats, params, geom)
         ll = float(stats.loglik)
         # Change over the shells the E-step used (beyond them, noise).
         inb = _shell_index(geom) <= r_cur
@@ -1168,7 +1255,7 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
         r_fsc, fsc = _fsc_radius(stats, geom, params.fsc_threshold)
         r_next = _next_radius(r_cur, r_fsc, params, geom)
         converged = (it > 0 and change < params.tol and r_next == r_cur
-                     and changes <= params.class_tol * n_part)
+                     and changes <= params.class_tol * n_part and not events)
         state = EMState(
             iteration=it + 1, spectra=spectra, alpha=alpha, sigma2=float(sigma2),
             xi2=float(xi2), log_likelihood=state.log_likelihood + [ll],
@@ -1177,10 +1264,11 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             average_change=state.average_change + [change], converged=bool(converged),
             r_current=r_next, radius=state.radius + [r_cur],
             fsc_radius=state.fsc_radius + [r_fsc], fsc=[float(v) for v in fsc],
-            classes=classes, max_posterior=np.asarray(stats.max_posterior),
+            classes=classes, max_posterior=max_post,
             rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
             n_candidates=np.asarray(stats.n_candidates),
-            scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks))
+            scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks),
+            reseeded=state.reseeded + events)
         if ckpt is not None and is_root:
             _save_checkpoint(ckpt, state, fingerprint)
         logger.info("%s iteration %d: log-likelihood %.6g, mean score %.4f, "

@@ -104,6 +104,9 @@ def _write_history(out_dir, result):
         "alpha": np.asarray(result.alpha).tolist(), "sigma": float(result.sigma),
         "xi_voxels": float(result.xi), "band_radius": list(result.radius or []),
         "fsc_radius": list(result.fsc_radius or []),
+        "reseeded": [{"iteration": int(e[0]), "class": int(e[1]) + 1,
+                      "from_class": int(e[2]) + 1, "subtomograms": int(e[3])}
+                     for e in getattr(result, "reseeded", None) or []],
     }
     with atomic_path(Path(out_dir) / HISTORY_NAME) as tmp:
         Path(tmp).write_text(json.dumps(history, indent=1))

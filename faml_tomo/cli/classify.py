@@ -101,6 +101,10 @@ def add_parser(subparsers):
     p.add_argument("--start-resolution", type=float, default=None,
                    help="frequency marching: first low-pass limit in Å (default box/8 "
                         "shells, i.e. 8 voxels)")
+    p.add_argument("--min-class-size", type=float, default=3.0,
+                   help="K > 1 without references: re-seed (once) a class left with fewer "
+                        "subtomograms than this, from the worst-fitting half of the largest "
+                        "class (default 3; 0: never)")
     p.add_argument("--restart", action="store_true",
                    help="ignore an existing checkpoint in --out (and remove its "
                         "per-iteration files)")
@@ -180,6 +184,7 @@ def run(args):
                       fsc_weight=not args.full_band, r_start=r_start,
                       n_voronoi=args.voronoi_samples, alpha_trd=args.alpha_trd,
                       seed=args.seed, normalize=not args.no_normalize,
+                      min_class_size=args.min_class_size,
                       align=AlignParams(lmax=args.lmax, r_max=r_max,
                                         max_candidates=args.max_candidates))
     refs = None

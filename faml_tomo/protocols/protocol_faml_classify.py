@@ -183,6 +183,13 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       help="random: the paper's random even split. kmeans: k-means of "
                            "rotation-invariant shell-power descriptors (good for classes "
                            "of different size).")
+        form.addParam("minClassSize", params.FloatParam, default=3.0,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Re-seed classes smaller than (subtomograms)",
+                      help="Without initial references: a class left with fewer "
+                           "subtomograms than this is re-seeded once from the worst-fitting "
+                           "half of the largest class (small data sets otherwise lose "
+                           "classes for good). 0: never.")
         form.addParam("fullBand", params.BooleanParam, default=False,
                       expertLevel=params.LEVEL_ADVANCED, label="Full band from the start?",
                       help="Yes: the paper's algorithm, the whole band from the first "
@@ -239,7 +246,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                         tol=self.convergenceTol.get(), n_voronoi=self.voronoiSamples.get(),
                         alpha_trd=self.alphaTrd.get(), seed=self.seed.get(),
                         init=INITS[self.initialization.get()], marching=not full,
-                        fsc_weight=not full,
+                        fsc_weight=not full, min_class_size=self.minClassSize.get(),
                         align=AlignParams(lmax=self.angularBandwidth.get(),
                                           max_candidates=self.maxCandidates.get()))
 
@@ -257,6 +264,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 "--alpha-trd", repr(float(self.alphaTrd.get())),
                 "--tolerance", repr(float(self.convergenceTol.get())),
                 "--init", INITS[self.initialization.get()],
+                "--min-class-size", repr(float(self.minClassSize.get())),
                 "--workers", str(max(1, self.numberOfThreads.get() or 1))]
         if refs:
             argv += ["--references"] + [self._getExtraPath("input", f) for f in refs]
@@ -529,6 +537,10 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             n = hist.get("box")
             if r > 0 and n:
                 out.append(f"Half-set FSC 0.5 resolution: {n * sr / r:.1f} Å")
+        for e in hist.get("reseeded", []):
+            out.append(f"Class {e['class']} lost its subtomograms and was re-seeded after "
+                       f"iteration {e['iteration']} from {e['subtomograms']} of class "
+                       f"{e['from_class']}.")
         empty = [k + 1 for k, s in enumerate(sizes) if s == 0]
         if empty:
             out.append(f"Warning: empty classes {empty}")

@@ -323,3 +323,22 @@ def test_reference_of_opposite_contrast_is_inverted(caplog):
     with caplog.at_level(logging.WARNING, logger="faml_tomo.averaging.em"):
         classify(sim.volumes, sim.tilt_range, references=[ref], **kw)
     assert "opposite contrast" not in caplog.text
+
+
+def test_starved_class_is_reseeded():
+    """Few particles per class: a class can lose them all and never recover
+    (an average of one noisy subtomogram attracts nobody).  Re-seeding it
+    from the worst-fitting half of the largest class recovers the split."""
+    refs = [phantom(24, seed=1), phantom(24, seed=2)]
+    sim = simulate_subtomograms(refs, 8, 0.5, (-60, 60), seed=4)
+    kw = dict(n_classes=2, max_iter=8, seed=4, n_voronoi=500, align=FAST)
+    off = classify(sim.volumes, sim.tilt_range, min_class_size=0, **kw)
+    assert np.bincount(off.classes, minlength=2).min() < 3 and not off.reseeded
+    res = classify(sim.volumes, sim.tilt_range, **kw)
+    assert f1_score(sim.classes, res.classes) == 1.0
+    assert res.reseeded and all(e[3] >= 3 for e in res.reseeded)
+    pool = classify(sim.volumes, sim.tilt_range, workers=2, **kw)
+    np.testing.assert_array_equal(pool.classes, res.classes)
+    np.testing.assert_allclose(pool.averages, res.averages, atol=1e-10)
+    with pytest.raises(InputError, match="min_class_size"):
+        classify(sim.volumes, sim.tilt_range, min_class_size=-1, **kw)
