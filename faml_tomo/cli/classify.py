@@ -206,6 +206,11 @@ def run(args):
                   f"{np.bincount(state.classes, minlength=len(state.alpha)).tolist()}, "
                   f"band {state.radius[-1]} shells (FSC {state.fsc_radius[-1]}), "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
+            for e in state.reseeded:
+                if e[0] == state.iteration:
+                    print(f"  class {e[1] + 1} had lost its subtomograms: re-seeded from the "
+                          f"{e[3]} worst-fitting of class {e[2] + 1} (sizes above include it)",
+                          flush=True)
 
     res = classify(VolumeFiles(paths), tilt, params, references=refs,
                    checkpoint_dir=out, callback=progress, workers=args.workers, comm=comm,

@@ -121,3 +121,25 @@ def test_classify_cli_iterations_tilt_columns_mask_and_continue(tmp_path, capsys
     assert main(["classify", "--star", str(data / "half.star"), "--out",
                  str(tmp_path / "o3")]) == 2
     assert "famlTiltMax" in capsys.readouterr().err
+
+
+def test_classify_cli_reports_a_reseeded_class(tmp_path, capsys):
+    """A class that lost its subtomograms is re-seeded, said in the progress
+    and kept in history.json (same data as the compute test)."""
+    sim = simulate_subtomograms([phantom(24, seed=1), phantom(24, seed=2)], 8, 0.5,
+                                (-60, 60), seed=4)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, v in enumerate(sim.volumes):
+        write_mrc(data / f"p{i:02d}.mrc", v.astype(np.float32), 20.0)
+    out = tmp_path / "out"
+    argv = ["classify", "--folder", str(data), "--out", str(out), "--classes", "2",
+            "--iterations", "4", "--voronoi-samples", "500", "--seed", "4"]
+    assert main(argv) == 0
+    assert "re-seeded from the" in capsys.readouterr().out
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["reseeded"] and hist["reseeded"][0]["subtomograms"] >= 3
+    assert min(hist["class_sizes"][-1]) >= 3
+    assert main(argv + ["--restart", "--min-class-size", "0"]) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["reseeded"] == []
