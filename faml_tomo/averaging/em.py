@@ -279,8 +279,9 @@ class EMState:
     classes, max_posterior, rotations, shifts, n_candidates, scores, logliks : ndarray
         Per-subtomogram outcome of the last E-step (None before the first).
     reseeded : list of [int, int, int, int]
-        ``[iteration, class, from_class, subtomograms]`` of each re-seeded
-        class (see ``EMParams.min_class_size``).
+        ``[iteration, class, from_class, subtomograms]`` of each class
+        re-seeded before that iteration's E-step (0-based classes; see
+        ``EMParams.min_class_size``).
     """
     iteration: int
     spectra: np.ndarray
@@ -364,8 +365,8 @@ class ClassificationResult:
         Fourier shells (cycles per box) of :attr:`fsc`.
     reseeded : list of [int, int, int, int]
         ``[iteration, class, from_class, subtomograms]`` (0-based classes) of
-        each class re-seeded after losing its subtomograms
-        (``EMParams.min_class_size``).
+        each class re-seeded, before that iteration's E-step, after losing its
+        subtomograms (``EMParams.min_class_size``).
     """
     averages: np.ndarray
     classes: np.ndarray
@@ -936,39 +937,46 @@ def _hard_sums(parts, members, rotations, shifts, geom, pad):
     return num, cnt
 
 
-def _reseed_starved(runner, state, spectra, alpha, stats, params, geom):
+def _starved(state, params, n_part, references):
+    """Classes to re-seed before the next E-step (see ``min_class_size``):
+    posterior mass below the limit, not re-seeded before; never with user
+    references, for ``K = 1`` or before the first E-step."""
+    if (references is not None or len(state.spectra) < 2 or params.min_class_size <= 0
+            or state.classes is None):
+        return []
+    done = {int(e[1]) for e in state.reseeded}
+    return [c for c in range(len(state.spectra))
+            if state.alpha[c] * n_part < params.min_class_size and c not in done]
+
+
+def _reseed_starved(runner, state, starved, params, geom):
     """Re-seed classes that lost (almost) all their subtomograms.
 
-    A class with posterior mass below ``params.min_class_size`` (and not
-    re-seeded before) gets the wedge-compensated mean of the worst-fitting
-    half of the largest class's members, at their best transforms; the
-    components none of them observed keep the largest class's average.
-    Returns ``(spectra, alpha, classes, max_posterior, events)``.
+    Each class in ``starved`` gets the wedge-compensated mean of the
+    worst-fitting half (lowest log-likelihood) of the largest class's members
+    at their best transforms; the components none of them observed keep the
+    largest class's average.  Uses only the state (so a resumed run makes the
+    same decision as an uninterrupted one).  Returns the new state.
     """
-    classes = np.asarray(stats.classes).copy()
-    max_post = np.asarray(stats.max_posterior, float).copy()
-    done = {int(e[1]) for e in state.reseeded}
-    events = []
     n_part = runner.n_particles
-    for c in range(len(spectra)):
-        if stats.gamma[c] >= params.min_class_size or c in done:
-            continue
+    spectra, alpha = state.spectra.copy(), state.alpha.copy()
+    classes = np.asarray(state.classes).copy()
+    max_post = np.asarray(state.max_posterior, float).copy()
+    events = []
+    for c in starved:
         j = int(np.argmax(alpha))
         members = np.flatnonzero(classes == j)
         if j == c or len(members) < 2 * max(params.min_class_size, 1.0):
             continue                         # nothing worth splitting
-        ll = np.asarray(stats.logliks)[members]
-        take = members[np.argsort(ll, kind="stable")[:len(members) // 2]]
+        take = members[np.argsort(state.logliks[members], kind="stable")[:len(members) // 2]]
         num = np.zeros(len(geom.index), dtype=complex)
         cnt = np.zeros(len(geom.index))
-        for cn, cc in runner.map(_hard_sums, set(take.tolist()), np.asarray(stats.rotations),
-                                 np.asarray(stats.shifts), geom, params.align.pad):
+        for cn, cc in runner.map(_hard_sums, set(take.tolist()), state.rotations,
+                                 state.shifts, geom, params.align.pad):
             num += cn
             cnt += cc
-        spectra = spectra.copy()
         spectra[c] = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), spectra[j])
         moved = len(take) / n_part
-        alpha = alpha.copy()
         alpha[j] = max(alpha[j] - moved, 1.0 / n_part)
         alpha[c] = moved
         alpha = alpha / alpha.sum()
@@ -976,9 +984,12 @@ def _reseed_starved(runner, state, spectra, alpha, stats, params, geom):
         max_post[take] = 1.0
         events.append([int(state.iteration + 1), c, j, int(len(take))])
         logger.info("class %d kept %.2f subtomograms: re-seeded from the %d worst-fitting "
-                    "of class %d's %d", c + 1, float(stats.gamma[c]), len(take), j + 1,
-                    len(members))
-    return spectra, alpha, classes, max_post, events
+                    "of class %d's %d", c + 1, float(state.alpha[c] * n_part), len(take),
+                    j + 1, len(members))
+    if not events:
+        return state
+    return dataclasses.replace(state, spectra=spectra, alpha=alpha, classes=classes,
+                               max_posterior=max_post, reseeded=state.reseeded + events)
 
 
 # --------------------------------------------------------------------------- resolution
@@ -1229,6 +1240,9 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
     while not state.converged and state.iteration < params.max_iter:
         t0 = time.perf_counter()
         it = state.iteration
+        starved = _starved(state, params, n_part, references)
+        if starved:
+            state = _reseed_starved(runner, state, starved, params, geom)
         r_cur = (int(state.r_current) if state.r_current is not None
                  else params.start_radius(n))
         refs = [_reference(s, geom, params.align, mask, r_cur)
@@ -1239,13 +1253,6 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
         changes = (int(np.count_nonzero(classes != state.classes))
                    if state.classes is not None else n_part)
         spectra, alpha, sigma2, xi2 = _m_step(state, stats, params, n_part, geom)
-        max_post = np.asarray(stats.max_posterior)
-        events = []
-        # (not after the last iteration: no E-step would see the new class)
-        if (references is None and len(spectra) > 1 and params.min_class_size > 0
-                and it + 1 < params.max_iter):
-            spectra, alpha, classes, max_post, events = _reseed_starved(
-                runner, state, spectra, alpha, stats, params, geom)
         ll = float(stats.loglik)
         # Change over the shells the E-step used (beyond them, noise).
         inb = _shell_index(geom) <= r_cur
@@ -1255,7 +1262,7 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
         r_fsc, fsc = _fsc_radius(stats, geom, params.fsc_threshold)
         r_next = _next_radius(r_cur, r_fsc, params, geom)
         converged = (it > 0 and change < params.tol and r_next == r_cur
-                     and changes <= params.class_tol * n_part and not events)
+                     and changes <= params.class_tol * n_part)
         state = EMState(
             iteration=it + 1, spectra=spectra, alpha=alpha, sigma2=float(sigma2),
             xi2=float(xi2), log_likelihood=state.log_likelihood + [ll],
@@ -1264,11 +1271,13 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             average_change=state.average_change + [change], converged=bool(converged),
             r_current=r_next, radius=state.radius + [r_cur],
             fsc_radius=state.fsc_radius + [r_fsc], fsc=[float(v) for v in fsc],
-            classes=classes, max_posterior=max_post,
+            classes=classes, max_posterior=np.asarray(stats.max_posterior),
             rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
             n_candidates=np.asarray(stats.n_candidates),
             scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks),
-            reseeded=state.reseeded + events)
+            reseeded=state.reseeded)
+        if state.converged and _starved(state, params, n_part, references):
+            state.converged = False         # a class to re-seed first
         if ckpt is not None and is_root:
             _save_checkpoint(ckpt, state, fingerprint)
         logger.info("%s iteration %d: log-likelihood %.6g, mean score %.4f, "

@@ -208,8 +208,8 @@ def run(args):
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
             for e in state.reseeded:
                 if e[0] == state.iteration:
-                    print(f"  class {e[1] + 1} had lost its subtomograms: re-seeded from the "
-                          f"{e[3]} worst-fitting of class {e[2] + 1} (sizes above include it)",
+                    print(f"  class {e[1] + 1} had lost its subtomograms: re-seeded before "
+                          f"this iteration from the {e[3]} worst-fitting of class {e[2] + 1}",
                           flush=True)
 
     res = classify(VolumeFiles(paths), tilt, params, references=refs,

@@ -538,7 +538,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             if r > 0 and n:
                 out.append(f"Half-set FSC 0.5 resolution: {n * sr / r:.1f} Å")
         for e in hist.get("reseeded", []):
-            out.append(f"Class {e['class']} lost its subtomograms and was re-seeded after "
+            out.append(f"Class {e['class']} lost its subtomograms and was re-seeded before "
                        f"iteration {e['iteration']} from {e['subtomograms']} of class "
                        f"{e['from_class']}.")
         empty = [k + 1 for k, s in enumerate(sizes) if s == 0]

@@ -328,7 +328,7 @@ def test_reference_of_opposite_contrast_is_inverted(caplog):
     assert "opposite contrast" not in caplog.text
 
 
-def test_starved_class_is_reseeded():
+def test_starved_class_is_reseeded(tmp_path):
     """Few particles per class: a class can lose them all and never recover
     (an average of one noisy subtomogram attracts nobody).  Re-seeding it
     from the worst-fitting half of the largest class recovers the split."""
@@ -343,5 +343,13 @@ def test_starved_class_is_reseeded():
     pool = classify(sim.volumes, sim.tilt_range, workers=2, **kw)
     np.testing.assert_array_equal(pool.classes, res.classes)
     np.testing.assert_allclose(pool.averages, res.averages, atol=1e-10)
+    # decided from the saved state: stopping just before it and continuing
+    # (one iteration per call, as the protocol does) changes nothing
+    it = res.reseeded[0][0]
+    for stop in (it - 1, kw["max_iter"]):
+        cont = classify(sim.volumes, sim.tilt_range, checkpoint_dir=tmp_path,
+                        **{**kw, "max_iter": stop})
+    assert cont.reseeded == res.reseeded
+    np.testing.assert_allclose(cont.averages, res.averages, atol=1e-10)
     with pytest.raises(InputError, match="min_class_size"):
         classify(sim.volumes, sim.tilt_range, min_class_size=-1, **kw)
