@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.faml_tomo-installed
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-quick screenshots gui test test-all lint scipion-tests bench venv clean
+.PHONY: demo demo-quick screenshots gui test test-all lint scipion-tests bench venv clean gold-table
 
 venv: $(STAMP)
 
@@ -63,3 +63,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .scipion .pytest_cache .ruff_cache *.egg-info
+
+# Regenerate the first-principles gold table (abTEM multislice, ~25 min on 2
+# cores) in its own environment: abTEM is a data-making tool, not a runtime
+# dependency (setup.py extra "gold").
+gold-table:
+	@test -x .venv-gold/bin/python || $(PYTHON) -m venv .venv-gold
+	.venv-gold/bin/python -m pip install --quiet "abtem==1.0.9" "numpy==1.26.1" \
+	    "scipy>=1.10,<1.11" "mrcfile>=1.4,<=1.4.3" emtable "scikit-image>=0.22,<0.25"
+	PYTHONPATH=. .venv-gold/bin/python -m faml_tomo.simulation.gold_multislice \
+	    --out faml_tomo/simulation/data/gold_table.npz

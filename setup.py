@@ -34,6 +34,9 @@ EXTRAS = {
     # The `scipion3` launcher and the module the project GUI imports
     # (`make screenshots` opens the demo project in the GUI).
     "gui": ["scipion-app>=3.8,<4"],
+    # Regenerates the first-principles gold table (faml_tomo/simulation/data/
+    # gold_table.npz) by multislice; data-making only, never imported at run time.
+    "gold": ["abtem==1.0.9"],
 }
 EXTRAS["dev"] = EXTRAS["mpi"] + EXTRAS["test"] + EXTRAS["gui"]
 
@@ -57,6 +60,7 @@ setup(
             "models/*.md",
             "models/*.json",
             "templates/*.json.template",
+            "simulation/data/*.npz",
         ],
     },
     install_requires=INSTALL_REQUIRES,

@@ -53,6 +53,12 @@ def add_parser(subparsers):
                    help="tomograms kept by the strong network with a weak score <= this "
                         "are weakly misaligned; without it they are only 'not strongly "
                         "misaligned' (labelled aligned) and the weak score is reported")
+    p.add_argument("--min-beads", type=int, default=1,
+                   help="fewest usable beads to judge a tomogram; with fewer it is "
+                        "reported unclassified with the reason (default 1)")
+    p.add_argument("--max-outside", type=float, default=0.5,
+                   help="boxes with a larger part outside the tomogram (coordinates "
+                        "beyond the volume) are not scored (default 0.5)")
     p.add_argument("--criterion", choices=("mean", "votes"), default="mean",
                    help="mean of the bead scores (default) or fraction of bead votes")
     p.add_argument("--gpu", default=None,
@@ -122,7 +128,8 @@ def run(args):
     from ..misalignment.predict import MisalignmentScorer
     t0 = time.perf_counter()
     bead_A = 10.0 * args.bead_size_nm
-    check_parameters(bead_A, args.criterion, args.strong_threshold, args.weak_threshold)
+    check_parameters(bead_A, args.criterion, args.strong_threshold, args.weak_threshold,
+                     args.min_beads, args.max_outside)
     if args.sampling_rate is not None and not args.sampling_rate > 0:
         raise InputError(f"--sampling-rate must be > 0 Å/px, got {args.sampling_rate}")
     if args.batch_size < 1:
@@ -140,7 +147,8 @@ def run(args):
         with open_mrc(path) as (data, voxel):
             sr = args.sampling_rate or voxel
             res = score_tomogram(name, data, coords[name], sr, bead_A, scorer,
-                                 args.criterion, args.strong_threshold, args.weak_threshold)
+                                 args.criterion, args.strong_threshold, args.weak_threshold,
+                                 min_beads=args.min_beads, max_outside=args.max_outside)
         for w in res.warnings:
             logger.warning("%s: %s", name, w)
         if res.decision.message:
@@ -158,6 +166,10 @@ def run(args):
         "famlStrongScore": cat(lambda r: r.strong),
         "famlWeakScore": cat(lambda r: r.weak),
         "famlOutsideFraction": cat(lambda r: r.outside_fraction),
+        "famlUsed": cat(lambda r: r.used.astype(int)),
+        "famlBeadVerdict": [v or "-" for r in rows for v in r.verdict],
+        "famlDisagrees": cat(lambda r: r.disagree.astype(int)),
+        "famlExcluded": [(e or "-").replace(" ", "_") for r in rows for e in r.excluded],
     }, "scores")
     write_star(out / "tomograms.star", {
         "rlnTomoName": [r.name for r in results],
@@ -165,6 +177,9 @@ def run(args):
         "famlStrongScore": [r.decision.strong_score for r in results],
         "famlWeakScore": [r.decision.weak_score for r in results],
         "famlNumberOfBeads": [r.decision.n_beads for r in results],
+        "famlStrongSpread": [r.decision.strong_spread for r in results],
+        "famlBeadsDisagreeing": [r.decision.n_disagree for r in results],
+        "famlBeadsExcluded": [r.decision.n_excluded for r in results],
         "famlMessage": [r.decision.message or "-" for r in results],
     }, "tomograms")
     elapsed = time.perf_counter() - t0
@@ -174,6 +189,9 @@ def run(args):
                                "strong_score": r.decision.strong_score,
                                "weak_score": r.decision.weak_score,
                                "n_beads": r.decision.n_beads,
+                               "strong_spread": r.decision.strong_spread,
+                               "n_disagree": r.decision.n_disagree,
+                               "n_excluded": r.decision.n_excluded,
                                "message": r.decision.message,
                                "warnings": r.warnings} for r in results},
         "models": str(scorer.folder) if hasattr(scorer, "folder") else str(args.models),
@@ -185,7 +203,10 @@ def run(args):
     print(f"{len(results)} tomogram(s): {summary}; wrote {out}/scores.star and "
           f"tomograms.star in {elapsed:.1f} s")
     for r in results:
-        print(f"  {r.name}: {r.decision.label} (strong {r.decision.strong_score:.3f}, "
-              f"weak {r.decision.weak_score:.3f}, {r.decision.n_beads} beads)"
-              f"{' - ' + r.decision.message if r.decision.message else ''}")
+        d = r.decision
+        why = (f", spread {d.strong_spread:.2f}, {d.n_disagree} disagree"
+               if d.label != "unclassified" else "")
+        print(f"  {r.name}: {d.label} (strong {d.strong_score:.3f}, "
+              f"weak {d.weak_score:.3f}, {d.n_beads} beads{why})"
+              f"{' - ' + d.message if d.message else ''}")
     return 0

@@ -274,7 +274,12 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
             floor = floor + np.cov(bg.T)
         dist, brighter = mahalanobis_distances(profiles[keep], core[keep], floor_cov=floor)
         limit = equivalent_chi_threshold(params.mahalanobis_threshold, 2)
-        keep[np.nonzero(keep)[0][(dist > limit) & brighter]] = False
+        # Real beads differ (size, crystal orientation: some scatter into
+        # Bragg beams and reconstruct with a paler core), so an unmistakably
+        # dark candidate is gold whatever its profile: only the marginal ones
+        # are judged by it.
+        marginal = contrast[keep] < SMALL_POPULATION_CONTRAST * params.min_contrast
+        keep[np.nonzero(keep)[0][(dist > limit) & brighter & marginal]] = False
     elif keep.any():
         result.warnings.append(f"only {int(keep.sum())} coordinates passed the mirror "
                                f"filter: too few for the radial-profile (Mahalanobis) "

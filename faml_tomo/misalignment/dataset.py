@@ -47,7 +47,7 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +57,16 @@ from ..errors import InputError
 from ..io.mrc import atomic_path
 from ..simulation import (AcquisitionParams, CTFParams, MisalignmentModel, SlabParams,
                           make_slab, reconstruct_local, simulate_tilt_series)
+from ..simulation.preprocess import preprocess_tilt_series
 from .boxes import extract_boxes, target_sampling
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CLASSES", "ALIGNED_ID", "WEAK_ID", "STRONG_ID", "KINDS", "RESIDUAL_RANGES",
-           "SET_ID", "SpecimenSpec", "draw_specimen", "bead_errors", "draw_error_shape",
-           "scaled_model", "bead_box_volume", "series_boxes", "simulate_specimen",
-           "generate_shards", "load_shards", "BoxData"]
+           "SET_ID", "DATA_VERSION", "Processing", "preprocessed_series", "SpecimenSpec",
+           "draw_specimen", "bead_errors", "draw_error_shape", "scaled_model",
+           "bead_box_volume", "series_boxes", "simulate_specimen", "generate_shards",
+           "load_shards", "BoxData"]
 
 CLASSES = ("aligned", "weak", "strong")
 ALIGNED_ID, WEAK_ID, STRONG_ID = 0, 1, 2
@@ -74,12 +76,42 @@ RESIDUAL_RANGES = {"aligned": (0.0, 0.35), "weak": (0.6, 1.3), "strong": (1.7, 1
 # Per-bead ranges a box must fall in to keep its tomogram's label.
 BEAD_RANGES = {"aligned": (0.0, 0.5), "weak": (0.45, 1.5), "strong": (1.45, np.inf)}
 SET_ID = {"train": 1, "val": 2, "test": 3}
-PIXEL_RANGE = (7.0, 20.0)            # Å/px
-BEAD_RANGE = (50.0, 150.0)           # Å
+# Data version 2: first-principles gold, domain randomisation (cached shards
+# of version 1 live elsewhere and are never mixed in).
+DATA_VERSION = 2
+PIXEL_RANGE = (4.0, 20.0)            # Å/px
+BEAD_RANGE = (50.0, 200.0)           # Å
 MIN_BEAD_PX = 2.5
 IMAGE_SIZE = 256
 N_BEADS = 20
-COORD_JITTER = 0.08                  # of the bead diameter, per axis (SD)
+COORD_JITTER = (0.03, 0.2)           # of the bead diameter, per axis (SD), per tomogram
+RECON_FILTERS = ("ramp", "ramp", "shepp-logan", "cosine", "hamming", "hann")
+
+
+@dataclass
+class Processing:
+    """How the user's tilt series became a tomogram (drawn per specimen).
+
+    Attributes
+    ----------
+    ctf_correction : {"none", "phase-flip", "wiener"}
+    wiener_snr : float
+    dose_weighting : bool
+    recon_filter : str
+        Weighted back-projection apodisation (see
+        :func:`faml_tomo.simulation.reconstruct.ramp_filter`).
+    recon_lowpass : float
+        Extra Gaussian low-pass of the filtered rows in pixels (0: none;
+        1-3 makes SIRT-like, smooth reconstructions).
+    coord_jitter : float
+        SD of the box-centre error per axis, in bead diameters.
+    """
+    ctf_correction: str = "none"
+    wiener_snr: float = 0.1
+    dose_weighting: bool = False
+    recon_filter: str = "ramp"
+    recon_lowpass: float = 0.0
+    coord_jitter: float = 0.08
 
 
 @dataclass
@@ -88,6 +120,7 @@ class SpecimenSpec:
     slab: SlabParams
     acquisition: AcquisitionParams
     seed: int
+    processing: Processing = None
 
 
 def _specimen_rng(seed, set_name, index):
@@ -96,13 +129,19 @@ def _specimen_rng(seed, set_name, index):
 
 def draw_specimen(rng, pixel_size=None, bead_diameter=None, image_size=IMAGE_SIZE,
                   n_beads=N_BEADS, symmetric=None):
-    """Draw slab and acquisition parameters.
+    """Draw slab, acquisition and processing parameters (domain
+    randomisation over what real acquisitions vary).
 
-    Pixel size 7-20 Å/px and bead diameter 5-15 nm (log-uniform; the bead
-    spans at least 2.5 px), ice 80-250 nm, 41-61 images over symmetric or
-    asymmetric ranges (about half each), dose 60-180 e/Å², defocus
-    2-6 µm, protein 5-25 %, 0-4 vesicles, beads in the slab or on its
-    surfaces, any acquisition order.
+    Pixel size 4-20 Å/px and bead diameter 5-20 nm (log-uniform; the bead
+    spans at least 2.5 px), ice 80-250 nm with a thickness gradient, 41-61
+    images over symmetric or asymmetric ranges (about half each), dose
+    60-180 e/Å² times a detector DQE of 0.4-1, defocus 1-8 µm, 200 or
+    300 kV, B-factor 0-150 Å², MTF on/off, images rendered finely and binned
+    by mean or Fourier crop, protein 5-25 %, 0-4 vesicles, beads in the slab
+    or on its surfaces, some touching pairs, a carbon-film edge in a fifth,
+    any acquisition order;
+    processing: CTF uncorrected / phase-flipped / Wiener, dose-weighted or
+    not, WBP filter and SIRT-like low-pass, box-centre error.
     """
     rng = np.random.default_rng(rng)
     while True:
@@ -130,13 +169,28 @@ def draw_specimen(rng, pixel_size=None, bead_diameter=None, image_size=IMAGE_SIZ
                       bead_margin=None,
                       protein_fraction=float(rng.uniform(0.05, 0.25)),
                       n_vesicles=int(rng.integers(0, 5)),
-                      bead_potential=float(rng.uniform(20, 30)))
+                      bead_pair_fraction=float(rng.choice([0.0, 0.0, 0.15, 0.3])),
+                      carbon_edge=(float(rng.uniform(0.2, 0.8) * image_size)
+                                   if rng.random() < 0.2 else None),
+                      carbon_thickness=float(rng.uniform(100, 300)),
+                      thickness_gradient=float(rng.uniform(-0.4, 0.4)))
+    dqe = float(rng.uniform(0.4, 1.0))
     acq = AcquisitionParams(
-        tilt_min=lo, tilt_max=hi, tilt_step=step, dose=float(rng.uniform(60, 180)),
+        tilt_min=lo, tilt_max=hi, tilt_step=step, dose=float(rng.uniform(60, 180)) * dqe,
         order=str(rng.choice(["dose-symmetric", "sequential", "bidirectional"])),
-        ctf=CTFParams(defocus=-float(rng.uniform(2.0, 6.0))),
-        exposure_filter=bool(rng.random() < 0.8))
-    return SpecimenSpec(slab, acq, int(rng.integers(0, 2 ** 62)))
+        ctf=CTFParams(voltage=float(rng.choice([300.0, 300.0, 300.0, 200.0])),
+                      defocus=-float(np.exp(rng.uniform(np.log(1.0), np.log(8.0))))),
+        mtf=bool(rng.random() < 0.8), exposure_filter=bool(rng.random() < 0.8),
+        b_factor=float(rng.uniform(0, 150)),
+        binning=str(rng.choice(["mean", "fourier"])))
+    proc = Processing(
+        ctf_correction=str(rng.choice(["none", "phase-flip", "wiener"])),
+        wiener_snr=float(np.exp(rng.uniform(np.log(0.03), np.log(1.0)))),
+        dose_weighting=bool(rng.random() < 0.5),
+        recon_filter=str(rng.choice(RECON_FILTERS)),
+        recon_lowpass=float(rng.choice([0.0, 0.0, rng.uniform(0.5, 2.5)])),
+        coord_jitter=float(rng.uniform(*COORD_JITTER)))
+    return SpecimenSpec(slab, acq, int(rng.integers(0, 2 ** 62)), proc)
 
 
 def _make_slab_fitting(spec, rng):
@@ -308,33 +362,52 @@ def apparent_centre(vol, guess, bead_px, search):
     return np.array([(w * g[2]).sum(), (w * g[1]).sum(), (w * g[0]).sum()]) / w.sum()
 
 
-def bead_box_volume(ts, centre, bead_diameter, thickness, extra=0):
+def bead_box_volume(ts, centre, bead_diameter, thickness, extra=0, processing=None):
     """Local reconstruction at the tomogram pixel size around ``centre``
     (rounded to a voxel), big enough for :func:`extract_boxes` plus
     ``extra`` voxels each side.  Returns ``(volume, origin_xyz)`` where
     ``origin_xyz`` is the tomogram coordinate of volume voxel ``(0, 0, 0)``.
+    With ``processing`` (:class:`Processing`), ``ts.images`` are already
+    preprocessed contrast images and its reconstruction filter is used.
     """
     px = ts.pixel_size
     scale = target_sampling(bead_diameter) / px
     half = int(np.ceil(16 * scale)) + 5 + int(extra)
     box = 2 * half + 1
     c = np.round(np.asarray(centre, float))
-    vol = reconstruct_local(ts.images, ts.angles, c, box, thickness, scale=1.0)
+    if processing is None:
+        vol = reconstruct_local(ts.images, ts.angles, c, box, thickness, scale=1.0)
+    else:
+        vol = reconstruct_local(ts.images, ts.angles, c, box, thickness, scale=1.0,
+                                filter=processing.recon_filter,
+                                lowpass=processing.recon_lowpass, normalize=False)
     return vol, c - half
 
 
-def _boxes_for_series(ts, centres_guess, bead_d, nz, rng):
+def preprocessed_series(ts, processing):
+    """The tilt series as the user reconstructs it: contrast images,
+    CTF-corrected and dose-weighted as ``processing`` says."""
+    pre = preprocess_tilt_series(
+        ts.images, ts.pixel_size, ts.acquisition.ctf, processing.ctf_correction,
+        pre_exposure=ts.pre_exposure if processing.dose_weighting else None,
+        dose_per_image=ts.dose_per_image, wiener_snr=processing.wiener_snr)
+    return replace(ts, images=pre)
+
+
+def _boxes_for_series(ts, centres_guess, bead_d, nz, rng, processing=None):
     px = ts.pixel_size
     bead_px = bead_d / px
     search = max(bead_px / 2, 2.0)
+    jitter = processing.coord_jitter if processing is not None else 0.08
     boxes, centres = [], []
     for g in centres_guess:
-        vol, origin = bead_box_volume(ts, g, bead_d, nz, extra=int(np.ceil(search)) + 1)
+        vol, origin = bead_box_volume(ts, g, bead_d, nz, extra=int(np.ceil(search)) + 1,
+                                      processing=processing)
         c = apparent_centre(vol, g - origin, bead_px, search) + origin
-        c = c + rng.normal(0, COORD_JITTER * bead_px, 3)
+        c = c + rng.normal(0, jitter * bead_px, 3)
         vol2, origin2 = vol, origin
         if np.any(np.abs(np.round(c) - np.round(g)) > int(np.ceil(search)) + 1):
-            vol2, origin2 = bead_box_volume(ts, c, bead_d, nz)
+            vol2, origin2 = bead_box_volume(ts, c, bead_d, nz, processing=processing)
         bs = extract_boxes(vol2, [c - origin2], px, bead_d)
         boxes.append(bs.boxes[0])
         centres.append(c)
@@ -420,6 +493,7 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
                                   slab=slab, workers=1)
         if series_callback is not None:
             series_callback(cls_id, kind, ts)
+        ts = preprocessed_series(ts, spec.processing)
         disp, res = bead_errors(slab.beads, angles, ts.shift_x / p.pixel_size,
                                 ts.shift_y / p.pixel_size, ts.rotation, shape)
         tomo_res.append(float(np.median(res)))
@@ -430,7 +504,8 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
         keep &= np.all((guess >= 0) & (guess <= np.array(shape[::-1]) - 1), axis=1)
         if not keep.any():
             continue
-        b, _ = _boxes_for_series(ts, guess[keep], p.bead_diameter, p.nz, rng)
+        b, _ = _boxes_for_series(ts, guess[keep], p.bead_diameter, p.nz, rng,
+                                 spec.processing)
         out["boxes"].append(b.astype(np.float16))
         n = len(b)
         out["label"].append(np.full(n, cls_id, np.int8))
@@ -449,6 +524,7 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
 
 
 def _shard_path(cache, set_name, index):
+    # cache is already versioned by the caller (see train_misalignment)
     return Path(cache) / set_name / f"spec_{index:05d}.npz"
 
 

@@ -17,7 +17,7 @@ ALIGNED, WEAK, STRONG, UNCLASSIFIED = "aligned", "weak", "strong", "unclassified
 CRITERIA = ("mean", "votes")
 
 __all__ = ["ALIGNED", "WEAK", "STRONG", "UNCLASSIFIED", "CRITERIA", "TomogramDecision",
-           "aggregate", "decide"]
+           "aggregate", "decide", "bead_verdicts"]
 
 
 @dataclass
@@ -35,12 +35,23 @@ class TomogramDecision:
         Number of bead scores used.
     message : str
         Why the tomogram is unclassified, or other remarks.
+    strong_spread : float
+        Standard deviation of the used beads' strong scores (how much the
+        beads agree; NaN without beads).
+    n_disagree : int
+        Used beads whose own verdict (their scores against the same
+        thresholds) differs from the tomogram's label.
+    n_excluded : int
+        Coordinates not scored (box outside the tomogram or non-finite).
     """
     label: str
     strong_score: float = float("nan")
     weak_score: float = float("nan")
     n_beads: int = 0
     message: str = field(default="")
+    strong_spread: float = float("nan")
+    n_disagree: int = 0
+    n_excluded: int = 0
 
 
 def aggregate(scores, criterion="mean", threshold=0.5):
@@ -108,3 +119,19 @@ def decide(strong_scores, weak_scores=None, criterion="mean", strong_threshold=0
         raise InputError("a weak threshold was given but no weak scores")
     label = ALIGNED if w > weak_threshold else WEAK
     return TomogramDecision(label, s, w, strong.size)
+
+
+def bead_verdicts(strong_scores, weak_scores=None, strong_threshold=0.5,
+                  weak_threshold=None):
+    """Each bead's own verdict with the tomogram thresholds: ``"strong"``
+    when its strong score is <= ``strong_threshold``, else ``"weak"`` when a
+    weak threshold is given and its weak score is <= it, else
+    ``"aligned"``; ``""`` for beads without a score (NaN)."""
+    s = np.asarray(strong_scores, float).ravel()
+    w = (np.full(s.shape, np.nan) if weak_scores is None
+         else np.asarray(weak_scores, float).ravel())
+    out = np.where(s <= strong_threshold, STRONG, ALIGNED).astype(object)
+    if weak_threshold is not None:
+        out[(s > strong_threshold) & (w <= weak_threshold)] = WEAK
+    out[~np.isfinite(s)] = ""
+    return out.astype(str)

@@ -2,9 +2,14 @@
 fiducial coordinates, both networks, one decision per tomogram.
 
 Shared by ``faml-tomo detect-misalignment`` and ``ProtDetectMisalignment``.
-Scores stay in input order, one per coordinate: boxes reaching past the
-border are padded (their ``outside_fraction`` is reported), never dropped.
-A tomogram without coordinates is ``unclassified`` with a message.
+Scores stay in input order, one per coordinate. A box that lies more than
+``max_outside`` outside the tomogram (coordinates beyond the volume) or holds
+non-finite values is not scored (NaN scores, the reason in ``excluded``);
+boxes reaching a little past the border are padded and scored (their
+``outside_fraction`` is reported). A tomogram with fewer usable beads than
+``min_beads`` is ``unclassified`` with the reason. Each decision is
+explained by the spread of the bead scores and the beads that disagree
+with it.
 """
 import logging
 from dataclasses import dataclass, field
@@ -14,12 +19,16 @@ import numpy as np
 
 from ..errors import InputError
 from .boxes import extract_boxes, target_sampling
-from .decision import CRITERIA, UNCLASSIFIED, TomogramDecision, decide
+from .decision import CRITERIA, UNCLASSIFIED, TomogramDecision, bead_verdicts, decide
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINING_PIXEL_RANGE", "TRAINING_BEAD_RANGE", "TomogramResult",
+__all__ = ["TRAINING_PIXEL_RANGE", "TRAINING_BEAD_RANGE", "MAX_OUTSIDE", "TomogramResult",
            "sampling_warnings", "score_tomogram", "check_parameters"]
+
+# A box more than half outside the tomogram is mostly padding: not scored
+# (beads on the surfaces of a tightly cropped tomogram stay below it).
+MAX_OUTSIDE = 0.5
 
 # What the shipped networks were trained on (see faml_tomo/models/MODEL_CARD.md).
 TRAINING_PIXEL_RANGE = (7.0, 20.0)         # Å/px
@@ -49,6 +58,12 @@ class TomogramResult:
     warnings : list of str
     boxes : numpy.ndarray, shape (n, 32, 32, 32), optional
         The normalised boxes (kept when asked for).
+    excluded : list of str, length n
+        Why each coordinate was not scored (``""`` when it was).
+    verdict : list of str, length n
+        Each scored bead's own verdict (``"aligned"``, ``"weak"``,
+        ``"strong"``; ``""`` when not scored); beads whose verdict differs
+        from the tomogram's label are the ones that disagree.
     """
     name: str
     coords: np.ndarray
@@ -60,10 +75,28 @@ class TomogramResult:
     scale: float = float("nan")
     warnings: list = field(default_factory=list)
     boxes: Optional[np.ndarray] = None
+    excluded: list = field(default_factory=list)
+    verdict: list = field(default_factory=list)
+
+    @property
+    def used(self) -> np.ndarray:
+        """Which coordinates were scored."""
+        return np.array([not e for e in self.excluded], bool) if self.excluded \
+            else np.isfinite(np.asarray(self.strong, float))
+
+    @property
+    def disagree(self) -> np.ndarray:
+        """Scored beads whose own verdict differs from the tomogram label."""
+        return np.array([bool(v) and v != self.decision.label for v in self.verdict], bool)
 
 
-def check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshold):
+def check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshold,
+                     min_beads=1, max_outside=MAX_OUTSIDE):
     """Raise :class:`InputError` for unusable detection parameters."""
+    if int(min_beads) != min_beads or min_beads < 1:
+        raise InputError(f"minimum number of beads must be an integer >= 1, got {min_beads}")
+    if not (np.isfinite(max_outside) and 0.0 <= max_outside < 1.0):
+        raise InputError(f"largest outside fraction must lie in [0, 1), got {max_outside}")
     if not (np.isfinite(bead_diameter_A) and bead_diameter_A > 0):
         raise InputError(f"bead size must be > 0, got {bead_diameter_A} Å")
     if criterion not in CRITERIA:
@@ -106,7 +139,7 @@ def sampling_warnings(sampling_rate, bead_diameter_A):
 
 def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, scorer,
                    criterion="mean", strong_threshold=0.5, weak_threshold=None,
-                   keep_boxes=False):
+                   keep_boxes=False, min_beads=1, max_outside=MAX_OUTSIDE):
     """Score the beads of one tomogram and classify it.
 
     Parameters
@@ -125,12 +158,17 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
         See :func:`faml_tomo.misalignment.decide`.
     keep_boxes : bool
         Return the boxes in the result.
+    min_beads : int
+        Fewest usable beads to judge the tomogram (default 1).
+    max_outside : float
+        Boxes with a larger part outside the tomogram are not scored.
 
     Returns
     -------
     TomogramResult
     """
-    check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshold)
+    check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshold,
+                     min_beads, max_outside)
     coords = np.asarray(coords, float).reshape(-1, 3)
     warns = sampling_warnings(sampling_rate, bead_diameter_A)
     empty = np.zeros(0, np.float32)
@@ -139,17 +177,47 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
         dec.message = f"{name}: {dec.message}"
         return TomogramResult(name, coords, empty, empty, empty, dec, warnings=warns)
     bs = extract_boxes(tomogram, coords, sampling_rate, bead_diameter_A)
-    strong, weak = scorer.score(bs.boxes)
-    dec = decide(strong, weak, criterion, strong_threshold, weak_threshold)
-    n_out = int(np.count_nonzero(bs.outside_fraction > 0))
-    if n_out:
-        note = (f"{n_out} of {len(coords)} boxes reach past the tomogram border "
-                f"(padded, kept)")
-        dec.message = f"{dec.message}; {note}" if dec.message else note
-    return TomogramResult(name, bs.coords, np.asarray(strong, np.float32),
-                          np.asarray(weak, np.float32), bs.outside_fraction, dec,
+    finite = np.all(np.isfinite(bs.boxes), axis=(1, 2, 3))
+    outside = np.asarray(bs.outside_fraction) > max_outside
+    excluded = ["non-finite values in the box" if not f else
+                (f"{100 * o:.0f}% of the box outside the tomogram" if out else "")
+                for f, o, out in zip(finite, bs.outside_fraction, outside)]
+    used = finite & ~outside
+    strong = np.full(len(coords), np.nan, np.float32)
+    weak = np.full(len(coords), np.nan, np.float32)
+    n_used, n_excl = int(used.sum()), int(len(coords) - used.sum())
+    if n_used < min_beads:
+        why = []
+        if np.any(~finite):
+            why.append(f"{int(np.sum(~finite))} with non-finite values")
+        if np.any(outside & finite):
+            why.append(f"{int(np.sum(outside & finite))} outside the tomogram")
+        dec = TomogramDecision(
+            UNCLASSIFIED, n_excluded=n_excl,
+            message=f"{n_used} usable bead(s) of {len(coords)} (at least {min_beads} "
+                    f"needed){': ' + ', '.join(why) if why else ''}")
+    else:
+        s, w = scorer.score(bs.boxes[used])
+        strong[used], weak[used] = s, w
+        dec = decide(s, w, criterion, strong_threshold, weak_threshold)
+        dec.n_excluded = n_excl
+        dec.strong_spread = float(np.std(np.asarray(s, float)))
+    verdict = bead_verdicts(strong, weak, strong_threshold, weak_threshold)
+    if dec.label != UNCLASSIFIED:
+        dec.n_disagree = int(np.sum((verdict != "") & (verdict != dec.label)))
+    notes = []
+    n_pad = int(np.count_nonzero((np.asarray(bs.outside_fraction) > 0) & used))
+    if n_pad:
+        notes.append(f"{n_pad} of {len(coords)} boxes reach past the tomogram border "
+                     f"(padded, scored)")
+    if n_excl and dec.label != UNCLASSIFIED:
+        notes.append(f"{n_excl} of {len(coords)} coordinates not scored (outside the "
+                     f"tomogram or non-finite)")
+    if notes:
+        dec.message = "; ".join([dec.message] + notes if dec.message else notes)
+    return TomogramResult(name, bs.coords, strong, weak, bs.outside_fraction, dec,
                           bs.sampling, bs.scale, warns,
-                          bs.boxes if keep_boxes else None)
+                          bs.boxes if keep_boxes else None, excluded, list(verdict))
 
 
 def unclassified(name, message):

@@ -34,8 +34,8 @@ import numpy as np
 from ..errors import InputError
 from ..models.network import STRONG_FILE, WEAK_FILE, build_network
 from ..tfutil import import_tensorflow
-from .dataset import (ALIGNED_ID, CLASSES, KINDS, STRONG_ID, WEAK_ID, generate_shards,
-                      load_shards)
+from .dataset import (ALIGNED_ID, CLASSES, DATA_VERSION, KINDS, STRONG_ID, WEAK_ID,
+                      generate_shards, load_shards)
 from .decision import decide
 
 logger = logging.getLogger(__name__)
@@ -334,8 +334,8 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     epochs, steps, batch_size : int
         Maximum epochs, batches per epoch, boxes per batch.
     cache : str or Path
-        Shards (``<cache>/seed_<seed>/{train,val}/``) and checkpoints
-        (``<cache>/seed_<seed>/checkpoints/``).
+        Shards (``<cache>/v<DATA_VERSION>_seed_<seed>/{train,val}/``) and
+        checkpoints (``<cache>/v<DATA_VERSION>_seed_<seed>/checkpoints/``).
     resume : bool
         Continue interrupted training from its checkpoints (shards are
         always reused).
@@ -356,7 +356,7 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     log = log or logger.info
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    root = Path(cache) / f"seed_{int(seed)}"
+    root = Path(cache) / f"v{DATA_VERSION}_seed_{int(seed)}"
     t_all = time.perf_counter()
     t_gen = generate_shards(root, seed, "train", n_train, workers, log)
     t_gen += generate_shards(root, seed, "val", n_val, workers, log)

@@ -11,7 +11,7 @@ import os
 import numpy as np
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
-from pyworkflow.object import Float, Integer, String
+from pyworkflow.object import Boolean, Float, Integer, String
 from pyworkflow.protocol import params
 
 from ..constants import CITE_MISALIGNMENT, DEFAULT_MODELS_DIR, MODELS_DIR_VAR
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 OUT_SUBTOMOS = "outputSubtomograms"
 OUT_SETS = {ALIGNED: "outputAlignedTomograms", WEAK: "outputWeakMisalignedTomograms",
             STRONG: "outputStrongMisalignedTomograms"}
+# tomograms without enough usable beads: kept in their own set, with the reason
+OUT_UNCLASSIFIED = "outputUnclassifiedTomograms"
 RESULTS_JSON = "misalignment_results.json"
 
 
@@ -39,7 +41,8 @@ class ProtDetectMisalignment(EMProtocol):
     _label = "detect misalignment"
     _devStatus = BETA
     _references = [CITE_MISALIGNMENT]
-    _possibleOutputs = {OUT_SUBTOMOS: None, **{v: None for v in OUT_SETS.values()}}
+    _possibleOutputs = {OUT_SUBTOMOS: None, OUT_UNCLASSIFIED: None,
+                        **{v: None for v in OUT_SETS.values()}}
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
@@ -80,6 +83,17 @@ class ProtDetectMisalignment(EMProtocol):
                            "only separate strongly misaligned tomograms from the rest "
                            "(all others go to the aligned output; sort them by their "
                            "weak score).")
+        form.addParam("minBeads", params.IntParam, default=1,
+                      expertLevel=params.LEVEL_ADVANCED, label="Fewest usable beads",
+                      help="A tomogram with fewer usable beads is not judged: it goes to "
+                           "the unclassified output with the reason. Raise it (e.g. to 3) "
+                           "when single beads should not decide.")
+        form.addParam("maxOutside", params.FloatParam, default=0.5,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Largest box part outside the tomogram",
+                      help="Boxes with a larger fraction of their voxels outside the "
+                           "tomogram (coordinates beyond or at the edge of the volume) are "
+                           "not scored: they would hold mostly padding.")
         form.addParam("batchSize", params.IntParam, default=64,
                       expertLevel=params.LEVEL_ADVANCED, label="Batch size (boxes)",
                       help="Boxes scored together by the networks; lower it if the GPU "
@@ -171,7 +185,9 @@ class ProtDetectMisalignment(EMProtocol):
             with open_mrc(tomo.getFileName()) as (data, _vs):
                 res = score_tomogram(ts, data, xyz, tomo.getSamplingRate(), bead_A,
                                      scorer, crit, self.strongThreshold.get(),
-                                     self._weakThreshold(), keep_boxes=True)
+                                     self._weakThreshold(), keep_boxes=True,
+                                     min_beads=self.minBeads.get(),
+                                     max_outside=self.maxOutside.get())
             if res.boxes is not None:
                 for i, b in enumerate(res.boxes):
                     write_mrc(os.path.join(box_dir, f"{ts}_{i + 1:04d}.mrc"), b,
@@ -184,6 +200,12 @@ class ProtDetectMisalignment(EMProtocol):
                            "message": d.message, "warnings": res.warnings,
                            "strong": res.strong.tolist(), "weak": res.weak.tolist(),
                            "outside": np.asarray(res.outside_fraction).tolist(),
+                           "used": res.used.astype(int).tolist(),
+                           "verdict": list(res.verdict),
+                           "disagree": res.disagree.astype(int).tolist(),
+                           "excluded": list(res.excluded),
+                           "strong_spread": d.strong_spread, "n_disagree": d.n_disagree,
+                           "n_excluded": d.n_excluded,
                            "coords": np.asarray(res.coords).tolist(),
                            "box_sampling": res.box_sampling}
             print(f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
@@ -224,10 +246,12 @@ class ProtDetectMisalignment(EMProtocol):
                 sub._strongScore = Float(r["strong"][i])
                 sub._weakScore = Float(r["weak"][i])
                 sub._outsideFraction = Float(r["outside"][i])
+                if "used" in r:
+                    sub._used = Boolean(bool(r["used"][i]))
+                    sub._beadVerdict = String(r["verdict"][i] or "-")
+                    sub._disagrees = Boolean(bool(r["disagree"][i]))
                 sub._tomoMisalignment = String(r["label"])
                 subs.append(sub)
-            if r["label"] == UNCLASSIFIED:
-                continue
             if r["label"] not in sets:
                 s = SetOfTomograms.create(self._getPath(), suffix=r["label"])
                 s.copyInfo(tomos)
@@ -237,6 +261,10 @@ class ProtDetectMisalignment(EMProtocol):
             t._weakScore = Float(r["weak_score"])
             t._numberOfBeads = Integer(r["n_beads"])
             t._misalignment = String(r["label"])
+            t._misalignmentMessage = String(r.get("message") or "-")
+            t._strongSpread = Float(r.get("strong_spread", float("nan")))
+            t._beadsDisagreeing = Integer(r.get("n_disagree", 0))
+            t._beadsExcluded = Integer(r.get("n_excluded", 0))
             sets[r["label"]].append(t)
         src = self.inputTomograms if (self.useOtherTomograms and
                                       self.inputTomograms.get() is not None) \
@@ -245,7 +273,7 @@ class ProtDetectMisalignment(EMProtocol):
             self._defineOutputs(**{OUT_SUBTOMOS: subs})
             self._defineSourceRelation(self.inputCoordinates, subs)
         for label, s in sets.items():
-            self._defineOutputs(**{OUT_SETS[label]: s})
+            self._defineOutputs(**{OUT_SETS.get(label, OUT_UNCLASSIFIED): s})
             self._defineSourceRelation(src, s)
 
     # --------------------------- INFO functions ------------------------------
@@ -255,7 +283,8 @@ class ProtDetectMisalignment(EMProtocol):
         try:
             check_parameters(10.0 * (self.beadSizeNm.get() or 0),
                              CRITERIA[self.criterion.get() or 0],
-                             self.strongThreshold.get(), self._weakThreshold())
+                             self.strongThreshold.get(), self._weakThreshold(),
+                             self.minBeads.get() or 0, self.maxOutside.get())
         except InputError as exc:
             errors.append(str(exc))
         if self.useOtherTomograms and self.inputTomograms.get() is None:
@@ -304,11 +333,13 @@ class ProtDetectMisalignment(EMProtocol):
                 if r["label"] != UNCLASSIFIED:
                     out.append(f"  {ts}: {names[r['label']]} (strong score "
                                f"{r['strong_score']:.2f}, weak score {r['weak_score']:.2f}, "
-                               f"{r['n_beads']} beads)")
+                               f"{r['n_beads']} beads, spread "
+                               f"{r.get('strong_spread', float('nan')):.2f}, "
+                               f"{r.get('n_disagree', 0)} disagree)")
             out.append("Scores run from 0 (misaligned) to 1 (aligned).")
         for ts, r in results.items():
             if r["label"] == UNCLASSIFIED:
-                out.append(f"unclassified: {ts}: {r['message']}")
+                out.append(f"unclassified: {ts}: {r['message']} ({OUT_UNCLASSIFIED})")
         warns = sorted({w for r in results.values() for w in r.get("warnings", [])})
         out.extend(f"Warning: {w}" for w in warns)
         return out

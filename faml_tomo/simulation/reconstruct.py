@@ -246,7 +246,7 @@ def reconstruct_wbp(images, angles, thickness, binning=1, filter="ramp", normali
 
 
 def reconstruct_local(images, angles, center, box, thickness, scale=1.0, filter="ramp",
-                      normalize=True, workers=None):
+                      normalize=True, workers=None, lowpass=0.0):
     """Weighted back-projection of a small box only (fast path for training
     sets of subtomograms around fiducials).
 
@@ -268,6 +268,9 @@ def reconstruct_local(images, angles, center, box, thickness, scale=1.0, filter=
         sigma = 0.4 scale) to avoid aliasing.
     filter, normalize, workers
         As :func:`reconstruct_wbp`.
+    lowpass : float
+        Extra Gaussian low-pass of the images in pixels (0: none), as
+        SIRT-like reconstructions look.
 
     Returns
     -------
@@ -287,6 +290,9 @@ def reconstruct_local(images, angles, center, box, thickness, scale=1.0, filter=
     offs = (np.arange(int(box)) - int(box) // 2) * scale
     xs, ys, zs = center[0] + offs, center[1] + offs, center[2] + offs
     sigma = 0.4 * scale if scale > 1 else 0.0
+    if lowpass < 0 or not np.isfinite(lowpass):
+        raise InputError(f"lowpass must be >= 0 pixels, got {lowpass}")
+    sigma = float(np.hypot(sigma, lowpass))
     # Rows needed (with the y low-pass support), then filtered along u.
     margin = int(np.ceil(3 * sigma)) + 2
     r0 = max(0, int(np.floor(ys.min())) - margin)

@@ -22,17 +22,27 @@ class's analytic 2D Fourier profile.
 
 Image formation (per tilt, projection approximation)
 ----------------------------------------------------
-Phase ``phi = sigma (V_protein P_protein + V_gold t_gold)`` and amplitude
-``alpha = A / sqrt(1 - A^2) phi_protein + mu_gold t_gold`` (``P``, ``t`` the
-projected thicknesses in Å, ``sigma`` the interaction constant, ``A`` the
-amplitude contrast); exit wave ``exp(i phi - alpha)`` through the objective
-``exp(i chi(k))`` (CTF; underfocus makes protein dark), intensity
-``|psi|^2``, detector MTF ``sinc(pi w / 2)`` on the intensity,
-attenuation ``exp(-T / (lambda_in cos theta))`` by inelastic scattering
-(zero-loss imaging of a slab of thickness ``T``), Poisson noise for the dose
-of each image.  Radiation damage attenuates the protein (not the gold)
-with the exposure accumulated in the acquisition order (Grant & Grigorieff
-2015).  The defocus gradient across tilted images is not modelled.
+Protein: phase ``phi_p = sigma V_protein P_protein`` and amplitude
+``A / sqrt(1 - A^2) phi_p`` (``P`` the projected thickness in Å, ``sigma``
+the interaction constant, ``A`` the amplitude contrast). Gold
+(``SlabParams.gold``): by default the first-principles exit wave of an
+atomic gold sphere (:mod:`.gold`: multislice table, band-limited to 4 Å and
+to the image grid; its log multiplies the protein transmission), plus the
+light it scatters beyond that band, which the defocus spreads into rings
+(:func:`.gold.halo_spectrum`); or the older analytic sphere (phase
+``sigma V_gold t``, absorption ``mu t``). The exit wave goes through the
+objective ``exp(i chi(k))`` (CTF; underfocus makes protein dark), intensity
+``|psi|^2``, detector MTF ``sinc(pi w / 2)`` on the intensity, attenuation
+``exp(-T / (lambda_in cos theta))`` by inelastic scattering (zero-loss
+imaging of a slab of thickness ``T``), Poisson noise for the dose of each
+image. Pixels coarser than ``AcquisitionParams.render_sampling`` (7.5 Å) are
+rendered ``m`` times finer and binned (mean or Fourier crop): a gold bead
+scatters strongly above the Nyquist frequency of a coarse pixel, and a
+detector counts that light (checked against multislice reference images,
+``tests/test_gold.py``). Radiation damage attenuates the protein (not the
+gold) with the exposure accumulated in the acquisition order (Grant &
+Grigorieff 2015). The defocus gradient across tilted images is not
+modelled.
 
 Geometry
 --------
@@ -64,8 +74,10 @@ from typing import Optional
 
 import numpy as np
 from scipy import fft as sfft
+from scipy import special
 
 from ..errors import InputError
+from .gold import DIAMETER_LIMITS, halo_spectrum, log_transmission_spectrum, n_orientations
 from .optics import (CTFParams, aberration_phase, check_tilt_range, detector_mtf,
                      exposure_filter, frequency_grid, interaction_constant)
 
@@ -77,6 +89,8 @@ __all__ = ["SlabParams", "AcquisitionParams", "MisalignmentModel", "Slab", "Tilt
 
 MISALIGNMENT_KINDS = ("none", "bananas", "twisters", "birds")
 _BLOB_SIGMAS = (15.0, 25.0, 40.0, 60.0)       # Å, protein-like size classes
+_CARBON_POTENTIAL = 5.0                        # V above ice (amorphous carbon)
+_CARBON_MFP = 2000.0                           # Å, inelastic mean free path
 _SUPERSAMPLE = 4
 
 
@@ -103,6 +117,18 @@ class SlabParams:
     bead_margin : float or None
         Smallest distance of a bead centre to the image edges in pixels
         (default the larger of 16 px and a bead diameter).
+    bead_pair_fraction : float
+        Fraction of the beads placed touching another bead (pairs), in
+        [0, 1] (default 0).
+    carbon_edge : float or None
+        Column (x, px) of the straight edge of a carbon film lying on the top
+        surface of the slab over ``x > carbon_edge`` (default None: no film).
+    carbon_thickness : float
+        Å (default 150).
+    thickness_gradient : float
+        Relative change of the ice thickness across the field of view in x
+        (``T (1 + g (x / nx - 0.5))``; it changes the inelastic attenuation;
+        default 0).
     protein_fraction : float
         Volume fraction of the slab filled by protein-like blobs, in [0, 0.5].
     n_vesicles : int
@@ -111,11 +137,22 @@ class SlabParams:
         Range of vesicle radii in Å (capped by the slab thickness).
     membrane_thickness : float
         Å (default 40).
-    protein_potential, bead_potential : float
-        Mean inner potential above that of ice in V (defaults 2 and 25).
+    protein_potential : float
+        Mean inner potential above that of ice in V (default 2).
+    gold : {"multislice", "analytic"}
+        How a bead changes the electron wave. ``"multislice"`` (default): the
+        first-principles exit wave of an atomic gold sphere
+        (:mod:`.gold`, abTEM table), band-limited to the image grid; each
+        bead gets one of the tabulated lattice orientations at random
+        (crystalline beads differ in darkness and Bragg scattering).
+        ``"analytic"``: a uniform sphere of potential ``bead_potential``
+        with amplitude absorption ``bead_absorption`` (the model used before
+        the table; about twice too absorbing and 15 % too little phase for a
+        10 nm bead at 300 kV compared with multislice).
+    bead_potential : float
+        ``"analytic"`` gold: mean inner potential in V (default 25).
     bead_absorption : float
-        Amplitude absorption of gold per Å of path (default 1/400; about 40%
-        of the intensity of a 10 nm bead scattered out of the aperture).
+        ``"analytic"`` gold: amplitude absorption per Å of path (default 1/400).
     """
     nx: int = 512
     ny: int = 512
@@ -127,11 +164,16 @@ class SlabParams:
     bead_min_distance: Optional[float] = None
     bead_layout: str = "uniform"
     bead_margin: Optional[float] = None
+    bead_pair_fraction: float = 0.0
+    carbon_edge: Optional[float] = None
+    carbon_thickness: float = 150.0
+    thickness_gradient: float = 0.0
     protein_fraction: float = 0.15
     n_vesicles: int = 4
     vesicle_radius: tuple = (200.0, 600.0)
     membrane_thickness: float = 40.0
     protein_potential: float = 2.0
+    gold: str = "multislice"
     bead_potential: float = 25.0
     bead_absorption: float = 1 / 400
 
@@ -164,6 +206,15 @@ class SlabParams:
                              f"{self.bead_layout!r}")
         if self.bead_margin is not None and self.bead_margin < 0:
             raise InputError(f"bead_margin must be >= 0 px, got {self.bead_margin}")
+        if not 0 <= self.bead_pair_fraction <= 1:
+            raise InputError(f"bead_pair_fraction must be in [0, 1], got "
+                             f"{self.bead_pair_fraction}")
+        if self.carbon_edge is not None and not np.isfinite(self.carbon_edge):
+            raise InputError(f"carbon_edge must be a column in px, got {self.carbon_edge}")
+        _positive("carbon_thickness", self.carbon_thickness, "Å")
+        if not np.isfinite(self.thickness_gradient) or abs(self.thickness_gradient) >= 1:
+            raise InputError(f"thickness_gradient must be in (-1, 1), got "
+                             f"{self.thickness_gradient}")
         if not 0 <= self.protein_fraction <= 0.5:
             raise InputError(f"protein_fraction must be in [0, 0.5], got "
                              f"{self.protein_fraction}")
@@ -174,6 +225,13 @@ class SlabParams:
             raise InputError(f"vesicle_radius must be (min, max) with 0 < min <= max Å, "
                              f"got {self.vesicle_radius}")
         _positive("membrane_thickness", self.membrane_thickness, "Å")
+        if self.gold not in ("multislice", "analytic"):
+            raise InputError(f"gold must be 'multislice' or 'analytic', got {self.gold!r}")
+        if self.gold == "multislice" and not (
+                DIAMETER_LIMITS[0] <= self.bead_diameter <= DIAMETER_LIMITS[1]):
+            raise InputError(f"bead_diameter must be {DIAMETER_LIMITS[0]:g}-"
+                             f"{DIAMETER_LIMITS[1]:g} Å for multislice gold, got "
+                             f"{self.bead_diameter:g}")
         for name in ("protein_potential", "bead_potential", "bead_absorption"):
             v = getattr(self, name)
             if not np.isfinite(v) or v < 0:
@@ -221,6 +279,19 @@ class AcquisitionParams:
         electrons.
     noise : bool
         Poisson noise (False gives the expected counts).
+    b_factor : float
+        Envelope ``exp(-B k^2 / 4)`` on the image intensity (Å², default 0):
+        partial coherence, drift and vibration blur.
+    render_sampling : float
+        Largest sampling in Å at which the wave is rendered (default 7.5):
+        coarser pixels are rendered ``m = ceil(pixel_size / render_sampling)``
+        times finer and binned, so that the intensity the beads scatter at
+        frequencies above the pixel's Nyquist (strong at high defocus) is
+        counted as a detector does; checked against multislice reference
+        images of gold beads (``tests/test_gold.py``).
+    binning : {"mean", "fourier"}
+        How finely rendered images are binned: averaging (what summing
+        detector pixels does; aliases) or Fourier cropping (anti-aliased).
     """
     tilt_min: float = -60.0
     tilt_max: float = 60.0
@@ -232,6 +303,9 @@ class AcquisitionParams:
     exposure_filter: bool = True
     inelastic_mfp: Optional[float] = 3800.0
     noise: bool = True
+    b_factor: float = 0.0
+    render_sampling: float = 7.5
+    binning: str = "mean"
 
     def validate(self):
         """Raise :class:`InputError` naming the first bad parameter."""
@@ -248,6 +322,11 @@ class AcquisitionParams:
             self.ctf.validate()
         if self.inelastic_mfp is not None:
             _positive("inelastic_mfp", self.inelastic_mfp, "Å")
+        _positive("render_sampling", self.render_sampling, "Å")
+        if not np.isfinite(self.b_factor) or self.b_factor < 0:
+            raise InputError(f"b_factor must be >= 0 Å², got {self.b_factor}")
+        if self.binning not in ("mean", "fourier"):
+            raise InputError(f"binning must be 'mean' or 'fourier', got {self.binning!r}")
         return self
 
     def angles(self):
@@ -407,6 +486,9 @@ class Slab:
         Vesicle centres (voxels).
     vesicle_radius : numpy.ndarray, shape (k,)
         Mid-membrane radii in Å.
+    bead_orientation : numpy.ndarray of int, shape (n_beads,), optional
+        Lattice orientation of each bead in the multislice table (see
+        :func:`.gold.n_orientations`); None or -1: the mean bead.
     """
     params: SlabParams
     beads: np.ndarray
@@ -414,6 +496,7 @@ class Slab:
     blob_sigma: np.ndarray
     vesicles: np.ndarray
     vesicle_radius: np.ndarray
+    bead_orientation: Optional[np.ndarray] = None
 
     @property
     def bead_radius_px(self):
@@ -454,6 +537,19 @@ def _place_beads(p, rng):
         raise InputError(f"cannot place {n} beads at least {dmin * px:g} Å apart in the "
                          f"field of view (placed {len(beads)}); lower n_beads or "
                          f"bead_min_distance")
+    n_pairs = int(round(p.bead_pair_fraction * n / 2))
+    for i in range(n_pairs):
+        # the last beads become partners touching the first ones
+        j = n - 1 - i
+        if j <= i:
+            break
+        direction = rng.normal(size=3)
+        direction[2] *= 0.5
+        direction /= np.linalg.norm(direction)
+        partner = beads[i] + 2 * r_px * rng.uniform(1.0, 1.1) * direction
+        partner[2] = np.clip(partner[2], zlo, zhi)
+        partner[:2] = np.clip(partner[:2], margin, [p.nx - 1 - margin, p.ny - 1 - margin])
+        beads[j] = partner
     return beads
 
 
@@ -503,7 +599,9 @@ def make_slab(params, rng=None, max_tilt=60.0):
     zlim = np.maximum(half - (radius + p.membrane_thickness) / px, 0)
     vesicles = np.column_stack([rng.uniform(0, p.nx - 1, k), rng.uniform(0, p.ny - 1, k),
                                 zc + rng.uniform(-1, 1, k) * zlim])
-    return Slab(p, beads, blobs, blob_sigma, vesicles.reshape(-1, 3), radius)
+    orient = (rng.integers(0, n_orientations(), len(beads)) if p.gold == "multislice"
+              else None)
+    return Slab(p, beads, blobs, blob_sigma, vesicles.reshape(-1, 3), radius, orient)
 
 
 @dataclass
@@ -621,10 +719,13 @@ class _Projector:
     def __init__(self, slab, acq):
         p = slab.params
         self.slab, self.acq, self.p = slab, acq, p
-        self.pad = 32
-        self.canvas = (sfft.next_fast_len(p.ny + 2 * self.pad),
-                       sfft.next_fast_len(p.nx + 2 * self.pad))
-        px = p.pixel_size
+        # render m times finer than the tomogram pixel (binned at the end)
+        self.m = max(1, int(np.ceil(p.pixel_size / acq.render_sampling - 1e-9)))
+        m = self.m
+        self.pad = 32 * m
+        self.canvas = (sfft.next_fast_len(p.ny * m + 2 * self.pad),
+                       sfft.next_fast_len(p.nx * m + 2 * self.pad))
+        px = p.pixel_size / m
         ky, kx = frequency_grid(self.canvas, px, rfft=True)
         self.k_r = np.sqrt(ky ** 2 + kx ** 2)                     # rfft2 grid, 1/Å
         kyf, kxf = frequency_grid(self.canvas, px, rfft=False)
@@ -644,6 +745,26 @@ class _Projector:
             kern = (_ball_ft(self.k_r, r + t / 2) - _ball_ft(self.k_r, max(r - t / 2, 0)))
             self.classes.append((slab.vesicles[sel], kern * smooth / px ** 2))
         self.mtf = detector_mtf(self.k_r * px) if acq.mtf else None
+        if acq.b_factor > 0:
+            env = np.exp(-acq.b_factor * self.k_r ** 2 / 4)
+            self.mtf = env if self.mtf is None else self.mtf * env
+        voltage = acq.ctf.voltage if acq.ctf is not None else 300.0
+        self.gold_spectra = None
+        if p.gold == "multislice" and len(slab.beads):
+            df, cs = ((acq.ctf.defocus_angstrom, acq.ctf.cs) if acq.ctf is not None
+                      else (0.0, 0.0))
+            orient = (np.full(len(slab.beads), -1) if slab.bead_orientation is None
+                      else np.asarray(slab.bead_orientation, int))
+            # one set of spectra per lattice orientation present
+            self.gold_spectra = []
+            for o in np.unique(orient):
+                oo = None if o < 0 else int(o)
+                amp, ph = log_transmission_spectrum(self.k_r, p.bead_diameter, voltage, oo)
+                halo = halo_spectrum(self.k_r, p.bead_diameter, voltage, df, cs, oo)
+                self.gold_spectra.append((orient == o, amp / px ** 2, ph / px ** 2,
+                                          halo / px ** 2))
+            kyr, kxr = frequency_grid(self.canvas, 1.0, rfft=True)     # cycles/px
+            self.k_px = (kyr, kxr)
         if acq.ctf is not None:
             self.sigma = float(interaction_constant(acq.ctf.voltage))
             self.transfer = np.exp(1j * aberration_phase(self.k_full, acq.ctf))
@@ -654,38 +775,107 @@ class _Projector:
             self.transfer = None
             self.amp_ratio = 0.0
 
+    def _gold_multislice(self, u, v, workers):
+        """Log-amplitude, phase and scattered-light halo (intensity) of the
+        beads centred at canvas (u, v): exact sub-pixel centres (a phase ramp
+        per bead), each bead's first-principles spectra, band-limited to the
+        grid."""
+        ky, kx = self.k_px
+        total = [np.zeros(self.k_r.shape, complex) for _ in range(3)]
+        for sel, amp, ph, halo in self.gold_spectra:
+            if not np.any(sel):
+                continue
+            # sum over beads of exp(-2 pi i (ky v + kx u)) as one matrix product
+            ey = np.exp(-2j * np.pi * ky * v[sel][None, :])          # (ny, n)
+            ex = np.exp(-2j * np.pi * u[sel][:, None] * kx)          # (n, nx_r)
+            spec = ey @ ex
+            for acc, kern in zip(total, (amp, ph, halo)):
+                acc += spec * kern
+        return tuple(sfft.irfft2(t, s=self.canvas, workers=workers) for t in total)
+
+    def _canvas_points(self, pts, theta, dx_px, dy_px, alpha):
+        """Projected, misaligned positions of points (tomogram voxels) in
+        canvas pixels: tomogram pixel ``j`` covers canvas pixels
+        ``pad + m j .. pad + m j + m - 1``."""
+        p, m = self.p, self.m
+        cx, cy, cz = p.nx // 2, p.ny // 2, p.nz // 2
+        u, v = _project_points(pts, theta, cx, cz)
+        u, v = _misalign(u, v, dx_px, dy_px, alpha, cx, cy)
+        off = self.pad + (m - 1) / 2
+        return u * m + off, v * m + off
+
+    def _carbon(self, theta, dx_px, dy_px, alpha):
+        """Projected carbon-film thickness (Å) on the canvas, or None."""
+        p, m = self.p, self.m
+        if p.carbon_edge is None:
+            return None
+        cx, cy, cz = p.nx // 2, p.ny // 2, p.nz // 2
+        off = self.pad + (m - 1) / 2
+        U = (np.arange(self.canvas[1]) - off) / m
+        V = (np.arange(self.canvas[0]) - off) / m
+        a = np.radians(alpha)
+        # undo the misalignment: canvas -> correct image column u
+        u = cx + np.cos(a) * (U[None, :] - cx - dx_px) + np.sin(a) * (V[:, None] - cy - dy_px)
+        th = np.radians(theta)
+        z_top = cz + 0.5 * p.slab_thickness / p.pixel_size
+        u_edge = (p.carbon_edge - cx) * np.cos(th) + (z_top - cz) * np.sin(th) + cx
+        inside = 0.5 * (1 + special.erf((u - u_edge) * m / np.sqrt(2)))
+        return inside * p.carbon_thickness / np.cos(th)
+
+    def _bin(self, inten):
+        p, m, pad = self.p, self.m, self.pad
+        fine = inten[pad:pad + p.ny * m, pad:pad + p.nx * m]
+        if m == 1:
+            return fine
+        if self.acq.binning == "mean":
+            return fine.reshape(p.ny, m, p.nx, m).mean(axis=(1, 3))
+        f = sfft.fftshift(sfft.fft2(fine))
+        cy0, cx0 = (p.ny * m) // 2 - p.ny // 2, (p.nx * m) // 2 - p.nx // 2
+        crop = sfft.ifftshift(f[cy0:cy0 + p.ny, cx0:cx0 + p.nx])
+        return sfft.ifft2(crop).real / (m * m)
+
     def render(self, theta, dx_px, dy_px, alpha, exposure, workers=None):
         """Noise-free relative intensity of one image, shape (ny, nx)."""
-        p, pad = self.p, self.pad
-        cx, cy, cz = p.nx // 2, p.ny // 2, p.nz // 2
-        ccx, ccy = cx + pad, cy + pad                   # centre in canvas coordinates
+        p = self.p
         spec = np.zeros(self.k_r.shape, complex)
         for pts, kern in self.classes:
             if len(pts) == 0:
                 continue
-            u, v = _project_points(pts, theta, cx, cz)
-            u, v = _misalign(u + pad, v + pad, dx_px, dy_px, alpha, ccx, ccy)
+            u, v = self._canvas_points(pts, theta, dx_px, dy_px, alpha)
             spec += sfft.rfft2(_splat(self.canvas, u, v, 1.0), workers=workers) * kern
         if self.acq.exposure_filter:
             spec *= exposure_filter(self.k_r, exposure,
                                     self.acq.ctf.voltage if self.acq.ctf else 300.0)
         protein = sfft.irfft2(spec, s=self.canvas, workers=workers)       # Å
-        u, v = _project_points(self.slab.beads, theta, cx, cz)
-        u, v = _misalign(u + pad, v + pad, dx_px, dy_px, alpha, ccx, ccy)
-        gold = _bead_thickness(self.canvas, u, v, self.slab.bead_radius_px, p.pixel_size)
+        u, v = self._canvas_points(self.slab.beads, theta, dx_px, dy_px, alpha)
         phi_p = self.sigma * p.protein_potential * protein
-        phi = phi_p + self.sigma * p.bead_potential * gold
-        alpha_amp = self.amp_ratio * phi_p + p.bead_absorption * gold
+        halo = None
+        if self.gold_spectra is not None:
+            log_amp, phase, halo = self._gold_multislice(u, v, workers)
+            phi = phi_p + phase
+            alpha_amp = self.amp_ratio * phi_p - log_amp
+        else:
+            gold = _bead_thickness(self.canvas, u, v, self.slab.bead_radius_px * self.m,
+                                   p.pixel_size / self.m)
+            phi = phi_p + self.sigma * p.bead_potential * gold
+            alpha_amp = self.amp_ratio * phi_p + p.bead_absorption * gold
+        carbon = self._carbon(theta, dx_px, dy_px, alpha)
+        if carbon is not None:
+            phi_c = self.sigma * _CARBON_POTENTIAL * carbon
+            phi = phi + phi_c
+            alpha_amp = alpha_amp + self.amp_ratio * phi_c + carbon / (2 * _CARBON_MFP)
         if self.transfer is not None:
             wave = sfft.fft2(np.exp(1j * phi - alpha_amp), workers=workers)
             wave *= self.transfer
             inten = np.abs(sfft.ifft2(wave, workers=workers)) ** 2
         else:
             inten = np.exp(-2 * (phi + alpha_amp))
+        if halo is not None:
+            inten += halo
         if self.mtf is not None:
             inten = sfft.irfft2(sfft.rfft2(inten, workers=workers) * self.mtf,
                                 s=self.canvas, workers=workers)
-        return inten[pad:pad + p.ny, pad:pad + p.nx]
+        return self._bin(inten)
 
 
 def project_slab(slab, acq, shift_x=None, shift_y=None, rotation=None, rng=None,
@@ -728,14 +918,16 @@ def project_slab(slab, acq, shift_x=None, shift_y=None, rotation=None, rng=None,
     pre = rank * dose
     proj = _Projector(slab, acq)
     dose_px = dose * p.pixel_size ** 2
+    # ice thickness per image column (a gradient across x)
+    thickness = p.slab_thickness * (1 + p.thickness_gradient
+                                    * (np.arange(p.nx) / p.nx - 0.5))
     images = np.empty((n, p.ny, p.nx), np.float32)
     for i, theta in enumerate(angles):
         inten = proj.render(theta, sx[i] / p.pixel_size, sy[i] / p.pixel_size, rot[i],
                             pre[i] + dose / 2, workers)
         counts = dose_px * inten
         if acq.inelastic_mfp is not None:
-            counts *= np.exp(-p.slab_thickness / (acq.inelastic_mfp
-                                                  * np.cos(np.radians(theta))))
+            counts *= np.exp(-thickness / (acq.inelastic_mfp * np.cos(np.radians(theta))))
         np.maximum(counts, 0, out=counts)
         images[i] = rng.poisson(counts) if acq.noise else counts
     return images, rank, pre

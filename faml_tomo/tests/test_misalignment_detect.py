@@ -68,12 +68,72 @@ def test_score_tomogram_keeps_every_coordinate_in_order():
     assert len(r.strong) == len(r.weak) == 4
     np.testing.assert_array_equal(r.coords, np.asarray(coords, float))
     assert r.outside_fraction[1] > 0 and r.outside_fraction[0] == 0
-    assert r.decision.label == "weak" and "border" in r.decision.message
+    # the two corner boxes are mostly padding: not scored, said why
+    assert r.decision.label == "weak" and "not scored" in r.decision.message
+    assert np.isnan(r.strong[1]) and np.isnan(r.strong[2]) and r.strong[3] == pytest.approx(0.9)
+    assert "outside the tomogram" in r.excluded[1] and r.excluded[0] == ""
+    assert list(r.used) == [True, False, False, True] and r.decision.n_excluded == 2
+    assert r.verdict == ["weak", "", "", "weak"] and not r.disagree.any()
+    assert r.decision.strong_spread == pytest.approx(0.0)
     # no weak threshold: not strongly misaligned -> aligned, weak score reported
     r = score_tomogram("t", tomo, coords, 15.0, 100.0, _FixedScorer(0.9, 0.2))
     assert r.decision.label == "aligned" and r.decision.weak_score == pytest.approx(0.2)
     r = score_tomogram("t", tomo, coords, 15.0, 100.0, _FixedScorer(0.3, 0.9))
     assert r.decision.label == "strong"
+
+
+class _IndexScorer:
+    """Strong score 0.9 for bright-centred boxes, 0.1 otherwise."""
+
+    def score(self, boxes):
+        c = boxes[:, 14:18, 14:18, 14:18].mean(axis=(1, 2, 3))
+        s = np.where(c > 0, 0.9, 0.1).astype(np.float32)
+        return s, s.copy()
+
+
+def test_outside_and_non_finite_boxes_are_excluded_not_scored():
+    rng = np.random.default_rng(1)
+    tomo = rng.normal(size=(40, 96, 96)).astype(np.float32)
+    inside = [(30, 30, 20), (60, 60, 20), (45, 70, 20)]
+    for x, y, z in inside:
+        tomo[z - 2:z + 3, y - 2:y + 3, x - 2:x + 3] += 20.0         # bright: "aligned"
+    far = [(500, 30, 20), (40, -300, 20)]
+    r = score_tomogram("t", tomo, inside + far, 20.0, 100.0, _IndexScorer(),
+                       weak_threshold=0.5)
+    # before: padding-only boxes were scored 0.1 and pulled the mean to 0.58
+    assert r.decision.label == "aligned" and r.decision.strong_score == pytest.approx(0.9)
+    assert r.decision.n_beads == 3 and r.decision.n_excluded == 2
+    assert np.all(np.isnan(r.strong[3:])) and "outside" in r.excluded[3]
+    # one NaN voxel in a bead box: that bead is excluded, the rest decide
+    bad = tomo.copy()
+    bad[20, 30, 31] = np.nan
+    r = score_tomogram("t", bad, inside, 20.0, 100.0, _IndexScorer(), weak_threshold=0.5)
+    assert r.decision.label == "aligned" and r.decision.n_beads == 2
+    assert r.excluded[0] == "non-finite values in the box"
+    # nothing usable: unclassified, with the reason
+    r = score_tomogram("t", bad, far + [inside[0]], 20.0, 100.0, _IndexScorer(),
+                       weak_threshold=0.5)
+    assert r.decision.label == "unclassified"
+    assert "0 usable bead(s) of 3" in r.decision.message
+    assert "2 outside the tomogram" in r.decision.message
+    assert "1 with non-finite values" in r.decision.message
+    # fewer usable beads than asked for
+    r = score_tomogram("t", tomo, inside, 20.0, 100.0, _IndexScorer(), min_beads=4)
+    assert r.decision.label == "unclassified" and "at least 4" in r.decision.message
+    with pytest.raises(InputError, match="minimum number of beads"):
+        score_tomogram("t", tomo, inside, 20.0, 100.0, _IndexScorer(), min_beads=0)
+
+
+def test_disagreeing_beads_are_counted():
+    rng = np.random.default_rng(2)
+    tomo = rng.normal(size=(40, 96, 96)).astype(np.float32)
+    pts = [(30, 30, 20), (60, 60, 20), (45, 70, 20)]
+    for x, y, z in pts[:2]:
+        tomo[z - 2:z + 3, y - 2:y + 3, x - 2:x + 3] += 20.0
+    r = score_tomogram("t", tomo, pts, 20.0, 100.0, _IndexScorer(), weak_threshold=0.5)
+    assert r.decision.label == "aligned"            # mean (0.9 + 0.9 + 0.1) / 3
+    assert r.decision.n_disagree == 1 and list(r.disagree) == [False, False, True]
+    assert r.decision.strong_spread == pytest.approx(np.std([0.9, 0.9, 0.1]), abs=1e-6)
 
 
 def test_no_coordinates_is_unclassified_with_a_message():

@@ -66,6 +66,16 @@ class TestDetectMisalignment(FamlTomoProtocolTest):
         self.assertIn("strongly misaligned: 1", summary)
         self.assertIn("unclassified: TS_03", summary)
         self.assertIn("no fiducial coordinates", summary)
+        # the unclassified tomogram is an output too, with its reason
+        uncl = prot.outputUnclassifiedTomograms
+        self.assertEqual([t.getTsId() for t in uncl.iterItems()], ["TS_03"])
+        self.assertIn("no fiducial coordinates", uncl.getFirstItem()._misalignmentMessage.get())
+        first = strong.getFirstItem()
+        self.assertGreaterEqual(first._strongSpread.get(), 0)
+        self.assertEqual(first._beadsExcluded.get(), 0)
+        for sub in subs.iterItems():
+            self.assertTrue(sub._used.get())
+            self.assertIn(sub._beadVerdict.get(), ("aligned", "strong"))
         self.assertTrue(prot.methods())
         self.assertEqual(prot.validate(), [])
         self.assertEqual(prot._warnings(), [])

@@ -5,7 +5,8 @@ import pytest
 
 from faml_tomo.errors import InputError
 from faml_tomo.misalignment import extract_boxes
-from faml_tomo.misalignment.dataset import (BEAD_RANGES, CLASSES, bead_box_volume,
+from faml_tomo.misalignment.dataset import (BEAD_RANGES, CLASSES, DATA_VERSION,
+                                            bead_box_volume,
                                             bead_errors, draw_specimen, generate_shards,
                                             load_shards, scaled_model, simulate_specimen)
 from faml_tomo.misalignment.training import (STRONG_GROUPS, augment_flips, balanced_batch,
@@ -64,10 +65,22 @@ def test_specimens_cover_the_ranges_and_are_seeded():
     px = np.array([d.slab.pixel_size for d in draws])
     bead = np.array([d.slab.bead_diameter for d in draws])
     n = np.array([d.acquisition.angles().size for d in draws])
-    assert 7 <= px.min() < 8 and 19 < px.max() <= 20
-    assert 50 <= bead.min() < 60 and 140 < bead.max() <= 150
+    assert 4 <= px.min() < 5 and 19 < px.max() <= 20
+    assert 50 <= bead.min() < 60 and 185 < bead.max() <= 200
     assert np.all(bead / px >= 2.5)
     assert n.min() == 41 and n.max() == 61
+    # domain randomisation: every processing and acquisition variant occurs
+    proc = [d.processing for d in draws]
+    assert {p.ctf_correction for p in proc} == {"none", "phase-flip", "wiener"}
+    assert {p.dose_weighting for p in proc} == {True, False}
+    assert len({p.recon_filter for p in proc}) >= 4
+    assert any(p.recon_lowpass > 0 for p in proc) and any(p.recon_lowpass == 0 for p in proc)
+    df = np.array([-d.acquisition.ctf.defocus for d in draws])
+    assert 1 <= df.min() < 1.3 and 7 < df.max() <= 8
+    assert {d.acquisition.ctf.voltage for d in draws} == {200.0, 300.0}
+    assert {d.acquisition.binning for d in draws} == {"mean", "fourier"}
+    assert any(d.slab.carbon_edge is not None for d in draws)
+    assert any(d.slab.bead_pair_fraction > 0 for d in draws)
     asym = [d for d in draws if abs(d.acquisition.tilt_min + d.acquisition.tilt_max) > 0.01]
     assert 0.3 < len(asym) / len(draws) < 0.7
     a = draw_specimen(np.random.default_rng([5, 0]))
@@ -162,7 +175,7 @@ def test_training_runs_saves_and_resumes(tmp_path):
     assert any("weak network: already trained" in s for s in lines)
     assert any("0 to simulate" in s for s in lines)
     # an interrupted weak network (no 'done' marker) goes on from its last epoch
-    (tmp_path / "cache" / "seed_2" / "checkpoints" / "weak_done").unlink()
+    (tmp_path / "cache" / f"v{DATA_VERSION}_seed_2" / "checkpoints" / "weak_done").unlink()
     r2 = train_misalignment(tmp_path / "out", **{**kw, "epochs": 2}, resume=True)
     assert r2["training"]["weak"]["epochs_this_run"] == 1
     assert r2["training"]["weak"]["epochs_run"] == 2

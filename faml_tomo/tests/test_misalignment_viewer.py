@@ -5,8 +5,9 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
-from faml_tomo.viewers.viewer_misalignment import (LABEL_COLOURS, box_gallery,  # noqa: E402
-                                                   score_histograms, tomogram_score_plot)
+from faml_tomo.viewers.viewer_misalignment import (LABEL_COLOURS, bead_map,  # noqa: E402
+                                                   box_gallery, score_histograms,
+                                                   tomogram_score_plot)
 
 RESULTS = {
     "TS_01": {"label": "aligned", "strong": [0.9, 0.95, 0.8], "weak": [0.7, 0.6, 0.8],
@@ -75,3 +76,26 @@ def test_empty_results():
     fig = score_histograms({"TS_09": RESULTS["TS_04"]})
     assert fig.axes[0].texts[0].get_text() == "no scores"
     tomogram_score_plot({"TS_09": RESULTS["TS_04"]})
+
+
+def test_gallery_skips_unscored_boxes():
+    boxes = np.zeros((3, 32, 32, 32), np.float32)
+    fig = box_gallery(boxes, [0.2, float("nan"), 0.8], n=1, names=["a", "b", "c"])
+    labels = [fig.axes[r * 3].get_ylabel().split("\n")[1] for r in range(2)]
+    assert labels == ["a", "c"]
+
+
+def test_bead_map_marks_disagreeing_and_unscored_beads(tmp_path):
+    r = {"label": "strong", "coords": [[10, 20, 5], [40, 30, 8], [60, 10, 6], [500, 5, 5]],
+         "strong": [0.1, 0.2, 0.9, None], "disagree": [0, 0, 1, 0],
+         "strong_spread": 0.36}
+    fig = bead_map("TS_03", r, shape=(16, 64, 96))
+    xy = fig.axes[0]
+    # scored beads, the ring around the one that disagrees, the unscored one
+    sizes = [len(c.get_offsets()) for c in xy.collections]
+    assert sizes == [3, 1, 1]
+    ring = xy.collections[1].get_offsets()[0]
+    assert tuple(ring) == (60, 10)
+    assert "1 disagree" in fig._suptitle.get_text() and "3 beads scored" in \
+        fig._suptitle.get_text()
+    fig.savefig(tmp_path / "map.png")

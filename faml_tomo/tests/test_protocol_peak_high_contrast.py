@@ -78,7 +78,11 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
         summary = "\n".join(self.prot.summary())
         per = self._coordinates()
         self.assertIn(f"TS_01: {len(per['TS_01'][0])}", summary)
-        self.assertIn("Relaxed mode used for 1 tomogram(s): TS_02", summary)
+        # the smeared beads of the strongly misaligned tomogram are found
+        # without relaxed mode since the finder accepts unmistakably dark beads
+        # of any profile (multislice gold)
+        self.assertIn(f"TS_02: {len(per['TS_02'][0])}", summary)
+        self.assertNotIn("Relaxed mode used", summary)
         methods = "\n".join(self.prot.methods())
         self.assertIn("deIsidroGomez2024", methods)
         self.assertIn("10 nm", methods)

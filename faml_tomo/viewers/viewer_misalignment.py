@@ -15,7 +15,7 @@ import numpy as np
 from .plotting import new_figure, plot_window
 
 __all__ = ["LABEL_COLOURS", "score_histograms", "tomogram_score_plot", "box_gallery",
-           "load_results"]
+           "bead_map", "load_results"]
 
 LABEL_COLOURS = {"aligned": "#2ca02c", "weak": "#ff7f0e", "strong": "#d62728",
                  "unclassified": "#7f7f7f"}
@@ -122,7 +122,8 @@ def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
         Label of each box (e.g. ``"TS_01 #3"``).
     """
     scores = np.asarray(scores, float)
-    order = np.argsort(scores, kind="stable")
+    order = np.array([i for i in np.argsort(scores, kind="stable") if np.isfinite(scores[i])],
+                     int)
     low = list(order[:n])
     high = [i for i in order[::-1][:n] if i not in low]
     picks = [("lowest", i) for i in low] + [("highest", i) for i in high]
@@ -150,6 +151,60 @@ def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
         axes[row, 0].set_ylabel(f"{end}\n{label}\n{scores[i]:.2f}", fontsize=7)
     fig.suptitle(f"lowest / highest {title}", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def bead_map(name, result, shape=None, fig=None):
+    """Where the beads of one tomogram are and what each one says: XY and XZ
+    positions coloured by the bead's strong score (red 0 = misaligned, green
+    1 = aligned), beads whose own verdict disagrees with the tomogram's label
+    ringed in black, beads not scored (outside the volume, non-finite)
+    marked with a grey x.
+
+    Parameters
+    ----------
+    name : str
+    result : dict
+        One tomogram of ``misalignment_results.json``: ``coords``, ``strong``,
+        ``label``; optionally ``disagree``, ``used``, ``excluded``,
+        ``strong_spread``.
+    shape : tuple, optional
+        Tomogram ``(nz, ny, nx)`` for the axis limits.
+    """
+    xyz = np.asarray(result.get("coords", []), float).reshape(-1, 3)
+    s = np.asarray([_num(v) for v in result.get("strong", [])], float)
+    dis = np.asarray(result.get("disagree", [0] * len(s)), bool)
+    used = np.isfinite(s)
+    fig = new_figure(fig, (9, 4.2))
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
+    sc = None
+    for ax, (i, j), (xl, yl) in ((axes[0], (0, 1), ("x", "y")),
+                                 (axes[1], (0, 2), ("x", "z"))):
+        if used.any():
+            sc = ax.scatter(xyz[used, i], xyz[used, j], c=s[used], cmap="RdYlGn", vmin=0,
+                            vmax=1, s=40, edgecolors="none")
+        if (dis & used).any():
+            ax.scatter(xyz[dis & used, i], xyz[dis & used, j], s=110, facecolors="none",
+                       edgecolors="k", linewidths=1.2, label="disagrees with the tomogram")
+        if (~used).any():
+            ax.scatter(xyz[~used, i], xyz[~used, j], marker="x", c="0.5", s=40,
+                       label="not scored")
+        if shape is not None:
+            ax.set_xlim(0, shape[2] - 1)
+            ax.set_ylim(0, shape[1 if yl == "y" else 0] - 1)
+        ax.set_xlabel(f"{xl} (voxels)")
+        ax.set_ylabel(f"{yl} (voxels)")
+        ax.set_aspect("equal", adjustable="datalim")
+    spread = _num(result.get("strong_spread"))
+    fig.suptitle(f"{name}: {result.get('label', '?')}, {int(used.sum())} beads scored, "
+                 f"spread {spread:.2f}, {int((dis & used).sum())} disagree", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.subplots_adjust(top=0.82, bottom=0.13)
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=2,
+                   bbox_to_anchor=(0.45, 0.93), frameon=False)
+    if sc is not None:
+        fig.colorbar(sc, ax=list(axes), shrink=0.8, label="bead strong score")
     return fig
 
 
@@ -184,10 +239,29 @@ if EmProtocolViewer is not None:
                           label="Boxes at each end")
             form.addParam("showGallery", _params.LabelParam,
                           label="Lowest / highest scoring boxes")
+            form.addParam("mapTomogram", _params.StringParam, default="",
+                          label="Tomogram of the bead map",
+                          help="Its tsId; empty: the first tomogram flagged misaligned "
+                               "(or the first one).")
+            form.addParam("showBeadMap", _params.LabelParam,
+                          label="Bead map: each bead's score, beads that disagree")
 
         def _getVisualizeDict(self):
             return {"showHistograms": self._histograms, "showTomograms": self._tomograms,
-                    "showGallery": self._gallery}
+                    "showGallery": self._gallery, "showBeadMap": self._beadMap}
+
+        def _beadMap(self, _param=None):
+            res = self._results()
+            name = self._param("mapTomogram", "") or next(
+                (ts for ts, r in res.items() if r["label"] in ("strong", "weak")),
+                next(iter(res), ""))
+            if name not in res:
+                from pyworkflow.gui.dialog import showError
+                showError("Bead map", f"no tomogram {name!r} in this run "
+                                      f"({', '.join(res)})", self.getTkRoot())
+                return []
+            return self._plotter(lambda f: bead_map(name, res[name], fig=f),
+                                 f"Bead map of {name}")
 
         def _param(self, name, default):
             """Form value, or the default before the form exists."""
