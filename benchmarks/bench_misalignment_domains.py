@@ -251,6 +251,8 @@ def main(argv=None):
                     help="name=folder with strong.keras and weak.keras")
     ap.add_argument("--cache", default=str(ROOT / ".cache" / "bench_domains"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--score-only", action="store_true",
+                    help="simulate nothing: score the specimens already cached")
     args = ap.parse_args(argv)
     from common import machine
     cells = [c for c in CELLS if args.cells is None or _cell_name(c) in args.cells]
@@ -259,7 +261,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     print(f"{len(jobs)} specimens ({3 * len(jobs)} tomograms), {args.workers} workers",
           flush=True)
-    if args.workers > 1:
+    if args.score_only:
+        pass
+    elif args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
             for k, _ in enumerate(pool.map(_job, jobs, chunksize=1), 1):
                 if k % 5 == 0:
@@ -280,6 +284,9 @@ def main(argv=None):
             for c in cells:
                 paths = [Path(args.cache) / f / _cell_name(c) / f"spec_{i:03d}.npz"
                          for i in range(args.n)]
+                paths = [p for p in paths if p.is_file()]
+                if not paths:
+                    continue
                 for coords in ("found", "true"):
                     m = _metrics(_score_cell(paths, scorer, coords))
                     result["cells"].setdefault(name, {}).setdefault(f, {}).setdefault(
@@ -287,21 +294,22 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "misalignment_domains.json").write_text(json.dumps(result, indent=1))
-    lines = [f"# Misalignment detection across domains ({args.n} specimens x 3 tomograms "
-             f"per cell)", "", f"Machine: {json.dumps(result['machine'])}", "",
+    lines = [f"# Misalignment detection across domains (up to {args.n} specimens x 3 "
+             f"tomograms per cell; n = tomograms scored)", "",
+             f"Machine: {json.dumps(result['machine'])}", "",
              "Coordinates from the plugin's fiducial finder (in brackets: at the true "
              "apparent bead centres). Acceptance: aligned kept >= 0.95, weak flagged >= "
              "0.85, strong flagged >= 0.98, agreement >= 0.85.", ""]
     for name, fw in result["cells"].items():
         for f, cs in fw.items():
             lines += [f"## networks `{name}`, forward model `{f}`", "",
-                      "| cell | aligned kept | weak flagged | strong flagged | 3-class "
+                      "| cell | n | aligned kept | weak flagged | strong flagged | 3-class "
                       "agreement | unclassified | strong with a usable bead |",
-                      "|---|---|---|---|---|---|---|"]
+                      "|---|---|---|---|---|---|---|---|"]
             for cn, d in cs.items():
                 a, t = d["found"], d["true"]
                 lines.append(
-                    f"| {cn} | {a['aligned_kept']:.2f} ({t['aligned_kept']:.2f}) | "
+                    f"| {cn} | {a['n']} | {a['aligned_kept']:.2f} ({t['aligned_kept']:.2f}) | "
                     f"{a['weak_flagged']:.2f} ({t['weak_flagged']:.2f}) | "
                     f"{a['strong_flagged']:.2f} ({t['strong_flagged']:.2f}) | "
                     f"{a['agreement']:.2f} ({t['agreement']:.2f}) | {a['unclassified']} | "

@@ -12,8 +12,10 @@ Coordinates are STAR tables with ``rlnCoordinateX/Y/Z`` in tomogram voxels.
 Give one STAR file per tomogram (paired in order), or any number of files
 whose ``rlnTomoName`` (or ``rlnMicrographName``) names the tomogram (its
 file name without extension).  Writes ``scores.star`` (one row per
-coordinate, input order), ``tomograms.star`` (one row per tomogram) and
-``job.json``.
+coordinate, input order, with whether it was scored and why not, the bead's own
+verdict and whether it disagrees with its tomogram), ``tomograms.star`` (one
+row per tomogram: label, scores, spread of the bead scores, beads that
+disagree, coordinates excluded, message) and ``job.json``.
 """
 import logging
 import time

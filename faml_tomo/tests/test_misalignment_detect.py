@@ -178,7 +178,17 @@ def test_cli_detect_writes_scores_decisions_and_job(tmp_path, tomo_files, random
     np.testing.assert_allclose(tomos["famlStrongScore"][0],
                                scores["famlStrongScore"][:5].mean(), atol=1e-5)
     assert (out / "job.json").is_file()
-    assert "2 tomogram(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 tomogram(s)" in printed and "disagree" in printed
+    # each decision explained: beads used, their verdicts, who disagrees
+    assert set(scores["famlUsed"]) == {1}
+    assert set(scores["famlBeadVerdict"]) <= {"aligned", "weak", "strong"}
+    verdicts = np.asarray(scores["famlBeadVerdict"][:5]).astype(str)
+    label0 = list(tomos["famlMisalignment"])[0]
+    assert int(tomos["famlBeadsDisagreeing"][0]) == int(np.sum(verdicts != label0))
+    assert float(tomos["famlStrongSpread"][0]) == pytest.approx(
+        np.std(scores["famlStrongScore"][:5]), abs=1e-4)
+    assert list(tomos["famlBeadsExcluded"]) == [0, 0]
 
 
 def test_cli_detect_matches_by_name_and_reports_missing(tmp_path, tomo_files,
