@@ -65,7 +65,7 @@ from scipy.special import logsumexp
 
 from ..errors import InputError
 from ..geometry import matrix_to_euler
-from ..io.mrc import atomic_path
+from ..io.arrays import save_npz
 from .align import AlignParams, align, band_geometry, check_volume, prepare_reference
 from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
 from .parallel import SerialRunner, make_runner
@@ -1068,9 +1068,7 @@ def _save_checkpoint(path, state, fingerprint):
     meta = {k: v for k, v in dataclasses.asdict(state).items()
             if not isinstance(v, np.ndarray) and v is not None}
     meta["fingerprint"] = fingerprint
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+    save_npz(path, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def _load_checkpoint(path, fingerprint):
@@ -1167,7 +1165,9 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
         the same data and settings is resumed.
     callback : callable, optional
         ``callback(state)`` after every finished iteration (progress; an
-        exception raised there stops the run after the checkpoint).
+        exception raised there stops the run after the checkpoint), and
+        once with the restored state when a checkpoint is resumed (a kill
+        may have fallen between the checkpoint and the callback's files).
     workers : int
         Processes for the per-subtomogram work (same result as serial).
     comm : mpi4py communicator, optional
@@ -1235,6 +1235,9 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             state = comm.bcast(state, root=0)
         if state is not None:
             logger.info("resuming from %s after iteration %d", ckpt, state.iteration)
+            if callback is not None:
+                # a kill may have fallen between the checkpoint and the callback
+                callback(state)
     if state is None:
         state = _initial_state(runner, params, references, geom)
     while not state.converged and state.iteration < params.max_iter:

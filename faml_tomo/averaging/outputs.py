@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.arrays import save_npz
 from ..io.mrc import atomic_path, write_mrc
 
 __all__ = ["ITERATIONS_DIR", "HISTORY_NAME", "PARTICLES_NAME", "class_average_path",
@@ -79,13 +80,11 @@ def write_iteration(out_dir, result, voxel_size):
         write_mrc(iteration_average_path(out_dir, it, k), avg, voxel_size)
     arrays = {name: np.asarray(getattr(result, name)) for name in _PER_PARTICLE + _CURVES
               if getattr(result, name, None) is not None}
-    with atomic_path(_iteration_npz(out_dir, it)) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, alpha=np.asarray(result.alpha), **arrays)
+    save_npz(_iteration_npz(out_dir, it), alpha=np.asarray(result.alpha), **arrays)
     _write_history(out_dir, result)
 
 
-def _write_history(out_dir, result):
+def _write_history(out_dir, result, dest=None):
     sizes = {}
     k = len(result.alpha)
     for it in finished_iterations(out_dir):
@@ -108,13 +107,17 @@ def _write_history(out_dir, result):
                       "from_class": int(e[2]) + 1, "subtomograms": int(e[3])}
                      for e in getattr(result, "reseeded", None) or []],
     }
-    with atomic_path(Path(out_dir) / HISTORY_NAME) as tmp:
+    with atomic_path(Path(dest or out_dir) / HISTORY_NAME) as tmp:
         Path(tmp).write_text(json.dumps(history, indent=1))
     return history
 
 
-def write_final(out_dir, result, paths, voxel_size):
+def write_final(out_dir, result, paths, voxel_size, dest=None):
     """Final class averages, ``particles.star`` and ``history.json``.
+
+    ``dest`` (default ``out_dir``): where to write them, e.g. a staging
+    folder that is published into ``out_dir`` afterwards; the history is
+    read from ``out_dir``'s iteration files.
 
     ``particles.star`` lists each subtomogram with its class
     (``rlnClassNumber``, 1-based), the best transform as RELION ZYZ Euler
@@ -125,8 +128,9 @@ def write_final(out_dir, result, paths, voxel_size):
     (``famlScore``) and the log-likelihood (``rlnLogLikeliContribution``).
     """
     from ..io.star import write_star
+    dest = Path(dest or out_dir)
     for k, avg in enumerate(result.averages):
-        write_mrc(class_average_path(out_dir, k), avg, voxel_size)
+        write_mrc(class_average_path(dest, k), avg, voxel_size)
     eul = result.euler_angles()
     cols = {
         "rlnImageName": [str(p) for p in paths],
@@ -141,8 +145,8 @@ def write_final(out_dir, result, paths, voxel_size):
     }
     if result.logliks is not None:
         cols["rlnLogLikeliContribution"] = result.logliks
-    write_star(Path(out_dir) / PARTICLES_NAME, cols, "particles")
-    return _write_history(out_dir, result)
+    write_star(dest / PARTICLES_NAME, cols, "particles")
+    return _write_history(out_dir, result, dest)
 
 
 def read_history(out_dir):

@@ -85,8 +85,9 @@ def load_structure(path, voxel_size=20.0, box=32):
     -------
     numpy.ndarray, float64, shape (box, box, box)
     """
-    from ..io.mrc import read_mrc
+    from ..io.mrc import read_mrc, require_voxel_size
     data, vs = read_mrc(path, dtype=np.float64)
+    vs = require_voxel_size(vs, path)
     vol = ndimage.zoom(data, vs / voxel_size, order=3)
     vol = np.clip(vol, 0, None)
     com = np.array(ndimage.center_of_mass(vol))

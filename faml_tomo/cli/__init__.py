@@ -56,6 +56,11 @@ def main(argv=None):
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s")
+    # Library warnings (numpy's "Mean of empty slice", ...) are log lines for
+    # -v, not tracebacks-like noise: our own checks say what matters.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else
+                                              logging.ERROR)
     if args.command is None:
         parser.print_help()
         return 2
@@ -67,6 +72,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"faml-tomo {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logging.captureWarnings(False)
 
 
 if __name__ == "__main__":      # pragma: no cover

@@ -28,7 +28,9 @@ onto the particle, ``particle(x) = average(R^T (x - c - t) + c)``, ``R`` =
 RELION's matrix transposed, ``t = origin / voxel size``), ``history.json``
 (log-likelihood, class sizes and more per iteration), ``iterations/`` (the
 averages and per-particle results of every iteration), ``job.json``
-(version, parameters, seed) and the checkpoint ``faml_checkpoint.npz``:
+(version, parameters, seed), the run marker ``faml_run.json`` ("complete"
+once the final files are published; see :mod:`faml_tomo.io.publish`) and the
+checkpoint ``faml_checkpoint.npz``:
 running the same command again resumes after the last finished iteration,
 and a larger ``--iterations`` continues a finished run.
 """
@@ -78,6 +80,9 @@ def add_parser(subparsers):
                         "default 0.01)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes on this machine (default 1)")
+    p.add_argument("--voxel-size", type=float, default=None,
+                   help="Å per voxel of the subtomograms (default: from their headers; "
+                        "required when a header gives none)")
     p.add_argument("--resolution", type=float, default=None,
                    help="low-pass limit in Å for alignment and likelihood (default "
                         "Nyquist); helps at very low SNR")
@@ -126,8 +131,7 @@ TILT_COLUMNS = ("famlTiltMin", "famlTiltMax")
 
 
 def _inputs(args):
-    """Paths of the subtomograms, their tilt ranges and the voxel size."""
-    from ..io.mrc import read_mrc_header
+    """Paths of the subtomograms and their tilt ranges."""
     tilt = tuple(args.tilt_range)
     if args.star is not None:
         from ..io.star import read_star
@@ -151,21 +155,44 @@ def _inputs(args):
         paths = sorted(args.folder.glob("*.mrc"))
         if not paths:
             raise InputError(f"{args.folder}: no .mrc files")
-    paths = [Path(p) for p in paths]
-    voxel = read_mrc_header(paths[0]).voxel_size
-    return paths, tilt, voxel
+    return [Path(p) for p in paths], tilt
+
+
+def check_inputs(args):
+    """Every check that needs no computation, before any work: options,
+    particle headers (box, voxel size), references, mask, output folder.
+
+    Returns
+    -------
+    paths, tilt, info
+        Subtomogram paths, tilt range(s) and their
+        :class:`~faml_tomo.averaging.checks.ParticleSetInfo`.
+    """
+    from ..averaging.checks import check_particles
+    from ..averaging.outputs import ITERATIONS_DIR
+    from ..io.publish import check_output_folder
+    for name in ("workers", "classes", "iterations"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    paths, tilt = _inputs(args)
+    info = check_particles(paths, args.voxel_size, args.references or (), args.mask)
+    inputs = [args.star, args.folder, args.mask, *(args.references or ()), *paths]
+    check_output_folder(args.out, inputs, managed=[ITERATIONS_DIR])
+    return paths, tilt, info
 
 
 def run(args):
     from ..averaging import AlignParams, EMParams, VolumeFiles, classify
     from ..averaging.em import CHECKPOINT_NAME, result_from_state
-    from ..averaging.outputs import ITERATIONS_DIR, write_final, write_iteration
+    from ..averaging.outputs import (ITERATIONS_DIR, finished_iterations, write_final,
+                                     write_iteration)
     from ..io.mrc import read_mrc
+    from ..io.publish import Publication
     comm = _mpi_comm()
     root = comm is None or comm.Get_rank() == 0
     t0 = time.perf_counter()
-    paths, tilt, voxel = _inputs(args)
-    n_box = read_mrc(paths[0])[0].shape[0]
+    paths, tilt, info = check_inputs(args)
+    n_box, voxel = info.box, info.voxel_size
     r_max = None
     if args.resolution is not None:
         if args.resolution <= 2 * voxel:
@@ -195,8 +222,18 @@ def run(args):
     if root and args.restart:
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)
         shutil.rmtree(out / ITERATIONS_DIR, ignore_errors=True)
+    resuming = [(out / CHECKPOINT_NAME).is_file()]
 
     def progress(state):
+        if resuming[0]:
+            # the restored state: complete its files if a kill fell between
+            # the checkpoint and them (history.json would lack the iteration)
+            resuming[0] = False
+            if root and state.iteration not in finished_iterations(out):
+                write_iteration(out, result_from_state(state, params, n_box), voxel)
+                print(f"iteration {state.iteration}: files restored from the checkpoint",
+                      flush=True)
+            return
         if root:
             write_iteration(out, result_from_state(state, params, n_box), voxel)
             print(f"iteration {state.iteration}/{params.max_iter}: log-likelihood "
@@ -212,14 +249,26 @@ def run(args):
                           f"this iteration from the {e[3]} worst-fitting of class {e[2] + 1}",
                           flush=True)
 
-    res = classify(VolumeFiles(paths), tilt, params, references=refs,
-                   checkpoint_dir=out, callback=progress, workers=args.workers, comm=comm,
-                   mask=mask)
     if not root:
+        classify(VolumeFiles(paths), tilt, params, references=refs, checkpoint_dir=out,
+                 callback=progress, workers=args.workers, comm=comm, mask=mask)
         return 0
-    write_final(out, res, paths, voxel)
+    with Publication(out, "classify", in_place=True) as stage:
+        res = classify(VolumeFiles(paths), tilt, params, references=refs,
+                       checkpoint_dir=out, callback=progress, workers=args.workers,
+                       comm=comm, mask=mask)
+        write_final(out, res, paths, voxel, dest=stage)
+        _write_job(stage, args, voxel, paths, n_box, r_max, comm, res, t0)
     elapsed = time.perf_counter() - t0
-    write_job_json(out / "job.json", "classify",
+    print(f"{args.mode.upper()}: {len(paths)} subtomograms, {len(res.averages)} classes, "
+          f"{res.n_iterations} iterations ({'converged' if res.converged else 'not converged'})"
+          f" in {elapsed:.1f} s; wrote {out}")
+    return 0
+
+
+def _write_job(folder, args, voxel, paths, n_box, r_max, comm, res, t0):
+    elapsed = time.perf_counter() - t0
+    write_job_json(folder / "job.json", "classify",
                    {**{k: v for k, v in vars(args).items() if k != "func"},
                     "resolved": {"voxel_size": voxel, "n_particles": len(paths),
                                  "box": n_box, "r_max": r_max, "mpi_ranks":
@@ -227,7 +276,3 @@ def run(args):
                    seed=args.seed, extra={"seconds": round(elapsed, 3),
                                           "iterations": res.n_iterations,
                                           "converged": res.converged})
-    print(f"{args.mode.upper()}: {len(paths)} subtomograms, {len(res.averages)} classes, "
-          f"{res.n_iterations} iterations ({'converged' if res.converged else 'not converged'})"
-          f" in {elapsed:.1f} s; wrote {out}")
-    return 0

@@ -82,6 +82,34 @@ def _tomo_name(path):
     return Path(path).stem
 
 
+def _numeric_coordinates(path, table):
+    """``(n, 3)`` coordinates of a STAR table; an InputError names a value
+    that is not a finite number."""
+    cols = []
+    for a in "XYZ":
+        label = f"rlnCoordinate{a}"
+        values = list(table[label]) if np.ndim(table[label]) else [table[label]]
+        try:
+            col = np.asarray(values, float)
+        except (TypeError, ValueError):
+            bad = next(v for v in values if not _is_number(v))
+            raise InputError(f"{path}: {label} holds {bad!r}, not a number") from None
+        if not np.all(np.isfinite(col)):
+            row = int(np.flatnonzero(~np.isfinite(col))[0]) + 1
+            raise InputError(f"{path}: {label} of row {row} is {col[row - 1]}, not a "
+                             f"finite number")
+        cols.append(col)
+    return np.column_stack(cols).reshape(-1, 3)
+
+
+def _is_number(v):
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def read_coordinates(star_files, tomo_names):
     """Coordinates per tomogram name from STAR files.
 
@@ -102,8 +130,7 @@ def read_coordinates(star_files, tomo_names):
                                                   for a in "XYZ"):
             raise InputError(f"{path}: needs columns rlnCoordinateX, rlnCoordinateY and "
                              f"rlnCoordinateZ (tomogram voxels)")
-        xyz = np.column_stack([np.asarray(table[f"rlnCoordinate{a}"], float)
-                               for a in "XYZ"]).reshape(-1, 3)
+        xyz = _numeric_coordinates(path, table)
         if paired:
             out[tomo_names[k]].append(xyz)
             continue
@@ -123,15 +150,20 @@ def read_coordinates(star_files, tomo_names):
     return {n: (np.concatenate(v) if v else np.zeros((0, 3))) for n, v in out.items()}
 
 
-def run(args):
-    from ..io.mrc import open_mrc
-    from ..io.star import write_star
-    from ..misalignment.detect import check_parameters, score_tomogram
-    from ..misalignment.predict import MisalignmentScorer
-    t0 = time.perf_counter()
-    bead_A = 10.0 * args.bead_size_nm
-    check_parameters(bead_A, args.criterion, args.strong_threshold, args.weak_threshold,
-                     args.min_beads, args.max_outside)
+def check_inputs(args):
+    """Every check that needs no computation, before any work: options,
+    tomogram headers (voxel size), coordinate files, output folder.
+
+    Returns
+    -------
+    names, sampling, coords
+        Tomogram names, ``{name: Å/px}`` and ``{name: (n, 3) coordinates}``.
+    """
+    from ..io.mrc import header_problems
+    from ..io.publish import check_output_folder
+    from ..misalignment.detect import check_parameters
+    check_parameters(10.0 * args.bead_size_nm, args.criterion, args.strong_threshold,
+                     args.weak_threshold, args.min_beads, args.max_outside)
     if args.sampling_rate is not None and not args.sampling_rate > 0:
         raise InputError(f"--sampling-rate must be > 0 Å/px, got {args.sampling_rate}")
     if args.batch_size < 1:
@@ -142,13 +174,29 @@ def run(args):
     for p in list(args.tomograms) + list(args.coords):
         if not Path(p).is_file():
             raise InputError(f"{p}: no such file")
+    problems, infos = header_problems(args.tomograms, args.sampling_rate,
+                                      "give --sampling-rate")
+    if problems:
+        raise InputError(problems[0])
     coords = read_coordinates(args.coords, names)
+    check_output_folder(args.out, [*args.tomograms, *args.coords])
+    sampling = {n: infos[p].voxel_size for n, p in zip(names, args.tomograms)}
+    return names, sampling, coords
+
+
+def run(args):
+    from ..io.mrc import open_mrc
+    from ..io.publish import Publication
+    from ..misalignment.detect import score_tomogram
+    from ..misalignment.predict import MisalignmentScorer
+    t0 = time.perf_counter()
+    bead_A = 10.0 * args.bead_size_nm
+    names, sampling, coords = check_inputs(args)
     scorer = MisalignmentScorer(args.models, gpu=args.gpu, batch_size=args.batch_size)
     results = []
     for path, name in zip(args.tomograms, names):
-        with open_mrc(path) as (data, voxel):
-            sr = args.sampling_rate or voxel
-            res = score_tomogram(name, data, coords[name], sr, bead_A, scorer,
+        with open_mrc(path) as (data, _header_voxel):
+            res = score_tomogram(name, data, coords[name], sampling[name], bead_A, scorer,
                                  args.criterion, args.strong_threshold, args.weak_threshold,
                                  min_beads=args.min_beads, max_outside=args.max_outside)
         for w in res.warnings:
@@ -156,7 +204,14 @@ def run(args):
         if res.decision.message:
             logger.info("%s: %s", name, res.decision.message)
         results.append(res)
-    out = Path(args.out)
+    with Publication(args.out, "detect-misalignment") as stage:
+        _write_results(stage, results, args, scorer, t0)
+    _print_summary(results, args.out, time.perf_counter() - t0)
+    return 0
+
+
+def _write_results(out, results, args, scorer, t0):
+    from ..io.star import write_star
     rows = [r for r in results if len(r.coords)]
     cat = (lambda f: np.concatenate([f(r) for r in rows])) if rows else \
         (lambda f: np.zeros(0))
@@ -198,6 +253,9 @@ def run(args):
                                "warnings": r.warnings} for r in results},
         "models": str(scorer.folder) if hasattr(scorer, "folder") else str(args.models),
         "seconds": round(elapsed, 3)})
+
+
+def _print_summary(results, out, elapsed):
     counts = {}
     for r in results:
         counts[r.decision.label] = counts.get(r.decision.label, 0) + 1
@@ -211,4 +269,3 @@ def run(args):
         print(f"  {r.name}: {d.label} (strong {d.strong_score:.3f}, "
               f"weak {d.weak_score:.3f}, {d.n_beads} beads{why})"
               f"{' - ' + d.message if d.message else ''}")
-    return 0

@@ -16,7 +16,9 @@ writes, in ``results/fiducials``:
   tomogram (the STAR for RELION-style coordinate imports, the ``x y z`` text
   for Scipion's ``tomo - import coordinates 3D``, which matches files to
   tomograms by name);
-* ``job.json``: parameters, counts, warnings, timings.
+* ``job.json``: parameters, counts, warnings, timings;
+* ``faml_run.json``: the run marker (all files of a run are published
+  together; see :mod:`faml_tomo.io.publish`).
 """
 import logging
 import time
@@ -110,39 +112,74 @@ def _write_text(path, coordinates):
     return path
 
 
-def run(args):
-    from ..fiducials import peak_high_contrast_file
-    from ..io.star import write_star
+def check_inputs(args):
+    """Every check that needs no computation, before any work: parameters,
+    tomogram headers (voxel size, size against the box), distinct names,
+    output folder.
+
+    Returns
+    -------
+    params, stems, sampling
+        :class:`~faml_tomo.fiducials.PeakHighContrastParams`, the file stem
+        of each tomogram and ``{path: Å/voxel}``.
+    """
+    from ..io.mrc import header_problems
+    from ..io.publish import check_output_folder, safe_name
     params = params_from_args(args)
     params.check()
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
-    stems = [t.name.split(".")[0] for t in args.tomograms]
+    if args.sampling_rate is not None:
+        problems = params.problems(sampling_rate=args.sampling_rate)
+        if problems:
+            raise InputError(problems[0])
+    stems = [safe_name(t.name.split(".")[0]) for t in args.tomograms]
     if len(set(stems)) != len(stems):
         raise InputError("tomograms must have distinct names (their coordinates files are "
                          "named after them)")
-    out = Path(args.out)
+    problems, infos = header_problems(args.tomograms, args.sampling_rate,
+                                      "give --sampling-rate")
+    for path, info in infos.items():
+        problems += [f"{path}: {m}" for m in params.problems(info.shape, info.voxel_size)]
+    if problems:
+        raise InputError(problems[0])
+    check_output_folder(args.out, args.tomograms)
+    return params, stems, {p: infos[p].voxel_size for p in args.tomograms}
+
+
+def run(args):
+    from ..fiducials import peak_high_contrast_file
+    from ..io.publish import Publication
+    from ..io.star import write_star
+    params, stems, sampling = check_inputs(args)
     t0 = time.perf_counter()
     tables, per_tomo = [], {}
-    for path, stem in zip(args.tomograms, stems):
-        res = peak_high_contrast_file(path, args.sampling_rate, params, workers=args.threads)
-        table = coordinate_table(stem, path.name, res.coordinates, res.scores)
-        write_star(out / f"{stem}.star", table, "particles")
-        _write_text(out / f"{stem}.txt", res.coordinates)
-        tables.append(table)
-        per_tomo[stem] = {"path": str(path), "count": len(res),
-                          "relaxed_mode": res.relaxed_mode_used, "warnings": res.warnings,
-                          "sampling_rate": res.stats.get("sampling_rate"),
-                          "seconds": round(res.stats.get("time_s", 0.0), 3)}
-        print(f"{stem}: {len(res)} fiducials" +
-              (" (relaxed mode)" if res.relaxed_mode_used else ""))
-    merged = {k: [v for t in tables for v in list(t[k])] for k in tables[0]}
-    star = write_star(out / "coordinates.star", merged, "particles")
-    write_job_json(out / "job.json", "peak-high-contrast",
-                   {"tomograms": [str(t) for t in args.tomograms],
-                    "sampling_rate": args.sampling_rate, "threads": args.threads,
-                    **params.to_dict()},
-                   extra={"tomograms": per_tomo, "star": star,
-                          "seconds": round(time.perf_counter() - t0, 3)})
-    print(f"wrote {sum(v['count'] for v in per_tomo.values())} coordinates to {star}")
+    with Publication(args.out, "peak-high-contrast") as stage:
+        for path, stem in zip(args.tomograms, stems):
+            res = peak_high_contrast_file(path, sampling[path], params,
+                                          workers=args.threads)
+            table = coordinate_table(stem, path.name, res.coordinates, res.scores)
+            write_star(stage / f"{stem}.star", table, "particles")
+            _write_text(stage / f"{stem}.txt", res.coordinates)
+            tables.append(table)
+            per_tomo[stem] = _tomogram_record(path, res)
+            print(f"{stem}: {len(res)} fiducials" +
+                  (" (relaxed mode)" if res.relaxed_mode_used else ""), flush=True)
+        merged = {k: [v for t in tables for v in list(t[k])] for k in tables[0]}
+        write_star(stage / "coordinates.star", merged, "particles")
+        write_job_json(stage / "job.json", "peak-high-contrast",
+                       {"tomograms": [str(t) for t in args.tomograms],
+                        "sampling_rate": args.sampling_rate, "threads": args.threads,
+                        **params.to_dict()},
+                       extra={"tomograms": per_tomo,
+                              "star": str(Path(args.out) / "coordinates.star"),
+                              "seconds": round(time.perf_counter() - t0, 3)})
+    print(f"wrote {sum(v['count'] for v in per_tomo.values())} coordinates to "
+          f"{Path(args.out) / 'coordinates.star'}")
     return 0
+
+
+def _tomogram_record(path, res):
+    return {"path": str(path), "count": len(res), "relaxed_mode": res.relaxed_mode_used,
+            "warnings": res.warnings, "sampling_rate": res.stats.get("sampling_rate"),
+            "seconds": round(res.stats.get("time_s", 0.0), 3)}

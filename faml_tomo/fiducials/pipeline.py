@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io.mrc import open_mrc
+from ..io.mrc import open_mrc, require_voxel_size
 from .detect import SliceVoter, slice_objects
 from .filters import preprocessed_slices
 from .params import PeakHighContrastParams, PeakHighContrastResult
@@ -336,13 +336,7 @@ def peak_high_contrast_file(path, sampling_rate=None, params=None, workers=1, se
     """
     with open_mrc(path) as (data, voxel_size):
         if sampling_rate is None:
-            import mrcfile
-            with mrcfile.open(str(path), header_only=True, permissive=True) as mrc:
-                has_size = float(mrc.voxel_size.x) > 0
-            if not has_size:
-                raise InputError(f"{path}: the header gives no voxel size: pass the "
-                                 f"sampling rate")
-            sampling_rate = voxel_size
+            sampling_rate = require_voxel_size(voxel_size, path, "pass the sampling rate")
         try:
             return peak_high_contrast(data, sampling_rate, params, workers, seed,
                                       name=Path(path).name)

@@ -12,16 +12,20 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import mrcfile
 import numpy as np
 
+from .. import __version__
 from ..errors import InputError
+from .publish import file_mode
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MRCError", "VolumeInfo", "read_mrc", "open_mrc", "read_mrc_header",
-           "write_mrc", "atomic_path", "check_volume"]
+           "write_mrc", "atomic_path", "check_volume", "require_voxel_size",
+           "header_problems"]
 
 
 class MRCError(InputError):
@@ -37,13 +41,14 @@ class VolumeInfo:
     ----------
     shape : tuple of int
         ``(nz, ny, nx)`` in voxels.
-    voxel_size : float
-        Voxel size in Å (the x voxel size of the header).
+    voxel_size : float or None
+        Voxel size in Å (the x voxel size of the header); None when the
+        header gives none.
     dtype : numpy.dtype
         Data type of the stored values.
     """
     shape: tuple
-    voxel_size: float
+    voxel_size: Optional[float]
     dtype: np.dtype
 
 
@@ -127,8 +132,59 @@ def _truncation(path):
 
 
 def _voxel_size(mrc):
+    """The header's x voxel size in Å, or None when it gives none (0)."""
     vs = float(mrc.voxel_size.x)
-    return vs if vs > 0 else 1.0
+    return vs if np.isfinite(vs) and vs > 0 else None
+
+
+def require_voxel_size(voxel_size, path, hint="set it in the header"):
+    """``voxel_size`` if it is a positive number, else an :class:`MRCError`
+    naming ``path`` (an MRC without voxel size is never read as 1 Å/px).
+
+    >>> require_voxel_size(7.5, "a.mrc")
+    7.5
+    """
+    if voxel_size is None or not np.isfinite(voxel_size) or voxel_size <= 0:
+        raise MRCError(f"{path}: the header gives no voxel size; {hint}")
+    return float(voxel_size)
+
+
+def header_problems(paths, voxel_size=None, hint="give the voxel size"):
+    """Read the headers of volumes before any work.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+    voxel_size : float, optional
+        Å per voxel given by the user (used instead of the headers').
+    hint : str
+        What the message tells the user to do about a missing voxel size.
+
+    Returns
+    -------
+    problems : list of str
+        One message per unreadable file, missing voxel size or bad
+        ``voxel_size``.
+    infos : dict
+        ``{path: VolumeInfo}`` of the readable files, with ``voxel_size``
+        replaced by the one given.
+    """
+    problems, infos = [], {}
+    if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
+        return [f"voxel size must be > 0 Å, got {voxel_size}"], infos
+    for p in paths:
+        try:
+            info = read_mrc_header(p)
+        except MRCError as exc:
+            problems.append(str(exc))
+            continue
+        if voxel_size is not None:
+            info = VolumeInfo(info.shape, float(voxel_size), info.dtype)
+        elif info.voxel_size is None:
+            problems.append(f"{p}: the header gives no voxel size; {hint}")
+            continue
+        infos[p] = info
+    return problems, infos
 
 
 def read_mrc_header(path):
@@ -169,8 +225,8 @@ def read_mrc(path, dtype=np.float32, check_finite=True):
     -------
     data : numpy.ndarray
         The volume, shape ``(nz, ny, nx)``.
-    voxel_size : float
-        Voxel size in Å (1.0 when the header gives none).
+    voxel_size : float or None
+        Voxel size in Å; None when the header gives none (never guessed).
 
     Raises
     ------
@@ -243,6 +299,7 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            os.chmod(self.tmp, file_mode())     # mkstemp makes 0600: follow the umask
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
@@ -280,5 +337,8 @@ def write_mrc(path, data, voxel_size, origin=None, check_finite=True):
             mrc.voxel_size = float(voxel_size)
             if origin is not None:
                 mrc.header.origin = tuple(float(o) for o in origin)
+            # mrcfile's label carries the time: same data, same bytes instead
+            mrc.header.label[0] = f"faml-tomo {__version__}".encode()
+            mrc.header.nlabl = 1
     logger.debug("wrote %s %s at %.3f Å/px", path, arr.shape, voxel_size)
     return Path(path)

@@ -3,10 +3,11 @@ fiducial coordinates, both networks, one decision per tomogram.
 
 Shared by ``faml-tomo detect-misalignment`` and ``ProtDetectMisalignment``.
 Scores stay in input order, one per coordinate. A box that lies more than
-``max_outside`` outside the tomogram (coordinates beyond the volume) or holds
-non-finite values is not scored (NaN scores, the reason in ``excluded``);
-boxes reaching a little past the border are padded and scored (their
-``outside_fraction`` is reported). A tomogram with fewer usable beads than
+``max_outside`` outside the tomogram (coordinates beyond the volume), holds
+non-finite values or only a constant (an empty or zeroed region) is not
+scored (NaN scores, the reason in ``excluded``); boxes reaching a little
+past the border are padded and scored (their ``outside_fraction`` is
+reported). A tomogram with fewer usable beads than
 ``min_beads`` is ``unclassified`` with the reason. Each decision is
 explained by the spread of the bead scores and the beads that disagree
 with it.
@@ -179,10 +180,13 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
     bs = extract_boxes(tomogram, coords, sampling_rate, bead_diameter_A)
     finite = np.all(np.isfinite(bs.boxes), axis=(1, 2, 3))
     outside = np.asarray(bs.outside_fraction) > max_outside
+    # a constant box (an empty or zeroed region) has nothing to score
+    flat = finite & (np.ptp(bs.boxes.reshape(len(coords), -1), axis=1) <= 1e-6)
     excluded = ["non-finite values in the box" if not f else
-                (f"{100 * o:.0f}% of the box outside the tomogram" if out else "")
-                for f, o, out in zip(finite, bs.outside_fraction, outside)]
-    used = finite & ~outside
+                (f"{100 * o:.0f}% of the box outside the tomogram" if out else
+                 ("constant values in the box (no data)" if fl else ""))
+                for f, o, out, fl in zip(finite, bs.outside_fraction, outside, flat)]
+    used = finite & ~outside & ~flat
     strong = np.full(len(coords), np.nan, np.float32)
     weak = np.full(len(coords), np.nan, np.float32)
     n_used, n_excl = int(used.sum()), int(len(coords) - used.sum())
@@ -192,6 +196,8 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
             why.append(f"{int(np.sum(~finite))} with non-finite values")
         if np.any(outside & finite):
             why.append(f"{int(np.sum(outside & finite))} outside the tomogram")
+        if np.any(flat & ~outside):
+            why.append(f"{int(np.sum(flat & ~outside))} in regions of constant values")
         dec = TomogramDecision(
             UNCLASSIFIED, n_excluded=n_excl,
             message=f"{n_used} usable bead(s) of {len(coords)} (at least {min_beads} "
@@ -212,7 +218,7 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
                      f"(padded, scored)")
     if n_excl and dec.label != UNCLASSIFIED:
         notes.append(f"{n_excl} of {len(coords)} coordinates not scored (outside the "
-                     f"tomogram or non-finite)")
+                     f"tomogram, non-finite or constant values)")
     if notes:
         dec.message = "; ".join([dec.message] + notes if dec.message else notes)
     return TomogramResult(name, bs.coords, strong, weak, bs.outside_fraction, dec,

@@ -28,6 +28,13 @@ OUT_UNCLASSIFIED = "outputUnclassifiedTomograms"
 RESULTS_JSON = "misalignment_results.json"
 
 
+def _box_name(ts, i):
+    """File of the ``i``-th (0-based) bead box of tomogram ``ts``; the id is
+    sanitised (a tsId may hold ``/`` or ``..``)."""
+    from ..io.publish import safe_name
+    return f"{safe_name(ts)}_{i + 1:04d}.mrc"
+
+
 class ProtDetectMisalignment(EMProtocol):
     """Detect misaligned tomograms from their gold fiducials.
 
@@ -190,7 +197,7 @@ class ProtDetectMisalignment(EMProtocol):
                                      max_outside=self.maxOutside.get())
             if res.boxes is not None:
                 for i, b in enumerate(res.boxes):
-                    write_mrc(os.path.join(box_dir, f"{ts}_{i + 1:04d}.mrc"), b,
+                    write_mrc(os.path.join(box_dir, _box_name(ts, i)), b,
                               res.box_sampling)
             for w in res.warnings:
                 logger.warning("%s: %s", ts, w)
@@ -235,8 +242,7 @@ class ProtDetectMisalignment(EMProtocol):
             r = results[ts]
             for i, coord in enumerate(objs.get(ts, [])):
                 sub = SubTomogram()
-                sub.setLocation(os.path.join(self._getExtraPath("boxes"),
-                                             f"{ts}_{i + 1:04d}.mrc"))
+                sub.setLocation(os.path.join(self._getExtraPath("boxes"), _box_name(ts, i)))
                 sub.setSamplingRate(bead_sampling)
                 sub.setCoordinate3D(coord)
                 sub.setVolName(ts)
@@ -289,6 +295,11 @@ class ProtDetectMisalignment(EMProtocol):
             errors.append(str(exc))
         if self.useOtherTomograms and self.inputTomograms.get() is None:
             errors.append("Use other tomograms is set: select the tomograms")
+        elif self.inputCoordinates.get() is not None:
+            sr = self._getTomograms().getSamplingRate()
+            if not (sr or 0) > 0:
+                errors.append("The tomograms have no sampling rate (0 Å/px): set it on "
+                              "the set before scoring")
         folder = self._modelsDir()
         for name in ("strong.keras", "weak.keras"):
             path = os.path.join(folder, name)

@@ -265,7 +265,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 "--tolerance", repr(float(self.convergenceTol.get())),
                 "--init", INITS[self.initialization.get()],
                 "--min-class-size", repr(float(self.minClassSize.get())),
-                "--workers", str(max(1, self.numberOfThreads.get() or 1))]
+                "--workers", str(max(1, self.numberOfThreads.get() or 1)),
+                "--voxel-size", repr(float(self.inputSubtomograms.get().getSamplingRate()))]
         if refs:
             argv += ["--references"] + [self._getExtraPath("input", f) for f in refs]
         if os.path.exists(self._getExtraPath("input", "mask.mrc")):
@@ -410,8 +411,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
 
     # --------------------------- INFO functions ------------------------------
     def _validate(self):
+        from ..averaging.checks import particle_problems
         from ..averaging.wedge import check_tilt_range
-        from ..io.mrc import read_mrc_header
         errors = []
         inset = self.inputSubtomograms.get()
         if inset is None:
@@ -420,7 +421,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         if n_part == 0:
             return ["The input set of subtomograms is empty"]
         fallback = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
-        boxes, no_wedge = {}, []
+        paths, no_wedge = [], []
         for item in inset.iterItems(orderBy="id"):
             path = _volume_path(item)
             if item.getIndex() not in (None, 0, 1):
@@ -428,21 +429,16 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                               f"{item.getIndex()} of a stack; stacks are not supported "
                               f"(extract one file per subtomogram)")
                 break
-            try:
-                shape = read_mrc_header(path).shape
-            except InputError as exc:
-                errors.append(str(exc))
-                break
-            boxes.setdefault(shape, path)
+            paths.append(path)
             if self._tiltRange(item, fallback) is None:
                 no_wedge.append(item.getObjId())
-        if len(boxes) > 1:
-            errors.append("The subtomograms have different box sizes: " + "; ".join(
-                f"{'x'.join(map(str, s[::-1]))} (e.g. {p})" for s, p in boxes.items()))
-        shape = next(iter(boxes)) if len(boxes) == 1 else None
-        if shape is not None and len(set(shape)) != 1:
-            errors.append(f"The subtomograms are not cubic ({'x'.join(map(str, shape[::-1]))} "
-                          f"voxels)")
+        sr = inset.getSamplingRate()
+        if not sr or sr <= 0:
+            errors.append("The input subtomograms have no sampling rate: set it on the set")
+        # the checks the command line runs (headers, box), shared
+        problems, info = particle_problems(paths, sr if sr and sr > 0 else None)
+        errors.extend(problems)
+        shape = (info.box,) * 3 if info is not None else None
         if no_wedge:
             errors.append(f"{len(no_wedge)} subtomograms (e.g. id {no_wedge[0]}) have no "
                           f"tilt range in their acquisition: set 'Override the tilt "

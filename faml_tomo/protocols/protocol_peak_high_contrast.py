@@ -21,8 +21,8 @@ OUTPUT_NAME = "Coordinates3D"
 def tomogram_key(tomo):
     """A file-name-safe key of a tomogram: its tsId, else its object id."""
     key = tomo.getTsId() if hasattr(tomo, "getTsId") and tomo.getTsId() else None
-    key = key or f"tomo_{tomo.getObjId()}"
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(key))
+    from ..io.publish import safe_name
+    return safe_name(key or f"tomo_{tomo.getObjId()}")
 
 
 def tomogram_path(tomo):

@@ -28,7 +28,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
-from ..io.mrc import read_mrc
+from ..io.mrc import read_mrc, require_voxel_size
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ def load_structure(path, pixel_size, box, threshold=0.02):
     """
     _check_sizes(box, pixel_size)
     src, src_px = read_mrc(path)
+    src_px = require_voxel_size(src_px, path)
     factor = pixel_size / src_px
     extent = structure_extent(src, threshold) / factor
     check_box(float(extent.max()), box,

@@ -115,7 +115,7 @@ def test_classify_cli_iterations_tilt_columns_mask_and_continue(tmp_path, capsys
     write_mrc(tmp_path / "small.mrc", mask[:10, :10, :10], 20.0)
     bad = argv[:-1] + [str(tmp_path / "small.mrc"), "--out", str(tmp_path / "o2")]
     assert main(bad) == 2
-    assert "mask has shape" in capsys.readouterr().err
+    assert "mask box 10x10x10 differs" in capsys.readouterr().err
     del star["famlTiltMax"]
     write_star(data / "half.star", star, "particles")
     assert main(["classify", "--star", str(data / "half.star"), "--out",

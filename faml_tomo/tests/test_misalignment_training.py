@@ -102,7 +102,7 @@ def test_local_reconstruction_boxes_equal_full_tomogram_boxes():
     np.testing.assert_allclose(a, b, atol=2e-3 * np.abs(b).max())
 
 
-def test_specimen_boxes_labels_and_determinism():
+def test_specimen_boxes_labels_and_determinism(small_specimens):
     a = simulate_specimen(11, "train", 0, image_size=128, n_beads=8)
     b = simulate_specimen(11, "train", 0, image_size=128, n_beads=8)
     np.testing.assert_array_equal(a["boxes"], b["boxes"])
@@ -117,7 +117,26 @@ def test_specimen_boxes_labels_and_determinism():
     assert c["pixel_size"] != a["pixel_size"]
 
 
-def test_shards_are_cached(tmp_path):
+@pytest.fixture
+def small_specimens(monkeypatch):
+    """Shards of small specimens (128^2 images, 8 beads, rendered at the
+    detector pixel) for the pipeline tests: full-size ones take a minute each."""
+    import dataclasses
+    import functools
+
+    from faml_tomo.misalignment import dataset
+
+    def coarse(*args, **kwargs):
+        spec = draw_specimen(*args, **kwargs)
+        acq = dataclasses.replace(spec.acquisition, render_sampling=spec.slab.pixel_size)
+        return dataclasses.replace(spec, acquisition=acq)
+
+    monkeypatch.setattr(dataset, "draw_specimen", coarse)
+    monkeypatch.setattr(dataset, "simulate_specimen",
+                        functools.partial(simulate_specimen, image_size=128, n_beads=8))
+
+
+def test_shards_are_cached(tmp_path, small_specimens):
     t1 = generate_shards(tmp_path, 4, "val", 1)
     t2 = generate_shards(tmp_path, 4, "val", 1)
     assert t2 < t1 / 5
@@ -153,7 +172,7 @@ def test_confusion_matrix_rows_are_truth():
     assert m.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
 
 
-def test_training_runs_saves_and_resumes(tmp_path):
+def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     """Tiny end-to-end run: shards, both networks, checkpoint, resume."""
     from faml_tomo.misalignment.training import train_misalignment
     from faml_tomo.models.network import load_network

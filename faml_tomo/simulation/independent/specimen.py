@@ -113,8 +113,9 @@ def _add_carbon(vol: np.ndarray, slab: SlabGeometry, value: float,
 
 @lru_cache(maxsize=32)
 def _read_map(path: str, pixel_size_A: float) -> np.ndarray:
-    from ...io.mrc import read_mrc
+    from ...io.mrc import read_mrc, require_voxel_size
     data, voxel = read_mrc(path)
+    voxel = require_voxel_size(voxel, path)
     data = np.clip(np.asarray(data, np.float32), 0, None)
     if abs(voxel - pixel_size_A) > 1e-3 * pixel_size_A:
         data = ndimage.zoom(data, voxel / pixel_size_A, order=1)
