@@ -335,11 +335,18 @@ def test_detect_without_voxel_size_runs_with_sampling_rate_and_zero_tomogram(
 # --------------------------------------------------------------------------- determinism
 
 def test_fiducials_and_detect_same_input_same_bytes(data, tmp_path, capsys):
+    """Same input twice: byte-identical results, files readable by the group
+    as the umask allows (not 0600)."""
     for make in (_fiducials, _detect):
         a, b = tmp_path / f"{make.__name__}_a", tmp_path / f"{make.__name__}_b"
-        assert run(make(data, a), capsys)[0] == 0
-        assert run(make(data, b), capsys)[0] == 0
+        old = os.umask(0o027)
+        try:
+            assert run(make(data, a), capsys)[0] == 0
+            assert run(make(data, b), capsys)[0] == 0
+        finally:
+            os.umask(old)
         assert results(a) == results(b) and len(results(a)) >= 2
+        assert {p.stat().st_mode & 0o777 for p in a.iterdir()} == {0o640}
     found = read_star(tmp_path / "_fiducials_a" / "coordinates.star")
     assert len(found["rlnCoordinateX"]) >= 10           # not trivially empty
 
@@ -393,3 +400,39 @@ def test_protocol_file_names_from_ids_stay_in_their_folder():
     for name in (_box_name("../../evil", 0), tomogram_key(Tomo()) + ".json"):
         path = os.path.normpath(os.path.join(box_dir, name))
         assert os.path.dirname(path) == box_dir and not name.startswith("."), name
+
+
+def test_no_raw_library_warnings_reach_the_terminal(data, tmp_path):
+    """NaN around one bead: the box is excluded and said so, and numpy's
+    RuntimeWarnings do not reach the terminal."""
+    with mrcfile.open(str(data["tomos"][0])) as m:
+        vol = np.array(m.data)
+    star = read_star(data["coords"][0])
+    x, y, z = (int(round(float(star[f"rlnCoordinate{a}"][0]))) for a in "XYZ")
+    vol[z - 3:z + 3, y - 3:y + 3, x - 3:x + 3] = np.nan
+    tomo = write_mrc(tmp_path / "TS_01.mrc", vol, 10.0, check_finite=False)
+    r = subprocess.run([sys.executable, "-m", "faml_tomo.cli", "detect-misalignment",
+                        str(tomo), "--coords", str(data["coords"][0]), "--bead-size-nm", "10",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr, r.stderr
+    assert "1 of 10 coordinates not scored" in r.stdout
+
+
+def test_library_runtime_warnings_become_log_lines():
+    """A RuntimeWarning raised inside a command is a log line for -v, not
+    raw text on the terminal."""
+    code = ("import sys, warnings\n"
+            "import faml_tomo.cli as cli, faml_tomo.cli.info as info\n"
+            "real = info.run\n"
+            "def noisy(args):\n"
+            "    warnings.warn('Mean of empty slice', RuntimeWarning)\n"
+            "    return real(args)\n"
+            "info.run = noisy\n"
+            "sys.exit(cli.main(sys.argv[1:]))\n")
+    quiet = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True,
+                           text=True)
+    assert quiet.returncode == 0 and "Mean of empty slice" not in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code, "-v", "info"], capture_output=True,
+                          text=True)
+    assert "py.warnings" in loud.stderr and "Mean of empty slice" in loud.stderr
