@@ -285,6 +285,17 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertIn("no tilt range", err)
         self.assertEqual(self._errors(inputSubtomograms=nowedge.outputSubTomograms,
                                       numberOfClasses=1, overrideTiltRange=True), "")
+        # Headers without voxel size: the set's sampling rate is used (the
+        # command line would ask for --voxel-size; the protocol passes it).
+        import mrcfile
+        novox = self.dataDir / "novox"
+        novox.mkdir(exist_ok=True)
+        for i in range(3):
+            with mrcfile.new(str(novox / f"n{i}.mrc"), overwrite=True) as m:
+                m.set_data(rng.normal(size=(BOX,) * 3).astype(np.float32))
+        imported = self.importSubTomograms(novox, "n*.mrc", samplingRate=PIXEL)
+        self.assertEqual(self._errors(inputSubtomograms=imported.outputSubTomograms,
+                                      numberOfClasses=1), "")
 
     def test_validate_references_and_mask(self):
         from pwem.objects import Volume, VolumeMask
