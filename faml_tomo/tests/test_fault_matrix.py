@@ -356,7 +356,8 @@ def _subprocess(argv):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-@pytest.mark.parametrize("make", [_fiducials, _detect], ids=["fiducials", "detect"])
+@pytest.mark.parametrize("make", [_classify, _fiducials, _detect],
+                         ids=["classify", "fiducials", "detect"])
 def test_kill_at_random_moments_then_rerun_gives_the_same_results(make, data, tmp_path):
     ref = tmp_path / "ref"
     t0 = time.perf_counter()
