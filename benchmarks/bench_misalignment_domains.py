@@ -53,6 +53,9 @@ FORWARD = ("independent", "training")
 KINDS = ("bananas", "birds", "twisters", "general")
 CLASSES = ("aligned", "weak", "strong")
 FIELD = 256
+# Cached specimens hold the finder's coordinates: a new finder gets a new
+# cache folder (finder 1, before the smeared-bead search: the top folder).
+FINDER_TAG = "finder2"
 
 
 def _cell_name(cell):
@@ -249,7 +252,7 @@ def main(argv=None):
                     help="cell names (e.g. 7A_none_10nm); default all")
     ap.add_argument("--networks", nargs="+", default=["shipped=faml_tomo/models"],
                     help="name=folder with strong.keras and weak.keras")
-    ap.add_argument("--cache", default=str(ROOT / ".cache" / "bench_domains"))
+    ap.add_argument("--cache", default=str(ROOT / ".cache" / "bench_domains" / FINDER_TAG))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--score-only", action="store_true",
                     help="simulate nothing: score the specimens already cached")
@@ -276,7 +279,9 @@ def main(argv=None):
     t_sim = time.perf_counter() - t0
     from faml_tomo.misalignment.predict import MisalignmentScorer
     result = {"machine": machine("tensorflow", "skimage"), "n_per_cell": args.n,
-              "seed": args.seed, "seconds_simulation": round(t_sim, 1), "cells": {}}
+              "seed": args.seed, "seconds_simulation": round(t_sim, 1),
+              "finder": FINDER_TAG, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+              "cells": {}}
     for spec in args.networks:
         name, folder = spec.split("=", 1)
         scorer = MisalignmentScorer(folder)
@@ -296,7 +301,8 @@ def main(argv=None):
     (out / "misalignment_domains.json").write_text(json.dumps(result, indent=1))
     lines = [f"# Misalignment detection across domains (up to {args.n} specimens x 3 "
              f"tomograms per cell; n = tomograms scored)", "",
-             f"Machine: {json.dumps(result['machine'])}", "",
+             f"Machine: {json.dumps(result['machine'])}; {result['date']}; fiducial "
+             f"finder {FINDER_TAG}; simulation {t_sim / 60:.0f} min.", "",
              "Coordinates from the plugin's fiducial finder (in brackets: at the true "
              "apparent bead centres). Acceptance: aligned kept >= 0.95, weak flagged >= "
              "0.85, strong flagged >= 0.98, agreement >= 0.85.", ""]

@@ -77,6 +77,11 @@ def add_parser(subparsers):
     p.add_argument("--relaxed-mode-threshold", type=int, default=d.relaxed_mode_threshold,
                    help=f"relaxed mode when fewer coordinates pass the filters "
                         f"(default {d.relaxed_mode_threshold})")
+    p.add_argument("--smeared-scales", type=float, nargs="*", default=list(d.smeared_scales),
+                   metavar="S",
+                   help="with fewer beads than the relaxed-mode threshold, search again "
+                        "for beads S times larger (smeared by misalignment; default "
+                        f"{' '.join(f'{v:g}' for v in d.smeared_scales)}; none: off)")
     p.add_argument("--threads", type=int, default=1, help="FFT threads (default 1)")
     p.set_defaults(func=run)
     return p
@@ -93,7 +98,8 @@ def params_from_args(args):
         sampling_slices=args.sampling_slices, sd_threshold=args.sd_threshold,
         min_coordinates=args.min_coordinates,
         mirror_correlation_threshold=args.mirror_correlation,
-        mahalanobis_threshold=args.mahalanobis, min_contrast=args.min_contrast)
+        mahalanobis_threshold=args.mahalanobis, min_contrast=args.min_contrast,
+        smeared_scales=tuple(args.smeared_scales))
 
 
 def coordinate_table(name, file_name, coordinates, scores):
@@ -182,4 +188,5 @@ def run(args):
 def _tomogram_record(path, res):
     return {"path": str(path), "count": len(res), "relaxed_mode": res.relaxed_mode_used,
             "warnings": res.warnings, "sampling_rate": res.stats.get("sampling_rate"),
+            "bead_scale": res.stats.get("bead_scale", 1.0),
             "seconds": round(res.stats.get("time_s", 0.0), 3)}

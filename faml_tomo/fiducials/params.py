@@ -85,6 +85,12 @@ class PeakHighContrastParams:
         Minimum area of a 2D object as a fraction of the bead's cross-section.
     max_candidates : int
         At most this many 3D candidates (the darkest) go to refinement.
+    smeared_scales : tuple of float
+        When fewer than ``relaxed_mode_threshold`` fiducials are found, the
+        search is repeated for beads this many times larger (in turn, while
+        the bead fits the box): in a misaligned tilt series the beads are
+        smeared into arcs and doubled spots whose darkness is spread over a
+        larger area.  Empty: no second search.
     """
     bead_diameter_nm: float = 10.0
     box_size: int = 32
@@ -102,6 +108,7 @@ class PeakHighContrastParams:
     min_circularity: float = 0.75
     min_area_fraction: float = 0.1
     max_candidates: int = 5000
+    smeared_scales: tuple = (1.5, 2.0)
 
     def bead_diameter_px(self, sampling_rate):
         """Bead diameter in voxels for a sampling rate in Å/voxel."""
@@ -148,6 +155,12 @@ class PeakHighContrastParams:
         bad(self.z_average_slices, 1, "Z moving-average width", integer=True)
         bad(self.merge_distance, 0, "merge distance (bead diameters)")
         bad(self.max_candidates, 1, "maximum number of candidates", integer=True)
+        try:
+            scales = [float(v) for v in self.smeared_scales]
+        except (TypeError, ValueError):
+            scales = [0.0]
+        if not all(math.isfinite(v) and v > 1 for v in scales):
+            out.append(f"smeared-bead scales must be numbers > 1, got {self.smeared_scales!r}")
         if self.z_border not in Z_BORDER_RULES:
             out.append(f"Z border rule must be one of {Z_BORDER_RULES}, got {self.z_border!r}")
         for name in ("mirror_correlation_threshold", "min_circularity", "min_area_fraction"):

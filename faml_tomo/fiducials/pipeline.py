@@ -9,6 +9,7 @@ on the raw tomogram, merged, filtered, and dropped at the borders.
 """
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from .refine import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["peak_high_contrast", "peak_high_contrast_file", "box_inside"]
+__all__ = ["peak_high_contrast", "find_beads", "peak_high_contrast_file", "box_inside"]
 
 # Fewer coordinates than this and the radial-profile population is too small
 # to estimate a covariance: the Mahalanobis filter is skipped (with a warning).
@@ -125,7 +126,8 @@ def _background_profiles(volume, d, size_v, half, scale, avoid, box_size, z_rang
 
 
 def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, name=None):
-    """Find gold fiducials in a tomogram.
+    """Find gold fiducials in a tomogram, also where a misaligned tilt series
+    smeared them.
 
     Parameters
     ----------
@@ -142,6 +144,64 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
         radial-profile filter (results are deterministic for a seed).
     name : str, optional
         How log messages refer to the tomogram.
+
+    Returns
+    -------
+    PeakHighContrastResult
+        Bead centres ``(x, y, z)`` in voxels, mirror-correlation scores,
+        whether relaxed mode was used, warnings and per-stage counts
+        (``stats["bead_scale"]``: 1, or the larger scale the beads were
+        found at).
+
+    Raises
+    ------
+    InputError
+        Non-3D or non-real data, NaN/Inf values, a bad sampling rate, or a
+        bead/box that does not fit the tomogram.
+
+    Notes
+    -----
+    The search of :func:`find_beads` at the given bead size; when it finds
+    fewer than ``relaxed_mode_threshold`` beads, it is repeated for beads
+    ``smeared_scales`` times larger (the first scale that finds enough, else
+    the one that finds most): strong misalignment smears a bead into arcs
+    and doubled spots, spreading its darkness over a larger area, so that
+    at the nominal size no voxel of it is an extreme outlier any more.
+    """
+    params = PeakHighContrastParams() if params is None else params
+    result = find_beads(volume, sampling_rate, params, workers, seed, name, quiet=True)
+    result.stats["bead_scale"] = 1.0
+    best = result
+    if len(result) < max(1, params.relaxed_mode_threshold) and params.smeared_scales:
+        shape = tuple(volume.shape)
+        for scale in params.smeared_scales:
+            larger = replace(params, bead_diameter_nm=params.bead_diameter_nm * scale)
+            if larger.problems(shape, sampling_rate):
+                continue                    # the larger bead does not fit the box
+            r = find_beads(volume, sampling_rate, larger, workers, seed, name, quiet=True)
+            r.stats["bead_scale"] = float(scale)
+            if len(r) > len(best):
+                best = r
+            if len(best) >= params.relaxed_mode_threshold:
+                break
+        if best is not result:
+            best.warnings.insert(0, f"{len(best)} fiducial(s) found only when searching for "
+                                    f"beads {best.stats['bead_scale']:g} x larger (at the "
+                                    f"given size: {len(result)}): the beads look smeared, "
+                                    f"as in a misaligned tilt series")
+            best.stats["nominal"] = dict(result.stats)
+    prefix = f"{name}: " if name else ""
+    for w in best.warnings:
+        logger.warning("%s%s", prefix, w)
+    return best
+
+
+def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
+               quiet=False):
+    """Find gold fiducials of the given bead size in a tomogram (one search).
+
+    Parameters are those of :func:`peak_high_contrast`; ``quiet`` leaves the
+    warnings in the result without logging them.
 
     Returns
     -------
@@ -205,7 +265,8 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
                 raise InputError(f"tomogram holds NaN or Inf values (slice z={z})")
         result.warnings.append("the tomogram has no contrast at the bead size (constant "
                                "data?): no fiducials")
-        logger.warning("%s%s", prefix, result.warnings[-1])
+        if not quiet:
+            logger.warning("%s%s", prefix, result.warnings[-1])
         return result
     threshold = mean - params.sd_threshold * sd
     stats["threshold"] = threshold
@@ -310,8 +371,9 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
         result.warnings.append("no fiducials found: check the bead size, the sampling "
                                "rate, and that beads are dark, or lower the SD threshold "
                                "or the minimum contrast")
-    for w in result.warnings:
-        logger.warning("%s%s", prefix, w)
+    if not quiet:
+        for w in result.warnings:
+            logger.warning("%s%s", prefix, w)
     stats["final"] = len(result.coordinates)
     stats["time_s"] = time.perf_counter() - t0
     return result

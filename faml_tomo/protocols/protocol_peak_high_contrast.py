@@ -81,6 +81,14 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                       condition="relaxedMode", label="Relaxed mode threshold",
                       help="Minimum number of filtered coordinates below which "
                            "relaxed mode applies.")
+        form.addParam("searchSmeared", params.BooleanParam, default=True,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Search smeared beads?",
+                      help="When fewer beads than the relaxed-mode threshold are found, "
+                           "search again for beads 1.5 and 2 times larger: a misaligned "
+                           "tilt series smears beads into arcs and doubled spots that "
+                           "are no longer dark enough at the nominal size. Keep it on "
+                           "before misalignment detection.")
         form.addParam("numberSampSlices", params.IntParam, default=10,
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Number of sampling slices",
@@ -138,7 +146,8 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             min_coordinates=int(self.numberOfCoordinatesThr.get()),
             mirror_correlation_threshold=float(self.mirrorCorrelationThr.get()),
             mahalanobis_threshold=float(self.mahalanobisDistanceThr.get()),
-            min_contrast=float(self.minContrast.get()))
+            min_contrast=float(self.minContrast.get()),
+            smeared_scales=(1.5, 2.0) if self.searchSmeared.get() else ())
 
     def _resultPath(self, key):
         return self._getExtraPath(f"{key}_fiducials.json")

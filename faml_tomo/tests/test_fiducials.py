@@ -304,3 +304,28 @@ def test_params_problems_lists_every_issue():
     assert len(problems) == 3
     assert PeakHighContrastParams().problems((64, 128, 128), 15.0) == []
     assert PeakHighContrastParams().bead_diameter_px(20.0) == pytest.approx(5.0)
+
+
+def test_smeared_beads_are_found_by_searching_larger_beads():
+    """Beads smeared into arcs (as by a misaligned tilt series): no voxel is
+    an extreme outlier at the nominal bead size any more; the search for
+    1.5x larger beads finds them, and only them."""
+    from faml_tomo.fiducials import box_inside, match_points
+    from faml_tomo.fiducials.phantom import bead_phantom
+    from faml_tomo.fiducials.pipeline import find_beads
+    ph = bead_phantom(shape=(64, 160, 160), n_beads=12, n_proteins=600, slab=(0.3, 0.7),
+                      seed=5, sampling_rate=15.0)
+    arc = np.linspace(-1.2, 1.2, 9)
+    smeared = np.mean([np.roll(ph.volume, (int(round(3 * np.cos(a))),
+                                           int(round(6 * np.sin(a)))), axis=(0, 1))
+                       for a in arc], axis=0)
+    assert len(find_beads(smeared, 15.0, quiet=True)) == 0
+    assert len(peak_high_contrast(smeared, 15.0,
+                                  PeakHighContrastParams(smeared_scales=()))) == 0
+    r = peak_high_contrast(smeared, 15.0)
+    assert r.stats["bead_scale"] == 1.5 and "look smeared" in r.warnings[0]
+    m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape,
+                                                                   32))
+    assert m["tp"] >= 3 and m["fp"] == 0, m
+    with pytest.raises(InputError, match="smeared-bead scales"):
+        PeakHighContrastParams(smeared_scales=(0.5,)).check()
