@@ -149,6 +149,10 @@ def test_sampling_warnings():
     w = sampling_warnings(2.0, 100.0)
     assert any("pixel size 2" in s for s in w) and any("bead spans 50" in s for s in w)
     assert any("bead size 40 nm" in s for s in sampling_warnings(15.0, 400.0))
+    # measured, not only trained: 5 nm beads lose aligned tomograms on independent data
+    assert any("beads of 5 nm" in s and "model card" in s
+               for s in sampling_warnings(7.0, 50.0))
+    assert sampling_warnings(10.0, 100.0) == []
 
 
 def test_bad_parameters():
