@@ -200,20 +200,8 @@ def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
                quiet=False):
     """Find gold fiducials of the given bead size in a tomogram (one search).
 
-    Parameters are those of :func:`peak_high_contrast`; ``quiet`` leaves the
-    warnings in the result without logging them.
-
-    Returns
-    -------
-    PeakHighContrastResult
-        Bead centres ``(x, y, z)`` in voxels, mirror-correlation scores,
-        whether relaxed mode was used, warnings and per-stage counts.
-
-    Raises
-    ------
-    InputError
-        Non-3D or non-real data, NaN/Inf values, a bad sampling rate, or a
-        bead/box that does not fit the tomogram.
+    Parameters, result and errors are those of :func:`peak_high_contrast`;
+    ``quiet`` leaves the warnings in the result without logging them.
 
     Notes
     -----
