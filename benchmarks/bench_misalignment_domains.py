@@ -54,8 +54,9 @@ KINDS = ("bananas", "birds", "twisters", "general")
 CLASSES = ("aligned", "weak", "strong")
 FIELD = 256
 # Cached specimens hold the finder's coordinates: a new finder gets a new
-# cache folder (finder 1, before the smeared-bead search: the top folder).
-FINDER_TAG = "finder2"
+# cache folder (finder 1, before the smeared-bead search: the top folder;
+# finder 2: larger scales only; finder 3: also the lobe and arc search).
+FINDER_TAG = "finder3"
 
 
 def _cell_name(cell):

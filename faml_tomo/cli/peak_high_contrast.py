@@ -82,6 +82,10 @@ def add_parser(subparsers):
                    help="with fewer beads than the relaxed-mode threshold, search again "
                         "for beads S times larger (smeared by misalignment; default "
                         f"{' '.join(f'{v:g}' for v in d.smeared_scales)}; none: off)")
+    p.add_argument("--no-smeared-search", action="store_true",
+                   help="never search for beads smeared into lobes and arcs when too few "
+                        "round beads are found (on by default: keep it before "
+                        "detect-misalignment)")
     p.add_argument("--threads", type=int, default=1, help="FFT threads (default 1)")
     p.set_defaults(func=run)
     return p
@@ -99,7 +103,8 @@ def params_from_args(args):
         min_coordinates=args.min_coordinates,
         mirror_correlation_threshold=args.mirror_correlation,
         mahalanobis_threshold=args.mahalanobis, min_contrast=args.min_contrast,
-        smeared_scales=tuple(args.smeared_scales))
+        smeared_scales=tuple(args.smeared_scales),
+        smeared_search=not args.no_smeared_search)
 
 
 def coordinate_table(name, file_name, coordinates, scores):

@@ -23,7 +23,10 @@ Where this implementation departs from the reference program (Xmipp's
   standard deviations of a 1D Gaussian (2 -> 2.49 in the 2D PCA space);
 * relaxed mode does what it is meant to (the reference inverts it);
 * an added contrast gate, ``min_contrast``: gold is far darker than
-  biological matter, which keeps tomograms without gold empty.
+  biological matter, which keeps tomograms without gold empty;
+* added searches for beads a misaligned tilt series smeared: at larger
+  bead sizes, then for lobes and arcs grouped per bead
+  (:mod:`~faml_tomo.fiducials.smeared`), when too few round beads are found.
 
 Examples
 --------
@@ -35,7 +38,8 @@ Examples
 """
 from .evaluate import match_points
 from .params import MIN_BEAD_PX, PeakHighContrastParams, PeakHighContrastResult
-from .pipeline import box_inside, peak_high_contrast, peak_high_contrast_file
+from .border import box_inside
+from .pipeline import peak_high_contrast, peak_high_contrast_file
 
 __all__ = ["PeakHighContrastParams", "PeakHighContrastResult", "peak_high_contrast",
            "peak_high_contrast_file", "box_inside", "match_points", "MIN_BEAD_PX"]

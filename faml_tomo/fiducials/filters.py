@@ -76,7 +76,7 @@ def bandpass_laplacian_filter(shape, bead_diameter_px):
 
 
 def preprocessed_slices(volume, bead_diameter_px, z_indices=None, z_average=5,
-                        workers=1):
+                        workers=1, transfer=None):
     """Yield filtered XY slices of a (memory-mapped) tomogram.
 
     Parameters
@@ -93,16 +93,21 @@ def preprocessed_slices(volume, bead_diameter_px, z_indices=None, z_average=5,
         of the tomogram.
     workers : int
         Threads for the FFTs.
+    transfer : numpy.ndarray, shape (ny, nx // 2 + 1), optional
+        Filter transfer function (rfft2 layout) used instead of
+        :func:`bandpass_laplacian_filter`.
 
     Yields
     ------
     z : int
         Slice index.
     filtered : numpy.ndarray, shape (ny, nx), float32
-        Z-averaged, band-passed, Laplacian-filtered slice.
+        Z-averaged, band-passed, Laplacian-filtered slice (or filtered by
+        ``transfer``).
     """
     nz, ny, nx = volume.shape
-    h = bandpass_laplacian_filter((ny, nx), bead_diameter_px)
+    h = (bandpass_laplacian_filter((ny, nx), bead_diameter_px) if transfer is None
+         else transfer)
     half = int(z_average) // 2
     z_indices = range(nz) if z_indices is None else z_indices
     cache = deque()                   # (z, slice) of raw slices, increasing z

@@ -91,6 +91,11 @@ class PeakHighContrastParams:
         the bead fits the box): in a misaligned tilt series the beads are
         smeared into arcs and doubled spots whose darkness is spread over a
         larger area.  Empty: no second search.
+    smeared_search : bool
+        When still fewer than ``relaxed_mode_threshold`` are found, search
+        for beads smeared into lobes, arcs and clouds
+        (:func:`~faml_tomo.fiducials.smeared.find_smeared_beads`): strong
+        misalignment leaves no round dark object at any scale.
     """
     bead_diameter_nm: float = 10.0
     box_size: int = 32
@@ -109,6 +114,7 @@ class PeakHighContrastParams:
     min_area_fraction: float = 0.1
     max_candidates: int = 5000
     smeared_scales: tuple = (1.5, 2.0)
+    smeared_search: bool = True
 
     def bead_diameter_px(self, sampling_rate):
         """Bead diameter in voxels for a sampling rate in Å/voxel."""

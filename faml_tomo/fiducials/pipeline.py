@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..io.mrc import open_mrc, require_voxel_size
 from .detect import SliceVoter, slice_objects
 from .filters import preprocessed_slices
+from .border import box_inside
 from .params import PeakHighContrastParams, PeakHighContrastResult
 from .refine import (
     centred_box,
@@ -28,6 +29,7 @@ from .refine import (
     mirror_refine,
     radial_profile,
 )
+from .smeared import find_smeared_beads
 
 logger = logging.getLogger(__name__)
 
@@ -42,33 +44,6 @@ SMALL_POPULATION_CONTRAST = 2.0
 # filter always tolerates (commercial 10 nm gold varies by ~10% in diameter,
 # i.e. ~30% in volume; defocus and depth change the profile too).
 BEAD_AMPLITUDE_SPREAD = 0.2
-
-
-def box_inside(xyz, shape, box_size, z_size=None):
-    """Whether the box of each coordinate lies inside the tomogram.
-
-    Parameters
-    ----------
-    xyz : numpy.ndarray, shape (n, 3)
-        Coordinates ``(x, y, z)`` in voxels.
-    shape : tuple of int
-        ``(nz, ny, nx)``.
-    box_size : int
-        Box edge in voxels; the box of a coordinate spans voxels
-        ``round(c) - box // 2 ... round(c) - box // 2 + box - 1``.
-    z_size : int, optional
-        Box edge along Z, if different (e.g. only the bead's cube).
-
-    Returns
-    -------
-    numpy.ndarray, shape (n,), bool
-    """
-    c = np.rint(np.asarray(xyz, float).reshape(-1, 3))
-    size = np.array([box_size, box_size, box_size if z_size is None else z_size])
-    lo = c - size // 2
-    hi = lo + size
-    dims = np.asarray(shape)[::-1]
-    return np.all((lo >= 0) & (hi <= dims), axis=1)
 
 
 def _central_slices(nz, n):
@@ -151,7 +126,7 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
         Bead centres ``(x, y, z)`` in voxels, mirror-correlation scores,
         whether relaxed mode was used, warnings and per-stage counts
         (``stats["bead_scale"]``: 1, or the larger scale the beads were
-        found at).
+        found at; ``stats["search"]``: ``"peak"`` or ``"smeared"``).
 
     Raises
     ------
@@ -167,12 +142,17 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
     the one that finds most): strong misalignment smears a bead into arcs
     and doubled spots, spreading its darkness over a larger area, so that
     at the nominal size no voxel of it is an extreme outlier any more.
+    When still too few are found, :func:`~.smeared.find_smeared_beads`
+    looks for beads split into lobes and arcs (``stats["search"] ==
+    "smeared"`` when its coordinates are returned).
     """
     params = PeakHighContrastParams() if params is None else params
     result = find_beads(volume, sampling_rate, params, workers, seed, name, quiet=True)
     result.stats["bead_scale"] = 1.0
+    result.stats["search"] = "peak"
     best = result
-    if len(result) < max(1, params.relaxed_mode_threshold) and params.smeared_scales:
+    enough = max(1, params.relaxed_mode_threshold)
+    if len(result) < enough and params.smeared_scales:
         shape = tuple(volume.shape)
         for scale in params.smeared_scales:
             larger = replace(params, bead_diameter_nm=params.bead_diameter_nm * scale)
@@ -190,6 +170,16 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
                                     f"given size: {len(result)}): the beads look smeared, "
                                     f"as in a misaligned tilt series")
             best.stats["nominal"] = dict(result.stats)
+    if len(best) < enough and params.smeared_search:
+        r = find_smeared_beads(volume, sampling_rate, params, workers, name)
+        if len(r) > len(best):
+            r.stats["bead_scale"] = 1.0
+            r.stats["nominal"] = dict(result.stats)
+            r.warnings.insert(0, f"{len(r)} fiducial(s) found only by the smeared-bead "
+                                 f"search (peak search: {len(best)}): the beads look "
+                                 f"smeared into lobes or arcs, as in a strongly misaligned "
+                                 f"tilt series; coordinates are the centres of the smears")
+            best = r
     prefix = f"{name}: " if name else ""
     for w in best.warnings:
         logger.warning("%s%s", prefix, w)

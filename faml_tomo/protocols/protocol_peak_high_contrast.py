@@ -85,10 +85,10 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Search smeared beads?",
                       help="When fewer beads than the relaxed-mode threshold are found, "
-                           "search again for beads 1.5 and 2 times larger: a misaligned "
-                           "tilt series smears beads into arcs and doubled spots that "
-                           "are no longer dark enough at the nominal size. Keep it on "
-                           "before misalignment detection.")
+                           "search again for beads 1.5 and 2 times larger and then for "
+                           "beads split into lobes and arcs: a misaligned tilt series "
+                           "smears beads into shapes that are no longer round dark "
+                           "spots. Keep it on before misalignment detection.")
         form.addParam("numberSampSlices", params.IntParam, default=10,
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Number of sampling slices",
@@ -147,7 +147,8 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             mirror_correlation_threshold=float(self.mirrorCorrelationThr.get()),
             mahalanobis_threshold=float(self.mahalanobisDistanceThr.get()),
             min_contrast=float(self.minContrast.get()),
-            smeared_scales=(1.5, 2.0) if self.searchSmeared.get() else ())
+            smeared_scales=(1.5, 2.0) if self.searchSmeared.get() else (),
+            smeared_search=bool(self.searchSmeared.get()))
 
     def _resultPath(self, key):
         return self._getExtraPath(f"{key}_fiducials.json")

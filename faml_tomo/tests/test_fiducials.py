@@ -270,6 +270,7 @@ def test_relaxed_mode_keeps_unfiltered_coordinates(phantom):
     assert res.relaxed_mode_used and len(res) >= 10
     assert any("relaxed mode" in w for w in res.warnings)
     strict.relaxed_mode = False
+    strict.smeared_search = False          # it would find these round beads
     res = peak_high_contrast(phantom.volume, phantom.sampling_rate, strict)
     assert not res.relaxed_mode_used and len(res) == 0
 
@@ -320,12 +321,18 @@ def test_smeared_beads_are_found_by_searching_larger_beads():
                                            int(round(6 * np.sin(a)))), axis=(0, 1))
                        for a in arc], axis=0)
     assert len(find_beads(smeared, 15.0, quiet=True)) == 0
-    assert len(peak_high_contrast(smeared, 15.0,
-                                  PeakHighContrastParams(smeared_scales=()))) == 0
-    r = peak_high_contrast(smeared, 15.0)
+    assert len(peak_high_contrast(smeared, 15.0, PeakHighContrastParams(
+        smeared_scales=(), smeared_search=False))) == 0
+    r = peak_high_contrast(smeared, 15.0, PeakHighContrastParams(smeared_search=False))
     assert r.stats["bead_scale"] == 1.5 and "look smeared" in r.warnings[0]
     m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape,
                                                                    32))
     assert m["tp"] >= 3 and m["fp"] == 0, m
+    # the lobe-and-arc search alone finds them too
+    r = peak_high_contrast(smeared, 15.0, PeakHighContrastParams(smeared_scales=()))
+    assert r.stats["search"] == "smeared" and "smeared-bead search" in r.warnings[0]
+    m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape,
+                                                                   32))
+    assert m["tp"] >= 6 and m["fp"] == 0, m
     with pytest.raises(InputError, match="smeared-bead scales"):
         PeakHighContrastParams(smeared_scales=(0.5,)).check()
