@@ -55,8 +55,9 @@ CLASSES = ("aligned", "weak", "strong")
 FIELD = 256
 # Cached specimens hold the finder's coordinates: a new finder gets a new
 # cache folder (finder 1, before the smeared-bead search: the top folder;
-# finder 2: larger scales only; finder 3: also the lobe and arc search).
-FINDER_TAG = "finder3"
+# finder 2: larger scales only; finder 3: also the lobe and arc search;
+# finder 4: a lone smeared object must be gold-dark).
+FINDER_TAG = "finder4"
 
 
 def _cell_name(cell):

@@ -160,6 +160,7 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
                 continue                    # the larger bead does not fit the box
             r = find_beads(volume, sampling_rate, larger, workers, seed, name, quiet=True)
             r.stats["bead_scale"] = float(scale)
+            r.stats["search"] = "peak"
             if len(r) > len(best):
                 best = r
             if len(best) >= params.relaxed_mode_threshold:

@@ -48,13 +48,18 @@ PEAK_SD = 12.0
 # as the typical of the darkest (median of the TOP darkest) is not gold.
 RELATIVE = 0.5
 TOP = 5
+# A lone dark object is not a population of beads (protein and membranes
+# reach 12-15 robust SDs): alone, it must reach LONE_SD.
+LONE_SD = 20.0
 # A smeared bead's dark voxels fill at most this many bead volumes (25 seen
 # for the most smeared 5 nm beads at 7 Å/px).
 MAX_VOLUME = 40.0
 # Pieces of one smeared bead lie within this many bead diameters of each other.
 LINK = 1.0
-# More dark voxels than this and the data is not a tomogram of dark gold.
-MAX_VOXELS = 5_000_000
+# More dark voxels than this and the data is not a tomogram of dark gold (40
+# smeared 10 nm beads at 5 Å/px make ~0.7 million; the neighbour search
+# needs ~0.2 kB per voxel).
+MAX_VOXELS = 3_000_000
 
 
 def dog_transfer(shape, sigma, surround=SURROUND):
@@ -119,7 +124,7 @@ def _dark_voxels(volume, d, z_avg, h, margin, med, rsd, workers):
     return np.concatenate(pts).astype(float), np.concatenate(vals).astype(float)
 
 
-def _components(xyz, weight, radius):
+def _components(xyz, radius):
     """Connected components of points closer than ``radius``: labels."""
     pairs = cKDTree(xyz).query_pairs(radius, output_type="ndarray")
     n = len(xyz)
@@ -174,8 +179,8 @@ def find_smeared_beads(volume, sampling_rate, params=None, workers=1, name=None)
     are one bead; a bead whose darkest voxel does not reach ``-PEAK_SD`` is
     dropped (dense protein, noise), and so is a dark object larger than
     ``MAX_VOLUME`` bead volumes (carbon edges, membranes) or less than
-    ``RELATIVE`` times as dark as the darkest beads (median of ``TOP``).
-    Memory: a few slices plus the dark voxels.
+    ``RELATIVE`` times as dark as the darkest beads (median of ``TOP``); a
+    lone object must reach ``-LONE_SD``.  Memory: a few slices plus the dark voxels.
     """
     params = PeakHighContrastParams() if params is None else params
     params.check(tuple(volume.shape), sampling_rate)
@@ -205,10 +210,10 @@ def find_smeared_beads(volume, sampling_rate, params=None, workers=1, name=None)
     stats["dark_voxels"] = len(xyz)
     if len(xyz):
         depth = -VOXEL_SD - score                      # >= 0, darker is larger
-        n, label = _components(xyz, depth, 1.75)       # 26-connected voxels
+        n, label = _components(xyz, 1.75)       # 26-connected voxels
         centre, mass, deepest = _group(xyz, depth, depth, label, n)
         # pieces of one bead: components within LINK diameters
-        m, group = _components(centre, mass, LINK * d)
+        m, group = _components(centre, LINK * d)
         xyz, mass, deepest = _group(centre, mass, deepest, group, m)
         size = np.bincount(group, weights=np.bincount(label, minlength=n), minlength=m)
         keep = ((deepest >= PEAK_SD - VOXEL_SD)
@@ -227,6 +232,11 @@ def find_smeared_beads(volume, sampling_rate, params=None, workers=1, name=None)
     if len(deepest):
         floor = RELATIVE * float(np.median(np.sort(deepest)[::-1][:TOP]))
         xyz, deepest = xyz[deepest >= floor], deepest[deepest >= floor]
+        if len(deepest) == 1 and deepest[0] < LONE_SD:
+            result.warnings.append(f"smeared-bead search: one dark object "
+                                   f"({deepest[0]:.0f} robust SD), not gold-dark enough "
+                                   f"to be a bead on its own")
+            xyz, deepest = xyz[:0], deepest[:0]
     order = np.argsort(-deepest, kind="stable")[:params.max_candidates]
     result.coordinates = xyz[order]
     result.scores = np.array([mirror_correlation(centred_box(volume, c, size_v))

@@ -192,8 +192,11 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                 coord.setPosition(x, y, z, const.BOTTOM_LEFT_CORNER)
                 coord.setScore(float(score))
                 coords.append(coord)
+            stats = rec.get("stats", {})
             summary.append({"tomogram": rec["tomogram"], "count": len(rec["scores"]),
                             "relaxed_mode": rec["relaxed_mode"],
+                            "search": stats.get("search", "peak"),
+                            "bead_scale": stats.get("bead_scale", 1.0),
                             "warnings": rec["warnings"]})
         with open(self._getExtraPath("summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
@@ -217,11 +220,21 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                  f"{len(summary)} tomograms:"]
         for s in summary:
             line = f"  {s['tomogram']}: {s['count']}"
+            if s.get("search") == "smeared" and s["count"]:
+                line += " (beads smeared into lobes or arcs: centres of the smears)"
+            elif s.get("bead_scale", 1.0) > 1 and s["count"]:
+                line += f" (found as {s['bead_scale']:g}x larger beads: smeared)"
             if s["relaxed_mode"]:
                 line += " (relaxed mode: coordinates not filtered)"
             elif s["count"] == 0:
                 line += " (none found)"
             lines.append(line)
+        smeared = [s["tomogram"] for s in summary if s["count"] and (
+            s.get("search") == "smeared" or s.get("bead_scale", 1.0) > 1)]
+        if smeared:
+            lines.append(f"Smeared beads in {len(smeared)} tomogram(s): {', '.join(smeared)} "
+                         f"(as a misaligned tilt series leaves them; check them with "
+                         f"'Detect misalignment').")
         relaxed = [s["tomogram"] for s in summary if s["relaxed_mode"]]
         if relaxed:
             lines.append(f"Relaxed mode used for {len(relaxed)} tomogram(s): "
