@@ -10,7 +10,8 @@ from scipy import fft as sfft
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bandpass_laplacian_filter", "preprocessed_slices", "raised_cosine_bandpass"]
+__all__ = ["bandpass_laplacian_filter", "preprocessed_slices", "raised_cosine_bandpass",
+           "central_slices"]
 
 # Pass band of the bead frequency f0 = 1/d: [f0/1.1, f0/0.9] (reference), with
 # raised-cosine edges of width EDGE_WIDTH * f0 on each side.  The reference
@@ -73,6 +74,14 @@ def bandpass_laplacian_filter(shape, bead_diameter_px):
     # Unit gain at the bead frequency keeps the values in the data's units.
     peak = 8 - 4 * np.cos(2 * np.pi / bead_diameter_px) - 4
     return (h / max(peak, 1e-12)).astype(np.float32)
+
+
+def central_slices(nz, n):
+    """Indices of the ``n`` central slices of ``nz`` (all when fewer), where
+    the background statistics are measured."""
+    n = min(n, nz)
+    start = max(0, (nz - n) // 2)
+    return list(range(start, start + n))
 
 
 def preprocessed_slices(volume, bead_diameter_px, z_indices=None, z_average=5,

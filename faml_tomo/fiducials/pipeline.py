@@ -16,9 +16,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.mrc import open_mrc, require_voxel_size
-from .detect import SliceVoter, slice_objects
-from .filters import preprocessed_slices
 from .border import box_inside
+from .detect import SliceVoter, slice_objects
+from .filters import central_slices, preprocessed_slices
 from .params import PeakHighContrastParams, PeakHighContrastResult
 from .refine import (
     centred_box,
@@ -46,17 +46,11 @@ SMALL_POPULATION_CONTRAST = 2.0
 BEAD_AMPLITUDE_SPREAD = 0.2
 
 
-def _central_slices(nz, n):
-    n = min(n, nz)
-    start = max(0, (nz - n) // 2)
-    return list(range(start, start + n))
-
-
 def _threshold_statistics(volume, d, params, margin, workers):
     """Pass 1: statistics of the filtered central slices (mean/SD for the
     outlier threshold, median/MAD for the contrast gate) and the raw SD."""
     nz, ny, nx = volume.shape
-    central = _central_slices(nz, params.sampling_slices)
+    central = central_slices(nz, params.sampling_slices)
     n_vals, s1, s2 = 0, 0.0, 0.0
     raw_sd, sample = [], []
     for z, filt in preprocessed_slices(volume, d, central, params.z_average_slices, workers):

@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import InputError
 from .border import box_inside
-from .filters import preprocessed_slices
+from .filters import central_slices, preprocessed_slices
 from .params import PeakHighContrastParams, PeakHighContrastResult
 from .refine import centred_box, merge_close, mirror_correlation
 
@@ -88,12 +88,9 @@ def dog_transfer(shape, sigma, surround=SURROUND):
 
 def _robust_level(volume, d, z_avg, h, margin, n_slices, workers):
     """Median and robust SD (1.4826 MAD) of the filtered central slices."""
-    nz = volume.shape[0]
-    n = min(n_slices, nz)
-    start = max(0, (nz - n) // 2)
     sample = []
-    for z, filt in preprocessed_slices(volume, d, range(start, start + n), z_avg, workers,
-                                       transfer=h):
+    for z, filt in preprocessed_slices(volume, d, central_slices(volume.shape[0], n_slices),
+                                       z_avg, workers, transfer=h):
         inner = filt[margin:filt.shape[0] - margin, margin:filt.shape[1] - margin]
         if not np.isfinite(inner.sum()):
             raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")

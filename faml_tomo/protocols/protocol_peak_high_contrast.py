@@ -31,6 +31,12 @@ def tomogram_path(tomo):
     return path.split(":")[0] if ":" in path and not os.path.exists(path) else path
 
 
+def _smeared(record):
+    """Whether a tomogram's fiducials were found only by a smeared-bead search."""
+    return bool(record["count"]) and (record.get("search") == "smeared"
+                                      or record.get("bead_scale", 1.0) > 1)
+
+
 class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
     """Locate gold fiducials (beads) in tomograms.
 
@@ -220,17 +226,16 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                  f"{len(summary)} tomograms:"]
         for s in summary:
             line = f"  {s['tomogram']}: {s['count']}"
-            if s.get("search") == "smeared" and s["count"]:
+            if _smeared(s) and s.get("search") == "smeared":
                 line += " (beads smeared into lobes or arcs: centres of the smears)"
-            elif s.get("bead_scale", 1.0) > 1 and s["count"]:
+            elif _smeared(s):
                 line += f" (found as {s['bead_scale']:g}x larger beads: smeared)"
             if s["relaxed_mode"]:
                 line += " (relaxed mode: coordinates not filtered)"
             elif s["count"] == 0:
                 line += " (none found)"
             lines.append(line)
-        smeared = [s["tomogram"] for s in summary if s["count"] and (
-            s.get("search") == "smeared" or s.get("bead_scale", 1.0) > 1)]
+        smeared = [s["tomogram"] for s in summary if _smeared(s)]
         if smeared:
             lines.append(f"Smeared beads in {len(smeared)} tomogram(s): {', '.join(smeared)} "
                          f"(as a misaligned tilt series leaves them; check them with "
