@@ -318,6 +318,11 @@ def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshol
     return out, {"strong": s, "weak": w, "tomograms": ts}
 
 
+def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int) -> str:
+    """Name of a training run's checkpoint folder inside its data cache."""
+    return f"checkpoints_n{int(n_train)}_v{int(n_val)}_s{int(steps)}_b{int(batch_size)}"
+
+
 def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
                        batch_size=64, cache=".cache/misalignment", resume=False, workers=2,
                        threads=2, log=None):
@@ -335,7 +340,8 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         Maximum epochs, batches per epoch, boxes per batch.
     cache : str or Path
         Shards (``<cache>/v<DATA_VERSION>_seed_<seed>/{train,val}/``) and
-        checkpoints (``<cache>/v<DATA_VERSION>_seed_<seed>/checkpoints/``).
+        checkpoints (``<cache>/v<DATA_VERSION>_seed_<seed>/`` +
+        :func:`checkpoint_folder`).
     resume : bool
         Continue interrupted training from its checkpoints (shards are
         always reused).
@@ -368,7 +374,9 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
              "val_tomograms": int(len(np.unique(val.tomogram)))}
     log(f"data: {sizes}")
     _set_threads(threads)
-    ck = root / "checkpoints"
+    # one checkpoint folder per data size and batch schedule: a resumed run
+    # never picks up the epochs of another set-up (more epochs may be added)
+    ck = root / checkpoint_folder(n_train, n_val, steps, batch_size)
     strong_path, weak_path = out / STRONG_FILE, out / WEAK_FILE
     infos = {}
     tf = import_tensorflow()

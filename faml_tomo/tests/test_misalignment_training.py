@@ -174,7 +174,7 @@ def test_confusion_matrix_rows_are_truth():
 
 def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     """Tiny end-to-end run: shards, both networks, checkpoint, resume."""
-    from faml_tomo.misalignment.training import train_misalignment
+    from faml_tomo.misalignment.training import checkpoint_folder, train_misalignment
     from faml_tomo.models.network import load_network
     lines = []
     kw = dict(seed=2, n_train=2, n_val=1, epochs=1, steps=2, batch_size=8,
@@ -194,7 +194,11 @@ def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     assert any("weak network: already trained" in s for s in lines)
     assert any("0 to simulate" in s for s in lines)
     # an interrupted weak network (no 'done' marker) goes on from its last epoch
-    (tmp_path / "cache" / f"v{DATA_VERSION}_seed_2" / "checkpoints" / "weak_done").unlink()
+    ck = tmp_path / "cache" / f"v{DATA_VERSION}_seed_2" / checkpoint_folder(2, 1, 2, 8)
+    (ck / "weak_done").unlink()
     r2 = train_misalignment(tmp_path / "out", **{**kw, "epochs": 2}, resume=True)
     assert r2["training"]["weak"]["epochs_this_run"] == 1
     assert r2["training"]["weak"]["epochs_run"] == 2
+    # other data sizes start afresh instead of resuming this run's epochs
+    r3 = train_misalignment(tmp_path / "out3", **{**kw, "n_val": 2}, resume=True)
+    assert r3["training"]["strong"]["epochs_this_run"] == 1
