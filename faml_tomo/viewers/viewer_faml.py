@@ -11,8 +11,8 @@ import numpy as np
 from ..averaging.outputs import read_history, read_iteration
 from .plotting import new_figure, plot_window
 
-__all__ = ["averages_figure", "history_figure", "posterior_figure", "fsc_figure",
-           "CLASS_COLOURS"]
+__all__ = ["averages_figure", "history_figure", "posterior_figure", "posterior_histograms",
+           "fsc_figure", "CLASS_COLOURS"]
 
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -116,6 +116,27 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     return fig
 
 
+def posterior_histograms(max_posterior: np.ndarray, classes: np.ndarray, n_classes: int,
+                         bins: int = 20) -> tuple:
+    """Counts of class posteriors per class on ``bins`` equal bins of [0, 1].
+
+    Posteriors are clipped to [0, 1] first: sums of floating-point weights
+    land a hair outside (1.0000000000004), and every subtomogram must be
+    counted.
+
+    Returns
+    -------
+    edges : numpy.ndarray, shape (bins + 1,)
+    counts : numpy.ndarray, shape (n_classes, bins), int
+    """
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    post = np.clip(np.asarray(max_posterior, dtype=float), 0.0, 1.0)
+    classes = np.asarray(classes)
+    counts = np.stack([np.histogram(post[classes == k], bins=edges)[0]
+                       for k in range(int(n_classes))])
+    return edges, counts
+
+
 def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
     """Histogram of each subtomogram's class posterior (the probability mass
     of the class it was assigned to), one panel per class.  Mass near 1:
@@ -124,11 +145,10 @@ def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
     k_total = len(it["alpha"])
     fig = new_figure(fig, (min(3.2 * k_total, 14), 3.0))
     axes = np.atleast_1d(fig.subplots(1, k_total))
-    edges = np.linspace(0, 1, bins + 1)
+    edges, counts = posterior_histograms(it["max_posterior"], it["classes"], k_total, bins)
     for k, ax in enumerate(axes):
-        vals = it["max_posterior"][it["classes"] == k]
-        ax.hist(vals, bins=edges, color=_colour(k))
-        ax.set_title(f"class {k + 1} ({len(vals)})", fontsize=10)
+        ax.stairs(counts[k], edges, fill=True, color=_colour(k))
+        ax.set_title(f"class {k + 1} ({int(counts[k].sum())})", fontsize=10)
         ax.set_xlabel("class posterior")
         ax.set_xlim(0, 1)
         if k == 0:

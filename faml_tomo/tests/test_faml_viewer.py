@@ -1,0 +1,26 @@
+"""FAML viewer figures that need no Scipion project: posterior histograms."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+
+from faml_tomo.viewers.viewer_faml import posterior_histograms  # noqa: E402
+
+
+def test_posterior_histograms_count_every_subtomogram():
+    """Posteriors of exactly 0 and 1, and a hair outside [0, 1] from float
+    sums, all land in a bin: each class panel counts all its members."""
+    post = np.array([0.0, 1.0, 1.0 + 1e-12, 1.0 - 1e-12, -1e-12, 0.5, 1.0000000000004, 0.25])
+    classes = np.array([0, 0, 0, 1, 1, 1, 1, 2])
+    edges, counts = posterior_histograms(post, classes, 3, bins=4)
+    assert edges.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert counts.sum(axis=1).tolist() == [3, 4, 1]
+    assert counts[0].tolist() == [1, 0, 0, 2]             # 0 -> first bin, 1 + eps -> last
+    assert counts[1].tolist() == [1, 0, 1, 2]
+    assert counts[2].tolist() == [0, 1, 0, 0]             # 0.25 on an edge: upper bin
+
+
+def test_posterior_histograms_empty_class():
+    edges, counts = posterior_histograms(np.array([0.9]), np.array([1]), 2, bins=5)
+    assert counts.tolist() == [[0] * 5, [0, 0, 0, 0, 1]]
