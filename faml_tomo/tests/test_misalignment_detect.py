@@ -146,13 +146,16 @@ def test_no_coordinates_is_unclassified_with_a_message():
 def test_sampling_warnings():
     assert sampling_warnings(15.0, 100.0) == []
     assert sampling_warnings(7.0, 150.0) == []
-    w = sampling_warnings(2.0, 100.0)
-    assert any("pixel size 2" in s for s in w) and any("bead spans 50" in s for s in w)
+    w = sampling_warnings(1.0, 100.0)
+    assert any("pixel size 1" in s for s in w) and any("bead spans 100" in s for s in w)
     assert any("bead size 40 nm" in s for s in sampling_warnings(15.0, 400.0))
     # measured, not only trained: 5 nm beads lose aligned tomograms on independent data
     assert any("beads of 5 nm" in s and "model card" in s
                for s in sampling_warnings(7.0, 50.0))
     assert sampling_warnings(10.0, 100.0) == []
+    # fine sampling: weak misalignment is missed more often without CTF correction
+    assert any("weak misalignment was missed" in s for s in sampling_warnings(5.0, 100.0))
+    assert not any("weak misalignment" in s for s in sampling_warnings(7.0, 100.0))
 
 
 def test_bad_parameters():
