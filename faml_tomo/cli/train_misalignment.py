@@ -48,6 +48,12 @@ def add_parser(subparsers):
     p.add_argument("--workers", type=int, default=2,
                    help="processes simulating data (default 2)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow threads (default 2)")
+    p.add_argument("--lr-patience", type=int, default=2,
+                   help="epochs without a better validation loss before the learning rate "
+                        "drops 10x (default 2; more for a small, noisy validation set)")
+    p.add_argument("--stop-patience", type=int, default=5,
+                   help="epochs without a better validation loss before training stops "
+                        "(default 5)")
     p.add_argument("--log", type=Path, default=None,
                    help="progress log file (default <cache>/train_seed<seed>.log)")
     p.set_defaults(func=run)
@@ -58,6 +64,8 @@ def run(args):
     from ..misalignment.training import train_misalignment
     if args.workers < 1 or args.threads < 1:
         raise InputError("--workers and --threads must be >= 1")
+    if args.lr_patience < 1 or args.stop_patience < 1:
+        raise InputError("--lr-patience and --stop-patience must be >= 1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     log_path = args.log or Path(args.cache) / f"train_seed{args.seed}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +84,9 @@ def run(args):
                                 n_val=args.n_val, epochs=args.epochs, steps=args.steps,
                                 batch_size=args.batch_size, cache=args.cache,
                                 resume=args.resume, workers=args.workers,
-                                threads=args.threads, log=log)
+                                threads=args.threads, log=log,
+                                lr_patience=args.lr_patience,
+                                stop_patience=args.stop_patience)
     elapsed = time.perf_counter() - t0
     params = {k: v for k, v in vars(args).items() if k != "func"}
     write_job_json(Path(args.out) / "train_job.json", "train-misalignment", params,

@@ -151,7 +151,8 @@ def _save_plain(model, path, name):
 
 
 def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=150,
-                  batch_size=64, lr=1e-4, init_weights=None, resume=True, log=None):
+                  batch_size=64, lr=1e-4, init_weights=None, resume=True, log=None,
+                  lr_patience=2, stop_patience=5):
     """Train one network with per-epoch checkpoints.
 
     Parameters
@@ -170,6 +171,10 @@ def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=1
         Starting weights (the weak network starts from the strong one).
     resume : bool
         Continue from the last checkpoint if there is one.
+    lr_patience, stop_patience : int
+        Epochs without a lower validation loss before the learning rate is
+        divided by 10 / training stops (a small, noisy validation set wants
+        more patience).
 
     Returns
     -------
@@ -224,9 +229,9 @@ def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=1
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
         ckpt,
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=2,
-                                          min_lr=1e-6),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=5),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
+                                          patience=int(lr_patience), min_lr=1e-6),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(stop_patience)),
         keras.callbacks.CSVLogger(str(history), append=True),
         _Log(),
     ]
@@ -318,14 +323,19 @@ def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshol
     return out, {"strong": s, "weak": w, "tomograms": ts}
 
 
-def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int) -> str:
-    """Name of a training run's checkpoint folder inside its data cache."""
-    return f"checkpoints_n{int(n_train)}_v{int(n_val)}_s{int(steps)}_b{int(batch_size)}"
+def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
+                      lr_patience: int = 2, stop_patience: int = 5) -> str:
+    """Name of a training run's checkpoint folder inside its data cache
+    (patience in the name only when not the default 2 / 5)."""
+    name = f"checkpoints_n{int(n_train)}_v{int(n_val)}_s{int(steps)}_b{int(batch_size)}"
+    if (int(lr_patience), int(stop_patience)) != (2, 5):
+        name += f"_p{int(lr_patience)}-{int(stop_patience)}"
+    return name
 
 
 def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
                        batch_size=64, cache=".cache/misalignment", resume=False, workers=2,
-                       threads=2, log=None):
+                       threads=2, log=None, lr_patience=2, stop_patience=5):
     """The whole training run (see the module docstring).
 
     Parameters
@@ -349,6 +359,8 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         Processes for data generation.
     threads : int
         TensorFlow threads.
+    lr_patience, stop_patience : int
+        See :func:`train_network`.
 
     Returns
     -------
@@ -376,7 +388,8 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     _set_threads(threads)
     # one checkpoint folder per data size and batch schedule: a resumed run
     # never picks up the epochs of another set-up (more epochs may be added)
-    ck = root / checkpoint_folder(n_train, n_val, steps, batch_size)
+    ck = root / checkpoint_folder(n_train, n_val, steps, batch_size, lr_patience,
+                                  stop_patience)
     strong_path, weak_path = out / STRONG_FILE, out / WEAK_FILE
     infos = {}
     tf = import_tensorflow()
@@ -389,7 +402,8 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     else:
         strong, infos["strong"] = train_network(
             "strong", train, _validation_arrays(val, STRONG_GROUPS, seed), STRONG_GROUPS,
-            ck, seed, epochs, steps, batch_size, resume=resume, log=log)
+            ck, seed, epochs, steps, batch_size, resume=resume, log=log,
+            lr_patience=lr_patience, stop_patience=stop_patience)
         _save_plain(strong, strong_path, "strong")
         (ck / "strong_done").write_text(json.dumps(infos["strong"]))
     if (ck / "strong_done").is_file() and "strong" not in infos:
@@ -402,7 +416,7 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         weak, infos["weak"] = train_network(
             "weak", train, _validation_arrays(val, WEAK_GROUPS, seed), WEAK_GROUPS, ck,
             seed + 1, epochs, steps, batch_size, init_weights=strong.get_weights(),
-            resume=resume, log=log)
+            resume=resume, log=log, lr_patience=lr_patience, stop_patience=stop_patience)
         _save_plain(weak, weak_path, "weak")
         (ck / "weak_done").write_text(json.dumps(infos["weak"]))
     metrics, _ = evaluate(strong, weak, val)

@@ -199,6 +199,7 @@ def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     r2 = train_misalignment(tmp_path / "out", **{**kw, "epochs": 2}, resume=True)
     assert r2["training"]["weak"]["epochs_this_run"] == 1
     assert r2["training"]["weak"]["epochs_run"] == 2
+    assert checkpoint_folder(2, 1, 2, 8, 4, 8).endswith("_p4-8")
     # other data sizes start afresh instead of resuming this run's epochs
     r3 = train_misalignment(tmp_path / "out3", **{**kw, "n_val": 2}, resume=True)
     assert r3["training"]["strong"]["epochs_this_run"] == 1
