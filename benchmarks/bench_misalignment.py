@@ -131,7 +131,7 @@ def calibrate(scorer, pixel_sizes, reps, seed, workers, log, max_steps=None):
     log(f"calibration: {len(jobs)} tomograms")
     out = {}
     for kind, mag, px, boxes, res in _pool_map(_calibration_job, jobs, workers):
-        s, _ = scorer.score(boxes.astype(np.float32), weak=False)
+        s, _ = scorer.score(boxes.astype(np.float32), 100.0 / px / 16, weak=False)
         d = out.setdefault(f"{px:g}", {}).setdefault(kind, {}).setdefault(
             f"{mag:g}", {"flagged": 0, "boxes": 0, "residual_px": []})
         d["flagged"] += int(np.sum(s <= 0.5))
@@ -178,7 +178,8 @@ def tomogram_level(scorer, n, seed, workers, log, weak_threshold=0.5, full=True)
     rows, other = [], {"true_coords": [], "phc": []}
     phc_errors = []
     for d in _pool_map(_test_job, [(seed, i, full) for i in range(n)], workers):
-        s, w = scorer.score(d["boxes"].astype(np.float32))
+        scale = float(d["bead_diameter"]) / float(d["pixel_size"]) / 16
+        s, w = scorer.score(d["boxes"].astype(np.float32), scale)
         for t in np.unique(d["tomo"]):
             sel = d["tomo"] == t
             dec = decide(s[sel], w[sel], "mean", 0.5, weak_threshold)
@@ -194,7 +195,7 @@ def tomogram_level(scorer, n, seed, workers, log, weak_threshold=0.5, full=True)
                     phc_errors.append(b)
                     continue
                 if len(b):
-                    ss, ww = scorer.score(b.astype(np.float32))
+                    ss, ww = scorer.score(b.astype(np.float32), scale)
                     dec = decide(ss, ww, "mean", 0.5, weak_threshold)
                 else:
                     dec = decide([], None, "mean", 0.5, weak_threshold)

@@ -136,13 +136,13 @@ def main(argv=None):
             cell["tomograms"] += 1
             cell["residual_px"].append(row["residual_px"])
             if len(row["found"]):
-                s, w = scorer.score(row["found"].astype(np.float32))
+                s, w = scorer.score(row["found"].astype(np.float32), BEAD / row["px"] / 16)
                 label = decide(s, w, "mean", 0.5, 0.5).label
                 cell["flagged"] += int(label in ("weak", "strong"))
             else:
                 cell["unclassified"] += 1
             if len(row["true"]):
-                s, w = scorer.score(row["true"].astype(np.float32))
+                s, w = scorer.score(row["true"].astype(np.float32), BEAD / row["px"] / 16)
                 cell["boxes"] += len(s)
                 cell["boxes_flagged"] += int(np.sum((s <= 0.5) | (w <= 0.5)))
     for cells in table.values():

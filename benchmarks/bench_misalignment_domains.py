@@ -208,7 +208,7 @@ def _job(job):
     return str(path)
 
 
-def _score_cell(paths, scorer, coords):
+def _score_cell(paths, scorer, coords, scale):
     from faml_tomo.misalignment.decision import decide
     rows = []
     for p in paths:
@@ -216,7 +216,7 @@ def _score_cell(paths, scorer, coords):
             for t, cls in enumerate(CLASSES):
                 b = z[f"boxes_{coords}_{cls}"].astype(np.float32)
                 if len(b):
-                    s, w = scorer.score(b)
+                    s, w = scorer.score(b, scale)
                     dec = decide(s, w, "mean", 0.5, 0.5)
                     label = dec.label
                 else:
@@ -294,8 +294,9 @@ def main(argv=None):
                 paths = [p for p in paths if p.is_file()]
                 if not paths:
                     continue
+                scale = c[2] / c[0] / 16        # box voxel in tomogram pixels
                 for coords in ("found", "true"):
-                    m = _metrics(_score_cell(paths, scorer, coords))
+                    m = _metrics(_score_cell(paths, scorer, coords, scale))
                     result["cells"].setdefault(name, {}).setdefault(f, {}).setdefault(
                         _cell_name(c), {})[coords] = m
     out = Path(args.out)

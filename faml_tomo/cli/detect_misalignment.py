@@ -35,9 +35,9 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "detect-misalignment", help="detect misaligned tomograms from their gold beads",
         description="Extract 32^3 boxes around gold-bead coordinates (resampled so the "
-                    "bead spans 16 voxels), score them with the strong and weak "
-                    "misalignment networks and classify each tomogram (mean or votes "
-                    "of its bead scores). Writes scores.star, tomograms.star and "
+                    "bead spans 16 voxels), score them and their sampling with the "
+                    "strong and weak misalignment networks and classify each tomogram "
+                    "(mean or votes of its bead scores). Writes scores.star, tomograms.star and "
                     "job.json.")
     p.add_argument("tomograms", nargs="+", type=Path, metavar="TOMO.mrc",
                    help="tomogram MRC file(s)")

@@ -2,7 +2,9 @@
 
 Each box is 32^3 voxels at a sampling chosen so that the bead diameter spans
 16 voxels (target sampling = bead diameter / 16 Å/px), so one network serves
-every pixel size and bead size.  A box is normalised to zero mean and unit
+every pixel size and bead size; the box voxel size in tomogram pixels
+(``BoxSet.scale``) goes to the network beside the box, because the classes
+are defined by residuals in tomogram pixels.  A box is normalised to zero mean and unit
 standard deviation using the voxels outside a central sphere (the
 background), which keeps the bead's contrast relative to the local noise.
 

@@ -58,7 +58,7 @@ from ..io.mrc import atomic_path
 from ..simulation import (AcquisitionParams, CTFParams, MisalignmentModel, SlabParams,
                           make_slab, reconstruct_local, simulate_tilt_series)
 from ..simulation.preprocess import preprocess_tilt_series
-from .boxes import extract_boxes, target_sampling
+from .boxes import BEAD_SPAN_PX, extract_boxes, target_sampling
 
 logger = logging.getLogger(__name__)
 
@@ -597,6 +597,12 @@ class BoxData:
 
     def __len__(self):
         return len(self.label)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Box voxel size in tomogram pixels, per box (bead diameter in
+        pixels / 16, as :func:`extract_boxes` samples)."""
+        return self.bead_diameter.astype(np.float64) / self.pixel_size / BEAD_SPAN_PX
 
     def select(self, mask):
         return BoxData(*(getattr(self, f)[mask] for f in

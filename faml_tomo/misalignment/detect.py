@@ -218,7 +218,7 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
             message=f"{n_used} usable bead(s) of {len(coords)} (at least {min_beads} "
                     f"needed){': ' + ', '.join(why) if why else ''}")
     else:
-        s, w = scorer.score(bs.boxes[used])
+        s, w = scorer.score(bs.boxes[used], bs.scale)
         strong[used], weak[used] = s, w
         dec = decide(s, w, criterion, strong_threshold, weak_threshold)
         dec.n_excluded = n_excl

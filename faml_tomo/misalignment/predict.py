@@ -11,7 +11,7 @@ import numpy as np
 
 from ..constants import DEFAULT_MODELS_DIR, MODELS_DIR_VAR
 from ..errors import InputError
-from ..models.network import STRONG_FILE, WEAK_FILE, load_network
+from ..models.network import STRONG_FILE, WEAK_FILE, load_network, scale_feature
 from ..tfutil import import_tensorflow
 
 logger = logging.getLogger(__name__)
@@ -61,22 +61,27 @@ class MisalignmentScorer:
         self.strong = load_network(folder / STRONG_FILE)
         self.weak = load_network(folder / WEAK_FILE)
 
-    def _predict(self, model, boxes):
+    def _predict(self, model, boxes, feature):
         tf = import_tensorflow()
         out = np.empty(len(boxes), np.float32)
         with tf.device(self.device):
             for start in range(0, len(boxes), self.batch_size):
-                batch = boxes[start:start + self.batch_size, ..., None]
-                out[start:start + len(batch)] = model(batch, training=False).numpy()[:, 0]
+                stop = start + self.batch_size
+                batch = [boxes[start:stop, ..., None], feature[start:stop]]
+                out[start:start + len(batch[0])] = model(batch, training=False).numpy()[:, 0]
         return out
 
-    def score(self, boxes, weak=True):
+    def score(self, boxes, scale, weak=True):
         """Scores of normalised boxes.
 
         Parameters
         ----------
         boxes : numpy.ndarray, shape (n, 32, 32, 32)
             From :func:`faml_tomo.misalignment.extract_boxes`.
+        scale : float or numpy.ndarray, shape (n,)
+            Box voxel size in tomogram pixels (``BoxSet.scale``: bead
+            diameter in pixels / 16).  The classes are defined in tomogram
+            pixels, so the networks need it.
         weak : bool
             Also run the weak network.
 
@@ -91,5 +96,6 @@ class MisalignmentScorer:
         if len(boxes) == 0:
             empty = np.zeros(0, np.float32)
             return empty, (empty if weak else None)
-        strong = self._predict(self.strong, boxes)
-        return strong, (self._predict(self.weak, boxes) if weak else None)
+        feature = scale_feature(np.broadcast_to(np.asarray(scale, float), (len(boxes),)))
+        strong = self._predict(self.strong, boxes, feature)
+        return strong, (self._predict(self.weak, boxes, feature) if weak else None)

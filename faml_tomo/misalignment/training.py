@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..models.network import STRONG_FILE, WEAK_FILE, build_network
+from ..models.network import (NETWORK_VERSION, STRONG_FILE, WEAK_FILE, build_network,
+                              scale_feature)
 from ..tfutil import import_tensorflow
 from .dataset import (ALIGNED_ID, CLASSES, DATA_VERSION, KINDS, STRONG_ID, WEAK_ID,
                       generate_shards, load_shards)
@@ -73,7 +74,8 @@ def balanced_batch(data, groups, batch_size, rng, augment=True):
 
     Returns
     -------
-    x : numpy.ndarray, (batch, 32, 32, 32, 1) float32
+    (x, scale) : numpy.ndarray, (batch, 32, 32, 32, 1) and (batch, 1) float32
+        Boxes and their :func:`~faml_tomo.models.network.scale_feature`.
     y : numpy.ndarray, (batch,) float32
     """
     counts = [int(round(f * batch_size)) for _, f, _ in groups]
@@ -89,7 +91,7 @@ def balanced_batch(data, groups, batch_size, rng, augment=True):
     x = data.boxes[idx].astype(np.float32)
     if augment:
         augment_flips(x, rng)
-    return x[..., None], np.concatenate(ys)
+    return (x[..., None], scale_feature(data.scale[idx])), np.concatenate(ys)
 
 
 def make_batches(data, groups, batch_size, steps, seed, augment=True):
@@ -125,7 +127,8 @@ def _validation_arrays(data, groups, seed, max_per_group=600):
         idx.append(np.sort(rng.choice(pool, n, replace=False)))
         ys.append(np.full(n, target, np.float32))
     idx = np.concatenate(idx)
-    return data.boxes[idx].astype(np.float32)[..., None], np.concatenate(ys)
+    return ((data.boxes[idx].astype(np.float32)[..., None], scale_feature(data.scale[idx])),
+            np.concatenate(ys))
 
 
 def _set_threads(threads):
@@ -252,12 +255,14 @@ def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=1
     return model, info
 
 
-def predict(model, boxes, batch_size=128):
-    """Scores of float16/float32 boxes ``(n, 32, 32, 32)``."""
+def predict(model, boxes, scale, batch_size=128):
+    """Scores of float16/float32 boxes ``(n, 32, 32, 32)`` whose voxel size
+    is ``scale`` tomogram pixels (a number or one per box)."""
     out = np.empty(len(boxes), np.float32)
+    feature = scale_feature(np.broadcast_to(np.asarray(scale, float), (len(boxes),)))
     for s in range(0, len(boxes), batch_size):
         x = boxes[s:s + batch_size].astype(np.float32)[..., None]
-        out[s:s + len(x)] = model(x, training=False).numpy()[:, 0]
+        out[s:s + len(x)] = model([x, feature[s:s + len(x)]], training=False).numpy()[:, 0]
     return out
 
 
@@ -288,10 +293,33 @@ def confusion(true_ids, predicted_labels):
     return m
 
 
+# box voxel size in tomogram pixels: the bins of the per-scale report
+SCALE_BINS = (0.0, 0.4, 0.7, 1.0, 1.5, np.inf)
+
+
+def _by_scale(data, s, w, strong_threshold, weak_threshold):
+    """Box-level rates per box-scale bin (the classes are defined in
+    tomogram pixels, so fine sampling is where a scale-blind network fails)."""
+    def rate(sel, ok):
+        return float(np.mean(ok[sel])) if np.any(sel) else float("nan")
+
+    out = {}
+    scale = data.scale
+    for lo, hi in zip(SCALE_BINS[:-1], SCALE_BINS[1:]):
+        m = (scale >= lo) & (scale < hi)
+        a, k, st = (m & (data.label == c) for c in (ALIGNED_ID, WEAK_ID, STRONG_ID))
+        out[f"{lo:g}-{hi:g}"] = {
+            "n": int(m.sum()),
+            "aligned_kept_by_weak": rate(a, w > weak_threshold),
+            "weak_flagged_by_weak": rate(k, w <= weak_threshold),
+            "strong_flagged_by_strong": rate(st, s <= strong_threshold)}
+    return out
+
+
 def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshold=0.5):
     """Box- and tomogram-level metrics of both networks on ``data``."""
-    s = predict(strong_model, data.boxes)
-    w = predict(weak_model, data.boxes) if weak_model is not None else None
+    s = predict(strong_model, data.boxes, data.scale)
+    w = predict(weak_model, data.boxes, data.scale) if weak_model is not None else None
     out = {"n_boxes": int(len(data)),
            "boxes_per_class": {c: int(np.sum(data.label == i)) for i, c in enumerate(CLASSES)}}
     st = data.label == STRONG_ID
@@ -306,6 +334,8 @@ def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshol
         sel = st & (data.kind == k)
         per_kind[KINDS[k]] = float(np.mean(s[sel] <= strong_threshold))
     out["box_strong_flagged_by_kind"] = per_kind
+    if w is not None:
+        out["box_by_scale"] = _by_scale(data, s, w, strong_threshold, weak_threshold)
     ts = tomogram_scores(data.tomogram, data.label, s, w)
     labels = [decide([a], None if np.isnan(b) else [b], "mean", strong_threshold,
                      weak_threshold).label for a, b in zip(ts["strong"], ts["weak"])]
@@ -326,8 +356,9 @@ def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshol
 def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
                       lr_patience: int = 2, stop_patience: int = 5) -> str:
     """Name of a training run's checkpoint folder inside its data cache
-    (patience in the name only when not the default 2 / 5)."""
-    name = f"checkpoints_n{int(n_train)}_v{int(n_val)}_s{int(steps)}_b{int(batch_size)}"
+    (network version, and patience only when not the default 2 / 5)."""
+    name = (f"checkpoints_net{NETWORK_VERSION}_n{int(n_train)}_v{int(n_val)}"
+            f"_s{int(steps)}_b{int(batch_size)}")
     if (int(lr_patience), int(stop_patience)) != (2, 5):
         name += f"_p{int(lr_patience)}-{int(stop_patience)}"
     return name

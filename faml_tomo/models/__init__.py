@@ -11,7 +11,8 @@ from .network import (
                       WEAK_FILE,
                       build_network,
                       load_network,
+                      scale_feature,
 )
 
 __all__ = ["BOX_SIZE", "N_PARAMS", "N_TRAINABLE", "STRONG_FILE", "WEAK_FILE",
-           "build_network", "load_network"]
+           "build_network", "load_network", "scale_feature"]

@@ -39,11 +39,11 @@ class ProtDetectMisalignment(EMProtocol):
     """Detect misaligned tomograms from their gold fiducials.
 
     A 32^3 box around every fiducial (resampled so the bead spans 16 voxels)
-    is scored by two 3D CNNs: the *strong* network separates strongly
-    misaligned tomograms from the rest, the *weak* network aligned from
-    weakly misaligned ones.  Each tomogram is classified from the mean (or
-    the votes) of its bead scores.  Tomograms without coordinates are
-    reported as unclassified.
+    is scored, with its sampling in tomogram pixels, by two 3D CNNs: the
+    *strong* network separates strongly misaligned tomograms from the rest,
+    the *weak* network aligned from weakly misaligned ones.  Each tomogram
+    is classified from the mean (or the votes) of its bead scores.
+    Tomograms without coordinates are reported as unclassified.
     """
     _label = "detect misalignment"
     _devStatus = BETA

@@ -55,7 +55,7 @@ class _FixedScorer:
     def __init__(self, strong, weak):
         self.s, self.w = strong, weak
 
-    def score(self, boxes):
+    def score(self, boxes, scale, weak=True):
         n = len(boxes)
         return np.full(n, self.s, np.float32), np.full(n, self.w, np.float32)
 
@@ -85,7 +85,7 @@ def test_score_tomogram_keeps_every_coordinate_in_order():
 class _IndexScorer:
     """Strong score 0.9 for bright-centred boxes, 0.1 otherwise."""
 
-    def score(self, boxes):
+    def score(self, boxes, scale, weak=True):
         c = boxes[:, 14:18, 14:18, 14:18].mean(axis=(1, 2, 3))
         s = np.where(c > 0, 0.9, 0.1).astype(np.float32)
         return s, s.copy()

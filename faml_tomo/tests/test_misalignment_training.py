@@ -162,8 +162,12 @@ def test_flips_and_balanced_batches():
     class D:
         label = np.array([0] * 30 + [1] * 5 + [2] * 100)
         boxes = np.zeros((135, 32, 32, 32), np.float16)
-    x, y = balanced_batch(D, STRONG_GROUPS, 64, rng)
+        scale = np.r_[np.full(35, 0.5), np.full(100, 2.0)]
+    (x, s), y = balanced_batch(D, STRONG_GROUPS, 64, rng)
     assert x.shape == (64, 32, 32, 32, 1) and x.dtype == np.float32
+    # the scale input follows each box: log2 0.5 for aligned/weak, log2 2 for strong
+    assert s.shape == (64, 1) and s.dtype == np.float32
+    np.testing.assert_array_equal(s[:, 0], np.where(y == 0, 1.0, -1.0))
     assert np.sum(y == 0) == 32 and np.sum(y == 1) == 32
 
 
@@ -175,14 +179,14 @@ def test_confusion_matrix_rows_are_truth():
 def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     """Tiny end-to-end run: shards, both networks, checkpoint, resume."""
     from faml_tomo.misalignment.training import checkpoint_folder, train_misalignment
-    from faml_tomo.models.network import load_network
+    from faml_tomo.models.network import N_PARAMS, load_network
     lines = []
     kw = dict(seed=2, n_train=2, n_val=1, epochs=1, steps=2, batch_size=8,
               cache=tmp_path / "cache", workers=1, threads=1, log=lines.append)
     r = train_misalignment(tmp_path / "out", **kw)
     for name in ("strong.keras", "weak.keras"):
         path = tmp_path / "out" / name
-        assert load_network(path).count_params() == 110_897
+        assert load_network(path).count_params() == N_PARAMS
         assert path.stat().st_size < 2_000_000
     assert (tmp_path / "out" / "metrics.json").is_file()
     assert set(r["validation"]) >= {"confusion_rows_real_aligned_weak_strong",
