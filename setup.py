@@ -49,7 +49,7 @@ setup(
     long_description_content_type="text/markdown",
     author="faml_tomo developers",
     license="GPLv3",
-    python_requires=">=3.8",
+    python_requires=">=3.11",
     packages=find_packages(include=["faml_tomo", "faml_tomo.*"]),
     include_package_data=True,
     package_data={
@@ -71,6 +71,7 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
         "Topic :: Scientific/Engineering :: Bio-Informatics",
     ],
 )

@@ -56,8 +56,9 @@ FIELD = 256
 # Cached specimens hold the finder's coordinates: a new finder gets a new
 # cache folder (finder 1, before the smeared-bead search: the top folder;
 # finder 2: larger scales only; finder 3: also the lobe and arc search;
-# finder 4: a lone smeared object must be gold-dark).
-FINDER_TAG = "finder4"
+# finder 4: a lone smeared object must be gold-dark; finder 5: also the
+# streak search).
+FINDER_TAG = "finder5"
 
 
 def _cell_name(cell):

@@ -83,8 +83,8 @@ def add_parser(subparsers):
                         "for beads S times larger (smeared by misalignment; default "
                         f"{' '.join(f'{v:g}' for v in d.smeared_scales)}; none: off)")
     p.add_argument("--no-smeared-search", action="store_true",
-                   help="never search for beads smeared into lobes and arcs when too few "
-                        "round beads are found (on by default: keep it before "
+                   help="never search for beads smeared into lobes, arcs or streaks when too "
+                        "few round beads are found (on by default: keep it before "
                         "detect-misalignment)")
     p.add_argument("--threads", type=int, default=1, help="FFT threads (default 1)")
     p.set_defaults(func=run)

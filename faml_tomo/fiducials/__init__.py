@@ -25,8 +25,9 @@ Where this implementation departs from the reference program (Xmipp's
 * an added contrast gate, ``min_contrast``: gold is far darker than
   biological matter, which keeps tomograms without gold empty;
 * added searches for beads a misaligned tilt series smeared: at larger
-  bead sizes, then for lobes and arcs grouped per bead
-  (:mod:`~faml_tomo.fiducials.smeared`), when too few round beads are found.
+  bead sizes, then for lobes and arcs grouped per bead, then for streaks
+  along the tilt axis (:mod:`~faml_tomo.fiducials.smeared`), when too few
+  round beads are found.
 
 Examples
 --------

@@ -93,7 +93,8 @@ class PeakHighContrastParams:
         larger area.  Empty: no second search.
     smeared_search : bool
         When still fewer than ``relaxed_mode_threshold`` are found, search
-        for beads smeared into lobes, arcs and clouds
+        for beads smeared into lobes, arcs and clouds, then into streaks
+        along the tilt axis
         (:func:`~faml_tomo.fiducials.smeared.find_smeared_beads`): strong
         misalignment leaves no round dark object at any scale.
     """

@@ -120,7 +120,7 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
         Bead centres ``(x, y, z)`` in voxels, mirror-correlation scores,
         whether relaxed mode was used, warnings and per-stage counts
         (``stats["bead_scale"]``: 1, or the larger scale the beads were
-        found at; ``stats["search"]``: ``"peak"`` or ``"smeared"``).
+        found at; ``stats["search"]``: ``"peak"``, ``"smeared"`` or ``"streak"``).
 
     Raises
     ------
@@ -138,7 +138,8 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
     at the nominal size no voxel of it is an extreme outlier any more.
     When still too few are found, :func:`~.smeared.find_smeared_beads`
     looks for beads split into lobes and arcs (``stats["search"] ==
-    "smeared"`` when its coordinates are returned).
+    "smeared"`` when its coordinates are returned), then for beads drawn
+    out into streaks along the tilt axis (``"streak"``).
     """
     params = PeakHighContrastParams() if params is None else params
     result = find_beads(volume, sampling_rate, params, workers, seed, name, quiet=True)
@@ -165,15 +166,20 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
                                     f"given size: {len(result)}): the beads look smeared, "
                                     f"as in a misaligned tilt series")
             best.stats["nominal"] = dict(result.stats)
-    if len(best) < enough and params.smeared_search:
-        r = find_smeared_beads(volume, sampling_rate, params, workers, name)
+    for streak in (False, True):
+        if len(best) >= enough or not params.smeared_search:
+            break
+        r = find_smeared_beads(volume, sampling_rate, params, workers, name, streak=streak)
         if len(r) > len(best):
             r.stats["bead_scale"] = 1.0
             r.stats["nominal"] = dict(result.stats)
+            look = ("drawn out into streaks along the tilt axis (Y)" if streak
+                    else "smeared into lobes or arcs")
             r.warnings.insert(0, f"{len(r)} fiducial(s) found only by the smeared-bead "
-                                 f"search (peak search: {len(best)}): the beads look "
-                                 f"smeared into lobes or arcs, as in a strongly misaligned "
-                                 f"tilt series; coordinates are the centres of the smears")
+                                 f"search{' for streaks' if streak else ''} (previous "
+                                 f"searches: {len(best)}): the beads look {look}, as in a "
+                                 f"strongly misaligned tilt series; coordinates are the "
+                                 f"centres of the smears")
             best = r
     prefix = f"{name}: " if name else ""
     for w in best.warnings:

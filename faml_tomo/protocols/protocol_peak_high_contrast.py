@@ -33,7 +33,7 @@ def tomogram_path(tomo):
 
 def _smeared(record):
     """Whether a tomogram's fiducials were found only by a smeared-bead search."""
-    return bool(record["count"]) and (record.get("search") == "smeared"
+    return bool(record["count"]) and (record.get("search") in ("smeared", "streak")
                                       or record.get("bead_scale", 1.0) > 1)
 
 
@@ -91,8 +91,9 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Search smeared beads?",
                       help="When fewer beads than the relaxed-mode threshold are found, "
-                           "search again for beads 1.5 and 2 times larger and then for "
-                           "beads split into lobes and arcs: a misaligned tilt series "
+                           "search again for beads 1.5 and 2 times larger, then for "
+                           "beads split into lobes and arcs, then for beads drawn out "
+                           "into streaks along the tilt axis: a misaligned tilt series "
                            "smears beads into shapes that are no longer round dark "
                            "spots. Keep it on before misalignment detection.")
         form.addParam("numberSampSlices", params.IntParam, default=10,
@@ -228,6 +229,8 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             line = f"  {s['tomogram']}: {s['count']}"
             if _smeared(s) and s.get("search") == "smeared":
                 line += " (beads smeared into lobes or arcs: centres of the smears)"
+            elif _smeared(s) and s.get("search") == "streak":
+                line += " (beads drawn out into streaks along Y: centres of the streaks)"
             elif _smeared(s):
                 line += f" (found as {s['bead_scale']:g}x larger beads: smeared)"
             if s["relaxed_mode"]:

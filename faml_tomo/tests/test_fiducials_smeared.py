@@ -82,3 +82,59 @@ def test_strongly_misaligned_simulated_tomogram_gives_usable_beads():
     assert r.stats["search"] == "smeared" and len(r) >= 3
     xy = np.linalg.norm(r.coordinates[:, None, :2] - ts.beads[None, :, :2], axis=2).min(axis=1)
     assert np.mean(xy <= d) >= 0.8, xy / d
+
+
+def test_streak_transfer_raises_a_streaks_contrast_over_noise_not_a_spots():
+    """In units of the filtered white noise's SD (what the search thresholds):
+    a dark line along Y stands out more with the streak filter than with the
+    round one, a round spot less."""
+    shape = (128, 128)
+    streak, round_ = dog_transfer(shape, 2.0, sigma_y=8.0), dog_transfer(shape, 2.0)
+    assert streak[0, 0] == pytest.approx(0.0)
+
+    def snr(img, h):
+        noise_sd = np.sqrt(np.sum(np.abs(np.fft.irfft2(h, s=shape)) ** 2))
+        return -sfft.irfft2(sfft.rfft2(img) * h, s=shape).min() / noise_sd
+
+    line = np.zeros(shape, np.float32)
+    line[40:88, 64] = -1.0                                     # 48 px along Y
+    spot = np.zeros(shape, np.float32)
+    spot[62:67, 62:67] = -1.0
+    assert snr(line, streak) > 1.5 * snr(line, round_)
+    assert snr(spot, streak) < snr(spot, round_)
+
+
+def _streaks(shape, centres, d, length, rng):
+    """Beads drawn out into dark streaks ``length`` voxels long along Y (as
+    errors along the tilt axis leave them), in noise with dense blobs."""
+    nz, ny, nx = shape
+    vol = rng.normal(0, 1, shape).astype(np.float32)
+    zz, yy, xx = np.mgrid[:nz, :ny, :nx].astype(np.float32)
+    for c in centres:
+        r2 = ((xx - c[0]) / (0.3 * d)) ** 2 + ((zz - c[2]) / (0.5 * d)) ** 2
+        along = np.clip(np.abs(yy - c[1]) - length / 2, 0, None) / (0.3 * d)
+        vol -= 2.0 * np.exp(-r2 - along ** 2)
+    return vol
+
+
+def test_beads_drawn_out_along_the_tilt_axis_are_found_by_the_streak_search():
+    rng = np.random.default_rng(5)
+    d = 6.0                                        # 10 nm beads at ~17 Å/px
+    shape = (40, 192, 192)
+    g = np.array([40.0, 96.0, 152.0])              # 3 x 3 grid, jittered
+    centres = np.column_stack([np.repeat(g, 3), np.tile(g, 3), np.full(9, 20.0)])
+    centres += rng.uniform(-4, 4, centres.shape)
+    vol = _streaks(shape, centres, d, length=5 * d, rng=rng)
+    params = PeakHighContrastParams(bead_diameter_nm=10.0)
+    px = 100.0 / d
+    assert len(find_smeared_beads(vol, px, params)) < 3        # too faint for round pieces
+    r = find_smeared_beads(vol, px, params, streak=True)
+    assert r.stats["search"] == "streak"
+    inside = box_inside(centres, shape, 32)
+    m = match_points(r.coordinates, centres, 0.5 * d, inside)
+    assert m["fn"] == 0 and m["fp"] == 0, m
+    full = peak_high_contrast(vol, px, params)                # the pipeline gets there too
+    assert full.stats["search"] == "streak" and "streaks" in full.warnings[0]
+    # and no streak is found where there is no gold
+    ph = bead_phantom(shape=(48, 128, 128), n_beads=0, n_proteins=900, n_vesicles=3, seed=5)
+    assert len(find_smeared_beads(ph.volume, ph.sampling_rate, streak=True)) == 0
