@@ -37,6 +37,9 @@ def add_parser(subparsers):
                         "tomogram (default 300)")
     p.add_argument("--n-val", type=int, default=40,
                    help="held-out validation specimens (default 40)")
+    p.add_argument("--n-fine", type=int, default=0,
+                   help="extra training specimens at fine sampling, the bead spanning "
+                        ">= 16 px (default 0)")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs per network")
     p.add_argument("--steps", type=int, default=150, help="batches per epoch (default 150)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -86,7 +89,7 @@ def run(args):
                                 resume=args.resume, workers=args.workers,
                                 threads=args.threads, log=log,
                                 lr_patience=args.lr_patience,
-                                stop_patience=args.stop_patience)
+                                stop_patience=args.stop_patience, n_fine=args.n_fine)
     elapsed = time.perf_counter() - t0
     params = {k: v for k, v in vars(args).items() if k != "func"}
     write_job_json(Path(args.out) / "train_job.json", "train-misalignment", params,

@@ -75,7 +75,9 @@ KINDS = ("none", "bananas", "twisters", "birds", "general")
 RESIDUAL_RANGES = {"aligned": (0.0, 0.35), "weak": (0.6, 1.3), "strong": (1.7, 12.0)}
 # Per-bead ranges a box must fall in to keep its tomogram's label.
 BEAD_RANGES = {"aligned": (0.0, 0.5), "weak": (0.45, 1.5), "strong": (1.45, np.inf)}
-SET_ID = {"train": 1, "val": 2, "test": 3}
+# "fine": extra training specimens at fine sampling (bead >= 16 px, box
+# scale >= 1), where the log-uniform draw leaves few
+SET_ID = {"train": 1, "val": 2, "test": 3, "fine": 4}
 # Data version 2: first-principles gold, domain randomisation (cached shards
 # of version 1 live elsewhere and are never mixed in).
 DATA_VERSION = 2
@@ -128,7 +130,7 @@ def _specimen_rng(seed, set_name, index):
 
 
 def draw_specimen(rng, pixel_size=None, bead_diameter=None, image_size=IMAGE_SIZE,
-                  n_beads=N_BEADS, symmetric=None):
+                  n_beads=N_BEADS, symmetric=None, fine=False):
     """Draw slab, acquisition and processing parameters (domain
     randomisation over what real acquisitions vary).
 
@@ -142,9 +144,18 @@ def draw_specimen(rng, pixel_size=None, bead_diameter=None, image_size=IMAGE_SIZ
     any acquisition order;
     processing: CTF uncorrected / phase-flipped / Wiener, dose-weighted or
     not, WBP filter and SIRT-like low-pass, box-centre error.
+
+    With ``fine``, the pixel size is drawn log-uniformly between 4 Å/px and
+    bead diameter / 16 (the bead spans >= 16 px: box scale >= 1).
     """
     rng = np.random.default_rng(rng)
-    while True:
+    while fine:
+        bead = float(np.exp(rng.uniform(*np.log(BEAD_RANGE))))
+        hi = bead / BEAD_SPAN_PX
+        if hi > PIXEL_RANGE[0] * 1.05:
+            px = float(np.exp(rng.uniform(np.log(PIXEL_RANGE[0]), np.log(hi))))
+            break
+    while not fine:
         px = float(pixel_size or np.exp(rng.uniform(*np.log(PIXEL_RANGE))))
         bead = float(bead_diameter or np.exp(rng.uniform(*np.log(BEAD_RANGE))))
         if bead / px >= MIN_BEAD_PX or (pixel_size and bead_diameter):
@@ -469,7 +480,8 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
     """
     t0 = time.perf_counter()
     rng = _specimen_rng(seed, set_name, index)
-    spec = draw_specimen(rng, image_size=image_size, n_beads=n_beads)
+    spec = draw_specimen(rng, image_size=image_size, n_beads=n_beads,
+                         fine=set_name == "fine")
     slab = _make_slab_fitting(spec, np.random.default_rng(spec.seed ^ 0x5EED))
     acq = spec.acquisition.validate()
     angles = acq.angles()
@@ -605,9 +617,18 @@ class BoxData:
         return self.bead_diameter.astype(np.float64) / self.pixel_size / BEAD_SPAN_PX
 
     def select(self, mask):
-        return BoxData(*(getattr(self, f)[mask] for f in
-                         ("boxes", "label", "kind", "residual", "tomogram", "pixel_size",
-                          "bead_diameter")))
+        return BoxData(*(getattr(self, f)[mask] for f in _BOX_FIELDS))
+
+    def extend(self, other: "BoxData") -> "BoxData":
+        """Both sets in one; ``other``'s tomogram ids are shifted past ours."""
+        shift = int(self.tomogram.max()) + 1 if len(self) else 0
+        parts = {f: (getattr(self, f), getattr(other, f)) for f in _BOX_FIELDS}
+        parts["tomogram"] = (self.tomogram, other.tomogram + shift)
+        return BoxData(*(np.concatenate(parts[f]) for f in _BOX_FIELDS))
+
+
+_BOX_FIELDS = ("boxes", "label", "kind", "residual", "tomogram", "pixel_size",
+               "bead_diameter")
 
 
 def load_shards(cache, set_name, count):

@@ -354,11 +354,14 @@ def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshol
 
 
 def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
-                      lr_patience: int = 2, stop_patience: int = 5) -> str:
+                      lr_patience: int = 2, stop_patience: int = 5, n_fine: int = 0) -> str:
     """Name of a training run's checkpoint folder inside its data cache
-    (network version, and patience only when not the default 2 / 5)."""
+    (network version; fine-sampling specimens and patience only when not the
+    defaults 0 and 2 / 5)."""
     name = (f"checkpoints_net{NETWORK_VERSION}_n{int(n_train)}_v{int(n_val)}"
             f"_s{int(steps)}_b{int(batch_size)}")
+    if int(n_fine):
+        name += f"_f{int(n_fine)}"
     if (int(lr_patience), int(stop_patience)) != (2, 5):
         name += f"_p{int(lr_patience)}-{int(stop_patience)}"
     return name
@@ -366,7 +369,7 @@ def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
 
 def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
                        batch_size=64, cache=".cache/misalignment", resume=False, workers=2,
-                       threads=2, log=None, lr_patience=2, stop_patience=5):
+                       threads=2, log=None, lr_patience=2, stop_patience=5, n_fine=0):
     """The whole training run (see the module docstring).
 
     Parameters
@@ -392,12 +395,17 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         TensorFlow threads.
     lr_patience, stop_patience : int
         See :func:`train_network`.
+    n_fine : int
+        Extra training specimens at fine sampling (set ``"fine"``: the bead
+        spans >= 16 px), where the log-uniform draw leaves few.
 
     Returns
     -------
     dict
         Sizes, timings and validation metrics (also in ``metrics.json``).
     """
+    if int(n_fine) != n_fine or n_fine < 0:
+        raise InputError(f"n_fine must be an integer >= 0, got {n_fine}")
     for name, v in (("n_train", n_train), ("n_val", n_val), ("epochs", epochs),
                     ("steps", steps), ("batch_size", batch_size)):
         if int(v) != v or v < 1:
@@ -409,7 +417,11 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     t_all = time.perf_counter()
     t_gen = generate_shards(root, seed, "train", n_train, workers, log)
     t_gen += generate_shards(root, seed, "val", n_val, workers, log)
+    if n_fine:
+        t_gen += generate_shards(root, seed, "fine", n_fine, workers, log)
     train = load_shards(root, "train", n_train)
+    if n_fine:
+        train = train.extend(load_shards(root, "fine", n_fine))
     val = load_shards(root, "val", n_val)
     sizes = {"train_boxes": {c: int(np.sum(train.label == i)) for i, c in enumerate(CLASSES)},
              "val_boxes": {c: int(np.sum(val.label == i)) for i, c in enumerate(CLASSES)},
@@ -420,7 +432,7 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
     # one checkpoint folder per data size and batch schedule: a resumed run
     # never picks up the epochs of another set-up (more epochs may be added)
     ck = root / checkpoint_folder(n_train, n_val, steps, batch_size, lr_patience,
-                                  stop_patience)
+                                  stop_patience, n_fine)
     strong_path, weak_path = out / STRONG_FILE, out / WEAK_FILE
     infos = {}
     tf = import_tensorflow()
@@ -452,6 +464,7 @@ def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
         (ck / "weak_done").write_text(json.dumps(infos["weak"]))
     metrics, _ = evaluate(strong, weak, val)
     result = {"seed": int(seed), "n_train": int(n_train), "n_val": int(n_val),
+              "n_fine": int(n_fine),
               "sizes": sizes, "training": infos, "validation": metrics,
               "seconds_generation_this_run": round(t_gen, 1),
               "seconds_total_this_run": round(time.perf_counter() - t_all, 1)}

@@ -207,3 +207,28 @@ def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     # other data sizes start afresh instead of resuming this run's epochs
     r3 = train_misalignment(tmp_path / "out3", **{**kw, "n_val": 2}, resume=True)
     assert r3["training"]["strong"]["epochs_this_run"] == 1
+
+
+def test_fine_sampling_specimens_span_16_px_and_leave_the_other_sets_alone():
+    from faml_tomo.misalignment.dataset import _specimen_rng, draw_specimen
+    fine = [draw_specimen(_specimen_rng(11, "fine", i), fine=True).slab for i in range(40)]
+    bead_px = np.array([s.bead_diameter / s.pixel_size for s in fine])
+    assert bead_px.min() >= 16 - 1e-9 and np.all([s.pixel_size >= 4.0 for s in fine])
+    # the training set's draws are those the shipped networks were trained on
+    s = draw_specimen(_specimen_rng(11, "train", 0)).slab
+    assert (round(s.pixel_size, 4), round(s.bead_diameter, 3)) == (5.5402, 179.551)
+
+
+def test_box_data_extend_keeps_tomograms_apart():
+    from faml_tomo.misalignment.dataset import BoxData
+    from faml_tomo.misalignment.training import checkpoint_folder
+
+    def part(n, tomo):
+        return BoxData(np.zeros((n, 32, 32, 32), np.float16), np.zeros(n, np.int8),
+                       np.zeros(n, np.int8), np.zeros(n, np.float32), np.asarray(tomo),
+                       np.full(n, 5.0, np.float32), np.full(n, 100.0, np.float32))
+    both = part(3, [0, 1, 2]).extend(part(2, [0, 1]))
+    assert len(both) == 5 and both.tomogram.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(both.scale, 1.25)
+    assert checkpoint_folder(2, 1, 2, 8, n_fine=3).endswith("_f3")
+    assert "_f" not in checkpoint_folder(2, 1, 2, 8)
