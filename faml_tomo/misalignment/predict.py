@@ -96,6 +96,6 @@ class MisalignmentScorer:
         if len(boxes) == 0:
             empty = np.zeros(0, np.float32)
             return empty, (empty if weak else None)
-        feature = scale_feature(np.broadcast_to(np.asarray(scale, float), (len(boxes),)))
+        feature = scale_feature(scale, len(boxes))
         strong = self._predict(self.strong, boxes, feature)
         return strong, (self._predict(self.weak, boxes, feature) if weak else None)

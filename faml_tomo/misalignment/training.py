@@ -259,7 +259,7 @@ def predict(model, boxes, scale, batch_size=128):
     """Scores of float16/float32 boxes ``(n, 32, 32, 32)`` whose voxel size
     is ``scale`` tomogram pixels (a number or one per box)."""
     out = np.empty(len(boxes), np.float32)
-    feature = scale_feature(np.broadcast_to(np.asarray(scale, float), (len(boxes),)))
+    feature = scale_feature(scale, len(boxes))
     for s in range(0, len(boxes), batch_size):
         x = boxes[s:s + batch_size].astype(np.float32)[..., None]
         out[s:s + len(x)] = model([x, feature[s:s + len(x)]], training=False).numpy()[:, 0]

@@ -45,7 +45,7 @@ STRONG_FILE = "strong.keras"
 WEAK_FILE = "weak.keras"
 
 
-def scale_feature(scale) -> np.ndarray:
+def scale_feature(scale, n=None) -> np.ndarray:
     """The network's ``scale`` input: log2 of the box voxel size in
     tomogram pixels (bead diameter in pixels / 16), shape ``(n, 1)`` float32.
 
@@ -53,8 +53,13 @@ def scale_feature(scale) -> np.ndarray:
     ----------
     scale : float or array_like, shape (n,)
         Box voxel size in tomogram pixels (``BoxSet.scale``); > 0.
+    n : int, optional
+        Number of boxes: one ``scale`` is repeated for all of them.
     """
-    s = np.asarray(scale, dtype=np.float64).reshape(-1, 1)
+    s = np.asarray(scale, dtype=np.float64)
+    if n is not None:
+        s = np.broadcast_to(s, (int(n),))
+    s = s.reshape(-1, 1)
     if not np.all(np.isfinite(s) & (s > 0)):
         raise InputError(f"box scale must be finite and > 0, got {s.ravel()[:4]}")
     return np.log2(s).astype(np.float32)
