@@ -44,6 +44,7 @@ from ..errors import InputError
 from .fourier import WORKERS, PaddedSpectrum, half_frequencies, hermitian_weights, spectrum
 from .so3 import find_peaks, shell_inner_products, so3_correlation
 from .sph import expand_shells, shell_layout
+from .symmetry import symmetry_group
 from .wedge import check_tilt_range, wedge_observed
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,9 @@ class AlignParams:
         phases bring the best candidate to about a degree.
     refine_rounds : int
         Rounds of the local refinement (each halves the stencil).
+    symmetry : str
+        Point group of the average (:mod:`.symmetry`; ``"C1"``: none):
+        candidates are distinct modulo the group.
     """
     lmax: int = 35
     n_euler: int = None
@@ -100,6 +104,7 @@ class AlignParams:
     shell_mean: bool = True
     refine: int = 1
     refine_rounds: int = 3
+    symmetry: str = "C1"
 
     def euler_grid(self):
         """Euler grid size ``N``."""
@@ -639,7 +644,9 @@ def align(part, ref, params=None):
     if part.n != ref.n:
         raise InputError(f"subtomogram box {part.n} differs from average box {ref.n}")
     score = rotation_scores(part, ref, params)
-    rots, rvals = find_peaks(score, params.max_candidates, params.min_separation_deg)
+    group = symmetry_group(params.symmetry) if params.symmetry != "C1" else None
+    rots, rvals = find_peaks(score, params.max_candidates, params.min_separation_deg,
+                             group=group)
     shifts, scores, sq, rn2 = translation_search(part, ref, rots, params)
     if params.refine > 0:
         for j in np.argsort(-scores, kind="stable")[:params.refine]:

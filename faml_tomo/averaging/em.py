@@ -69,6 +69,7 @@ from ..io.arrays import save_npz
 from .align import AlignParams, align, band_geometry, check_volume, prepare_reference
 from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
 from .parallel import SerialRunner, make_runner
+from .symmetry import check_symmetry, symmetrize_band, symmetrize_weights, symmetry_group
 from .voronoi import voronoi_weights
 from .wedge import check_tilt_range, wedge_observed
 
@@ -172,6 +173,14 @@ class EMParams:
         0.003 and N = 100 it is worth ~10 nats and freezes every particle at
         its first pose).  One extra reference expansion per subtomogram and
         iteration.  ``False``: the paper (FA mode never uses it).
+    c1_iterations : int
+        Runs with a point group (``align.symmetry``) and no references:
+        iterations without symmetry before each class average is turned into
+        its symmetry frame (:func:`.symmetry_frame.find_symmetry_frame`) and
+        the group is imposed; a reference-free average starts in an
+        arbitrary frame, and symmetrising it about the wrong axes blurs it.
+        With references the group is imposed from the start (they must be
+        in the symmetry frame, as in RELION).
     """
     n_classes: int = 1
     mode: str = "faml"
@@ -195,6 +204,7 @@ class EMParams:
     fsc_weight: bool = True
     leave_one_out: bool = True
     min_class_size: float = 3.0
+    c1_iterations: int = 10
 
     def start_radius(self, n):
         """First E-step band radius for a box of ``n`` voxels."""
@@ -238,12 +248,26 @@ class EMParams:
             raise InputError(f"r_start must be >= 1, got {self.r_start}")
         if not self.min_class_size >= 0:
             raise InputError(f"min_class_size must be >= 0, got {self.min_class_size}")
+        if int(self.c1_iterations) < 0:
+            raise InputError(f"c1_iterations must be >= 0, got {self.c1_iterations}")
+        if check_symmetry(self.align.symmetry) != self.align.symmetry:
+            raise InputError(f"symmetry {self.align.symmetry!r}: write it as "
+                             f"{check_symmetry(self.align.symmetry)!r}")
+
+    def group(self):
+        """Rotation matrices of the averages' point group, shape (G, 3, 3)."""
+        return symmetry_group(self.align.symmetry)
 
     def fingerprint(self):
         """Settings that change results (not the stopping rule), as JSON."""
         d = dataclasses.asdict(self)
         for k in ("max_iter", "tol", "class_tol"):
             d.pop(k)
+        if d["align"]["symmetry"] == "C1":
+            # settings that do nothing without symmetry: checkpoints made
+            # before symmetry existed still resume
+            d["align"].pop("symmetry")
+            d.pop("c1_iterations")
         return json.dumps(d, sort_keys=True)
 
 
@@ -555,7 +579,10 @@ def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
         return refs
     vals, mask = _back_rotate(part, padded, loo.rotations[part.index],
                               loo.shifts[part.index], geom)
-    own = float(loo.max_posterior[part.index]) * (vals - mask * loo.spectra[k]) / g
+    # Symmetrised, the own term sits in G rotated copies of weight 1/G each;
+    # only the unrotated one correlates with the subtomogram's own noise.
+    n_sym = len(symmetry_group(ap.symmetry))
+    own = float(loo.max_posterior[part.index]) * (vals - mask * loo.spectra[k]) / (g * n_sym)
     spec = loo.filter * (loo.spectra[k] - own)
     out = list(refs)
     out[k] = _reference(spec, geom, ap, loo.mask, loo.radius)
@@ -570,6 +597,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
     if loo is not None:
         refs = _leave_one_out_refs(part, refs, loo, padded, geom, ap)
     cands = [align(part, refs[k], ap) for k in range(n_k)]
+    group = params.group() if ap.symmetry != "C1" else None
     const = -0.5 * part.n_obs * np.log(2 * np.pi * sigma2) - 1.5 * np.log(2 * np.pi * xi2)
     with np.errstate(divide="ignore"):
         log_alpha = np.log(alpha)
@@ -588,7 +616,8 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
         logw, owner = [], []
         for k, c in enumerate(cands):
             v = voronoi_weights(c.rotations, c.shifts, params.n_voronoi, params.alpha_trd,
-                                rng=_rng(params.seed, iteration, part.index, k))
+                                rng=_rng(params.seed, iteration, part.index, k),
+                                group=group)
             t2 = np.sum(c.shifts ** 2, axis=1)
             with np.errstate(divide="ignore"):
                 lw = log_alpha[k] + np.log(v) - c.sq_dist / (2 * sigma2) - t2 / (2 * xi2)
@@ -757,6 +786,9 @@ def _initial_state(runner, params, references, geom):
         for cn, cc in runner.map(_init_sums, labels, k, m):      # chunk order
             num += cn
             cnt += cc
+        if params.align.symmetry != "C1" and params.c1_iterations == 0:
+            num = symmetrize_band(num, geom, params.group(), params.align.pad)
+            cnt = symmetrize_weights(cnt, geom, params.group())
         spectra = np.divide(num, cnt, out=np.zeros_like(num), where=cnt > 0)
     else:
         if len(references) != k:
@@ -764,6 +796,7 @@ def _initial_state(runner, params, references, geom):
         refs = [check_volume(r, i, n, name="reference") for i, r in enumerate(references)]
         spectra = np.stack([spectrum((r - r.mean()) / r.std()).reshape(-1)[geom.index]
                             for r in refs])
+        spectra = symmetrize_band(spectra, geom, params.group(), params.align.pad)
         spectra = _fit_reference_scale(runner, spectra, params, geom)
     i, kk = int(rng.integers(n_part)), int(rng.integers(k))
     sigma2 = next(v for v in runner.map(_init_sigma2, i, spectra[kk], geom) if v is not None)
@@ -975,6 +1008,8 @@ def _reseed_starved(runner, state, starved, params, geom):
                                  state.shifts, geom, params.align.pad):
             num += cn
             cnt += cc
+        num = symmetrize_band(num, geom, params.group(), params.align.pad)
+        cnt = symmetrize_weights(cnt, geom, params.group())
         spectra[c] = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), spectra[j])
         moved = len(take) / n_part
         alpha[j] = max(alpha[j] - moved, 1.0 / n_part)
@@ -1097,6 +1132,59 @@ def _leave_one_out_data(state, params, geom, radius, n_part, mask=None):
                        classes=state.classes, max_posterior=state.max_posterior,
                        rotations=state.rotations, shifts=state.shifts, mask=mask,
                        radius=radius)
+
+
+def _active(params, references, iteration):
+    """The settings of one iteration: without the point group during the
+    first ``c1_iterations`` of a reference-free symmetric run."""
+    if (params.align.symmetry == "C1" or references is not None
+            or iteration >= params.c1_iterations):
+        return params
+    return dataclasses.replace(params, align=dataclasses.replace(params.align,
+                                                                 symmetry="C1"))
+
+
+def _frame_switch(params, references, iteration):
+    """Whether this iteration starts by turning the averages into their
+    symmetry frame (the first symmetric iteration of a reference-free run)."""
+    return (params.align.symmetry != "C1" and references is None
+            and params.c1_iterations > 0 and iteration == params.c1_iterations)
+
+
+def _to_symmetry_frame(state, params, geom):
+    """Each class average turned into its symmetry frame and symmetrised;
+    its members' rotations follow (``R_i -> R_i F``), so that the poses and
+    the leave-one-out terms stay consistent."""
+    from .symmetry_frame import find_symmetry_frame
+    group, pad, n = params.group(), params.align.pad, geom.n
+    shown = _model_spectra(state, params, geom)
+    spectra = state.spectra.copy()
+    rotations = np.asarray(state.rotations, float).copy()
+    for k in range(len(spectra)):
+        vol = volume_from_spectrum(_half_from_band(shown[k], geom), n)
+        frame, score = find_symmetry_frame(vol, group, params.align, seed=params.seed)
+        logger.info("class %d: turned into its %s frame (correlation with its "
+                    "symmetrised self %.3f)", k + 1, params.align.symmetry, score)
+        padded = PaddedSpectrum(volume_from_spectrum(_half_from_band(spectra[k], geom), n),
+                                pad)
+        spectra[k] = padded.sample(geom.freq @ frame.T)         # A'(k) = A(F k)
+        members = np.asarray(state.classes) == k
+        rotations[members] = rotations[members] @ frame
+    spectra = symmetrize_band(spectra, geom, group, pad)
+    return dataclasses.replace(state, spectra=spectra, rotations=rotations)
+
+
+def _symmetrized(stats, params, geom):
+    """E-step sums averaged over the point group (data and wedge weights
+    separately: each copy fills the others' missing wedges)."""
+    if params.align.symmetry == "C1":
+        return stats
+    group, pad = params.group(), params.align.pad
+    return dataclasses.replace(
+        stats, num=symmetrize_band(stats.num, geom, group, pad),
+        wsum=symmetrize_weights(stats.wsum, geom, group),
+        num_half=symmetrize_band(stats.num_half, geom, group, pad),
+        wsum_half=symmetrize_weights(stats.wsum_half, geom, group))
 
 
 def _run_estep(runner, refs, state, params, iteration, loo=None):
@@ -1226,6 +1314,12 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
     fingerprint = json.dumps([params.fingerprint(), n_part, n,
                               hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
                               _digest(references)] + ([mask_digest] if mask is not None else []))
+    if (params.align.symmetry != "C1" and references is None
+            and params.c1_iterations >= params.max_iter):
+        # a warning, not an error: the protocol runs one iteration per step
+        logger.warning("symmetry %s without references is imposed after %d iterations "
+                       "without it (c1_iterations); this run stops after %d",
+                       params.align.symmetry, params.c1_iterations, params.max_iter)
     is_root = comm is None or comm.Get_rank() == 0
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     state = None
@@ -1243,15 +1337,18 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
     while not state.converged and state.iteration < params.max_iter:
         t0 = time.perf_counter()
         it = state.iteration
-        starved = _starved(state, params, n_part, references)
+        if _frame_switch(params, references, it):
+            state = _to_symmetry_frame(state, params, geom)
+        active = _active(params, references, it)
+        starved = _starved(state, active, n_part, references)
         if starved:
-            state = _reseed_starved(runner, state, starved, params, geom)
+            state = _reseed_starved(runner, state, starved, active, geom)
         r_cur = (int(state.r_current) if state.r_current is not None
                  else params.start_radius(n))
         refs = [_reference(s, geom, params.align, mask, r_cur)
                 for s in _model_spectra(state, params, geom, r_cur)]
         loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask)
-        stats = _run_estep(runner, refs, state, params, it, loo)
+        stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo), active, geom)
         classes = np.asarray(stats.classes)
         changes = (int(np.count_nonzero(classes != state.classes))
                    if state.classes is not None else n_part)
@@ -1265,7 +1362,8 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
         r_fsc, fsc = _fsc_radius(stats, geom, params.fsc_threshold)
         r_next = _next_radius(r_cur, r_fsc, params, geom)
         converged = (it > 0 and change < params.tol and r_next == r_cur
-                     and changes <= params.class_tol * n_part)
+                     and changes <= params.class_tol * n_part
+                     and (active is params or params.align.symmetry == "C1"))
         state = EMState(
             iteration=it + 1, spectra=spectra, alpha=alpha, sigma2=float(sigma2),
             xi2=float(xi2), log_likelihood=state.log_likelihood + [ll],

@@ -199,7 +199,7 @@ def _local_maxima(score, keep):
     return idx[order], vals[order]
 
 
-def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True):
+def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True, group=None):
     """Distinct rotations at the local maxima of a score on the Euler grid.
 
     Local maxima are taken over the 26 neighbours on the periodic grid, for
@@ -218,6 +218,10 @@ def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True):
         Merge radius in degrees (default: two grid steps, ``720 / N``).
     refine : bool
         Parabolic sub-grid refinement of each peak.
+    group : numpy.ndarray, shape (G, 3, 3), optional
+        Symmetry of the average: ``R`` and ``R g`` are the same pose, so a
+        peak within ``min_separation_deg`` of ``R g`` for a better ``R`` and
+        any ``g`` is merged too (one candidate per pose, not ``G`` copies).
 
     Returns
     -------
@@ -236,13 +240,20 @@ def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True):
     # compared through traces: angle < d  <=>  tr(R1^T R2) > 1 + 2 cos d.
     thr = 1.0 + 2.0 * np.cos(np.radians(min_separation_deg))
     flat9 = rots.reshape(len(rots), 9)
-    accepted = []
+    if group is not None and len(group) > 1:
+        # every symmetry copy R g of each peak, (P * G, 9), copy-major per peak
+        copies = np.einsum("pij,gjk->pgik", rots, np.asarray(group)).reshape(-1, 9)
+        n_g = len(group)
+    else:
+        copies, n_g = flat9, 1
+    accepted, kept = [], []
     for i in range(len(rots)):
         if accepted:
-            tr = flat9[accepted] @ flat9[i]
+            tr = copies[kept] @ flat9[i]
             if np.any(tr > thr):
                 continue
         accepted.append(i)
+        kept.extend(range(i * n_g, (i + 1) * n_g))
         if len(accepted) >= max_peaks:
             break
     accepted = np.asarray(accepted, dtype=int)

@@ -45,7 +45,7 @@ def haar_rotations(n, rng):
 
 
 def voronoi_weights(rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None,
-                    chunk=4096):
+                    chunk=4096, group=None):
     """Normalised Voronoi hypervolumes of candidate transforms.
 
     Parameters
@@ -61,6 +61,9 @@ def voronoi_weights(rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None,
         Source of the samples (seed it for reproducible weights).
     chunk : int
         Samples per vectorised block (bounds memory).
+    group : numpy.ndarray, shape (G, 3, 3), optional
+        Symmetry of the average: the cells live on ``SO(3) / G``, i.e. a
+        sample goes to the candidate with the nearest copy ``R_c g``.
 
     Returns
     -------
@@ -80,7 +83,12 @@ def voronoi_weights(rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None,
         return np.ones(1)
     rng = np.random.default_rng(rng)
     lo, hi = sh.min(axis=0), sh.max(axis=0)
-    flat = rots.reshape(c, 9)
+    n_g = 1
+    if group is not None and len(group) > 1:
+        n_g = len(group)
+        rots = np.einsum("cij,gjk->cgik", rots, np.asarray(group)).reshape(c * n_g, 3, 3)
+    flat = rots.reshape(c * n_g, 9)
+    sh_all = np.repeat(sh, n_g, axis=0)
     counts = np.zeros(c, dtype=np.int64)
     for s in range(0, n_samples, chunk):
         m = min(chunk, n_samples - s)
@@ -89,7 +97,7 @@ def voronoi_weights(rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None,
         # tau^2 up to the constant 6: -2 tr(R_s^T R_c) + alpha |t_s - t_c|^2
         d = -2.0 * (sr @ flat.T)
         if alpha_trd > 0:
-            d += alpha_trd * (np.sum(st ** 2, axis=1)[:, None] - 2.0 * st @ sh.T
-                              + np.sum(sh ** 2, axis=1)[None, :])
-        counts += np.bincount(np.argmin(d, axis=1), minlength=c)
+            d += alpha_trd * (np.sum(st ** 2, axis=1)[:, None] - 2.0 * st @ sh_all.T
+                              + np.sum(sh_all ** 2, axis=1)[None, :])
+        counts += np.bincount(np.argmin(d, axis=1) // n_g, minlength=c)
     return counts / float(n_samples)

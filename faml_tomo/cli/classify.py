@@ -110,6 +110,14 @@ def add_parser(subparsers):
                    help="K > 1 without references: re-seed (once) a class left with fewer "
                         "subtomograms than this, from the worst-fitting half of the largest "
                         "class (default 3; 0: never)")
+    from ..averaging.symmetry import SYMMETRY_HELP
+    p.add_argument("--symmetry", default="C1",
+                   help=SYMMETRY_HELP + " (default C1)"
+                        "; imposed on the averages and taken into account in the search")
+    p.add_argument("--c1-iterations", type=int, default=10,
+                   help="with --symmetry and no --references: iterations without symmetry "
+                        "before each average is turned into its symmetry frame and the "
+                        "symmetry imposed (default 10)")
     p.add_argument("--restart", action="store_true",
                    help="ignore an existing checkpoint in --out (and remove its "
                         "per-iteration files)")
@@ -183,6 +191,7 @@ def check_inputs(args):
 
 def run(args):
     from ..averaging import AlignParams, EMParams, VolumeFiles, classify
+    from ..averaging.symmetry import check_symmetry
     from ..averaging.em import CHECKPOINT_NAME, result_from_state
     from ..averaging.outputs import (ITERATIONS_DIR, finished_iterations, write_final,
                                      write_iteration)
@@ -212,8 +221,10 @@ def run(args):
                       n_voronoi=args.voronoi_samples, alpha_trd=args.alpha_trd,
                       seed=args.seed, normalize=not args.no_normalize,
                       min_class_size=args.min_class_size,
+                      c1_iterations=args.c1_iterations,
                       align=AlignParams(lmax=args.lmax, r_max=r_max,
-                                        max_candidates=args.max_candidates))
+                                        max_candidates=args.max_candidates,
+                                        symmetry=check_symmetry(args.symmetry)))
     refs = None
     if args.references:
         refs = [read_mrc(p)[0] for p in args.references]

@@ -140,6 +140,22 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       help="FAML: maximum likelihood over the candidate transforms. "
                            "FA: alignment only (each subtomogram at its best "
                            "transform), the paper's comparator.")
+        form.addParam("symmetry", params.StringParam, default="C1", label="Symmetry",
+                      help="Point group of the particle, as in RELION and Scipion: C1 "
+                           "(none), Cn (n-fold axis along Z), Dn (plus a 2-fold axis "
+                           "along X), T, O, I (= I2, Crowther 222; also I1, I3, I4 and "
+                           "Scipion's I222, I222r, In25...). The averages are "
+                           "symmetrised and the search treats symmetry-related poses as "
+                           "one. Without references the first iterations run without "
+                           "symmetry, then each average is turned so that its symmetry "
+                           "axes lie on the standard ones.")
+        form.addParam("c1Iterations", params.IntParam, default=10,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Iterations before imposing symmetry",
+                      help="Without references: iterations run without symmetry before "
+                           "each average is turned into its symmetry frame and the "
+                           "symmetry imposed. Lower it for strong data, raise it when "
+                           "the first averages are still blurred.")
         form.addParam("seed", params.IntParam, default=1, label="Random seed",
                       help="Seeds the initial split and the Voronoi samples; the same "
                            "seed gives the same result.")
@@ -240,6 +256,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
     def _emParams(self):
         """EMParams of the form (for checks)."""
         from ..averaging import AlignParams, EMParams
+        from ..averaging.symmetry import check_symmetry
         full = bool(self.fullBand)
         return EMParams(n_classes=self._numberOfClasses(), mode=MODES[self.mode.get()].lower(),
                         max_iter=self.numberOfIterations.get(),
@@ -247,8 +264,10 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                         alpha_trd=self.alphaTrd.get(), seed=self.seed.get(),
                         init=INITS[self.initialization.get()], marching=not full,
                         fsc_weight=not full, min_class_size=self.minClassSize.get(),
+                        c1_iterations=self.c1Iterations.get(),
                         align=AlignParams(lmax=self.angularBandwidth.get(),
-                                          max_candidates=self.maxCandidates.get()))
+                                          max_candidates=self.maxCandidates.get(),
+                                          symmetry=check_symmetry(self.symmetry.get())))
 
     def _classifyArgv(self, iteration):
         """``faml-tomo classify`` arguments running up to ``iteration``."""
@@ -265,6 +284,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 "--tolerance", repr(float(self.convergenceTol.get())),
                 "--init", INITS[self.initialization.get()],
                 "--min-class-size", repr(float(self.minClassSize.get())),
+                "--symmetry", str(self.symmetry.get()).strip(),
+                "--c1-iterations", str(self.c1Iterations.get()),
                 "--workers", str(max(1, self.numberOfThreads.get() or 1)),
                 "--voxel-size", repr(float(self.inputSubtomograms.get().getSamplingRate()))]
         if refs:
@@ -460,7 +481,14 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             errors.extend(self._checkVolumes([self.inputMask.get()], "mask", shape,
                                              inset.getSamplingRate()))
         try:
-            self._emParams().check(n_part)
+            em = self._emParams()
+            em.check(n_part)
+            if (em.align.symmetry != "C1" and not self.useReferences
+                    and em.c1_iterations >= em.max_iter):
+                errors.append(f"Symmetry {em.align.symmetry} is imposed after "
+                              f"{em.c1_iterations} iterations without it, but the run "
+                              f"stops after {em.max_iter}: raise 'Iterations' or lower "
+                              f"'Iterations before imposing symmetry'")
         except InputError as exc:
             errors.append(str(exc))
         for value, what in ((self.resolution.get(), "Low-pass limit"),
@@ -533,6 +561,11 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             n = hist.get("box")
             if r > 0 and n:
                 out.append(f"Half-set FSC 0.5 resolution: {n * sr / r:.1f} Å")
+        sym = str(self.symmetry.get() or "C1").strip()
+        if sym.upper() != "C1":
+            when = ("from the start (references)" if self.useReferences else
+                    f"from iteration {self.c1Iterations.get() + 1}")
+            out.append(f"Symmetry {sym} imposed {when}.")
         for e in hist.get("reseeded", []):
             out.append(f"Class {e['class']} lost its subtomograms and was re-seeded before "
                        f"iteration {e['iteration']} from {e['subtomograms']} of class "
