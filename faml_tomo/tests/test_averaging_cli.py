@@ -143,3 +143,24 @@ def test_classify_cli_reports_a_reseeded_class(tmp_path, capsys):
     assert main(argv + ["--restart", "--min-class-size", "0"]) == 0
     hist = json.loads((out / "history.json").read_text())
     assert hist["reseeded"] == []
+
+
+def test_classify_cli_symmetry_flag(tmp_path, capsys):
+    """``--symmetry``: a bad name is exit code 2 with the accepted forms; a
+    C2 run imposes it after ``--c1-iterations`` and records it in job.json."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_set(data)
+    out = tmp_path / "out"
+    base = ["classify", "--star", str(data / "in.star"), "--out", str(out), "--lmax", "23",
+            "--voronoi-samples", "500"]
+    assert main(base + ["--symmetry", "C0", "--iterations", "2"]) == 2
+    assert "symmetry 'C0'" in capsys.readouterr().err
+    assert main(base + ["--symmetry", "c2", "--iterations", "2", "--c1-iterations", "1"]) == 0
+    job = json.loads((out / "job.json").read_text())
+    assert job["parameters"]["symmetry"] == "c2" and job["parameters"]["c1_iterations"] == 1
+    from faml_tomo.averaging.symmetry import symmetry_group
+    from faml_tomo.averaging.symmetry_frame import symmetry_score
+    from faml_tomo.io import read_mrc
+    avg = read_mrc(out / "class_01.mrc")[0]
+    assert symmetry_score(avg, symmetry_group("C2")) > 0.98     # imposed in iteration 2

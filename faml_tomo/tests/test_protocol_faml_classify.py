@@ -267,6 +267,14 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
                                                      resolution=30.0))
         self.assertIn("Initial resolution 35 Å is beyond Nyquist",
                       self._errors(inputSubtomograms=self.subtomos, startResolution=35.0))
+        # symmetry: an unknown name, and a run that stops before it is imposed
+        self.assertIn("unknown symmetry 'X5'",
+                      self._errors(inputSubtomograms=self.subtomos, symmetry="X5"))
+        self.assertIn("imposed after 10 iterations",
+                      self._errors(inputSubtomograms=self.subtomos, symmetry="c7",
+                                   numberOfIterations=8))
+        self.assertEqual(self._errors(inputSubtomograms=self.subtomos, numberOfClasses=2,
+                                      symmetry="c7", c1Iterations=3), "")
 
     def test_validate_mixed_boxes_and_missing_wedge(self):
         folder = self.dataDir / "mixed"
