@@ -562,6 +562,7 @@ class LeaveOneOut:
     shifts: np.ndarray
     mask: np.ndarray = None
     radius: int = None
+    focus_mask: np.ndarray = None
 
 
 def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
@@ -584,6 +585,10 @@ def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
     n_sym = len(symmetry_group(ap.symmetry))
     own = float(loo.max_posterior[part.index]) * (vals - mask * loo.spectra[k]) / (g * n_sym)
     spec = loo.filter * (loo.spectra[k] - own)
+    if loo.focus_mask is not None:
+        spec = _hybrid(spec[None], np.ones(1), loo.focus_mask, geom,
+                       consensus=loo.filter * np.tensordot(loo.gamma / loo.gamma.sum(),
+                                                           loo.spectra, axes=1))[0]
     out = list(refs)
     out[k] = _reference(spec, geom, ap, loo.mask, loo.radius)
     return out
@@ -1121,7 +1126,24 @@ def _load_checkpoint(path, fingerprint):
 
 # --------------------------------------------------------------------------- driver
 
-def _leave_one_out_data(state, params, geom, radius, n_part, mask=None):
+def _hybrid(spectra, alpha, focus_mask, geom, consensus=None):
+    """Focused classification: each class's reference is its average inside
+    the classification mask and the consensus (the classes' mean weighted by
+    ``alpha``, or ``consensus``) outside it.  The part outside the mask then
+    predicts the same for every class and only the masked part tells them
+    apart (RELION's signal subtraction, done on the references).  Band
+    spectra in, band spectra out."""
+    n = geom.n
+    vols = [volume_from_spectrum(_half_from_band(s, geom), n) for s in spectra]
+    if consensus is None:
+        cons = np.tensordot(alpha, np.stack(vols), axes=1)
+    else:
+        cons = volume_from_spectrum(_half_from_band(consensus, geom), n)
+    return np.stack([spectrum(focus_mask * v + (1 - focus_mask) * cons).reshape(-1)[geom.index]
+                     for v in vols])
+
+
+def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None):
     if not (params.leave_one_out and params.mode == "faml" and state.classes is not None):
         return None
     filt = np.ones(len(geom.index))
@@ -1131,7 +1153,7 @@ def _leave_one_out_data(state, params, geom, radius, n_part, mask=None):
     return LeaveOneOut(spectra=state.spectra, filter=filt, gamma=state.alpha * n_part,
                        classes=state.classes, max_posterior=state.max_posterior,
                        rotations=state.rotations, shifts=state.shifts, mask=mask,
-                       radius=radius)
+                       radius=radius, focus_mask=focus_mask)
 
 
 def _active(params, references, iteration):
@@ -1233,7 +1255,7 @@ def _result(state, params, geom):
 
 def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
              checkpoint_dir=None, callback=None, workers=1, comm=None, mask=None,
-             **overrides):
+             focus_mask=None, **overrides):
     """FAML (or FA) averaging and classification of subtomograms.
 
     Parameters
@@ -1267,6 +1289,14 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
         the class averages are multiplied by it before each alignment, so
         that only the masked region drives alignment and likelihood (the
         averages returned are not masked).
+    focus_mask : numpy.ndarray, shape (n, n, n), optional
+        Classification mask in ``[0, 1]`` (focused classification): in the
+        E-step each class is represented by its average inside this mask
+        and by the consensus of all classes outside it, so that classes
+        differ only where the mask is (e.g. a subunit present or absent
+        while the rest varies for other reasons).  The mask is in the frame
+        of the averages: use it with references (one reference is enough
+        only for ``K = 1``), as after a consensus refinement.
     **overrides
         Fields of :class:`EMParams` (e.g. ``n_classes=2, mode="fa"``).
 
@@ -1288,7 +1318,8 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
     params.check(n_part)
     ranges = _as_tilt_ranges(tilt_range, n_part)
     with make_runner(subtomograms, ranges, params, workers, comm) as runner:
-        return _classify(runner, params, references, checkpoint_dir, callback, comm, mask)
+        return _classify(runner, params, references, checkpoint_dir, callback, comm, mask,
+                         focus_mask)
 
 
 def _digest(volumes):
@@ -1302,7 +1333,8 @@ def _digest(volumes):
     return h.hexdigest()
 
 
-def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=None):
+def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=None,
+              focus_mask=None):
     n_part = runner.n_particles
     summary = runner.map(_chunk_summary)
     n = summary[0][0]
@@ -1311,9 +1343,14 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
     if mask is not None:
         mask = check_mask(mask, n)
         mask_digest = hashlib.sha1(mask.astype(np.float32).tobytes()).hexdigest()
+    extra = [mask_digest] if mask is not None else []
+    if focus_mask is not None:
+        focus_mask = check_mask(focus_mask, n)
+        extra.append("focus:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes())
+                     .hexdigest())
     fingerprint = json.dumps([params.fingerprint(), n_part, n,
                               hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
-                              _digest(references)] + ([mask_digest] if mask is not None else []))
+                              _digest(references)] + extra)
     if (params.align.symmetry != "C1" and references is None
             and params.c1_iterations >= params.max_iter):
         # a warning, not an error: the protocol runs one iteration per step
@@ -1345,9 +1382,11 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             state = _reseed_starved(runner, state, starved, active, geom)
         r_cur = (int(state.r_current) if state.r_current is not None
                  else params.start_radius(n))
-        refs = [_reference(s, geom, params.align, mask, r_cur)
-                for s in _model_spectra(state, params, geom, r_cur)]
-        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask)
+        shown = _model_spectra(state, params, geom, r_cur)
+        if focus_mask is not None:
+            shown = _hybrid(shown, state.alpha, focus_mask, geom)
+        refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
+        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask, focus_mask)
         stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo), active, geom)
         classes = np.asarray(stats.classes)
         changes = (int(np.count_nonzero(classes != state.classes))

@@ -73,6 +73,11 @@ def add_parser(subparsers):
                    help="reference mask (MRC, values 0..1, soft edge recommended, box of "
                         "the subtomograms): only the masked region of the averages drives "
                         "alignment and likelihood")
+    p.add_argument("--focus-mask", type=Path, default=None,
+                   help="classification mask (MRC, values 0..1, box of the subtomograms, in "
+                        "the frame of the --references): the classes are told apart only "
+                        "inside it, poses still come from the whole particle (focused "
+                        "classification)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="converged when every class average changes by less than this "
@@ -184,7 +189,8 @@ def check_inputs(args):
             raise InputError(f"--{name} must be >= 1, got {getattr(args, name)}")
     paths, tilt = _inputs(args)
     info = check_particles(paths, args.voxel_size, args.references or (), args.mask)
-    inputs = [args.star, args.folder, args.mask, *(args.references or ()), *paths]
+    inputs = [args.star, args.folder, args.mask, args.focus_mask,
+              *(args.references or ()), *paths]
     check_output_folder(args.out, inputs, managed=[ITERATIONS_DIR])
     return paths, tilt, info
 
@@ -229,6 +235,7 @@ def run(args):
     if args.references:
         refs = [read_mrc(p)[0] for p in args.references]
     mask = read_mrc(args.mask)[0] if args.mask is not None else None
+    focus = read_mrc(args.focus_mask)[0] if args.focus_mask is not None else None
     out = Path(args.out)
     if root and args.restart:
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)
@@ -262,12 +269,13 @@ def run(args):
 
     if not root:
         classify(VolumeFiles(paths), tilt, params, references=refs, checkpoint_dir=out,
-                 callback=progress, workers=args.workers, comm=comm, mask=mask)
+                 callback=progress, workers=args.workers, comm=comm, mask=mask,
+                 focus_mask=focus)
         return 0
     with Publication(out, "classify", in_place=True) as stage:
         res = classify(VolumeFiles(paths), tilt, params, references=refs,
                        checkpoint_dir=out, callback=progress, workers=args.workers,
-                       comm=comm, mask=mask)
+                       comm=comm, mask=mask, focus_mask=focus)
         write_final(out, res, paths, voxel, dest=stage)
         _write_job(stage, args, voxel, paths, n_box, r_max, comm, res, t0)
     elapsed = time.perf_counter() - t0

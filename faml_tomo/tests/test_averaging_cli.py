@@ -164,3 +164,14 @@ def test_classify_cli_symmetry_flag(tmp_path, capsys):
     from faml_tomo.io import read_mrc
     avg = read_mrc(out / "class_01.mrc")[0]
     assert symmetry_score(avg, symmetry_group("C2")) > 0.98     # imposed in iteration 2
+
+
+def test_classify_cli_focus_mask_of_the_wrong_box_is_refused(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_set(data)
+    focus = write_mrc(tmp_path / "focus.mrc", np.ones((16, 16, 16), np.float32), 20.0)
+    argv = ["classify", "--star", str(data / "in.star"), "--out", str(tmp_path / "out"),
+            "--iterations", "1", "--lmax", "23", "--focus-mask", str(focus)]
+    assert main(argv) == 2
+    assert "mask has shape (16, 16, 16)" in capsys.readouterr().err
