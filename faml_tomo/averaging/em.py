@@ -799,6 +799,11 @@ def _initial_state(runner, params, references, geom):
         if len(references) != k:
             raise InputError(f"got {len(references)} references for K={k} classes")
         refs = [check_volume(r, i, n, name="reference") for i, r in enumerate(references)]
+        if k > 1 and all(np.array_equal(r, refs[0]) for r in refs[1:]):
+            # identical classes get identical posteriors and stay identical
+            raise InputError(f"the {k} references are identical: the classes would never "
+                             f"separate; start from {k} different maps (e.g. with and "
+                             f"without the region of interest) or without references")
         spectra = np.stack([spectrum((r - r.mean()) / r.std()).reshape(-1)[geom.index]
                             for r in refs])
         spectra = symmetrize_band(spectra, geom, params.group(), params.align.pad)

@@ -36,3 +36,14 @@ def test_focus_mask_classifies_on_the_masked_subunit_not_on_the_larger_variation
     assert f1_score(has_outside, whole.classes) > 0.9
     assert f1_score(has_inside, focused.classes) > 0.9
     assert f1_score(has_outside, focused.classes) < 0.7
+
+
+def test_identical_references_for_several_classes_are_refused():
+    import pytest
+
+    from faml_tomo.errors import InputError
+    ref = phantom(20, seed=2)
+    ds = simulate_subtomograms([ref], 4, 1.0, seed=1)
+    with pytest.raises(InputError, match="references are identical"):
+        classify(ds.volumes, ds.tilt_range, n_classes=2, references=[ref, ref.copy()],
+                 max_iter=1)
