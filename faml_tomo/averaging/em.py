@@ -68,6 +68,8 @@ from ..geometry import matrix_to_euler
 from ..io.arrays import save_npz
 from .align import AlignParams, align, band_geometry, check_volume, prepare_reference
 from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
+from .halves import (FSC_GOLD, HalfSets, class_fsc, combine_halves, fsc_radius,
+                     joined_spectra, random_halves, shell_index, subset_numbers)
 from .parallel import SerialRunner, make_runner
 from .symmetry import check_symmetry, symmetrize_band, symmetrize_weights, symmetry_group
 from .voronoi import voronoi_weights
@@ -147,10 +149,12 @@ class EMParams:
         posteriors otherwise go one-hot on noise).  ``False``: the paper's
         full-band behaviour (the whole ``align`` band from the start).
     r_start : int, optional
-        First radius of the marching (default ``max(3, n // 8)``).
+        First radius of the marching (default ``max(3, n // 8)``); also the
+        join radius of gold-standard half-sets.
     fsc_threshold : float
-        Half-set FSC level that defines the resolution reached (0.5: the
-        half-sets share the reference, so the FSC is optimistic).
+        Half-set FSC level that defines the resolution reached without
+        ``gold_standard`` (0.5: the half-sets share the reference, so the
+        FSC is optimistic).  Gold-standard runs use 0.143.
     march_step : int
         Largest widening per iteration, in shells.
     fsc_weight : bool
@@ -181,6 +185,18 @@ class EMParams:
         arbitrary frame, and symmetrising it about the wrong axes blurs it.
         With references the group is imposed from the start (they must be
         in the symmetry frame, as in RELION).
+    gold_standard : bool
+        Independent half-sets (Scheres & Chen 2012): the subtomograms are
+        split at random (seeded) into two halves before the first
+        iteration; each half is aligned and classified only against
+        averages made from its own half, which start from the initial
+        averages low-passed to the join radius (``r_start`` or
+        ``max(3, n // 8)`` shells) and share only the shells up to it (as
+        RELION's ``--low_resol_join_halves``: keeps the halves' classes and
+        frames in register).  The per-class FSC of the two halves at 0.143
+        is the resolution; marching and FSC weighting follow it.  The
+        returned averages join the halves.  ``False``: one set, and an
+        even/odd FSC that shares the reference (optimistic).
     """
     n_classes: int = 1
     mode: str = "faml"
@@ -205,14 +221,23 @@ class EMParams:
     leave_one_out: bool = True
     min_class_size: float = 3.0
     c1_iterations: int = 10
+    gold_standard: bool = False
+
+    def join_radius(self, n):
+        """Radius (shells) of the low-pass start: the first marching radius
+        and the join radius of gold-standard half-sets, box ``n``."""
+        r_min, r_max = self.align.band(n)
+        r0 = max(3, n // 8) if self.r_start is None else int(self.r_start)
+        return int(min(max(r0, r_min), r_max))
 
     def start_radius(self, n):
         """First E-step band radius for a box of ``n`` voxels."""
-        r_min, r_max = self.align.band(n)
-        if not self.marching:
-            return r_max
-        r0 = max(3, n // 8) if self.r_start is None else int(self.r_start)
-        return int(min(max(r0, r_min), r_max))
+        return self.join_radius(n) if self.marching else self.align.band(n)[1]
+
+    def fsc_level(self):
+        """FSC level that defines the resolution (0.143 for independent
+        half-sets, ``fsc_threshold`` otherwise)."""
+        return FSC_GOLD if self.gold_standard else self.fsc_threshold
 
     def check(self, n_particles):
         """Raise :class:`InputError` for unusable settings."""
@@ -250,6 +275,9 @@ class EMParams:
             raise InputError(f"min_class_size must be >= 0, got {self.min_class_size}")
         if int(self.c1_iterations) < 0:
             raise InputError(f"c1_iterations must be >= 0, got {self.c1_iterations}")
+        if self.gold_standard and n_particles < 2 * int(self.n_classes):
+            raise InputError(f"gold-standard half-sets need at least 2 K = "
+                             f"{2 * int(self.n_classes)} subtomograms, got {n_particles}")
         if check_symmetry(self.align.symmetry) != self.align.symmetry:
             raise InputError(f"symmetry {self.align.symmetry!r}: write it as "
                              f"{check_symmetry(self.align.symmetry)!r}")
@@ -268,6 +296,8 @@ class EMParams:
             # before symmetry existed still resume
             d["align"].pop("symmetry")
             d.pop("c1_iterations")
+        if not d["gold_standard"]:
+            d.pop("gold_standard")
         return json.dumps(d, sort_keys=True)
 
 
@@ -306,6 +336,14 @@ class EMState:
         ``[iteration, class, from_class, subtomograms]`` of each class
         re-seeded before that iteration's E-step (0-based classes; see
         ``EMParams.min_class_size``).
+    half_spectra : numpy.ndarray, complex, shape (2, K, M)
+        Gold standard: each half-set's class averages (``spectra`` is their
+        mass-weighted combination).
+    half_gamma : numpy.ndarray, shape (2, K)
+        Gold standard: class masses of each half-set in the last M step.
+    fsc_classes : numpy.ndarray, shape (K, S)
+        Gold standard: last per-class FSC of the half-sets, shells
+        ``r_min..r_max``.
     """
     iteration: int
     spectra: np.ndarray
@@ -329,6 +367,9 @@ class EMState:
     scores: np.ndarray = None
     logliks: np.ndarray = None
     reseeded: list = field(default_factory=list)
+    half_spectra: np.ndarray = None
+    half_gamma: np.ndarray = None
+    fsc_classes: np.ndarray = None
 
 
 @dataclass
@@ -382,15 +423,27 @@ class ClassificationResult:
         the last E-step (FA: of its single best transform); they sum to the
         last entry of :attr:`log_likelihood`.
     fsc : numpy.ndarray, shape (S,)
-        Last half-set FSC (even vs odd subtomograms, class-mass weighted; the
-        halves share the reference, so it is optimistic) at shells
-        :attr:`fsc_shells`.
+        Last half-set FSC, class-mass weighted, at shells :attr:`fsc_shells`:
+        of the independent half-sets with ``gold_standard``, otherwise of
+        the even vs odd subtomograms (they share the reference, so it is
+        optimistic).
     fsc_shells : numpy.ndarray of int, shape (S,)
         Fourier shells (cycles per box) of :attr:`fsc`.
     reseeded : list of [int, int, int, int]
         ``[iteration, class, from_class, subtomograms]`` (0-based classes) of
         each class re-seeded, before that iteration's E-step, after losing its
         subtomograms (``EMParams.min_class_size``).
+    gold_standard : bool
+        Whether the half-sets were independent (:attr:`fsc` is then a
+        gold-standard FSC, read at 0.143).
+    fsc_classes : numpy.ndarray, shape (K, S)
+        Gold standard: the FSC of each class's half-set averages.
+    subsets : numpy.ndarray of int, shape (N,)
+        Half-set of each subtomogram, 1 or 2 (RELION's ``rlnRandomSubset``;
+        even/odd index without ``gold_standard``).
+    join_radius : int
+        Gold standard: shells up to which the half-sets shared their
+        averages (a resolution there, or one shell beyond, is not measured).
     """
     averages: np.ndarray
     classes: np.ndarray
@@ -416,6 +469,10 @@ class ClassificationResult:
     fsc: np.ndarray = None
     fsc_shells: np.ndarray = None
     reseeded: list = field(default_factory=list)
+    gold_standard: bool = False
+    fsc_classes: np.ndarray = None
+    subsets: np.ndarray = None
+    join_radius: int = None
 
     def euler_angles(self):
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
@@ -430,8 +487,9 @@ class ChunkStats:
     num: np.ndarray            # (K, M) complex: sum gamma R^-1 (w X)
     wsum: np.ndarray           # (K, M): sum gamma R^-1 w
     gamma: np.ndarray          # (K,): sum gamma
-    num_half: np.ndarray = None    # (K, M) complex: num over even-index subtomograms
-    wsum_half: np.ndarray = None   # (K, M): wsum over even-index subtomograms
+    num_half: np.ndarray = None    # (K, M) complex: num over the first half-set
+    wsum_half: np.ndarray = None   # (K, M): wsum over the first half-set
+    gamma_half: np.ndarray = None  # (K,): gamma over the first half-set
     sq: float = 0.0            # sum gamma D
     t2: float = 0.0            # sum gamma |t|^2
     missing: float = 0.0       # sum (J - J_i^o)
@@ -450,7 +508,7 @@ class ChunkStats:
     def zeros(cls, k, m):
         return cls(num=np.zeros((k, m), dtype=complex), wsum=np.zeros((k, m)),
                    gamma=np.zeros(k), num_half=np.zeros((k, m), dtype=complex),
-                   wsum_half=np.zeros((k, m)))
+                   wsum_half=np.zeros((k, m)), gamma_half=np.zeros(k))
 
     def add(self, other):
         """Add ``other`` (the next chunk in order) into this one."""
@@ -458,6 +516,7 @@ class ChunkStats:
         self.wsum += other.wsum
         self.num_half += other.num_half
         self.wsum_half += other.wsum_half
+        self.gamma_half += other.gamma_half
         self.gamma += other.gamma
         for name in ("sq", "t2", "missing", "loglik", "score"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -552,6 +611,11 @@ class LeaveOneOut:
         Real-space reference mask (see :func:`classify`).
     radius : int, optional
         Band radius of the E-step (reapplied after masking).
+    focus_mask : numpy.ndarray, shape (n, n, n), optional
+        Classification mask (see :func:`classify`).
+    low, gamma_low : numpy.ndarray, shapes (M,) bool and (K,), optional
+        Gold standard: band points where ``spectra`` is the joined average
+        of both half-sets, and the class masses of that average.
     """
     spectra: np.ndarray
     filter: np.ndarray
@@ -563,6 +627,8 @@ class LeaveOneOut:
     mask: np.ndarray = None
     radius: int = None
     focus_mask: np.ndarray = None
+    low: np.ndarray = None
+    gamma_low: np.ndarray = None
 
 
 def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
@@ -584,20 +650,30 @@ def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
     # only the unrotated one correlates with the subtomogram's own noise.
     n_sym = len(symmetry_group(ap.symmetry))
     own = float(loo.max_posterior[part.index]) * (vals - mask * loo.spectra[k]) / (g * n_sym)
+    if loo.low is not None:
+        # the joined shells hold the subtomogram with the mass of both halves
+        own = np.where(loo.low, own * (g / max(float(loo.gamma_low[k]), g)), own)
     spec = loo.filter * (loo.spectra[k] - own)
     if loo.focus_mask is not None:
         spec = _hybrid(spec[None], np.ones(1), loo.focus_mask, geom,
                        consensus=loo.filter * np.tensordot(loo.gamma / loo.gamma.sum(),
                                                            loo.spectra, axes=1))[0]
+        if loo.radius is not None:
+            spec = _lowpass(spec, geom, loo.radius)
     out = list(refs)
     out[k] = _reference(spec, geom, ap, loo.mask, loo.radius)
     return out
 
 
-def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None):
+def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None,
+               halves=None):
     ap = params.align
     geom = band_geometry(part.n, *ap.band(part.n))
     n_k = len(refs)
+    if halves is None:
+        first = part.index % 2 == 0
+    else:
+        refs, loo, first = halves.side(part.index, refs, loo)
     padded = _padded_observed(part, geom, ap.pad)
     if loo is not None:
         refs = _leave_one_out_refs(part, refs, loo, padded, geom, ap)
@@ -617,6 +693,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
         acc.sq += float(c.sq_dist[0])
         acc.t2 += t2
         acc.gamma[k] += 1.0
+        acc.gamma_half[k] += float(first)
     else:
         logw, owner = [], []
         for k, c in enumerate(cands):
@@ -645,6 +722,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
             g = gamma[pos:pos + len(c)]
             pos += len(c)
             acc.gamma[kk] += g.sum()
+            acc.gamma_half[kk] += g.sum() * first
             acc.sq += float(g @ c.sq_dist)
             acc.t2 += float(g @ np.sum(c.shifts ** 2, axis=1))
             sel.extend((kk, j, float(g[j])) for j in np.flatnonzero(g >= params.min_posterior))
@@ -655,7 +733,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
         vals, mask = _back_rotate(part, padded, c.rotations[j], c.shifts[j], geom)
         acc.num[kk] += g * vals
         acc.wsum[kk] += g * mask
-        if part.index % 2 == 0:
+        if first:
             acc.num_half[kk] += g * vals
             acc.wsum_half[kk] += g * mask
     best = cands[k]
@@ -670,7 +748,7 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None)
     acc.logliks.append(ll_i)
 
 
-def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration, loo=None):
+def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration, loo=None, halves=None):
     """E-step statistics of a chunk of subtomograms (a pure function).
 
     Parameters
@@ -683,6 +761,10 @@ def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration, loo=None):
     params : EMParams
     iteration : int
         Number of the iteration (seeds the Voronoi samples).
+    loo : LeaveOneOut, optional
+    halves : HalfSets, optional
+        Half-set membership (default: even/odd index) and, for independent
+        half-sets, the second half-set's references and leave-one-out data.
 
     Returns
     -------
@@ -692,7 +774,7 @@ def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration, loo=None):
     geom = band_geometry(n, *params.align.band(n))
     acc = ChunkStats.zeros(len(refs), len(geom.index))
     for part in parts:
-        _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo)
+        _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo, halves)
     return acc
 
 
@@ -810,19 +892,25 @@ def _initial_state(runner, params, references, geom):
         spectra = _fit_reference_scale(runner, spectra, params, geom)
     i, kk = int(rng.integers(n_part)), int(rng.integers(k))
     sigma2 = next(v for v in runner.map(_init_sigma2, i, spectra[kk], geom) if v is not None)
-    return EMState(iteration=0, spectra=spectra, alpha=np.full(k, 1.0 / k),
-                   sigma2=max(sigma2, 1e-12), xi2=float(n) ** 2)
-
-
-def _shell_index(geom):
-    return np.rint(np.linalg.norm(geom.freq, axis=1)).astype(int)
+    state = EMState(iteration=0, spectra=spectra, alpha=np.full(k, 1.0 / k),
+                    sigma2=max(sigma2, 1e-12), xi2=float(n) ** 2)
+    if params.gold_standard:
+        # both half-sets start from the averages low-passed to the join
+        # radius: nothing beyond it is shared
+        first = random_halves(n_part, params.seed)
+        low = np.stack([_lowpass(s, geom, params.join_radius(n)) for s in spectra])
+        sizes = np.array([first.sum(), (~first).sum()], float)
+        state.spectra = low
+        state.half_spectra = np.stack([low, low])
+        state.half_gamma = sizes[:, None] * state.alpha[None, :]
+    return state
 
 
 def _init_descriptors(parts, geom, r_hi):
     """Rotation-invariant descriptors: log mean power per shell ``r_min..r_hi``
     over each subtomogram's observed components (the wedge only removes
     samples; for a roughly isotropic shell power the mean is unchanged)."""
-    shell = _shell_index(geom)
+    shell = shell_index(geom)
     out = []
     for p in parts:
         sh = shell[p.observed]
@@ -947,22 +1035,41 @@ def _fit_reference_scale(runner, spectra, params, geom, n_fit=16):
     return out
 
 
-def _m_step(state, stats, params, n_part, geom):
-    """New model from summed statistics (eqs. 10-13; FA: wedge-compensated mean)."""
-    spectra = state.spectra.copy()
+def _update_spectra(old, num, wsum, gamma, params):
+    """Class averages from summed statistics (eq. 10; FA: wedge-compensated
+    mean); an empty class keeps its average."""
+    spectra = old.copy()
     for k in range(len(spectra)):
-        g = stats.gamma[k]
+        g = gamma[k]
         if g <= 1e-12:
-            continue                     # empty class: keep its average
+            continue
         if params.mode == "fa":
-            ok = stats.wsum[k] >= params.fa_min_weight
-            spectra[k] = np.where(ok, stats.num[k] / np.where(ok, stats.wsum[k], 1.0), 0.0)
+            ok = wsum[k] >= params.fa_min_weight
+            spectra[k] = np.where(ok, num[k] / np.where(ok, wsum[k], 1.0), 0.0)
         else:
-            spectra[k] = (stats.num[k] + (g - stats.wsum[k]) * state.spectra[k]) / g
+            spectra[k] = (num[k] + (g - wsum[k]) * old[k]) / g
+    return spectra
+
+
+def _m_step(state, stats, params, n_part, geom):
+    """New model from summed statistics (eqs. 10-13).  Returns the averages,
+    class weights, noise and translation variances and, for independent
+    half-sets, the half-sets' averages and class masses (else None)."""
+    half = half_gamma = None
+    if state.half_spectra is None:
+        spectra = _update_spectra(state.spectra, stats.num, stats.wsum, stats.gamma, params)
+    else:
+        half_gamma = np.stack([stats.gamma_half, stats.gamma - stats.gamma_half])
+        half = np.stack([
+            _update_spectra(state.half_spectra[0], stats.num_half, stats.wsum_half,
+                            half_gamma[0], params),
+            _update_spectra(state.half_spectra[1], stats.num - stats.num_half,
+                            stats.wsum - stats.wsum_half, half_gamma[1], params)])
+        spectra = combine_halves(half, half_gamma)
     alpha = stats.gamma / n_part
     sigma2 = (stats.sq + state.sigma2 * stats.missing) / (n_part * geom.n_full)
     xi2 = max(stats.t2 / (3.0 * n_part), _XI2_MIN)
-    return spectra, alpha, max(sigma2, 1e-12), xi2
+    return spectra, alpha, max(sigma2, 1e-12), xi2, half, half_gamma
 
 
 def _hard_sums(parts, members, rotations, shifts, geom, pad):
@@ -1003,6 +1110,10 @@ def _reseed_starved(runner, state, starved, params, geom):
     """
     n_part = runner.n_particles
     spectra, alpha = state.spectra.copy(), state.alpha.copy()
+    half = half_gamma = first = None
+    if state.half_spectra is not None:
+        half, half_gamma = state.half_spectra.copy(), state.half_gamma.copy()
+        first = random_halves(n_part, params.seed)
     classes = np.asarray(state.classes).copy()
     max_post = np.asarray(state.max_posterior, float).copy()
     events = []
@@ -1012,15 +1123,16 @@ def _reseed_starved(runner, state, starved, params, geom):
         if j == c or len(members) < 2 * max(params.min_class_size, 1.0):
             continue                         # nothing worth splitting
         take = members[np.argsort(state.logliks[members], kind="stable")[:len(members) // 2]]
-        num = np.zeros(len(geom.index), dtype=complex)
-        cnt = np.zeros(len(geom.index))
-        for cn, cc in runner.map(_hard_sums, set(take.tolist()), state.rotations,
-                                 state.shifts, geom, params.align.pad):
-            num += cn
-            cnt += cc
-        num = symmetrize_band(num, geom, params.group(), params.align.pad)
-        cnt = symmetrize_weights(cnt, geom, params.group())
-        spectra[c] = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), spectra[j])
+        if half is None:
+            spectra[c] = _hard_mean(runner, take, state, params, geom, spectra[j])
+        else:
+            # each half-set's new class from its own members only
+            for h, side in enumerate((first, ~first)):
+                sub = take[side[take]]
+                half[h, c] = _hard_mean(runner, sub, state, params, geom, half[h, j])
+                half_gamma[h, j] = max(half_gamma[h, j] - len(sub), 0.0)
+                half_gamma[h, c] = len(sub)
+            spectra = combine_halves(half, half_gamma)
         moved = len(take) / n_part
         alpha[j] = max(alpha[j] - moved, 1.0 / n_part)
         alpha[c] = moved
@@ -1034,7 +1146,22 @@ def _reseed_starved(runner, state, starved, params, geom):
     if not events:
         return state
     return dataclasses.replace(state, spectra=spectra, alpha=alpha, classes=classes,
-                               max_posterior=max_post, reseeded=state.reseeded + events)
+                               max_posterior=max_post, reseeded=state.reseeded + events,
+                               half_spectra=half, half_gamma=half_gamma)
+
+
+def _hard_mean(runner, members, state, params, geom, fallback):
+    """Wedge-compensated (symmetrised) mean of ``members`` at their best
+    transforms; ``fallback`` where none of them observed a component."""
+    num = np.zeros(len(geom.index), dtype=complex)
+    cnt = np.zeros(len(geom.index))
+    for cn, cc in runner.map(_hard_sums, set(np.asarray(members).tolist()), state.rotations,
+                             state.shifts, geom, params.align.pad):
+        num += cn
+        cnt += cc
+    num = symmetrize_band(num, geom, params.group(), params.align.pad)
+    cnt = symmetrize_weights(cnt, geom, params.group())
+    return np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), fallback)
 
 
 # --------------------------------------------------------------------------- resolution
@@ -1043,52 +1170,40 @@ def _lowpass(values, geom, radius):
     """Band values with the shells beyond ``radius`` set to zero."""
     if radius >= geom.r_max:
         return values
-    return np.where(_shell_index(geom) <= radius, values, 0.0)
+    return np.where(shell_index(geom) <= radius, values, 0.0)
 
 
 def _fsc_radius(stats, geom, threshold):
-    """Last shell before the half-set FSC (even vs odd subtomogram index,
+    """Last shell before the half-set FSC (first half-set vs the rest,
     posterior-weighted sums of the back-rotated observed components; classes
     weighted by their mass) first drops below ``threshold``.  Returns
-    ``(radius, curve)``; ``curve[r]`` for shells ``r_min..r_max``."""
-    shell = _shell_index(geom)
-    nb = geom.r_max + 1
-    h = geom.herm
-    a = stats.num_half
-    b = stats.num - stats.num_half
-    curve = np.zeros(nb)
+    ``(radius, curve, per_class)``; curves over shells ``r_min..r_max``."""
+    per_class = class_fsc(stats.num_half, stats.num - stats.num_half, geom)
+    curve = np.zeros(per_class.shape[1])
     wt = 0.0
-    for k in range(len(a)):
+    for k in range(len(per_class)):
         g = float(stats.gamma[k])
         if g <= 1e-12:
             continue
-        cr = np.bincount(shell, weights=h * np.real(a[k] * np.conj(b[k])), minlength=nb)
-        pa = np.bincount(shell, weights=h * np.abs(a[k]) ** 2, minlength=nb)
-        pb = np.bincount(shell, weights=h * np.abs(b[k]) ** 2, minlength=nb)
-        den = np.sqrt(pa * pb)
-        curve += g * np.divide(cr, den, out=np.zeros(nb), where=den > 0)[:nb]
+        curve += g * per_class[k]
         wt += g
     curve = curve / max(wt, 1e-300)
-    radius = geom.r_min - 1
-    for r in range(geom.r_min, geom.r_max + 1):
-        if curve[r] < threshold:
-            break
-        radius = r
-    return int(radius), curve[geom.r_min:]
+    return fsc_radius(curve, geom, threshold), curve, per_class
 
 
 def _fsc_weights(fsc, geom):
     """Per band point ``sqrt(2 FSC / (1 + FSC))`` of its shell (FSC < 0: 0)."""
     f = np.clip(np.asarray(fsc, float), 0.0, 1.0)
     c = np.sqrt(2 * f / (1 + f))
-    shell = np.clip(_shell_index(geom) - geom.r_min, 0, len(c) - 1)
+    shell = np.clip(shell_index(geom) - geom.r_min, 0, len(c) - 1)
     return c[shell]
 
 
-def _model_spectra(state, params, geom, radius=None):
-    """Class averages as used for alignment/output: FSC-weighted (if asked and
-    known), low-passed to ``radius`` (if given)."""
-    spectra = state.spectra
+def _model_spectra(state, params, geom, radius=None, spectra=None):
+    """Class averages (``spectra``, default the state's) as used for
+    alignment/output: FSC-weighted (if asked and known), low-passed to
+    ``radius`` (if given)."""
+    spectra = state.spectra if spectra is None else spectra
     if params.fsc_weight and state.fsc is not None:
         spectra = spectra * _fsc_weights(state.fsc, geom)
     if radius is not None:
@@ -1148,17 +1263,55 @@ def _hybrid(spectra, alpha, focus_mask, geom, consensus=None):
                      for v in vols])
 
 
-def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None):
+def _side_spectra(state, params, geom):
+    """The averages each half-set is aligned to: one set (the state's), or
+    for independent half-sets each half's own, joined below the join radius."""
+    if state.half_spectra is None:
+        return [state.spectra]
+    r_join = params.join_radius(geom.n)
+    return [joined_spectra(h, state.spectra, geom, r_join) for h in state.half_spectra]
+
+
+def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None,
+                        side=None):
+    """Leave-one-out data of one set of E-step references (``side``: the
+    half-set, gold standard) or None when not used."""
     if not (params.leave_one_out and params.mode == "faml" and state.classes is not None):
         return None
     filt = np.ones(len(geom.index))
     if params.fsc_weight and state.fsc is not None:
         filt = filt * _fsc_weights(state.fsc, geom)
     filt = _lowpass(filt, geom, radius)
-    return LeaveOneOut(spectra=state.spectra, filter=filt, gamma=state.alpha * n_part,
+    spectra, gamma, low, gamma_low = state.spectra, state.alpha * n_part, None, None
+    if side is not None:
+        spectra = _side_spectra(state, params, geom)[side]
+        gamma, gamma_low = state.half_gamma[side], gamma
+        low = shell_index(geom) <= params.join_radius(geom.n)
+    return LeaveOneOut(spectra=spectra, filter=filt, gamma=gamma,
                        classes=state.classes, max_posterior=state.max_posterior,
                        rotations=state.rotations, shifts=state.shifts, mask=mask,
-                       radius=radius, focus_mask=focus_mask)
+                       radius=radius, focus_mask=focus_mask, low=low, gamma_low=gamma_low)
+
+
+def _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask):
+    """References and leave-one-out data of the first (or only) set, and the
+    :class:`HalfSets` (None without independent half-sets)."""
+    sets = []
+    for side, spectra in enumerate(_side_spectra(state, params, geom)):
+        shown = _model_spectra(state, params, geom, r_cur, spectra)
+        if focus_mask is not None:
+            # the mask's soft edge spreads the averages beyond the band radius
+            shown = np.stack([_lowpass(s, geom, r_cur)
+                              for s in _hybrid(shown, state.alpha, focus_mask, geom)])
+        refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
+        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask, focus_mask,
+                                  side if state.half_spectra is not None else None)
+        sets.append((refs, loo))
+    if state.half_spectra is None:
+        return sets[0][0], sets[0][1], None
+    halves = HalfSets(first=random_halves(n_part, params.seed), refs=sets[1][0],
+                      loo=sets[1][1])
+    return sets[0][0], sets[0][1], halves
 
 
 def _active(params, references, iteration):
@@ -1185,20 +1338,25 @@ def _to_symmetry_frame(state, params, geom):
     from .symmetry_frame import find_symmetry_frame
     group, pad, n = params.group(), params.align.pad, geom.n
     shown = _model_spectra(state, params, geom)
-    spectra = state.spectra.copy()
+    # the whole set's averages, then each independent half-set's
+    sets = [state.spectra.copy()]
+    if state.half_spectra is not None:
+        sets += [h.copy() for h in state.half_spectra]
     rotations = np.asarray(state.rotations, float).copy()
-    for k in range(len(spectra)):
+    for k in range(len(sets[0])):
         vol = volume_from_spectrum(_half_from_band(shown[k], geom), n)
         frame, score = find_symmetry_frame(vol, group, params.align, seed=params.seed)
         logger.info("class %d: turned into its %s frame (correlation with its "
                     "symmetrised self %.3f)", k + 1, params.align.symmetry, score)
-        padded = PaddedSpectrum(volume_from_spectrum(_half_from_band(spectra[k], geom), n),
-                                pad)
-        spectra[k] = padded.sample(geom.freq @ frame.T)         # A'(k) = A(F k)
+        for spectra in sets:
+            padded = PaddedSpectrum(volume_from_spectrum(_half_from_band(spectra[k], geom),
+                                                         n), pad)
+            spectra[k] = padded.sample(geom.freq @ frame.T)     # A'(k) = A(F k)
         members = np.asarray(state.classes) == k
         rotations[members] = rotations[members] @ frame
-    spectra = symmetrize_band(spectra, geom, group, pad)
-    return dataclasses.replace(state, spectra=spectra, rotations=rotations)
+    sets = [symmetrize_band(spectra, geom, group, pad) for spectra in sets]
+    return dataclasses.replace(state, spectra=sets[0], rotations=rotations,
+                               half_spectra=np.stack(sets[1:]) if len(sets) > 1 else None)
 
 
 def _symmetrized(stats, params, geom):
@@ -1214,10 +1372,10 @@ def _symmetrized(stats, params, geom):
         wsum_half=symmetrize_weights(stats.wsum_half, geom, group))
 
 
-def _run_estep(runner, refs, state, params, iteration, loo=None):
+def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None):
     total = None
     for r in runner.map(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
-                        iteration, loo):
+                        iteration, loo, halves):
         total = r if total is None else total.add(r)        # chunk order
     return total
 
@@ -1255,7 +1413,13 @@ def _result(state, params, geom):
         fsc=None if state.fsc is None else np.asarray(state.fsc, dtype=float),
         fsc_shells=None if state.fsc is None else np.arange(geom.r_min,
                                                              geom.r_min + len(state.fsc)),
-        reseeded=[list(e) for e in state.reseeded])
+        reseeded=[list(e) for e in state.reseeded], gold_standard=params.gold_standard,
+        fsc_classes=None if state.fsc_classes is None else np.asarray(state.fsc_classes),
+        subsets=subset_numbers(random_halves(len(state.classes), params.seed)
+                               if params.gold_standard
+                               else np.arange(len(state.classes)) % 2 == 0)
+        if state.classes is not None else None,
+        join_radius=params.join_radius(n) if params.gold_standard else None)
 
 
 def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
@@ -1387,23 +1551,22 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             state = _reseed_starved(runner, state, starved, active, geom)
         r_cur = (int(state.r_current) if state.r_current is not None
                  else params.start_radius(n))
-        shown = _model_spectra(state, params, geom, r_cur)
-        if focus_mask is not None:
-            shown = _hybrid(shown, state.alpha, focus_mask, geom)
-        refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
-        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask, focus_mask)
-        stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo), active, geom)
+        refs, loo, halves = _estep_inputs(state, params, geom, r_cur, n_part, mask,
+                                          focus_mask)
+        stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo, halves),
+                             active, geom)
         classes = np.asarray(stats.classes)
         changes = (int(np.count_nonzero(classes != state.classes))
                    if state.classes is not None else n_part)
-        spectra, alpha, sigma2, xi2 = _m_step(state, stats, params, n_part, geom)
+        spectra, alpha, sigma2, xi2, half, half_gamma = _m_step(state, stats, params, n_part,
+                                                                 geom)
         ll = float(stats.loglik)
         # Change over the shells the E-step used (beyond them, noise).
-        inb = _shell_index(geom) <= r_cur
+        inb = shell_index(geom) <= r_cur
         diff = np.linalg.norm((spectra - state.spectra)[:, inb], axis=1)
         change = float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1),
                                                 1e-300)))
-        r_fsc, fsc = _fsc_radius(stats, geom, params.fsc_threshold)
+        r_fsc, fsc, fsc_classes = _fsc_radius(stats, geom, params.fsc_level())
         r_next = _next_radius(r_cur, r_fsc, params, geom)
         converged = (it > 0 and change < params.tol and r_next == r_cur
                      and changes <= params.class_tol * n_part
@@ -1420,7 +1583,8 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
             n_candidates=np.asarray(stats.n_candidates),
             scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks),
-            reseeded=state.reseeded)
+            reseeded=state.reseeded, half_spectra=half, half_gamma=half_gamma,
+            fsc_classes=fsc_classes if half is not None else None)
         if state.converged and _starved(state, params, n_part, references):
             state.converged = False         # a class to re-seed first
         if ckpt is not None and is_root:

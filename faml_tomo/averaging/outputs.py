@@ -25,6 +25,7 @@ from ..io.arrays import save_npz
 from ..io.mrc import atomic_path, write_mrc
 
 __all__ = ["ITERATIONS_DIR", "HISTORY_NAME", "PARTICLES_NAME", "class_average_path",
+           "fsc_kind", "class_resolutions",
            "iteration_average_path", "write_iteration", "write_final", "read_history",
            "read_iteration", "finished_iterations"]
 
@@ -32,8 +33,8 @@ ITERATIONS_DIR = "iterations"
 HISTORY_NAME = "history.json"
 PARTICLES_NAME = "particles.star"
 _PER_PARTICLE = ("classes", "max_posterior", "scores", "n_candidates", "rotations",
-                 "shifts", "logliks")
-_CURVES = ("fsc", "fsc_shells")
+                 "shifts", "logliks", "subsets")
+_CURVES = ("fsc", "fsc_shells", "fsc_classes")
 
 
 def class_average_path(out_dir, k):
@@ -84,6 +85,27 @@ def write_iteration(out_dir, result, voxel_size):
     _write_history(out_dir, result)
 
 
+def fsc_kind(gold_standard):
+    """``(label, level)`` of a run's FSC: independent half-sets are read at
+    0.143; even/odd halves that share the reference at 0.5 (optimistic)."""
+    if gold_standard:
+        return "gold-standard FSC (independent half-sets)", 0.143
+    return "even/odd FSC (halves share the reference: optimistic)", 0.5
+
+
+def class_resolutions(result):
+    """Per-class resolution in shells (cycles per box) of a gold-standard
+    result at FSC 0.143, or None."""
+    if getattr(result, "fsc_classes", None) is None or result.fsc_shells is None:
+        return None
+    shells = np.asarray(result.fsc_shells)
+    out = []
+    for curve in np.asarray(result.fsc_classes):
+        below = np.flatnonzero(curve < 0.143)
+        out.append(int(shells[below[0]] - 1) if len(below) else int(shells[-1]))
+    return out
+
+
 def _write_history(out_dir, result, dest=None):
     sizes = {}
     k = len(result.alpha)
@@ -103,6 +125,11 @@ def _write_history(out_dir, result, dest=None):
         "alpha": np.asarray(result.alpha).tolist(), "sigma": float(result.sigma),
         "xi_voxels": float(result.xi), "band_radius": list(result.radius or []),
         "fsc_radius": list(result.fsc_radius or []),
+        "gold_standard": bool(getattr(result, "gold_standard", False)),
+        "fsc_kind": fsc_kind(getattr(result, "gold_standard", False))[0],
+        "fsc_level": fsc_kind(getattr(result, "gold_standard", False))[1],
+        "class_fsc_radius": class_resolutions(result),
+        "join_radius": getattr(result, "join_radius", None),
         "reseeded": [{"iteration": int(e[0]), "class": int(e[1]) + 1,
                       "from_class": int(e[2]) + 1, "subtomograms": int(e[3])}
                      for e in getattr(result, "reseeded", None) or []],
@@ -125,7 +152,8 @@ def write_final(out_dir, result, paths, voxel_size, dest=None):
     (``rlnOriginX/Y/ZAngst``), the class posterior
     (``rlnMaxValueProbDistribution``), the number of candidate transforms
     (``rlnNrOfSignificantSamples``), the best constrained correlation
-    (``famlScore``) and the log-likelihood (``rlnLogLikeliContribution``).
+    (``famlScore``), the log-likelihood (``rlnLogLikeliContribution``) and
+    the half-set (``rlnRandomSubset``, 1 or 2).
     """
     from ..io.star import write_star
     dest = Path(dest or out_dir)
@@ -145,6 +173,8 @@ def write_final(out_dir, result, paths, voxel_size, dest=None):
     }
     if result.logliks is not None:
         cols["rlnLogLikeliContribution"] = result.logliks
+    if getattr(result, "subsets", None) is not None:
+        cols["rlnRandomSubset"] = np.asarray(result.subsets)
     write_star(dest / PARTICLES_NAME, cols, "particles")
     return _write_history(out_dir, result, dest)
 
@@ -179,7 +209,8 @@ def read_iteration(out_dir, iteration=None, averages=True):
     dict
         ``iteration``, ``alpha`` and the per-particle arrays ``classes``,
         ``max_posterior``, ``scores``, ``n_candidates``, ``rotations``,
-        ``shifts``, ``logliks``; the half-set FSC ``fsc`` at Fourier shells
+        ``shifts``, ``logliks``, ``subsets``; the half-set FSC ``fsc`` (and
+        per class ``fsc_classes``, gold standard) at Fourier shells
         ``fsc_shells``; with ``averages``, ``averages`` of shape
         ``(K, n, n, n)``.
     """

@@ -123,6 +123,11 @@ def add_parser(subparsers):
                    help="with --symmetry and no --references: iterations without symmetry "
                         "before each average is turned into its symmetry frame and the "
                         "symmetry imposed (default 10)")
+    p.add_argument("--gold-standard", action="store_true",
+                   help="independent half-sets: split the subtomograms at random before "
+                        "the first iteration and refine each half against its own "
+                        "averages (shared only up to the start resolution); the resolution "
+                        "is where their FSC falls below 0.143, per class")
     p.add_argument("--restart", action="store_true",
                    help="ignore an existing checkpoint in --out (and remove its "
                         "per-iteration files)")
@@ -199,8 +204,8 @@ def run(args):
     from ..averaging import AlignParams, EMParams, VolumeFiles, classify
     from ..averaging.symmetry import check_symmetry
     from ..averaging.em import CHECKPOINT_NAME, result_from_state
-    from ..averaging.outputs import (ITERATIONS_DIR, finished_iterations, write_final,
-                                     write_iteration)
+    from ..averaging.outputs import (ITERATIONS_DIR, class_resolutions, finished_iterations,
+                                     write_final, write_iteration)
     from ..io.mrc import read_mrc
     from ..io.publish import Publication
     comm = _mpi_comm()
@@ -228,6 +233,7 @@ def run(args):
                       seed=args.seed, normalize=not args.no_normalize,
                       min_class_size=args.min_class_size,
                       c1_iterations=args.c1_iterations,
+                      gold_standard=args.gold_standard,
                       align=AlignParams(lmax=args.lmax, r_max=r_max,
                                         max_candidates=args.max_candidates,
                                         symmetry=check_symmetry(args.symmetry)))
@@ -282,6 +288,11 @@ def run(args):
     print(f"{args.mode.upper()}: {len(paths)} subtomograms, {len(res.averages)} classes, "
           f"{res.n_iterations} iterations ({'converged' if res.converged else 'not converged'})"
           f" in {elapsed:.1f} s; wrote {out}")
+    for k, r in enumerate(class_resolutions(res) or []):
+        where = (f"{n_box * voxel / r:.1f} Å" if r > res.join_radius + 1 else
+                 f"not resolved beyond the shared start resolution "
+                 f"({n_box * voxel / res.join_radius:.0f} Å)")
+        print(f"class {k + 1}: gold-standard resolution (FSC 0.143) {where}")
     return 0
 
 

@@ -175,3 +175,31 @@ def test_classify_cli_focus_mask_of_the_wrong_box_is_refused(tmp_path, capsys):
             "--iterations", "1", "--lmax", "23", "--focus-mask", str(focus)]
     assert main(argv) == 2
     assert "mask has shape (16, 16, 16)" in capsys.readouterr().err
+
+
+def test_classify_cli_gold_standard_writes_subsets_class_fsc_and_the_resolution(
+        tmp_path, capsys):
+    """``--gold-standard``: RELION's rlnRandomSubset in the STAR file, the
+    per-class FSC in the iteration files, its kind in the history, and the
+    resolution (or that there is none beyond the shared shells) printed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_set(data, n=8)
+    out = tmp_path / "out"
+    argv = ["classify", "--star", str(data / "in.star"), "--out", str(out), "--lmax", "23",
+            "--voronoi-samples", "500", "--iterations", "2", "--gold-standard"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "class 1: gold-standard resolution (FSC 0.143)" in printed
+    star = read_star(out / "particles.star")
+    assert sorted(star["rlnRandomSubset"]) == [1] * 4 + [2] * 4
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["gold_standard"] and hist["fsc_level"] == 0.143
+    assert hist["fsc_kind"].startswith("gold-standard") and hist["join_radius"] == 3
+    assert len(hist["class_fsc_radius"]) == 1
+    from faml_tomo.averaging.outputs import read_iteration
+    it = read_iteration(out, averages=False)
+    assert it["fsc_classes"].shape == (1, len(it["fsc"]))
+    np.testing.assert_array_equal(it["subsets"], star["rlnRandomSubset"])
+    job = json.loads((out / "job.json").read_text())
+    assert job["parameters"]["gold_standard"] is True

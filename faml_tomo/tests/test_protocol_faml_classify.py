@@ -125,8 +125,32 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             self.assertLess(np.median(dsh[good]), 1.0, f"class {k + 1}: shift errors {dsh}")
         summary = "\n".join(prot.summary())
         self.assertIn("Class sizes", summary)
+        self.assertIn("Even/odd FSC 0.5 resolution", summary)
+        self.assertIn("optimistic", summary)
         self.assertIn("log-likelihood", summary)
         self.assertIn("Zhao2018", "\n".join(prot.methods()) + str(prot._references))
+
+    def test_gold_standard_resolution_in_summary_outputs_and_viewer(self):
+        """Independent half-sets: the per-class 0.143 resolution in the
+        summary, the half-set of each particle in the STAR file, and one
+        FSC curve per class in the viewer."""
+        import matplotlib
+        matplotlib.use("Agg")
+        from faml_tomo.io.star import read_star
+        from faml_tomo.viewers.viewer_faml import fsc_figure
+        prot = self._classify("gold", 2, goldStandard=True)
+        summary = "\n".join(prot.summary())
+        self.assertIn("Gold-standard resolution (independent half-sets, FSC 0.143): class 1",
+                      summary)
+        self.assertNotIn("Even/odd", summary)
+        star = read_star(os.path.join(prot._runDir(), "particles.star"))
+        self.assertEqual(sorted(set(star["rlnRandomSubset"])), [1, 2])
+        fig = fsc_figure(prot._runDir(), voxel_size=PIXEL)
+        labels = [c.get_label() for c in fig.axes[0].get_lines()]
+        self.assertIn("class 1, iteration 2", labels)
+        self.assertIn("class 2, iteration 2", labels)
+        self.assertIn("FSC 0.143", labels)
+        self.assertIn("gold-standard", fig.axes[0].get_title())
 
     def test_continue_after_stop_equals_uninterrupted(self):
         """Stopped after 2 iterations, continued to 4: same result as 4 in one go."""

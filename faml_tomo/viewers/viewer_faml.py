@@ -95,7 +95,9 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     ax_sz.legend(fontsize=8)
     if h.get("band_radius"):
         ax_r.plot(its, h["band_radius"], "o-", label="E-step band")
-        ax_r.plot(its, h["fsc_radius"], "s--", label="half-set FSC 0.5")
+        label = ("gold-standard FSC 0.143" if h.get("gold_standard")
+                 else "even/odd FSC 0.5 (optimistic)")
+        ax_r.plot(its, h["fsc_radius"], "s--", label=label)
         ax_r.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
                     frameon=False)
     ax_r.set_xlabel("iteration")
@@ -161,9 +163,11 @@ def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
 def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
     """Half-set Fourier shell correlation after some iterations.
 
-    The halves are the even and odd subtomograms (class-mass weighted over
-    the classes); they share the reference, so the curve is optimistic.
-    Lines at 0.5 (what frequency marching follows) and 0.143.
+    Gold-standard runs (independent half-sets): each class's curve after the
+    last iteration and the class-mass weighted curve after the others, read
+    at 0.143.  Otherwise the even and odd subtomograms (class-mass weighted);
+    they share the reference, so the curve is optimistic and read at 0.5
+    (what frequency marching follows); the title says which.
 
     Parameters
     ----------
@@ -174,25 +178,32 @@ def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
         Å per voxel: the x axis in 1/Å with resolution labels in Å;
         without, in Fourier shells.
     """
-    from ..averaging.outputs import finished_iterations
+    from ..averaging.outputs import finished_iterations, fsc_kind
     done = finished_iterations(run_dir)
     if iterations is None:
         iterations = sorted({done[0], done[len(done) // 2], done[-1]}) if done else []
     h = read_history(run_dir)
     box = h.get("box")
+    gold = bool(h.get("gold_standard"))
+    kind, level = fsc_kind(gold)
     fig = new_figure(fig, (6.5, 4.2))
     ax = fig.subplots()
+    scale = 1.0 / (box * voxel_size) if voxel_size and box else 1.0
+    last = iterations[-1] if iterations else None
     for j, it in enumerate(iterations):
         d = read_iteration(run_dir, it, averages=False)
         if "fsc" not in d:
             continue
-        x = d["fsc_shells"].astype(float)
-        if voxel_size and box:
-            x = x / (box * voxel_size)
-        ax.plot(x, d["fsc"], "-", color=CLASS_COLOURS[j % len(CLASS_COLOURS)],
-                label=f"iteration {it}")
-    for level, style in ((0.5, "--"), (0.143, ":")):
-        ax.axhline(level, color="grey", linestyle=style, linewidth=1)
+        x = d["fsc_shells"].astype(float) * scale
+        if gold and it == last and "fsc_classes" in d:
+            for k, curve in enumerate(d["fsc_classes"]):
+                ax.plot(x, curve, "-", color=_colour(k), label=f"class {k + 1}, iteration {it}")
+            continue
+        ax.plot(x, d["fsc"], "--" if gold else "-",
+                color="grey" if gold else CLASS_COLOURS[j % len(CLASS_COLOURS)],
+                alpha=0.4 + 0.6 * (j + 1) / len(iterations) if gold else 1.0,
+                label=f"iteration {it}" + (" (all classes)" if gold else ""))
+    ax.axhline(level, color="black", linestyle=":", linewidth=1, label=f"FSC {level:g}")
     ax.set_ylim(-0.1, 1.02)
     ax.set_ylabel("FSC")
     if voxel_size and box:
@@ -205,11 +216,11 @@ def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
         top.set_xlabel("Å")
     else:
         ax.set_xlabel("Fourier shell (cycles per box)")
-    if ax.get_lines():
-        ax.legend(fontsize=8)
+    if len(ax.get_lines()) > 1:
+        ax.legend(fontsize=8, loc="lower left")
     else:
         ax.text(0.5, 0.5, "no FSC recorded", ha="center", transform=ax.transAxes)
-    ax.set_title("half-set FSC (even / odd subtomograms)", fontsize=10)
+    ax.set_title(kind, fontsize=10)
     fig.subplots_adjust(left=0.12, right=0.96, top=0.8, bottom=0.14)
     return fig
 
@@ -246,7 +257,7 @@ if EmProtocolViewer is not None:
             form.addParam("showPosteriors", _params.LabelParam,
                           label="Class posterior histograms")
             form.addParam("showFsc", _params.LabelParam,
-                          label="Half-set FSC (first, middle, last iteration)")
+                          label="Half-set FSC (gold-standard per class, or even/odd)")
 
         def _getVisualizeDict(self):
             return {"showAverages": self._showAverages, "showHistory": self._showHistory,
@@ -277,7 +288,7 @@ if EmProtocolViewer is not None:
         def _showFsc(self, _param=None):
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
             return self._plotter(lambda f: fsc_figure(self._run(), voxel_size=sr, fig=f),
-                                 "FAML half-set FSC")
+                                 "FAML FSC")
 
         def _showPosteriors(self, _param=None):
             return self._plotter(lambda f: posterior_figure(self._run(), self._iteration(),
