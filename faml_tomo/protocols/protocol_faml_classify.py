@@ -114,6 +114,18 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                            "the class averages before each alignment, so that only the "
                            "masked region drives alignment and classification. The "
                            "output averages are not masked.")
+        form.addParam("inputFocusMask", params.PointerParam, pointerClass="VolumeMask",
+                      allowsNull=True, condition="useReferences",
+                      label="Classification mask (optional)",
+                      help="Focused classification: a mask (0..1, soft edge) on the part "
+                           "where the classes should differ, e.g. a subunit that is "
+                           "present or absent. Each class is represented by its own "
+                           "average inside the mask and by the average of all classes "
+                           "outside it, so variation elsewhere does not split the "
+                           "classes; poses still come from the whole particle. In the "
+                           "frame of the references (e.g. made on a consensus average); "
+                           "start from one reference per class that differ inside the "
+                           "mask.")
         form.addParam("overrideTiltRange", params.BooleanParam, default=False,
                       label="Override the tilt range?",
                       help="No: the missing wedge of each subtomogram comes from its "
@@ -247,6 +259,12 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             return [r.clone() for r in ref.iterItems(orderBy="id")]
         return [ref]
 
+    def _focusMask(self):
+        """The classification mask pointer when it applies (with references)."""
+        if self.useReferences and self.inputFocusMask.get() is not None:
+            return self.inputFocusMask
+        return None
+
     def _numberOfClasses(self):
         refs = self._references_list()
         return len(refs) if refs is not None else int(self.numberOfClasses.get() or 0)
@@ -304,6 +322,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             argv += ["--references"] + [self._getExtraPath("input", f) for f in refs]
         if os.path.exists(self._getExtraPath("input", "mask.mrc")):
             argv += ["--mask", self._getExtraPath("input", "mask.mrc")]
+        if os.path.exists(self._getExtraPath("input", "focus_mask.mrc")):
+            argv += ["--focus-mask", self._getExtraPath("input", "focus_mask.mrc")]
         if self.resolution.get() is not None:
             argv += ["--resolution", repr(float(self.resolution.get()))]
         if self.startResolution.get() is not None and not self.fullBand:
@@ -340,9 +360,11 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         for k, ref in enumerate(self._references_list() or []):
             vol, _ = read_mrc(_volume_path(ref))
             write_mrc(os.path.join(folder, f"reference_{k + 1:02d}.mrc"), vol, sr)
-        if self.inputMask.get() is not None:
-            vol, _ = read_mrc(_volume_path(self.inputMask.get()))
-            write_mrc(os.path.join(folder, "mask.mrc"), vol, sr)
+        for name, pointer in (("mask.mrc", self.inputMask),
+                              ("focus_mask.mrc", self._focusMask())):
+            if pointer is not None and pointer.get() is not None:
+                vol, _ = read_mrc(_volume_path(pointer.get()))
+                write_mrc(os.path.join(folder, name), vol, sr)
         print(f"{len(names)} subtomograms, tilt ranges "
               f"{sorted(set(zip(lo, hi)))[:5]}{' ...' if len(set(lo)) > 5 else ''}",
               flush=True)
@@ -494,6 +516,17 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         if self.inputMask.get() is not None and shape is not None:
             errors.extend(self._checkVolumes([self.inputMask.get()], "mask", shape,
                                              inset.getSamplingRate()))
+        if self.inputFocusMask.get() is not None and not self.useReferences:
+            errors.append("A classification mask needs references: it is drawn in their "
+                          "frame, while reference-free averages come out in any frame")
+        elif self._focusMask() is not None and shape is not None:
+            errors.extend(self._checkVolumes([self.inputFocusMask.get()],
+                                             "classification mask", shape,
+                                             inset.getSamplingRate()))
+        for pointer, what in ((self.inputMask, "Reference mask"),
+                              (self._focusMask(), "Classification mask")):
+            if pointer is not None and pointer.get() is not None:
+                errors.extend(self._checkMaskValues(pointer.get(), what))
         try:
             em = self._emParams()
             em.check(n_part)
@@ -537,6 +570,21 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                               f"{sampling:g} Å/px")
         return errors
 
+    @staticmethod
+    def _checkMaskValues(obj, what):
+        from ..io.mrc import read_mrc
+        try:
+            vol = read_mrc(_volume_path(obj))[0]
+        except InputError as exc:
+            return [f"{what}: {exc}"]
+        lo, hi = float(np.min(vol)), float(np.max(vol))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
+            return [f"{what} {_volume_path(obj)}: values from {lo:.3g} to {hi:.3g}; a mask "
+                    f"takes values from 0 to 1"]
+        if hi <= 0:
+            return [f"{what} {_volume_path(obj)} is empty (all zero)"]
+        return []
+
     def _warnings(self):
         warns = []
         inset = self.inputSubtomograms.get()
@@ -570,6 +618,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                + " subtomograms",
                f"Final log-likelihood: {hist['log_likelihood'][-1]:.6g}"]
         out += self._resolutionLines(hist)
+        if self._focusMask() is not None:
+            out.append("Focused classification: classes told apart inside the "
+                       "classification mask only.")
         sym = str(self.symmetry.get() or "C1").strip()
         if sym.upper() != "C1":
             when = ("from the start (references)" if self.useReferences else

@@ -1,6 +1,7 @@
 """ProtFAMLClassify on simulated two-class subtomograms: outputs, accuracy,
 continue-after-stop, every ``_validate`` rule, the transform convention and
 the viewer's figures."""
+import json
 import os
 
 import numpy as np
@@ -204,8 +205,14 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.launchProtocol(imp_mask)
         prot = self._classify("references", 4, useReferences=True,
                               inputReferences=imp.outputSubTomograms,
-                              inputMask=imp_mask.outputMask, startResolution=80.0)
+                              inputMask=imp_mask.outputMask, startResolution=80.0,
+                              inputFocusMask=imp_mask.outputMask)
         self.assertTrue(os.path.exists(prot._getExtraPath("input", "mask.mrc")))
+        # the classification mask reaches the run (the classes differ inside it too)
+        self.assertTrue(os.path.exists(prot._getExtraPath("input", "focus_mask.mrc")))
+        job = json.loads(open(os.path.join(prot._runDir(), "job.json")).read())
+        self.assertTrue(job["parameters"]["focus_mask"].endswith("focus_mask.mrc"))
+        self.assertIn("Focused classification", "\n".join(prot.summary()))
         subs = getattr(prot, OUT_SUBTOMOS)
         rows = self._order(subs)
         pred = np.array([s.getClassId() for s in subs.iterItems(orderBy="id")]) - 1
@@ -346,6 +353,19 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos)
         prot.inputMask.set(mask)
         self.assertIn("mask", "\n".join(prot.validate()))
+        # a classification mask: only with references, and values in 0..1
+        prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos)
+        prot.inputFocusMask.set(mask)
+        self.assertIn("A classification mask needs references", "\n".join(prot.validate()))
+        wrong = str(self.dataDir / "wrong_values.mrc")
+        write_mrc(wrong, np.full((BOX,) * 3, 2.0, np.float32), PIXEL)
+        bad = VolumeMask(location=wrong)
+        bad.setSamplingRate(PIXEL)
+        prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos,
+                                useReferences=True, inputReferences=self.subtomos)
+        prot.inputFocusMask.set(bad)
+        self.assertIn("Classification mask", "\n".join(prot.validate()))
+        self.assertIn("takes values from 0 to 1", "\n".join(prot.validate()))
 
     def test_warning_few_per_class(self):
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos,
