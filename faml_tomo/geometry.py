@@ -13,17 +13,24 @@ Conventions (used everywhere in the package; see the README):
   then shifted by ``t`` (in voxels).
 * Euler angles are ZYZ in the RELION convention ``(rot, tilt, psi)`` in
   degrees.  RELION's matrix is ``A = Rz(psi) Ry(tilt) Rz(rot)`` with
-  ``Rz(a) = [[cos a, sin a, 0], [-sin a, cos a, 0], [0, 0, 1]]`` and RELION
-  samples the reference at ``A x`` to make the particle, so the active
-  rotation from reference to particle is ``R = A^T`` (scipy's intrinsic
-  ``"ZYZ"`` with the same three angles).  RELION's ``rlnOriginX/Y/ZAngst``
-  equal ``t`` times the voxel size.
+  ``Rz(a) = [[cos a, sin a, 0], [-sin a, cos a, 0], [0, 0, 1]]``
+  (``src/euler.cpp``, ``Euler_angles2matrix``) and RELION predicts a particle
+  by sampling the reference at ``A^-1 k`` (``src/projector.cpp``, ``project``
+  and ``rotate3D``: ``Ainv = A.inv()``): the particle is the reference
+  rotated actively by ``A``, so ``R = A`` (the inverse of scipy's intrinsic
+  ``"ZYZ"`` with the same three angles).  RELION translates the particle by
+  its origin to centre it (``ml_optimiser.cpp``: ``selfTranslate(img,
+  offset)``; the centre is the coordinate minus the origin), so
+  ``rlnOriginX/Y/ZAngst = -t`` times the voxel size.
+* Scipion stores ``M`` with ``particle(r) = reference(M r)``
+  (``tomo.objects.convertMatrix``), i.e. ``M = [[R, t], [0, 1]]^-1``.
 """
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-__all__ = ["euler_to_matrix", "matrix_to_euler", "random_rotations",
+__all__ = ["euler_to_matrix", "matrix_to_euler", "origin_from_shift", "shift_from_origin",
+           "random_rotations",
            "rotation_angle_deg", "transform_volume", "box_center",
            "rigid_matrix4"]
 
@@ -39,15 +46,29 @@ def euler_to_matrix(angles):
     Returns
     -------
     numpy.ndarray, shape (3, 3) or (n, 3, 3)
-        ``R`` acting on ``(x, y, z)`` column vectors, reference to particle.
+        ``R`` acting on ``(x, y, z)`` column vectors, reference to particle
+        (RELION's matrix ``A``).
     """
-    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix()
+    return Rotation.from_euler("ZYZ", angles, degrees=True).inv().as_matrix()
 
 
 def matrix_to_euler(matrices):
     """RELION ZYZ Euler angles ``(rot, tilt, psi)`` in degrees of active
     rotation matrices (inverse of :func:`euler_to_matrix`); tilt in [0, 180]."""
-    return Rotation.from_matrix(matrices).as_euler("ZYZ", degrees=True)
+    return Rotation.from_matrix(matrices).inv().as_euler("ZYZ", degrees=True)
+
+
+def origin_from_shift(shifts, voxel_size):
+    """RELION's ``rlnOriginX/Y/ZAngst`` of shifts ``t`` in voxels: ``-t``
+    times the voxel size (RELION moves the particle by its origin onto the
+    reference)."""
+    return -np.asarray(shifts, dtype=float) * float(voxel_size)
+
+
+def shift_from_origin(origins, voxel_size):
+    """Shifts ``t`` in voxels from RELION's ``rlnOriginX/Y/ZAngst``
+    (inverse of :func:`origin_from_shift`)."""
+    return -np.asarray(origins, dtype=float) / float(voxel_size)
 
 
 def random_rotations(n, rng, axis=None):

@@ -139,12 +139,19 @@ def _write_history(out_dir, result, dest=None):
     return history
 
 
-def write_final(out_dir, result, paths, voxel_size, dest=None):
+def write_final(out_dir, result, paths, voxel_size, dest=None, source=None, extra=None,
+                acquisition=None):
     """Final class averages, ``particles.star`` and ``history.json``.
 
     ``dest`` (default ``out_dir``): where to write them, e.g. a staging
     folder that is published into ``out_dir`` afterwards; the history is
     read from ``out_dir``'s iteration files.
+
+    ``particles.star`` is a RELION 5 particle file of 3D subtomograms
+    (:func:`faml_tomo.io.relion.write_relion5_particles`): ``source`` (the
+    input :class:`~faml_tomo.io.relion.ParticleStar`) keeps its columns and
+    optics table; ``extra`` adds columns it lacks; ``acquisition`` fills an
+    optics table the input does not give.
 
     ``particles.star`` lists each subtomogram with its class
     (``rlnClassNumber``, 1-based), the best transform as RELION ZYZ Euler
@@ -155,18 +162,17 @@ def write_final(out_dir, result, paths, voxel_size, dest=None):
     (``famlScore``), the log-likelihood (``rlnLogLikeliContribution``) and
     the half-set (``rlnRandomSubset``, 1 or 2).
     """
-    from ..io.star import write_star
+    from ..geometry import origin_from_shift
+    from ..io.relion import write_relion5_particles
     dest = Path(dest or out_dir)
     for k, avg in enumerate(result.averages):
         write_mrc(class_average_path(dest, k), avg, voxel_size)
     eul = result.euler_angles()
     cols = {
-        "rlnImageName": [str(p) for p in paths],
         "rlnClassNumber": np.asarray(result.classes) + 1,
         "rlnAngleRot": eul[:, 0], "rlnAngleTilt": eul[:, 1], "rlnAnglePsi": eul[:, 2],
-        "rlnOriginXAngst": result.shifts[:, 0] * voxel_size,
-        "rlnOriginYAngst": result.shifts[:, 1] * voxel_size,
-        "rlnOriginZAngst": result.shifts[:, 2] * voxel_size,
+        **dict(zip(("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"),
+                   origin_from_shift(result.shifts, voxel_size).T)),
         "rlnMaxValueProbDistribution": result.max_posterior,
         "rlnNrOfSignificantSamples": result.n_candidates,
         "famlScore": result.scores,
@@ -175,7 +181,10 @@ def write_final(out_dir, result, paths, voxel_size, dest=None):
         cols["rlnLogLikeliContribution"] = result.logliks
     if getattr(result, "subsets", None) is not None:
         cols["rlnRandomSubset"] = np.asarray(result.subsets)
-    write_star(dest / PARTICLES_NAME, cols, "particles")
+    write_relion5_particles(dest / PARTICLES_NAME, cols, len(paths), voxel_size,
+                            result.averages.shape[-1], source=source,
+                            image_names=[str(p) for p in paths], extra=extra,
+                            acquisition=acquisition)
     return _write_history(out_dir, result, dest)
 
 

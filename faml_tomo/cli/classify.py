@@ -25,7 +25,8 @@ Outputs in ``--out``: ``class_NN.mrc`` (averages), ``particles.star``
 the best transform as RELION ZYZ Euler angles ``rlnAngleRot/Tilt/Psi`` in
 degrees and ``rlnOriginX/Y/ZAngst``: the transform maps the class average
 onto the particle, ``particle(x) = average(R^T (x - c - t) + c)``, ``R`` =
-RELION's matrix transposed, ``t = origin / voxel size``), ``history.json``
+RELION's matrix, ``t = -origin / voxel size``; a RELION 5 file with the input
+table's columns kept, see :mod:`faml_tomo.io.relion`), ``history.json``
 (log-likelihood, class sizes and more per iteration), ``iterations/`` (the
 averages and per-particle results of every iteration), ``job.json``
 (version, parameters, seed), the run marker ``faml_run.json`` ("complete"
@@ -59,9 +60,13 @@ def add_parser(subparsers):
                      "rlnSubtomogramName; paths relative to the STAR file)")
     src.add_argument("--folder", type=Path, help="folder of subtomogram MRC files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--tilt-range", nargs=2, type=float, default=(-60.0, 60.0),
+    p.add_argument("--tilt-range", nargs=2, type=float, default=None,
                    metavar=("MIN", "MAX"), help="tilt range about Y in degrees "
-                   "(default -60 60; asymmetric allowed)")
+                   "(default: per subtomogram from the STAR file or --tomograms, else "
+                   "-60 60; asymmetric allowed)")
+    p.add_argument("--tomograms", type=Path, default=None,
+                   help="RELION 5 tomograms.star: the tilt range of each subtomogram's "
+                        "tomogram (rlnTomoName) from its tilt-series table")
     p.add_argument("--classes", type=int, default=1, help="number of classes K (default 1)")
     p.add_argument("--iterations", type=int, default=20,
                    help="largest number of iterations (default 20)")
@@ -145,35 +150,47 @@ def _mpi_comm():
     return comm if comm.Get_size() > 1 else None
 
 
-TILT_COLUMNS = ("famlTiltMin", "famlTiltMax")
 
 
 def _inputs(args):
-    """Paths of the subtomograms and their tilt ranges."""
-    tilt = tuple(args.tilt_range)
+    """Paths of the subtomograms, their tilt ranges and the input particle
+    table (None for a folder)."""
+    source = None
     if args.star is not None:
-        from ..io.star import read_star
-        table = read_star(args.star, dtypes={"rlnImageName": str,
-                                             "rlnSubtomogramName": str})
-        col = next((c for c in ("rlnImageName", "rlnSubtomogramName") if c in table), None)
-        if col is None:
-            raise InputError(f"{args.star}: no rlnImageName or rlnSubtomogramName column")
-        base = args.star.resolve().parent
-        paths = [p if Path(p).is_absolute() else base / p for p in table[col]]
-        if not paths:
-            raise InputError(f"{args.star}: no particles")
-        if all(c in table for c in TILT_COLUMNS):
-            tilt = [(float(a), float(b)) for a, b in zip(*(table[c] for c in TILT_COLUMNS))]
-        elif any(c in table for c in TILT_COLUMNS):
-            raise InputError(f"{args.star}: give both {TILT_COLUMNS[0]} and "
-                             f"{TILT_COLUMNS[1]} columns, or neither")
+        from ..io.relion import read_particle_star
+        source = read_particle_star(args.star)
+        paths = source.paths
     else:
         if not args.folder.is_dir():
             raise InputError(f"{args.folder}: not a folder")
         paths = sorted(args.folder.glob("*.mrc"))
         if not paths:
             raise InputError(f"{args.folder}: no .mrc files")
-    return [Path(p) for p in paths], tilt
+    return [Path(p) for p in paths], _tilt_ranges(args, source), source
+
+
+def _tilt_ranges(args, source):
+    """One tilt range, or one per subtomogram: --tilt-range, else the STAR
+    file's columns, else --tomograms, else -60..60 (with a warning for
+    files from other programs, which do not record it)."""
+    if args.tilt_range is not None:
+        return tuple(args.tilt_range)
+    if source is not None and source.tilt_ranges is not None:
+        return source.tilt_ranges
+    if args.tomograms is not None:
+        from ..io.relion import tomogram_tilt_ranges
+        if source is None or source.tomo_names is None:
+            raise InputError("--tomograms needs a --star file with rlnTomoName")
+        ranges = tomogram_tilt_ranges(args.tomograms)
+        missing = sorted(set(source.tomo_names) - set(ranges))
+        if missing:
+            raise InputError(f"{args.tomograms}: no tomogram {missing[0]!r} (of "
+                             f"{len(missing)} missing) that {args.star} refers to")
+        return [ranges[t] for t in source.tomo_names]
+    if source is not None and source.flavour != "faml":
+        logger.warning("%s (%s) does not record tilt ranges: assuming -60..60 degrees; "
+                       "give --tilt-range or --tomograms", source.path, source.flavour)
+    return (-60.0, 60.0)
 
 
 def check_inputs(args):
@@ -192,12 +209,15 @@ def check_inputs(args):
     for name in ("workers", "classes", "iterations"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    paths, tilt = _inputs(args)
-    info = check_particles(paths, args.voxel_size, args.references or (), args.mask)
-    inputs = [args.star, args.folder, args.mask, args.focus_mask,
+    paths, tilt, source = _inputs(args)
+    voxel = args.voxel_size
+    if voxel is None and source is not None and source.voxel_size:
+        voxel = source.voxel_size           # stated by the file; headers may round
+    info = check_particles(paths, voxel, args.references or (), args.mask)
+    inputs = [args.star, args.folder, args.mask, args.focus_mask, args.tomograms,
               *(args.references or ()), *paths]
     check_output_folder(args.out, inputs, managed=[ITERATIONS_DIR])
-    return paths, tilt, info
+    return paths, tilt, info, source
 
 
 def run(args):
@@ -211,7 +231,7 @@ def run(args):
     comm = _mpi_comm()
     root = comm is None or comm.Get_rank() == 0
     t0 = time.perf_counter()
-    paths, tilt, info = check_inputs(args)
+    paths, tilt, info, source = check_inputs(args)
     n_box, voxel = info.box, info.voxel_size
     r_max = None
     if args.resolution is not None:
@@ -282,7 +302,7 @@ def run(args):
         res = classify(VolumeFiles(paths), tilt, params, references=refs,
                        checkpoint_dir=out, callback=progress, workers=args.workers,
                        comm=comm, mask=mask, focus_mask=focus)
-        write_final(out, res, paths, voxel, dest=stage)
+        write_final(out, res, paths, voxel, dest=stage, source=source)
         _write_job(stage, args, voxel, paths, n_box, r_max, comm, res, t0)
     elapsed = time.perf_counter() - t0
     print(f"{args.mode.upper()}: {len(paths)} subtomograms, {len(res.averages)} classes, "

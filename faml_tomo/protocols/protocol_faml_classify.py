@@ -9,9 +9,10 @@ back with :mod:`faml_tomo.averaging.outputs`.
 
 Transforms: the compute convention is ``particle(x) = average(R^T (x - c - t)
 + c)`` (:mod:`faml_tomo.geometry`), written to ``particles.star`` as RELION
-angles and origins.  The aligned subtomograms carry the Scipion matrix that
-scipion-em-reliontomo builds from those RELION values,
-``M = [[R, R t], [0, 1]]`` (shifts in voxels).
+angles and origins.  The aligned subtomograms carry Scipion's matrix
+``M = [[R, t], [0, 1]]^-1`` (``particle(r) = reference(M r)``, shifts in
+voxels), which is also what scipion-em-reliontomo builds from those RELION
+values.
 """
 import logging
 import os
@@ -50,17 +51,18 @@ def scipion_matrix(rotation, shift):
     shift : numpy.ndarray, shape (3,)
         ``t`` in voxels ``(x, y, z)``.
     """
+    # Scipion: particle(r) = reference(M r), the inverse of [R | t]
+    rot = np.asarray(rotation, dtype=float)
     m = np.eye(4)
-    m[:3, :3] = rotation
-    m[:3, 3] = np.asarray(rotation) @ np.asarray(shift)
+    m[:3, :3] = rot.T
+    m[:3, 3] = -rot.T @ np.asarray(shift, dtype=float)
     return m
 
 
 def faml_transform(matrix):
     """Inverse of :func:`scipion_matrix`: ``(R, t)`` of a Scipion matrix."""
-    m = np.asarray(matrix, dtype=float)
-    rot = m[:3, :3]
-    return rot, rot.T @ m[:3, 3]
+    m = np.linalg.inv(np.asarray(matrix, dtype=float))
+    return m[:3, :3], m[:3, 3]
 
 
 def _volume_path(obj):

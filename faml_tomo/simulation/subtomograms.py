@@ -25,7 +25,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from ..errors import InputError
-from ..geometry import matrix_to_euler, random_rotations, transform_volume
+from ..geometry import matrix_to_euler, origin_from_shift, random_rotations, transform_volume
 from .optics import CTFParams, check_tilt_range, ctf, detector_mtf, radial_frequency, wedge_mask
 
 logger = logging.getLogger(__name__)
@@ -142,8 +142,9 @@ class SubtomogramTruth:
 
     @property
     def shifts_angstrom(self):
-        """Shifts in Å (RELION's ``rlnOriginX/Y/ZAngst``), shape (n, 3)."""
-        return self.shifts * self.pixel_size
+        """RELION's ``rlnOriginX/Y/ZAngst`` of the shifts (Å, ``-t`` times the
+        pixel size), shape (n, 3)."""
+        return origin_from_shift(self.shifts, self.pixel_size)
 
     @property
     def class_number(self):

@@ -56,7 +56,7 @@ def test_classify_cli_transforms_in_relion_convention(tmp_path):
     rot = euler_to_matrix(np.stack([star["rlnAngleRot"], star["rlnAngleTilt"],
                                     star["rlnAnglePsi"]], 1))
     assert np.median(rotation_angle_deg(rot, sim.rotations)) < 5
-    shift = np.stack([star[f"rlnOrigin{a}Angst"] for a in "XYZ"], 1) / 20.0
+    shift = -np.stack([star[f"rlnOrigin{a}Angst"] for a in "XYZ"], 1) / 20.0
     assert np.median(np.linalg.norm(shift - sim.shifts, axis=1)) < 0.5
 
 

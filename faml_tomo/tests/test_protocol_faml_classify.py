@@ -30,7 +30,9 @@ def _simulate(seed=11):
 def test_scipion_matrix_is_reliontomo_convention():
     """The matrix equals what scipion-em-reliontomo builds from the RELION
     angles / origin that faml-tomo writes (``inv([A | -s])`` with RELION's
-    ``A = R^T`` from ZYZ ``(rot, tilt, psi)``), and round-trips."""
+    ``A`` from ZYZ ``(rot, tilt, psi)`` and ``s`` the origin in voxels), and
+    round-trips.  (That these are RELION's and Scipion's own meanings is
+    checked in ``test_peer_conventions.py``.)"""
     from scipy.spatial.transform import Rotation
     rng = np.random.default_rng(0)
     rots = Rotation.random(5, random_state=1).as_matrix()
@@ -40,7 +42,7 @@ def test_scipion_matrix_is_reliontomo_convention():
         a = Rotation.from_euler("ZYZ", [rot, tilt, psi], degrees=True).as_matrix().T
         e = np.eye(4)
         e[:3, :3] = a
-        e[:3, 3] = -t                      # rlnOrigin / voxel size = t
+        e[:3, 3] = t                       # -s: rlnOrigin / voxel size = -t
         np.testing.assert_allclose(scipion_matrix(r, t), np.linalg.inv(e), atol=1e-9)
         np.testing.assert_allclose(euler_to_matrix([rot, tilt, psi]), r, atol=1e-9)
         r2, t2 = faml_transform(scipion_matrix(r, t))

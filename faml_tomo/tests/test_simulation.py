@@ -191,7 +191,7 @@ def test_subtomogram_rotated_back_correlates_with_structure():
     # Truth bookkeeping: Euler angles (RELION ZYZ) reproduce the matrices
     np.testing.assert_allclose(euler_to_matrix(t.eulers), t.rotations, atol=1e-9)
     assert np.all(np.linalg.norm(t.shifts, axis=1) <= 3 + 1e-9)
-    np.testing.assert_allclose(t.shifts_angstrom, t.shifts * 20.0)
+    np.testing.assert_allclose(t.shifts_angstrom, -t.shifts * 20.0)   # RELION origins
 
 
 def test_subtomogram_options():

@@ -106,7 +106,8 @@ def test_cli_simulate_subtomograms(tmp_path, capsys):
     eul = np.column_stack([parts["rlnAngleRot"], parts["rlnAngleTilt"],
                            parts["rlnAnglePsi"]])
     np.testing.assert_allclose(euler_to_matrix(eul), mats, atol=1e-5)
-    np.testing.assert_allclose(parts["rlnOriginXAngst"], 20 * parts["famlShiftXPx"],
+    # RELION moves the particle by its origin onto the reference: origin = -t
+    np.testing.assert_allclose(parts["rlnOriginXAngst"], -20 * parts["famlShiftXPx"],
                                atol=1e-4)
     np.testing.assert_allclose(parts["famlSnr"], 0.05, rtol=1e-3)
     vol, px = read_mrc(out / parts["rlnImageName"][0])
