@@ -114,7 +114,7 @@ def _write_pairs(fh, name, pairs):
     fh.write("\n")
 
 
-def write_star_blocks(path, blocks):
+def write_star_blocks(path, blocks, version=30001):
     """Write several data blocks into one STAR file, atomically.
 
     Parameters
@@ -126,6 +126,9 @@ def write_star_blocks(path, blocks):
         ``{label: sequence}`` (all of one length; 0 gives an empty table), a
         list of row dicts, or a dict of scalars, which is written as a list of
         ``_label value`` pairs (RELION's ``data_general`` style).
+    version : int
+        RELION's ``# version`` comment (30001: RELION 3.1 and later with an
+        optics table; 50001: written by RELION 5).
 
     Returns
     -------
@@ -136,7 +139,7 @@ def write_star_blocks(path, blocks):
         raise StarError(f"{path}: nothing to write (no data blocks)")
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
-            fh.write("# version 30001\n")
+            fh.write(f"# version {int(version)}\n")
             for name, data in blocks.items():
                 where = f"{path} block data_{name}"
                 if not re.fullmatch(r"[\w.-]*", str(name)):
