@@ -341,7 +341,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         """Particle STAR file (paths, per-particle tilt range, object ids) and
         the references / mask as MRC files in ``extra/input``."""
         from ..io.mrc import read_mrc, write_mrc
-        from ..io.star import write_star
+        from ..io.star import write_star_blocks
         inset = self.inputSubtomograms.get()
         folder = self._getExtraPath("input")
         os.makedirs(folder, exist_ok=True)
@@ -356,9 +356,12 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             ids.append(item.getObjId())
             lo.append(tr[0])
             hi.append(tr[1])
-        write_star(self._inputStar(), {"rlnImageName": names, "famlObjId": ids,
-                                       "famlTiltMin": lo, "famlTiltMax": hi}, "particles")
         sr = inset.getSamplingRate()
+        parts = {"rlnImageName": names, "famlObjId": ids, "famlTiltMin": lo,
+                 "famlTiltMax": hi, **self._relionColumns(inset)}
+        # RELION 5 reads the results (particles.star) with this optics table
+        write_star_blocks(self._inputStar(), {"optics": self._optics(inset),
+                                              "particles": parts})
         for k, ref in enumerate(self._references_list() or []):
             vol, _ = read_mrc(_volume_path(ref))
             write_mrc(os.path.join(folder, f"reference_{k + 1:02d}.mrc"), vol, sr)
@@ -370,6 +373,54 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         print(f"{len(names)} subtomograms, tilt ranges "
               f"{sorted(set(zip(lo, hi)))[:5]}{' ...' if len(set(lo)) > 5 else ''}",
               flush=True)
+
+    @staticmethod
+    def _optics(inset):
+        """RELION optics table of the subtomograms (acquisition values where
+        Scipion has them, else :class:`~faml_tomo.io.relion.Acquisition`)."""
+        from ..io.relion import Acquisition
+        acq = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
+        dflt = Acquisition()
+
+        def value(getter, default):
+            v = getattr(acq, getter)() if acq is not None and hasattr(acq, getter) else None
+            return float(v) if v is not None and float(v) > 0 else default
+
+        return {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"],
+                "rlnVoltage": [value("getVoltage", dflt.voltage)],
+                "rlnSphericalAberration": [value("getSphericalAberration",
+                                                 dflt.spherical_aberration)],
+                "rlnAmplitudeContrast": [value("getAmplitudeContrast",
+                                               dflt.amplitude_contrast)],
+                "rlnImagePixelSize": [inset.getSamplingRate()],
+                "rlnTomoTiltSeriesPixelSize": [inset.getSamplingRate()],
+                "rlnImageSize": [int(inset.getDimensions()[0])],
+                "rlnImageDimensionality": [3], "rlnCtfDataAreCtfPremultiplied": [0]}
+
+    @staticmethod
+    def _relionColumns(inset):
+        """``rlnTomoName`` and, where every subtomogram has its coordinate,
+        ``rlnCenteredCoordinateX/Y/ZAngst`` (Scipion keeps coordinates from
+        the tomogram centre, in pixels of the coordinates)."""
+        from tomo.constants import SCIPION
+        coords = inset.getCoordinates3D() if hasattr(inset, "getCoordinates3D") else None
+        csr = (coords.getSamplingRate() if coords is not None else None) or \
+            inset.getSamplingRate()
+        names, xyz = [], []
+        for item in inset.iterItems(orderBy="id"):
+            c = item.getCoordinate3D() if hasattr(item, "getCoordinate3D") else None
+            tomo = item.getVolName() or (c.getTomoId() if c is not None else None)
+            names.append(str(tomo) if tomo else "tomogram")
+            pos = None
+            if c is not None and c.getX(SCIPION) is not None:
+                pos = [c.getX(SCIPION) * csr, c.getY(SCIPION) * csr, c.getZ(SCIPION) * csr]
+            xyz.append(pos)
+        out = {"rlnTomoName": names, "rlnOpticsGroup": [1] * len(names)}
+        if xyz and all(p is not None for p in xyz):
+            arr = np.asarray(xyz, dtype=float)
+            out.update({f"rlnCenteredCoordinate{a}Angst": arr[:, j]
+                        for j, a in enumerate("XYZ")})
+        return out
 
     def iterationStep(self, iteration):
         """Run the classification up to ``iteration`` (resumes the checkpoint

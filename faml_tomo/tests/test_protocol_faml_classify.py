@@ -126,6 +126,12 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             self.assertGreaterEqual(np.mean(ang < 15.0), 0.6, f"class {k + 1}: {ang}")
             good = ang < 15.0
             self.assertLess(np.median(dsh[good]), 1.0, f"class {k + 1}: shift errors {dsh}")
+        # the run's particles.star is a RELION 5 file with an optics table
+        from faml_tomo.io.star import read_star_blocks
+        blocks = read_star_blocks(os.path.join(prot._runDir(), "particles.star"))
+        self.assertEqual(list(blocks), ["general", "optics", "particles"])
+        self.assertAlmostEqual(blocks["optics"]["rlnImagePixelSize"][0], PIXEL)
+        self.assertEqual(len(blocks["particles"]["rlnTomoName"]), 2 * N_PER)
         summary = "\n".join(prot.summary())
         self.assertIn("Class sizes", summary)
         self.assertIn("Even/odd FSC 0.5 resolution", summary)
@@ -373,3 +379,56 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos,
                                 numberOfClasses=4)
         self.assertIn("fewer than 20 per class", "\n".join(prot.warnings()))
+
+
+def test_relion_columns_from_scipion_coordinates():
+    """Tomogram names and coordinates (Scipion: pixels from the tomogram
+    centre) become rlnTomoName and rlnCenteredCoordinate*Angst."""
+    from tomo.constants import SCIPION
+
+    class Coord:
+        def __init__(self, x, y, z):
+            self.p = (x, y, z)
+
+        def getX(self, f):
+            assert f is SCIPION
+            return self.p[0]
+
+        def getY(self, f):
+            return self.p[1]
+
+        def getZ(self, f):
+            return self.p[2]
+
+        def getTomoId(self):
+            return "TS_07"
+
+    class Item:
+        def __init__(self, c, name):
+            self.c, self.name = c, name
+
+        def getCoordinate3D(self):
+            return self.c
+
+        def getVolName(self):
+            return self.name
+
+    class Coords:
+        def getSamplingRate(self):
+            return 10.0
+
+    class Inset:
+        def iterItems(self, orderBy=None):
+            return iter([Item(Coord(1.0, -2.0, 3.0), "TS_01"), Item(Coord(0.0, 5.0, -1.0), None)])
+
+        def getCoordinates3D(self):
+            return Coords()
+
+        def getSamplingRate(self):
+            return 20.0
+
+    cols = ProtFAMLClassify._relionColumns(Inset())
+    assert cols["rlnTomoName"] == ["TS_01", "TS_07"]
+    np.testing.assert_allclose(cols["rlnCenteredCoordinateXAngst"], [10.0, 0.0])
+    np.testing.assert_allclose(cols["rlnCenteredCoordinateYAngst"], [-20.0, 50.0])
+    np.testing.assert_allclose(cols["rlnCenteredCoordinateZAngst"], [30.0, -10.0])
