@@ -870,7 +870,7 @@ def _initial_state(runner, params, references, geom):
     if references is None:
         num = np.zeros((k, m), dtype=complex)
         cnt = np.zeros((k, m))
-        for cn, cc in runner.map(_init_sums, labels, k, m):      # chunk order
+        for cn, cc in runner.imap(_init_sums, labels, k, m):     # chunk order
             num += cn
             cnt += cc
         if params.align.symmetry != "C1" and params.c1_iterations == 0:
@@ -1155,7 +1155,7 @@ def _hard_mean(runner, members, state, params, geom, fallback):
     transforms; ``fallback`` where none of them observed a component."""
     num = np.zeros(len(geom.index), dtype=complex)
     cnt = np.zeros(len(geom.index))
-    for cn, cc in runner.map(_hard_sums, set(np.asarray(members).tolist()), state.rotations,
+    for cn, cc in runner.imap(_hard_sums, set(np.asarray(members).tolist()), state.rotations,
                              state.shifts, geom, params.align.pad):
         num += cn
         cnt += cc
@@ -1374,7 +1374,7 @@ def _symmetrized(stats, params, geom):
 
 def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None):
     total = None
-    for r in runner.map(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
+    for r in runner.imap(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
                         iteration, loo, halves):
         total = r if total is None else total.add(r)        # chunk order
     return total

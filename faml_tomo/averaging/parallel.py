@@ -129,6 +129,13 @@ class SerialRunner:
         """``[func(parts_of_chunk_c, *args) for every chunk c]``, in order."""
         return [func(self.parts[c], *args) for c in range(self.n_chunks)]
 
+    def imap(self, func, *args):
+        """The results of :meth:`map` one at a time, in chunk order, for a
+        caller that reduces them as they come (large statistics per chunk
+        never all sit in memory)."""
+        for c in range(self.n_chunks):
+            yield func(self.parts[c], *args)
+
     def close(self):
         pass
 
@@ -176,8 +183,21 @@ class PoolRunner(SerialRunner):
         return parts
 
     def map(self, func, *args):
-        futures = [self.pool.submit(func, self.parts[c], *args) for c in range(self.n_chunks)]
-        return [f.result() for f in futures]
+        return list(self.imap(func, *args))
+
+    def imap(self, func, *args):
+        # At most two tasks per worker in flight: each carries a chunk's
+        # expansions and returns its statistics, so memory stays bounded
+        # however many subtomograms there are.
+        pending, head = {}, 0
+        for c in range(self.n_chunks):
+            pending[c] = self.pool.submit(func, self.parts[c], *args)
+            if len(pending) >= 2 * self.workers:
+                yield pending.pop(head).result()
+                head += 1
+        while pending:
+            yield pending.pop(head).result()
+            head += 1
 
     def close(self):
         self.pool.shutdown()
@@ -221,6 +241,9 @@ class MPIRunner(SerialRunner):
         for d in self.comm.allgather(local):
             merged.update(d)
         return [merged[c] for c in range(self.n_chunks)]
+
+    def imap(self, func, *args):
+        return iter(self.map(func, *args))
 
     @property
     def is_root(self):
