@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import machine  # noqa: E402
+from common import machine, write_atomic  # noqa: E402
 
 from faml_tomo.averaging.cases import CASES, run_case  # noqa: E402
 
@@ -64,13 +64,6 @@ def table(results):
                      f"{_fmt(d, 'faml_from_truth')} | {_fmt(d, 'fa_from_truth')} | "
                      f"{PAPER[name]} | {'yes' if met else 'no'} |")
     return lines
-
-
-def _write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def main(argv=None):
@@ -111,9 +104,9 @@ def main(argv=None):
     print("\n" + "\n".join(lines))
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     path = Path(args.json)
-    _write(path, json.dumps({"machine": info, "results": results}, indent=1))
+    write_atomic(path, json.dumps({"machine": info, "results": results}, indent=1))
     machine_line = ", ".join(f"{k} {v}" for k, v in info.items())
-    _write(path.with_suffix(".md"), f"# FAML accuracy (benchmarks/bench_faml_accuracy.py)\n\n"
+    write_atomic(path.with_suffix(".md"), f"# FAML accuracy (benchmarks/bench_faml_accuracy.py)\n\n"
            f"Machine: {machine_line}. Total {time.perf_counter() - t_all:.0f} s.\n\n"
            + "\n".join(lines) + "\n")
     print(f"wrote {path} and {path.with_suffix('.md').name}")

@@ -23,9 +23,7 @@ Run::
 
 Writes ``benchmarks/results/faml_classify_snr.{json,md}``.
 """
-import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import replace
@@ -37,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine  # noqa: E402
+from common import benchmark_parser, cached_json, start, write_atomic  # noqa: E402
 
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
 BASE = "4v4r"
@@ -132,23 +130,18 @@ def oracle_f1(sims, case):
 
 
 def _cached(case, cache, workers):
-    path = Path(cache) / f"{case.name}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    from faml_tomo.averaging.cases import run_case, simulate_case
-    maps = Path(cache) / "maps"
-    t0 = time.perf_counter()
-    res = run_case(case, maps, workers=workers)
-    sims, _ = simulate_case(case, maps)
-    res["oracle"] = {"value": float(oracle_f1(sims, case))}
-    res["seconds"] = round(time.perf_counter() - t0, 1)
-    res["case"] = {"snr": case.snr, "box": case.box, "pixel_size": case.pixel_size,
-                   "counts": list(case.counts), "data_seed": case.data_seed}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps(res))
-    os.replace(tmp, path)
-    return res
+    def compute():
+        from faml_tomo.averaging.cases import run_case, simulate_case
+        maps = Path(cache) / "maps"
+        t0 = time.perf_counter()
+        res = run_case(case, maps, workers=workers)
+        sims, _ = simulate_case(case, maps)
+        res["oracle"] = {"value": float(oracle_f1(sims, case))}
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        res["case"] = {"snr": case.snr, "box": case.box, "pixel_size": case.pixel_size,
+                       "counts": list(case.counts), "data_seed": case.data_seed}
+        return res
+    return cached_json(Path(cache) / f"{case.name}.json", compute)
 
 
 def summarise(results):
@@ -183,24 +176,13 @@ def table(rows, lowest):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench_faml_classify_snr")
-    ap.add_argument("--out", type=Path,
-                    default=ROOT / "benchmarks" / "results" / "faml_classify_snr")
-    ap.add_argument("--limit", type=int, default=None,
-                    help="run at most this many new data sets, then write the report")
-    ap.add_argument("--report", action="store_true", help="only rebuild the report")
-    ap.add_argument("--quick", action="store_true", help="tiny smoke sweep")
-    args = ap.parse_args(argv)
-    if not STRUCTURES.is_dir():
-        print(f"skipped: needs the density maps in {STRUCTURES}")
+    args = benchmark_parser(__doc__, "faml_classify_snr").parse_args(argv)
+    info = start(STRUCTURES)
+    if info is None:
         return 0
     cache = args.cache.with_name(args.cache.name + ("_quick" if args.quick else ""))
     fraction = make_pair(cache / "maps")
-    info = machine()
-    print(f"machine: {', '.join(f'{k} {v}' for k, v in info.items())}; removed mass "
-          f"{100 * fraction:.1f} %", flush=True)
+    print(f"removed mass {100 * fraction:.1f} %", flush=True)
     results, new = {}, 0
     all_cases = cases(args.quick)
     for case in all_cases:
@@ -229,9 +211,7 @@ def main(argv=None):
                         f"{len(all_cases)} data sets. Machine: "
                         f"{', '.join(f'{k} {v}' for k, v in info.items())}.\n\n"
                         + "\n".join(lines) + "\n")):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_atomic(path, text)
     print(f"wrote {out}.{{json,md}} ({len(results)} of {len(all_cases)} data sets)")
     return 0
 

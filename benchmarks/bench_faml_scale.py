@@ -21,7 +21,6 @@ Run (about 25 min per iteration on 2 cores)::
 
 Writes ``benchmarks/results/faml_scale.{json,md}``.
 """
-import argparse
 import json
 import os
 import sys
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine  # noqa: E402
+from common import benchmark_parser, start, write_atomic  # noqa: E402
 
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
 MAPS = ("4v4r", "3j9i", "1qvr", "1bxn")
@@ -107,8 +106,8 @@ def write_data(folder, n_per_class, snr, batch=250):
     classes = np.empty(len(paths), int)
     per = max(1, batch // len(MAPS))
     i = 0
-    for b, start in enumerate(range(0, n_per_class, per)):
-        count = min(per, n_per_class - start)
+    for b, first in enumerate(range(0, n_per_class, per)):
+        count = min(per, n_per_class - first)
         case = AccuracyCase("scale", MAPS, (count,) * len(MAPS), snr, (-60.0, 60.0), "uniform",
                             BOX, VOXEL, data_seed=1000 + b)
         sims, _ = simulate_case(case, STRUCTURES)
@@ -140,22 +139,17 @@ def pair_times(n_pairs=10):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchmark_parser(__doc__, "faml_scale", sweep=False)
     ap.add_argument("--n-per-class", type=int, default=2500)
     ap.add_argument("--snr", type=float, default=0.05)
     ap.add_argument("--iterations", type=int, default=2,
                     help="iterations to have finished (resumes the checkpoint)")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench_faml_scale")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faml_scale")
     args = ap.parse_args(argv)
-    if not STRUCTURES.is_dir():
-        print(f"skipped: needs the density maps in {STRUCTURES}")
+    info = start(STRUCTURES)
+    if info is None:
         return 0
     from faml_tomo.averaging import EMParams, VolumeFiles, classify
     from faml_tomo.averaging.testing import f1_score
-    info = machine()
-    print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     n_total = args.n_per_class * len(MAPS)
     tag = f"n{n_total}_snr{args.snr:g}"
     t0 = time.perf_counter()
@@ -215,9 +209,7 @@ def main(argv=None):
                          "bench_faml_scale.py)\n\nMachine: " + ", ".join(
                              f"{k} {v}" for k, v in info.items()) + ".\n\n"
                          + "\n\n".join(lines) + "\n")):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_atomic(path, text)
     return 0
 
 

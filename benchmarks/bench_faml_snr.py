@@ -25,7 +25,6 @@ About 3 h on 2 cores.  Run::
 
 Writes ``benchmarks/results/faml_snr.{json,md,png}``.
 """
-import argparse
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine  # noqa: E402
+from common import benchmark_parser, cached_json, start, write_atomic  # noqa: E402
 
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
 MAPS = {"4v4r": 9.0, "3j9i": 6.0}          # Å/px: the particle spans >= 30 voxels
@@ -70,22 +69,18 @@ def cases(quick=False):
 
 
 def _cached(case, cache, workers):
-    path = Path(cache) / f"{case.name}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    from faml_tomo.averaging.cases import run_case
-    t0 = time.perf_counter()
-    res = run_case(case, STRUCTURES, workers=workers)
-    res["seconds"] = round(time.perf_counter() - t0, 1)
-    res["case"] = {"map": case.structures[0], "snr": case.snr, "tilt": list(case.tilt),
-                   "orientations": case.orientations, "box": case.box,
-                   "pixel_size": case.pixel_size, "n": case.counts[0],
-                   "data_seed": case.data_seed, "max_iter": case.max_iter, "lmax": case.lmax}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps(res))
-    os.replace(tmp, path)
-    return res
+    def compute():
+        from faml_tomo.averaging.cases import run_case
+        t0 = time.perf_counter()
+        res = run_case(case, STRUCTURES, workers=workers)
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        res["case"] = {"map": case.structures[0], "snr": case.snr, "tilt": list(case.tilt),
+                       "orientations": case.orientations, "box": case.box,
+                       "pixel_size": case.pixel_size, "n": case.counts[0],
+                       "data_seed": case.data_seed, "max_iter": case.max_iter,
+                       "lmax": case.lmax}
+        return res
+    return cached_json(Path(cache) / f"{case.name}.json", compute)
 
 
 def summarise(results):
@@ -154,28 +149,11 @@ def plot(rows, path):
     os.replace(tmp, path)
 
 
-def _write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench_faml_snr")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faml_snr")
-    ap.add_argument("--limit", type=int, default=None,
-                    help="run at most this many new data sets, then write the report")
-    ap.add_argument("--report", action="store_true", help="only rebuild the report")
-    ap.add_argument("--quick", action="store_true", help="tiny smoke sweep")
-    args = ap.parse_args(argv)
-    if not STRUCTURES.is_dir():
-        print(f"skipped: needs the density maps in {STRUCTURES}")
+    args = benchmark_parser(__doc__, "faml_snr").parse_args(argv)
+    info = start(STRUCTURES)
+    if info is None:
         return 0
-    info = machine()
-    print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     results, new = {}, 0
     for case in cases(args.quick):
         done = (Path(args.cache) / f"{case.name}.json").is_file()
@@ -193,11 +171,11 @@ def main(argv=None):
     total = len(cases(args.quick))
     print("\n".join(lines))
     out = args.out.with_name(args.out.name + ("_quick" if args.quick else ""))
-    _write(out.with_suffix(".json"), json.dumps({"machine": info, "rows": rows,
+    write_atomic(out.with_suffix(".json"), json.dumps({"machine": info, "rows": rows,
                                                  "runs": results}, indent=1))
     machine_line = ", ".join(f"{k} {v}" for k, v in info.items())
     secs = sum(r["seconds"] for r in results.values())
-    _write(out.with_suffix(".md"),
+    write_atomic(out.with_suffix(".md"),
            f"# FAML vs FA over SNR (benchmarks/bench_faml_snr.py)\n\n"
            f"{len(results)} of {total} data sets run ({secs / 3600:.1f} h of runs). "
            f"Machine: {machine_line}.\n\n" + "\n".join(lines) + "\n")

@@ -27,3 +27,55 @@ def machine(*modules):
         info[name] = importlib.import_module(name).__version__
     info["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS")
     return info
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def cached_json(path, compute):
+    """``compute()`` (a JSON-able dict) cached in ``path``: read back if
+    present, else computed and written atomically (a killed benchmark
+    resumes after its last finished item)."""
+    import json
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = compute()
+    write_atomic(path, json.dumps(result))
+    return result
+
+
+def benchmark_parser(doc, name, sweep=True):
+    """Argument parser of a cached benchmark ``name``: ``--workers``,
+    ``--cache`` (``.cache/bench_<name>``), ``--out``
+    (``benchmarks/results/<name>``) and, for a sweep, ``--limit``,
+    ``--report`` and ``--quick``."""
+    import argparse
+    root = Path(__file__).resolve().parents[1]
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=root / ".cache" / f"bench_{name}")
+    ap.add_argument("--out", type=Path, default=root / "benchmarks" / "results" / name)
+    if sweep:
+        ap.add_argument("--limit", type=int, default=None,
+                        help="run at most this many new data sets, then write the report")
+        ap.add_argument("--report", action="store_true", help="only rebuild the report")
+        ap.add_argument("--quick", action="store_true", help="tiny smoke sweep")
+    return ap
+
+
+def start(structures):
+    """The machine facts, printed; None (with a message) when the density
+    maps a benchmark needs are absent."""
+    if not Path(structures).is_dir():
+        print(f"skipped: needs the density maps in {structures}")
+        return None
+    info = machine()
+    print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    return info
