@@ -878,10 +878,11 @@ def _initial_state(runner, params, references, geom):
             cnt = symmetrize_weights(cnt, geom, params.group())
         spectra = np.divide(num, cnt, out=np.zeros_like(num), where=cnt > 0)
     else:
-        if len(references) != k:
-            raise InputError(f"got {len(references)} references for K={k} classes")
+        if len(references) not in (1, k):
+            raise InputError(f"got {len(references)} references for K={k} classes (give "
+                             f"one per class, or one to start all {k} from)")
         refs = [check_volume(r, i, n, name="reference") for i, r in enumerate(references)]
-        if k > 1 and all(np.array_equal(r, refs[0]) for r in refs[1:]):
+        if len(refs) > 1 and all(np.array_equal(r, refs[0]) for r in refs[1:]):
             # identical classes get identical posteriors and stay identical
             raise InputError(f"the {k} references are identical: the classes would never "
                              f"separate; start from {k} different maps (e.g. with and "
@@ -890,6 +891,8 @@ def _initial_state(runner, params, references, geom):
                             for r in refs])
         spectra = symmetrize_band(spectra, geom, params.group(), params.align.pad)
         spectra = _fit_reference_scale(runner, spectra, params, geom)
+        if len(spectra) < k:
+            spectra = _split_reference(runner, params, spectra[0], labels, geom)
     i, kk = int(rng.integers(n_part)), int(rng.integers(k))
     sigma2 = next(v for v in runner.map(_init_sigma2, i, spectra[kk], geom) if v is not None)
     state = EMState(iteration=0, spectra=spectra, alpha=np.full(k, 1.0 / k),
@@ -904,6 +907,29 @@ def _initial_state(runner, params, references, geom):
         state.half_spectra = np.stack([low, low])
         state.half_gamma = sizes[:, None] * state.alpha[None, :]
     return state
+
+
+def _split_reference(runner, params, spec, labels, geom):
+    """``K`` starting averages from one reference (RELION's way of starting
+    K classes from one map): every subtomogram at its best transform against
+    the reference, then the wedge-compensated mean of each random subset of
+    ``labels`` at those transforms; components a subset never observed keep
+    the reference.  The classes share the reference's frame, so a
+    classification mask drawn on it applies to every class."""
+    one = dataclasses.replace(params, n_classes=1, mode="fa")
+    ref = [_reference(spec, geom, params.align)]
+    total = None
+    for r in runner.imap(estep_chunk, ref, np.ones(1), 1.0, float(geom.n) ** 2, one, 0):
+        total = r if total is None else total.add(r)
+    rotations, shifts = np.asarray(total.rotations), np.asarray(total.shifts)
+    state = EMState(iteration=0, spectra=spec[None], alpha=np.ones(1), sigma2=1.0, xi2=1.0,
+                    rotations=rotations, shifts=shifts)
+    spectra = np.stack([_hard_mean(runner, np.flatnonzero(labels == c), state, params, geom,
+                                   spec) for c in range(int(params.n_classes))])
+    logger.info("%d classes started from one reference: random subsets of %s "
+                "subtomograms at their transforms against it", int(params.n_classes),
+                np.bincount(labels).tolist())
+    return spectra
 
 
 def _init_descriptors(parts, geom, r_hi):

@@ -73,7 +73,11 @@ def add_parser(subparsers):
     p.add_argument("--mode", choices=("faml", "fa"), default="faml",
                    help="faml (maximum likelihood, default) or fa (alignment only)")
     p.add_argument("--references", nargs="+", type=Path, default=None,
-                   help="K initial averages (MRC) instead of a random split")
+                   help="K initial averages (MRC) instead of a random split, or one map to "
+                        "start all --classes from (random subsets of the subtomograms at "
+                        "their transforms against it, as RELION starts classes from one "
+                        "reference; with --focus-mask, focused classification of a "
+                        "consensus map)")
     p.add_argument("--mask", type=Path, default=None,
                    help="reference mask (MRC, values 0..1, soft edge recommended, box of "
                         "the subtomograms): only the masked region of the averages drives "

@@ -110,6 +110,15 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       condition="useReferences", label="Initial references",
                       help="A volume, a set of volumes or of average subtomograms, with "
                            "the box size and sampling rate of the subtomograms.")
+        form.addParam("classesFromReference", params.IntParam, default=1,
+                      condition="useReferences", validators=[params.Positive],
+                      label="Classes from a single reference",
+                      help="With one initial reference: the number of classes started "
+                           "from it (random subsets of the subtomograms at their "
+                           "transforms against it, as RELION starts classes from one "
+                           "map). 1: refine the reference. With a classification mask "
+                           "this is focused classification of a consensus map. Ignored "
+                           "when several references are given (one class each).")
         form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask",
                       allowsNull=True, label="Reference mask (optional)",
                       help="Real-space mask (0..1, soft edge recommended) applied to "
@@ -125,9 +134,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                            "average inside the mask and by the average of all classes "
                            "outside it, so variation elsewhere does not split the "
                            "classes; poses still come from the whole particle. In the "
-                           "frame of the references (e.g. made on a consensus average); "
-                           "start from one reference per class that differ inside the "
-                           "mask.")
+                           "frame of the references (e.g. made on a consensus average): "
+                           "start from the consensus map with 'Classes from a single "
+                           "reference' > 1, or from one map per class.")
         form.addParam("overrideTiltRange", params.BooleanParam, default=False,
                       label="Override the tilt range?",
                       help="No: the missing wedge of each subtomogram comes from its "
@@ -269,7 +278,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
 
     def _numberOfClasses(self):
         refs = self._references_list()
-        return len(refs) if refs is not None else int(self.numberOfClasses.get() or 0)
+        if refs is None:
+            return int(self.numberOfClasses.get() or 0)
+        return len(refs) if len(refs) > 1 else int(self.classesFromReference.get() or 1)
 
     def _tiltRange(self, item, fallback=None):
         """(min, max) tilt angle of a subtomogram, or None if unknown."""

@@ -356,6 +356,9 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
                                 useReferences=True)
         prot.inputReferences.set(ref)
         self.assertIn("has 16x16x16 voxels", "\n".join(prot.validate()))
+        self.assertEqual(prot._numberOfClasses(), 1)        # one map: refine it
+        prot.classesFromReference.set(3)
+        self.assertEqual(prot._numberOfClasses(), 3)        # or start 3 classes from it
         mask = VolumeMask(location=small)
         mask.setSamplingRate(PIXEL)
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos)
