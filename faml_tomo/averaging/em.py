@@ -1326,9 +1326,14 @@ def _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask):
     for side, spectra in enumerate(_side_spectra(state, params, geom)):
         shown = _model_spectra(state, params, geom, r_cur, spectra)
         if focus_mask is not None:
+            # the consensus weighted as in the leave-one-out references (each
+            # half-set's own masses for independent half-sets)
+            weights = (state.alpha if state.half_spectra is None else
+                       state.half_gamma[side] / max(float(state.half_gamma[side].sum()),
+                                                    1e-300))
             # the mask's soft edge spreads the averages beyond the band radius
             shown = np.stack([_lowpass(s, geom, r_cur)
-                              for s in _hybrid(shown, state.alpha, focus_mask, geom)])
+                              for s in _hybrid(shown, weights, focus_mask, geom)])
         refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
         loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask, focus_mask,
                                   side if state.half_spectra is not None else None)
@@ -1541,7 +1546,8 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
     extra = [mask_digest] if mask is not None else []
     if focus_mask is not None:
         focus_mask = check_mask(focus_mask, n)
-        extra.append("focus:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes())
+        # "focus2": hybrid references low-passed to the band since 2026-12-06
+        extra.append("focus2:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes())
                      .hexdigest())
     fingerprint = json.dumps([params.fingerprint(), n_part, n,
                               hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),

@@ -179,7 +179,9 @@ def write_final(out_dir, result, paths, voxel_size, dest=None, source=None, extr
     }
     if result.logliks is not None:
         cols["rlnLogLikeliContribution"] = result.logliks
-    if getattr(result, "subsets", None) is not None:
+    if getattr(result, "gold_standard", False) and result.subsets is not None:
+        # only independent half-sets are RELION's half-sets; otherwise the
+        # input's split (if any) is kept
         cols["rlnRandomSubset"] = np.asarray(result.subsets)
     write_relion5_particles(dest / PARTICLES_NAME, cols, len(paths), voxel_size,
                             result.averages.shape[-1], source=source,

@@ -185,7 +185,7 @@ def _tilt_ranges(args, source):
         from ..io.relion import tomogram_tilt_ranges
         if source is None or source.tomo_names is None:
             raise InputError("--tomograms needs a --star file with rlnTomoName")
-        ranges = tomogram_tilt_ranges(args.tomograms)
+        ranges = tomogram_tilt_ranges(args.tomograms, set(source.tomo_names))
         missing = sorted(set(source.tomo_names) - set(ranges))
         if missing:
             raise InputError(f"{args.tomograms}: no tomogram {missing[0]!r} (of "

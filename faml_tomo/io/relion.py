@@ -30,6 +30,7 @@ size, voltage and Cs: taken from the input where it has them, otherwise from
 the caller's acquisition).
 """
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -52,6 +53,8 @@ _STRINGS = {c: str for c in ("rlnImageName", "rlnSubtomogramName", "rlnCtfImage"
                              "rlnTomoVisibleFrames")}
 _SUBTOMO_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt",
                    "rlnTomoSubtomogramPsi")
+_STALE_PRIORS = ("rlnAngleRotPrior", "rlnAngleTiltPrior", "rlnAnglePsiPrior",
+                 "rlnOriginXPriorAngst", "rlnOriginYPriorAngst", "rlnOriginZPriorAngst")
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,25 @@ def _column_voxel(table):
     return None
 
 
+def _roots(path):
+    """Folders a relative name in ``path`` may be relative to, in order: the
+    file's own folder, the RELION project (two levels above
+    ``<Job>/jobNNN/``), the working directory."""
+    here = Path(path).resolve().parent
+    return [here, here.parent.parent, Path.cwd()]
+
+
+def _resolve(names, path):
+    """Absolute paths of the names, relative ones resolved against the first
+    of :func:`_roots` where the first relative name exists (RELION writes
+    names relative to its project folder, FAML relative to the file)."""
+    rel = [n for n in names if not Path(n).is_absolute()]
+    roots = _roots(path)
+    base = next((r for r in roots if rel and (r / rel[0]).is_file()), roots[0])
+    return [Path(n) if Path(n).is_absolute() else Path(os.path.normpath(base / n))
+            for n in names]
+
+
 def read_particle_star(path) -> ParticleStar:
     """Read a particle STAR file of pre-extracted 3D subtomograms.
 
@@ -174,6 +196,10 @@ def read_particle_star(path) -> ParticleStar:
         raise InputError(f"{path}: no particles")
     general = blocks.get("general") or {}
     optics = blocks.get("optics")
+    if optics is not None and optics and all(np.ndim(v) == 0 for v in optics.values()):
+        optics = {k: np.asarray([v]) for k, v in optics.items()}     # pairs: one group
+    if optics is not None and (not optics or len(next(iter(optics.values()))) == 0):
+        optics = None                                                 # an empty table
     dims = set(np.asarray(optics.get("rlnImageDimensionality", [3]), int).tolist()) \
         if optics else {3}
     if int(general.get("rlnTomoSubTomosAre2DStacks", 0)) == 1 or 2 in dims or \
@@ -217,21 +243,26 @@ def read_particle_star(path) -> ParticleStar:
     elif any(c in table for c in TILT_COLUMNS):
         raise InputError(f"{path}: give both {TILT_COLUMNS[0]} and {TILT_COLUMNS[1]} "
                          f"columns, or neither")
-    base = path.resolve().parent
-    paths = [Path(n) if Path(n).is_absolute() else base / n for n in names]
+    paths = _resolve(names, path)
     logger.info("%s: %d %s subtomograms%s", path, len(paths), flavour,
                 f" at {voxel:g} Å/px" if voxel else "")
     return ParticleStar(path=path, paths=paths, particles=table, optics=optics,
                         flavour=flavour, voxel_size=voxel, tilt_ranges=tilt)
 
 
-def tomogram_tilt_ranges(tomograms_star) -> dict:
+def tomogram_tilt_ranges(tomograms_star, names=None) -> dict:
     """Tilt range of each tomogram of a RELION 5 ``tomograms.star``.
 
     The per-tilt table of each tomogram (``rlnTomoTiltSeriesStarFile``,
     block ``data_<rlnTomoName>``) gives the tilt angles: the nominal stage
     tilt (``rlnTomoNominalStageTiltAngle``) or, without it, the refined
     ``rlnTomoYTilt``.
+
+    Parameters
+    ----------
+    tomograms_star : str or Path
+    names : iterable of str, optional
+        Only these tomograms (default all).
 
     Returns
     -------
@@ -252,24 +283,28 @@ def tomogram_tilt_ranges(tomograms_star) -> dict:
                          f"tomograms.star files keep projection matrices, not tilt angles); "
                          f"give the tilt range instead")
     out = {}
+    wanted = None if names is None else {str(t) for t in names}
     for tomo, ts in zip(glob["rlnTomoName"], glob["rlnTomoTiltSeriesStarFile"]):
-        # RELION writes paths relative to its project folder (two levels above
-        # Tomograms/jobNNN/tomograms.star); also tried: beside the file, cwd
-        here = path.resolve().parent
-        candidates = [Path(ts)] if Path(ts).is_absolute() else [
-            here.parent.parent / ts, here / ts, Path.cwd() / ts]
+        if wanted is not None and str(tomo) not in wanted:
+            continue
+        candidates = [Path(ts)] if Path(ts).is_absolute() else [r / ts for r in _roots(path)]
         ts_path = next((c for c in candidates if c.is_file()), candidates[0])
         try:
             tilts = read_star_blocks(ts_path)
         except StarError as exc:
             raise InputError(f"{path}: tomogram {tomo}: {exc}") from exc
-        table = tilts.get(str(tomo)) or next(iter(tilts.values()))
+        table = tilts.get(str(tomo)) if len(tilts) > 1 else next(iter(tilts.values()))
+        if table is None:
+            raise InputError(f"{ts_path}: no block data_{tomo} (blocks: "
+                             f"{', '.join('data_' + b for b in tilts)})")
         col = next((c for c in ("rlnTomoNominalStageTiltAngle", "rlnTomoYTilt")
                     if c in table), None)
         if col is None:
             raise InputError(f"{ts_path}: no rlnTomoNominalStageTiltAngle or rlnTomoYTilt "
                              f"column")
-        angles = np.asarray(table[col], float)
+        angles = np.atleast_1d(np.asarray(table[col], float))
+        if angles.size == 0:
+            raise InputError(f"{ts_path}: no tilt images listed")
         out[str(tomo)] = (float(angles.min()), float(angles.max()))
     return out
 
@@ -336,6 +371,15 @@ def write_relion5_particles(path, results: dict, n_particles: int, voxel_size: f
     particles = {}
     if source is not None:
         particles.update({k: np.asarray(v) for k, v in source.particles.items()})
+        # names as resolved when read: the new file lives in another folder
+        particles["rlnImageName"] = np.asarray([str(p) for p in source.paths])
+        if "rlnCtfImage" in particles:
+            particles["rlnCtfImage"] = np.asarray(
+                [str(p) for p in _resolve([str(v) for v in particles["rlnCtfImage"]],
+                                          source.path)])
+        for col in _STALE_PRIORS:
+            # priors of the poses replaced below would pull RELION back to them
+            particles.pop(col, None)
     elif image_names is not None:
         particles["rlnImageName"] = np.asarray([str(p) for p in image_names])
     for k, v in (extra or {}).items():

@@ -420,7 +420,11 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         names, xyz = [], []
         for item in inset.iterItems(orderBy="id"):
             c = item.getCoordinate3D() if hasattr(item, "getCoordinate3D") else None
-            tomo = item.getVolName() or (c.getTomoId() if c is not None else None)
+            # the tilt-series id (what a tomograms.star names); not getVolName(),
+            # which needs the tomogram linked and gives its file name
+            tomo = c.getTomoId() if c is not None else None
+            vol = getattr(item, "_volName", None)
+            tomo = tomo or (vol.get() if vol is not None and hasattr(vol, "get") else None)
             names.append(str(tomo) if tomo else "tomogram")
             pos = None
             if c is not None and c.getX(SCIPION) is not None:
@@ -580,10 +584,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         if self.inputMask.get() is not None and shape is not None:
             errors.extend(self._checkVolumes([self.inputMask.get()], "mask", shape,
                                              inset.getSamplingRate()))
-        if self.inputFocusMask.get() is not None and not self.useReferences:
-            errors.append("A classification mask needs references: it is drawn in their "
-                          "frame, while reference-free averages come out in any frame")
-        elif self._focusMask() is not None and shape is not None:
+        # (a classification mask is only offered, and used, with references:
+        # it is drawn in their frame, reference-free averages come out in any)
+        if self._focusMask() is not None and shape is not None:
             errors.extend(self._checkVolumes([self.inputFocusMask.get()],
                                              "classification mask", shape,
                                              inset.getSamplingRate()))

@@ -76,6 +76,7 @@ def subtomogram_star_tables(sset, image_names, tomo_name="simulated"):
         "rlnImagePixelSize": [float(p.pixel_size)],
         "rlnImageSize": [int(p.box)],
         "rlnImageDimensionality": [3],
+        "rlnCtfDataAreCtfPremultiplied": [0],
     }
     eul = t.eulers
     sh_a = t.shifts_angstrom
@@ -95,6 +96,8 @@ def subtomogram_star_tables(sset, image_names, tomo_name="simulated"):
         "rlnOriginZAngst": sh_a[:, 2],
         "rlnClassNumber": t.class_number,
         "rlnOpticsGroup": np.ones(n, int),
+        "famlTiltMin": np.full(n, float(p.tilt_min)),
+        "famlTiltMax": np.full(n, float(p.tilt_max)),
     }
     if ctf is not None:
         df = -t.defocus * 1e4                  # RELION: Å, positive underfocus

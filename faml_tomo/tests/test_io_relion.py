@@ -6,6 +6,7 @@ keeps every input column and meets what RELION 5 needs to refine 3D
 subtomograms."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,10 +57,13 @@ def _relion5_star(folder, names, extra_general=None):
              "rlnImageName": names,
              "rlnCtfImage": [s.replace("_data", "_weights") for s in names],
              "rlnOriginXAngst": np.zeros(n), "rlnOriginYAngst": np.zeros(n),
-             "rlnOriginZAngst": np.zeros(n), "rlnGroupNumber": np.ones(n, int)}
+             "rlnOriginZAngst": np.zeros(n), "rlnGroupNumber": np.ones(n, int),
+             "rlnAngleTiltPrior": np.full(n, 90.0), "rlnRandomSubset": np.arange(n) % 2 + 1}
     blocks = {"general": {"rlnTomoSubTomosAre2DStacks": 0, **(extra_general or {})},
               "optics": optics, "particles": parts}
-    return write_star_blocks(folder / "run_data.star", blocks, version=50001), parts
+    job = folder / "Refine3D" / "job025"
+    job.mkdir(parents=True, exist_ok=True)
+    return write_star_blocks(job / "run_data.star", blocks, version=50001), parts
 
 
 def _tomograms_star(folder):
@@ -84,7 +88,8 @@ def test_relion5_in_relion5_out_keeps_every_column_and_meets_relion_needs(tmp_pa
     star, parts = _relion5_star(tmp_path, names)
     src = read_particle_star(star)
     assert src.flavour == "relion5" and src.voxel_size == VOXEL
-    assert src.paths[0] == tmp_path / names[0]
+    # RELION's names are relative to the project folder, not to the job's
+    assert src.paths[0] == tmp_path / names[0] and src.paths[0].is_file()
     tomos = _tomograms_star(tmp_path)
     assert tomogram_tilt_ranges(tomos) == {"TS_01": (-50.0, 58.0)}   # nominal, not YTilt
     ref = write_mrc(tmp_path / "ref.mrc", phantom(20, seed=2).astype(np.float32), VOXEL)
@@ -105,9 +110,13 @@ def test_relion5_in_relion5_out_keeps_every_column_and_meets_relion_needs(tmp_pa
                        ("rlnTomoTiltSeriesPixelSize", 5.0),
                        ("rlnCtfDataAreCtfPremultiplied", 1)):
         assert optics[col][0] == value, col
-    for col in ("rlnImageName", "rlnCtfImage", "rlnTomoName", "rlnOpticsGroup",
-                "rlnTomoParticleName", "rlnGroupNumber"):
+    for col in ("rlnTomoName", "rlnOpticsGroup", "rlnTomoParticleName", "rlnGroupNumber",
+                "rlnRandomSubset"):          # the input's half-sets are kept (no gold standard)
         np.testing.assert_array_equal(res[col], parts[col])
+    # names absolute (the new file lives elsewhere) and pointing at the same files
+    for col in ("rlnImageName", "rlnCtfImage"):
+        assert [Path(p) for p in res[col]] == [tmp_path / v for v in parts[col]]
+    assert "rlnAngleTiltPrior" not in res       # priors of replaced poses dropped
     np.testing.assert_allclose(res["rlnCenteredCoordinateXAngst"],    # 6 decimals
                                parts["rlnCenteredCoordinateXAngst"], atol=1e-6)
     assert set(res["rlnClassNumber"]) == {1}
@@ -124,8 +133,7 @@ def test_relion5_in_relion5_out_keeps_every_column_and_meets_relion_needs(tmp_pa
     assert job["parameters"]["tomograms"].endswith("tomograms.star")
     # the output is valid input again (a round trip), and Scipion's reader takes it
     again = read_particle_star(out / "particles.star")
-    assert again.flavour == "relion5" and [p.name for p in again.paths] == \
-        [p.name for p in src.paths]
+    assert again.flavour == "relion5" and again.paths == src.paths
     from emtable import Table
     table = Table(fileName=str(out / "particles.star"), tableName="particles")
     assert len(table) == N and "rlnClassNumber" in table.getColumnNames()
@@ -146,7 +154,7 @@ def test_warp_3d_subvolumes_in_relion5_out(tmp_path):
                                                    for s in names],
             "rlnPixelSize": np.full(n, VOXEL), "rlnVoltage": np.full(n, 300.0),
             "rlnSphericalAberration": np.full(n, 2.7)}
-    star = write_star_blocks(tmp_path / "warp.star", {"": warp})
+    star = write_star_blocks(tmp_path / "warp.star", {"": warp})   # names relative to it
     src = read_particle_star(star)
     assert src.flavour == "warp" and src.voxel_size == VOXEL and src.optics is None
     out = tmp_path / "out"

@@ -364,10 +364,11 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos)
         prot.inputMask.set(mask)
         self.assertIn("mask", "\n".join(prot.validate()))
-        # a classification mask: only with references, and values in 0..1
+        # a classification mask: only used (and shown) with references, values in 0..1
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos)
         prot.inputFocusMask.set(mask)
-        self.assertIn("A classification mask needs references", "\n".join(prot.validate()))
+        self.assertIsNone(prot._focusMask())
+        self.assertNotIn("classification mask", "\n".join(prot.validate()))
         wrong = str(self.dataDir / "wrong_values.mrc")
         write_mrc(wrong, np.full((BOX,) * 3, 2.0, np.float32), PIXEL)
         bad = VolumeMask(location=wrong)
@@ -385,14 +386,12 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
 
 
 def test_relion_columns_from_scipion_coordinates():
-    """Tomogram names and coordinates (Scipion: pixels from the tomogram
-    centre) become rlnTomoName and rlnCenteredCoordinate*Angst."""
+    """Tomogram names (the coordinate's tsId, else the stored volume name)
+    and coordinates (Scipion: pixels from the tomogram centre) become
+    rlnTomoName and rlnCenteredCoordinate*Angst."""
     from tomo.constants import SCIPION
 
     class Coord:
-        def __init__(self, x, y, z):
-            self.p = (x, y, z)
-
         def getX(self, f):
             assert f is SCIPION
             return self.p[0]
@@ -403,18 +402,22 @@ def test_relion_columns_from_scipion_coordinates():
         def getZ(self, f):
             return self.p[2]
 
+        def __init__(self, x, y, z, tomo):
+            self.p, self.tomo = (x, y, z), tomo
+
         def getTomoId(self):
-            return "TS_07"
+            return self.tomo
 
     class Item:
         def __init__(self, c, name):
-            self.c, self.name = c, name
+            from pyworkflow.object import String
+            self.c, self._volName = c, String(name)
 
         def getCoordinate3D(self):
             return self.c
 
         def getVolName(self):
-            return self.name
+            raise AttributeError("the tomogram is not linked")     # as in iterItems()
 
     class Coords:
         def getSamplingRate(self):
@@ -422,7 +425,8 @@ def test_relion_columns_from_scipion_coordinates():
 
     class Inset:
         def iterItems(self, orderBy=None):
-            return iter([Item(Coord(1.0, -2.0, 3.0), "TS_01"), Item(Coord(0.0, 5.0, -1.0), None)])
+            return iter([Item(Coord(1.0, -2.0, 3.0, "TS_01"), "tomo_a.mrc"),
+                         Item(Coord(0.0, 5.0, -1.0, None), "TS_07")])
 
         def getCoordinates3D(self):
             return Coords()
