@@ -130,8 +130,9 @@ def test_bad_inputs():
         classify(vols[:2], [(-60, 60)] * 3)
     with pytest.raises(InputError, match="mode"):
         classify(vols, (-60, 60), mode="relion")
-    with pytest.raises(InputError, match="references"):
-        classify(vols, (-60, 60), n_classes=2, references=[v])
+    # one reference per class, or one for all (K classes started from it)
+    with pytest.raises(InputError, match="got 3 references for K=2"):
+        classify(vols, (-60, 60), n_classes=2, references=[v, vols[1], vols[2]])
     with pytest.raises(InputError, match="no subtomograms"):
         classify([], (-60, 60))
 
