@@ -12,8 +12,8 @@ peak resident memory of the run (this process and its workers together,
 sampled every second from /proc), the F1 of the classes reached, and the
 per-pair time of :func:`faml_tomo.averaging.align` at 32^3 and 64^3 in the
 same run; printed with an extrapolation of the iteration time to 100,000
-subtomograms on MPI ranks (compute only, plus the statistics each rank
-receives per iteration, which grow with the number of chunks).
+subtomograms on MPI ranks (compute, plus the statistics rank 0 receives per
+iteration, which grow with the number of chunks).
 
 Run (about 25 min per iteration on 2 cores)::
 
@@ -197,9 +197,9 @@ def main(argv=None):
              f"EM time per subtomogram and class: {t_pair_em:.4f} s (x workers); 100,000 "
              f"subtomograms, compute only: " + ", ".join(f"{r} ranks ~{s:.0f} s"
                                                          for r, s in extrap.items())
-             + f" per iteration; each rank also receives all chunk statistics per "
-             f"iteration (~{100_000 / 8 * chunk_bytes / 2 ** 30:.0f} GiB at 100,000: "
-             f"the MPI reduction, not compute, limits that scale today)"]
+             + f" per iteration; plus the reduction: rank 0 receives every chunk's "
+             f"statistics in chunk order (~{100_000 / 8 * chunk_bytes / 2 ** 30:.0f} GiB per "
+             f"iteration at 100,000, one chunk in memory at a time) and broadcasts the sum"]
     print("\n".join(lines))
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ from .align import AlignParams, align, band_geometry, check_volume, prepare_refe
 from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
 from .halves import (FSC_GOLD, HalfSets, class_fsc, combine_halves, fsc_radius,
                      joined_spectra, random_halves, shell_index, subset_numbers)
-from .parallel import SerialRunner, make_runner
+from .parallel import SerialRunner, add_arrays, make_runner
 from .symmetry import check_symmetry, symmetrize_band, symmetrize_weights, symmetry_group
 from .voronoi import voronoi_weights
 from .wedge import check_tilt_range, wedge_observed
@@ -868,11 +868,7 @@ def _initial_state(runner, params, references, geom):
     if references is None and k > 1 and params.init == "kmeans":
         labels = _kmeans_split(runner, params, geom)
     if references is None:
-        num = np.zeros((k, m), dtype=complex)
-        cnt = np.zeros((k, m))
-        for cn, cc in runner.imap(_init_sums, labels, k, m):     # chunk order
-            num += cn
-            cnt += cc
+        num, cnt = runner.reduce(_init_sums, labels, k, m, add=add_arrays)  # chunk order
         if params.align.symmetry != "C1" and params.c1_iterations == 0:
             num = symmetrize_band(num, geom, params.group(), params.align.pad)
             cnt = symmetrize_weights(cnt, geom, params.group())
@@ -918,9 +914,7 @@ def _split_reference(runner, params, spec, labels, geom):
     classification mask drawn on it applies to every class."""
     one = dataclasses.replace(params, n_classes=1, mode="fa")
     ref = [_reference(spec, geom, params.align)]
-    total = None
-    for r in runner.imap(estep_chunk, ref, np.ones(1), 1.0, float(geom.n) ** 2, one, 0):
-        total = r if total is None else total.add(r)
+    total = runner.reduce(estep_chunk, ref, np.ones(1), 1.0, float(geom.n) ** 2, one, 0)
     rotations, shifts = np.asarray(total.rotations), np.asarray(total.shifts)
     state = EMState(iteration=0, spectra=spec[None], alpha=np.ones(1), sigma2=1.0, xi2=1.0,
                     rotations=rotations, shifts=shifts)
@@ -1179,12 +1173,8 @@ def _reseed_starved(runner, state, starved, params, geom):
 def _hard_mean(runner, members, state, params, geom, fallback):
     """Wedge-compensated (symmetrised) mean of ``members`` at their best
     transforms; ``fallback`` where none of them observed a component."""
-    num = np.zeros(len(geom.index), dtype=complex)
-    cnt = np.zeros(len(geom.index))
-    for cn, cc in runner.imap(_hard_sums, set(np.asarray(members).tolist()), state.rotations,
-                             state.shifts, geom, params.align.pad):
-        num += cn
-        cnt += cc
+    num, cnt = runner.reduce(_hard_sums, set(np.asarray(members).tolist()), state.rotations,
+                             state.shifts, geom, params.align.pad, add=add_arrays)
     num = symmetrize_band(num, geom, params.group(), params.align.pad)
     cnt = symmetrize_weights(cnt, geom, params.group())
     return np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), fallback)
@@ -1404,11 +1394,8 @@ def _symmetrized(stats, params, geom):
 
 
 def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None):
-    total = None
-    for r in runner.imap(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
-                        iteration, loo, halves):
-        total = r if total is None else total.add(r)        # chunk order
-    return total
+    return runner.reduce(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
+                         iteration, loo, halves)                 # chunk order
 
 
 def result_from_state(state, params, n):

@@ -32,7 +32,7 @@ from .align import check_volume, prepare_subtomogram
 logger = logging.getLogger(__name__)
 
 __all__ = ["VolumeFiles", "prepare_chunk", "make_runner", "SerialRunner", "PoolRunner",
-           "MPIRunner"]
+           "MPIRunner", "add_arrays"]
 
 
 class VolumeFiles:
@@ -87,6 +87,15 @@ def prepare_chunk(volumes, start, tilt_ranges, align_params, normalize, n=None):
     return out
 
 
+def _add(total, result):
+    return total.add(result)
+
+
+def add_arrays(total, result):
+    """``add`` for results that are tuples of arrays (element-wise sums)."""
+    return tuple(a + b for a, b in zip(total, result))
+
+
 def _bounds(n_items, chunk_size):
     return [(s, min(s + chunk_size, n_items)) for s in range(0, n_items, chunk_size)]
 
@@ -135,6 +144,16 @@ class SerialRunner:
         never all sit in memory)."""
         for c in range(self.n_chunks):
             yield func(self.parts[c], *args)
+
+    def reduce(self, func, *args, add=None):
+        """``func`` over every chunk, the results added in chunk order with
+        ``add(total, result)`` (default: their ``add`` method) -- the same
+        order, hence the same bits, on every runner."""
+        add = add or _add
+        total = None
+        for r in self.imap(func, *args):
+            total = r if total is None else add(total, r)
+        return total
 
     def close(self):
         pass
@@ -243,10 +262,27 @@ class MPIRunner(SerialRunner):
         return [merged[c] for c in range(self.n_chunks)]
 
     def imap(self, func, *args):
-        # every rank receives every chunk's statistics (allgather): memory
-        # and traffic grow with the number of chunks; a reduction in chunk
-        # order on each rank is the way to scale past ~10^5 subtomograms
+        # every rank receives every chunk's result (allgather): for small
+        # results only; large statistics go through reduce()
         return iter(self.map(func, *args))
+
+    def reduce(self, func, *args, add=None):
+        """As :meth:`SerialRunner.reduce`: rank 0 receives the chunk results
+        one at a time in chunk order and adds them (the serial order, so the
+        same bits), then sends the total to every rank.  No rank holds more
+        than its own chunks' results, whatever the number of chunks."""
+        add = add or _add
+        local = {c: func(self.parts[c], *args) for c in self._own()}
+        total = None
+        if self.rank == 0:
+            for c in range(self.n_chunks):
+                owner = c % self.size
+                r = local.pop(c) if owner == 0 else self.comm.recv(source=owner, tag=c)
+                total = r if total is None else add(total, r)
+        else:
+            for c in sorted(local):
+                self.comm.send(local.pop(c), dest=0, tag=c)
+        return self.comm.bcast(total, root=0)
 
     @property
     def is_root(self):
