@@ -1454,9 +1454,12 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
         Tilt range in degrees (missing wedge about Y), one for all or one
         per subtomogram.
     params : EMParams, optional
-    references : sequence of K volumes, optional
+    references : sequence of K volumes, or of one, optional
         Initial averages instead of the random split of §2.4 (scaled to the
-        data by a least-squares fit on a few subtomograms).
+        data by a least-squares fit on a few subtomograms).  One volume with
+        ``K > 1``: the classes start from random subsets of the subtomograms
+        at their transforms against it (RELION's way of starting classes
+        from one map).
     checkpoint_dir : str or Path, optional
         Folder for the per-iteration checkpoint; an existing checkpoint for
         the same data and settings is resumed.
@@ -1482,8 +1485,8 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
         and by the consensus of all classes outside it, so that classes
         differ only where the mask is (e.g. a subunit present or absent
         while the rest varies for other reasons).  The mask is in the frame
-        of the averages: use it with references (one reference is enough
-        only for ``K = 1``), as after a consensus refinement.
+        of the averages: use it with references, e.g. one consensus map
+        from which the ``K`` classes start.
     **overrides
         Fields of :class:`EMParams` (e.g. ``n_classes=2, mode="fa"``).
 
