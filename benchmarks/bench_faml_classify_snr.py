@@ -15,8 +15,9 @@ the alignment band -- what a method that knew every pose would reach.
 Targets: FAML never below FA; the lowest SNR where each keeps F1 >= 0.9;
 where FAML falls below 0.9, FAML >= 90 % of the oracle's F1.
 
-Each data set is cached as JSON under ``--cache`` (resumable across
-sessions); the table is rebuilt from the cache.  About 3 h on 2 cores.
+Each data set is cached as JSON under ``--runs`` (committed: resumable
+across sessions on a fresh clone; the pair of maps is rebuilt, seeded, in
+``--cache``); the table is rebuilt from those files.  About 3 h on 2 cores.
 Run::
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_faml_classify_snr.py
@@ -129,7 +130,7 @@ def oracle_f1(sims, case):
     return f1_score(labels, np.asarray(pred))
 
 
-def _cached(case, cache, workers):
+def _cached(case, cache, runs, workers):
     def compute():
         from faml_tomo.averaging.cases import run_case, simulate_case
         maps = Path(cache) / "maps"
@@ -141,7 +142,7 @@ def _cached(case, cache, workers):
         res["case"] = {"snr": case.snr, "box": case.box, "pixel_size": case.pixel_size,
                        "counts": list(case.counts), "data_seed": case.data_seed}
         return res
-    return cached_json(Path(cache) / f"{case.name}.json", compute)
+    return cached_json(Path(runs) / f"{case.name}.json", compute)
 
 
 def summarise(results):
@@ -181,15 +182,16 @@ def main(argv=None):
     if info is None:
         return 0
     cache = args.cache.with_name(args.cache.name + ("_quick" if args.quick else ""))
+    runs = args.runs.with_name(args.runs.name + ("_quick" if args.quick else ""))
     fraction = make_pair(cache / "maps")
     print(f"removed mass {100 * fraction:.1f} %", flush=True)
     results, new = {}, 0
     all_cases = cases(args.quick)
     for case in all_cases:
-        done = (cache / f"{case.name}.json").is_file()
+        done = (runs / f"{case.name}.json").is_file()
         if not done and (args.report or (args.limit is not None and new >= args.limit)):
             continue
-        results[case.name] = _cached(case, cache, args.workers)
+        results[case.name] = _cached(case, cache, runs, args.workers)
         if not done:
             new += 1
             r = results[case.name]

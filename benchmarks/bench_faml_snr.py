@@ -17,8 +17,9 @@ Targets: FAML never below FA by more than 0.01 (mean of seeds); where the
 true-pose average reaches r >= 0.8, FAML closes >= 80 % of the gap from the
 no-alignment baseline to the true-pose average.
 
-Each data set is cached as JSON under ``--cache`` (a killed sweep resumes,
-also in a later session); the table and plot are rebuilt from the cache.
+Each data set is cached as JSON under ``--runs`` (committed: a killed
+sweep resumes, also in a later session on a fresh clone); the table and plot
+are rebuilt from those files.
 About 3 h on 2 cores.  Run::
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_faml_snr.py --workers 2
@@ -156,10 +157,10 @@ def main(argv=None):
         return 0
     results, new = {}, 0
     for case in cases(args.quick):
-        done = (Path(args.cache) / f"{case.name}.json").is_file()
+        done = (Path(args.runs) / f"{case.name}.json").is_file()
         if not done and (args.report or (args.limit is not None and new >= args.limit)):
             continue
-        results[case.name] = _cached(case, args.cache, args.workers)
+        results[case.name] = _cached(case, args.runs, args.workers)
         if not done:
             new += 1
             r = results[case.name]

@@ -53,14 +53,18 @@ def cached_json(path, compute):
 
 def benchmark_parser(doc, name, sweep=True):
     """Argument parser of a cached benchmark ``name``: ``--workers``,
-    ``--cache`` (``.cache/bench_<name>``), ``--out``
-    (``benchmarks/results/<name>``) and, for a sweep, ``--limit``,
-    ``--report`` and ``--quick``."""
+    ``--cache`` (``.cache/bench_<name>``: bulky intermediate data, not
+    committed), ``--runs`` (``benchmarks/results/runs/<name>``: one small
+    JSON per finished run, committed, so that a sweep resumes in a later
+    session on a fresh clone), ``--out`` (``benchmarks/results/<name>``) and,
+    for a sweep, ``--limit``, ``--report`` and ``--quick``."""
     import argparse
     root = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=root / ".cache" / f"bench_{name}")
+    ap.add_argument("--runs", type=Path,
+                    default=root / "benchmarks" / "results" / "runs" / name)
     ap.add_argument("--out", type=Path, default=root / "benchmarks" / "results" / name)
     if sweep:
         ap.add_argument("--limit", type=int, default=None,

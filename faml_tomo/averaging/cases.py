@@ -230,7 +230,8 @@ def run_case(case, structures_dir, modes=("faml", "fa"), references=False, worke
         else:
             value = aligned_correlation(res.averages[0], expected[0], case.align)[0]
         out[key] = {"value": float(value), "iterations": int(res.n_iterations),
-                    "seconds": round(time.perf_counter() - t0, 1)}
+                    "seconds": round(time.perf_counter() - t0, 1),
+                    "coverage_gaps": [float(g) for g in res.coverage_gaps]}
     if k == 1:
         ceiling = true_pose_average(sims.volumes, sims.truth.rotations, sims.truth.shifts,
                                     case.tilt)

@@ -67,6 +67,7 @@ from ..errors import InputError
 from ..geometry import matrix_to_euler
 from ..io.arrays import save_npz
 from .align import AlignParams, align, band_geometry, check_volume, prepare_reference
+from .coverage import coverage_gaps, gap_message
 from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
 from .halves import (FSC_GOLD, HalfSets, class_fsc, combine_halves, fsc_radius,
                      joined_spectra, random_halves, shell_index, subset_numbers)
@@ -344,6 +345,9 @@ class EMState:
     fsc_classes : numpy.ndarray, shape (K, S)
         Gold standard: last per-class FSC of the half-sets, shells
         ``r_min..r_max``.
+    coverage_gaps : numpy.ndarray, shape (K,)
+        Fraction of each class's band that few of its subtomograms observed
+        in the last E-step (:func:`.coverage.coverage_gaps`).
     """
     iteration: int
     spectra: np.ndarray
@@ -370,6 +374,7 @@ class EMState:
     half_spectra: np.ndarray = None
     half_gamma: np.ndarray = None
     fsc_classes: np.ndarray = None
+    coverage_gaps: np.ndarray = None
 
 
 @dataclass
@@ -444,6 +449,10 @@ class ClassificationResult:
     join_radius : int
         Gold standard: shells up to which the half-sets shared their
         averages (a resolution there, or one shell beyond, is not measured).
+    coverage_gaps : numpy.ndarray, shape (K,)
+        Fraction of each class's band observed by fewer than 10 % of its
+        subtomograms at their last poses: the missing wedge left unfilled in
+        the average (:mod:`.coverage`; above 5 % a warning is logged).
     """
     averages: np.ndarray
     classes: np.ndarray
@@ -473,6 +482,7 @@ class ClassificationResult:
     fsc_classes: np.ndarray = None
     subsets: np.ndarray = None
     join_radius: int = None
+    coverage_gaps: np.ndarray = None
 
     def euler_angles(self):
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
@@ -872,7 +882,11 @@ def _initial_state(runner, params, references, geom):
         if params.align.symmetry != "C1" and params.c1_iterations == 0:
             num = symmetrize_band(num, geom, params.group(), params.align.pad)
             cnt = symmetrize_weights(cnt, geom, params.group())
-        spectra = np.divide(num, cnt, out=np.zeros_like(num), where=cnt > 0)
+        # symmetrised counts are interpolated: a component seen by half a
+        # subtomogram in one copy or less is left out (dividing by a
+        # near-zero count gave values of 1e13); C1 counts are whole numbers
+        seen = cnt > 0.5 / len(params.group())
+        spectra = np.divide(num, cnt, out=np.zeros_like(num), where=seen)
     else:
         if len(references) not in (1, k):
             raise InputError(f"got {len(references)} references for K={k} classes (give "
@@ -1177,7 +1191,8 @@ def _hard_mean(runner, members, state, params, geom, fallback):
                              state.shifts, geom, params.align.pad, add=add_arrays)
     num = symmetrize_band(num, geom, params.group(), params.align.pad)
     cnt = symmetrize_weights(cnt, geom, params.group())
-    return np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), fallback)
+    seen = cnt > 0.5 / len(params.group())          # as in _initial_state
+    return np.where(seen, num / np.where(seen, cnt, 1.0), fallback)
 
 
 # --------------------------------------------------------------------------- resolution
@@ -1437,7 +1452,9 @@ def _result(state, params, geom):
                                if params.gold_standard
                                else np.arange(len(state.classes)) % 2 == 0)
         if state.classes is not None else None,
-        join_radius=params.join_radius(n) if params.gold_standard else None)
+        join_radius=params.join_radius(n) if params.gold_standard else None,
+        coverage_gaps=None if state.coverage_gaps is None
+        else np.asarray(state.coverage_gaps, float))
 
 
 def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
@@ -1606,7 +1623,8 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
             n_candidates=np.asarray(stats.n_candidates),
             scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks),
             reseeded=state.reseeded, half_spectra=half, half_gamma=half_gamma,
-            fsc_classes=fsc_classes if half is not None else None)
+            fsc_classes=fsc_classes if half is not None else None,
+            coverage_gaps=coverage_gaps(stats.wsum, stats.gamma, geom))
         if state.converged and _starved(state, params, n_part, references):
             state.converged = False         # a class to re-seed first
         if ckpt is not None and is_root:
@@ -1618,4 +1636,6 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
                     np.sqrt(sigma2), r_cur, r_fsc, r_next, time.perf_counter() - t0)
         if callback is not None:
             callback(state)
+    if state.coverage_gaps is not None and gap_message(state.coverage_gaps):
+        logger.warning("%s", gap_message(state.coverage_gaps))
     return _result(state, params, geom)

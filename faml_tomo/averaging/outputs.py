@@ -130,6 +130,8 @@ def _write_history(out_dir, result, dest=None):
         "fsc_level": fsc_kind(getattr(result, "gold_standard", False))[1],
         "class_fsc_radius": class_resolutions(result),
         "join_radius": getattr(result, "join_radius", None),
+        "coverage_gaps": (None if getattr(result, "coverage_gaps", None) is None
+                          else [float(g) for g in result.coverage_gaps]),
         "reseeded": [{"iteration": int(e[0]), "class": int(e[1]) + 1,
                       "from_class": int(e[2]) + 1, "subtomograms": int(e[3])}
                      for e in getattr(result, "reseeded", None) or []],

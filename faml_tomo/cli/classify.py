@@ -227,6 +227,7 @@ def check_inputs(args):
 def run(args):
     from ..averaging import AlignParams, EMParams, VolumeFiles, classify
     from ..averaging.symmetry import check_symmetry
+    from ..averaging.coverage import gap_message
     from ..averaging.em import CHECKPOINT_NAME, result_from_state
     from ..averaging.outputs import (ITERATIONS_DIR, class_resolutions, finished_iterations,
                                      write_final, write_iteration)
@@ -317,6 +318,9 @@ def run(args):
                  f"not resolved beyond the shared start resolution "
                  f"({n_box * voxel / res.join_radius:.0f} Å)")
         print(f"class {k + 1}: gold-standard resolution (FSC 0.143) {where}")
+    gaps = gap_message(res.coverage_gaps) if res.coverage_gaps is not None else None
+    if gaps:
+        print(f"warning: {gaps}")
     return 0
 
 

@@ -700,6 +700,11 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         empty = [k + 1 for k, s in enumerate(sizes) if s == 0]
         if empty:
             out.append(f"Warning: empty classes {empty}")
+        if hist.get("coverage_gaps"):
+            from ..averaging.coverage import gap_message
+            gaps = gap_message(hist["coverage_gaps"])
+            if gaps:
+                out.append(f"Warning: {gaps}.")
         return out
 
     def _resolutionLines(self, hist):
