@@ -293,7 +293,7 @@ def _full_centred(half_vals, geom, fill=0.0):
     return cube
 
 
-def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None):
+def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None, observed=None):
     """Expand one subtomogram (once; reused by every iteration).
 
     Parameters
@@ -307,6 +307,9 @@ def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None):
         Its position in the data set.
     spec : numpy.ndarray, optional
         Its :func:`.fourier.spectrum`, if already computed.
+    observed : numpy.ndarray of bool, shape (M,), optional
+        Which band points (:func:`band_geometry`) were observed, instead of
+        the wedge of ``tilt_range`` (e.g. the covered part of an average).
 
     Returns
     -------
@@ -322,7 +325,12 @@ def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None):
     if spec is None:
         spec = spectrum(vol)
     f = geom.freq
-    obs = wedge_observed(f[:, 0], f[:, 1], f[:, 2], tilt)
+    if observed is None:
+        obs = wedge_observed(f[:, 0], f[:, 1], f[:, 2], tilt)
+    else:
+        obs = np.asarray(observed, bool).reshape(-1)
+        if obs.shape != (len(geom.index),):
+            raise InputError(f"observed: {obs.size} values for {len(geom.index)} band points")
     observed = np.flatnonzero(obs)
     vals = spec.reshape(-1)[geom.index[observed]]
     herm = geom.herm[observed]

@@ -14,14 +14,14 @@ below 28 %), and the average correlates 0.81 with the truth instead of 0.99.
 """
 import numpy as np
 
-__all__ = ["GAP_LEVEL", "GAP_WARN", "coverage_gaps", "gap_message"]
+__all__ = ["GAP_LEVEL", "GAP_WARN", "class_coverage", "coverage_gaps", "gap_message"]
 
 GAP_LEVEL = 0.1    # a component seen by less than this fraction of a class is a gap
 GAP_WARN = 0.05    # warn when gaps exceed this fraction of the band
 
 
-def coverage_gaps(wsum, gamma, geom, level=GAP_LEVEL):
-    """Fraction of each class's band that few of its subtomograms observed.
+def class_coverage(wsum, gamma):
+    """Fraction of each class's subtomograms that observed each band component.
 
     Parameters
     ----------
@@ -30,11 +30,32 @@ def coverage_gaps(wsum, gamma, geom, level=GAP_LEVEL):
         component, in the frame of the class average (E-step sums).
     gamma : numpy.ndarray, shape (K,)
         Class masses (subtomograms).
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (K, M)
+        In ``[0, 1]``; NaN for an empty class.
+    """
+    wsum = np.atleast_2d(np.asarray(wsum, float))
+    gamma = np.asarray(gamma, float).reshape(-1)
+    out = np.full(wsum.shape, np.nan)
+    ok = gamma > 1e-12
+    out[ok] = np.clip(wsum[ok] / gamma[ok, None], 0.0, 1.0)
+    return out.astype(np.float32)
+
+
+def coverage_gaps(coverage, geom, level=GAP_LEVEL):
+    """Fraction of each class's band that few of its subtomograms observed.
+
+    Parameters
+    ----------
+    coverage : numpy.ndarray, shape (K, M)
+        :func:`class_coverage`.
     geom : BandGeometry
         Band points ``M`` (:func:`.align.band_geometry`), Hermitian weights.
     level : float
-        A component observed by less than this fraction of the class mass
-        counts as a gap.
+        A component observed by less than this fraction of the class counts
+        as a gap.
 
     Returns
     -------
@@ -42,13 +63,12 @@ def coverage_gaps(wsum, gamma, geom, level=GAP_LEVEL):
         Fraction of the band's components (Hermitian-weighted) in gaps; NaN
         for an empty class.
     """
-    wsum = np.atleast_2d(np.asarray(wsum, float))
-    gamma = np.asarray(gamma, float).reshape(-1)
+    cov = np.atleast_2d(np.asarray(coverage, float))
     herm = np.asarray(geom.herm, float)
-    out = np.full(len(gamma), np.nan)
-    for k, g in enumerate(gamma):
-        if g > 1e-12:
-            out[k] = float(np.sum(herm * (wsum[k] < level * g)) / np.sum(herm))
+    out = np.full(len(cov), np.nan)
+    for k, c in enumerate(cov):
+        if np.all(np.isfinite(c)):
+            out[k] = float(np.sum(herm * (c < level)) / np.sum(herm))
     return out
 
 

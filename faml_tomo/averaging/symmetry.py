@@ -40,6 +40,7 @@ from .fourier import PaddedSpectrum, volume_from_spectrum
 logger = logging.getLogger(__name__)
 
 __all__ = ["symmetry_group", "check_symmetry", "symmetrize_band", "symmetrize_weights",
+           "turn_weights", "symmetrize_observed",
            "SYMMETRY_HELP"]
 
 SYMMETRY_HELP = ("point group of the particle: C1 (none), Cn (n-fold axis along Z), "
@@ -237,6 +238,30 @@ def _full_grid(values, geom):
     return cube
 
 
+def _sample_weights(flat, geom, rotations):
+    """Sum over ``rotations`` of each row of ``flat`` sampled at ``g k`` (trilinear
+    on the full grid), normalised by the interpolated band indicator."""
+    c = geom.n // 2
+    coords = []
+    for g in rotations:
+        q = geom.freq @ np.asarray(g, float).T + c
+        coords.append([q[:, 2], q[:, 1], q[:, 0]])
+    support = np.zeros(len(geom.index))
+    inside = _full_grid(np.ones(len(geom.index)), geom)
+    for xyz in coords:
+        support += ndimage.map_coordinates(inside, xyz, order=1, mode="constant", cval=0.0,
+                                           prefilter=False)
+    out = np.empty_like(flat)
+    for i, v in enumerate(flat):
+        cube = _full_grid(v, geom)
+        acc = np.zeros(len(geom.index))
+        for xyz in coords:
+            acc += ndimage.map_coordinates(cube, xyz, order=1, mode="constant", cval=0.0,
+                                           prefilter=False)
+        out[i] = np.divide(acc, support, out=np.zeros_like(acc), where=support > 1e-9)
+    return out
+
+
 def symmetrize_weights(weights, geom, group):
     """Average over a point group of a real, even function of frequency
     (wedge weights: ``W(k) = W(-k)``), by trilinear interpolation on the
@@ -261,23 +286,60 @@ def symmetrize_weights(weights, geom, group):
     w = np.asarray(weights, dtype=float)
     if len(group) == 1:
         return w.copy()
-    flat = w.reshape(-1, w.shape[-1])
-    c = geom.n // 2
-    coords = []
-    for g in group:
-        q = geom.freq @ g.T + c
-        coords.append([q[:, 2], q[:, 1], q[:, 0]])
-    support = np.zeros(len(geom.index))
-    inside = _full_grid(np.ones(len(geom.index)), geom)
-    for xyz in coords:
-        support += ndimage.map_coordinates(inside, xyz, order=1, mode="constant", cval=0.0,
-                                           prefilter=False)
-    out = np.empty_like(flat)
-    for i, v in enumerate(flat):
-        cube = _full_grid(v, geom)
-        acc = np.zeros(len(geom.index))
-        for xyz in coords:
-            acc += ndimage.map_coordinates(cube, xyz, order=1, mode="constant", cval=0.0,
-                                           prefilter=False)
-        out[i] = np.divide(acc, support, out=np.zeros_like(acc), where=support > 1e-9)
-    return out.reshape(w.shape)
+    return _sample_weights(w.reshape(-1, w.shape[-1]), geom, group).reshape(w.shape)
+
+
+def turn_weights(weights, geom, rotation):
+    """A real, even function of frequency turned: ``W'(k) = W(F k)`` (the
+    weights that go with band values turned the same way), trilinear.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray, float, shape (M,) or (K, M)
+    geom : BandGeometry
+    rotation : numpy.ndarray, shape (3, 3)
+        ``F``.
+    """
+    w = np.asarray(weights, dtype=float)
+    return _sample_weights(w.reshape(-1, w.shape[-1]), geom,
+                           [np.asarray(rotation, float)]).reshape(w.shape)
+
+
+def symmetrize_observed(weighted, weights, values, geom, group, pad=2, floor=1e-3):
+    """Average over a point group of an average seen unevenly: each copy
+    counts where it was observed.
+
+    ``S(k) = sum_g (w A)(g k) / sum_g w(g k)`` with ``w`` the fraction of the
+    subtomograms that observed each component (its coverage), so that the
+    parts of ``A`` no subtomogram observed (a missing wedge the poses left
+    open, holding the start's values) do not dilute the copies observed
+    there; where no copy was observed (``sum_g w / G`` below ``floor``), the
+    plain group average of ``A``.  ``w A`` and ``w`` are given separately
+    (both turned the same way before, each by its own interpolation), so
+    that nothing of ``A`` leaks in from the unobserved part.
+
+    Parameters
+    ----------
+    weighted : numpy.ndarray, complex, shape (M,) or (K, M)
+        ``w A`` at the band points.
+    weights : numpy.ndarray, float, same shape
+        ``w``, in ``[0, 1]``.
+    values : numpy.ndarray, complex, same shape
+        ``A`` (for the plain average where nothing was observed).
+    geom : BandGeometry
+    group : numpy.ndarray, shape (G, 3, 3)
+    pad : int
+    floor : float
+
+    Returns
+    -------
+    numpy.ndarray, complex, same shape as ``values``
+    """
+    vals = np.asarray(values)
+    if len(group) == 1:
+        return vals.copy()
+    num = symmetrize_band(np.asarray(weighted).reshape(vals.shape), geom, group, pad)
+    den = symmetrize_weights(np.asarray(weights, float).reshape(vals.shape), geom, group)
+    plain = symmetrize_band(vals, geom, group, pad)
+    ok = den > floor
+    return np.where(ok, num / np.where(ok, den, 1.0), plain)

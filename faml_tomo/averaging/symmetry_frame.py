@@ -22,7 +22,10 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from ..geometry import transform_volume
-from .align import AlignParams, prepare_reference, prepare_subtomogram, rotation_scores
+from .align import (AlignParams, band_geometry, prepare_reference, prepare_subtomogram,
+                    rotation_scores)
+from .coverage import GAP_LEVEL
+from .fourier import spectrum, volume_from_spectrum
 from .voronoi import haar_rotations
 
 logger = logging.getLogger(__name__)
@@ -65,7 +68,8 @@ def _grid_lookup(score, rotations):
     return score[idx[:, 0], idx[:, 1], idx[:, 2]]
 
 
-def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, seed=0):
+def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, seed=0,
+                        coverage=None):
     """Rotation ``F`` under which a volume is most symmetric: ``F^T``
     applied to it (actively) puts its symmetry axes on the standard ones.
 
@@ -82,6 +86,14 @@ def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, 
     n_polish : int
         Best frames refined in real space (Nelder-Mead on a rotation vector).
     seed : int
+    coverage : numpy.ndarray, shape (M,), optional
+        Fraction of the subtomograms that observed each band point of the
+        average (:func:`.coverage.class_coverage`).  The band points below
+        :data:`.coverage.GAP_LEVEL` hold no data (a missing wedge the poses
+        left open): they are set to zero and the self-correlation on the
+        grid is constrained to the rest.  Measured on a C1 average of a D7
+        proteasome with 34 % of the band in such gaps: without, a frame 84°
+        off (score 0.36).
 
     Returns
     -------
@@ -94,7 +106,15 @@ def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, 
         return np.eye(3), 1.0
     params = params or AlignParams()
     v = np.asarray(volume, float)
-    part = prepare_subtomogram(v, (-90.0, 90.0), params)
+    observed = None
+    if coverage is not None:
+        n = v.shape[0]
+        geom = band_geometry(n, *params.band(n))
+        observed = np.asarray(coverage, float).reshape(-1) >= GAP_LEVEL
+        spec = spectrum(v).reshape(-1)
+        spec[geom.index[~observed]] = 0.0
+        v = volume_from_spectrum(spec.reshape(n, n, n // 2 + 1), n)
+    part = prepare_subtomogram(v, (-90.0, 90.0), params, observed=observed)
     c = rotation_scores(part, prepare_reference(v, params), params)
     rng = np.random.default_rng(seed)
     frames = np.concatenate([np.eye(3)[None], haar_rotations(int(n_samples), rng)])
