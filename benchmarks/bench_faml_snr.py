@@ -7,7 +7,9 @@ voxels across (4v4r ribosome at 9 Å/px, ~31 voxels; 3j9i proteasome at
 at the SNR over the box, protein bright), in two geometries: Haar-random
 orientations with a ±60° wedge, and rotations about Y only with ±40°.  SNR
 0.1, 0.03, 0.01, 0.003, 0.001; three data seeds at 0.01 and 0.003, one
-elsewhere.  Per data set: FAML and FA (reference-free, K = 1), the
+elsewhere; and 3j9i (D7) with its point group imposed at SNR 0.1, 0.01 and
+0.003 (the true-pose average symmetrised the same way).  Per data set: FAML
+and FA (reference-free, K = 1), the
 wedge-compensated average at the true poses and the no-alignment baseline
 (the truth averaged over the set's kind of orientations, noise-free), each
 scored by the correlation with the CTF-filtered truth after alignment inside
@@ -47,6 +49,7 @@ MAPS = {"4v4r": 9.0, "3j9i": 6.0}          # Å/px: the particle spans >= 30 vox
 GEOMETRIES = {"wedge60": ((-60.0, 60.0), "uniform"), "y40": ((-40.0, 40.0), "y")}
 SNRS = (0.1, 0.03, 0.01, 0.003, 0.001)
 SEEDS = {0.01: 3, 0.003: 3}                 # data seeds per SNR (default 1)
+SYMMETRIC_SNRS = (0.1, 0.01, 0.003)
 BOX, COUNT = 40, 100
 
 
@@ -69,6 +72,17 @@ def cases(quick=False):
                                     pixel_size=voxel * BOX / 24,
                                     max_iter=3, n_voronoi=2000)
                     out.append(c)
+    # 3j9i is D7: the same data with the point group imposed (what a user
+    # does; in C1 its symmetry mates can leave the wedge unfilled)
+    for geom, (tilt, orient) in GEOMETRIES.items():
+        for snr in SYMMETRIC_SNRS:
+            c = AccuracyCase(f"3j9i-D7_{geom}_snr{snr:g}_s0", ("3j9i",), (COUNT,), snr, tilt,
+                             orient, BOX, MAPS["3j9i"], data_seed=100, run_seed=1,
+                             max_iter=20, symmetry="D7")
+            if quick:
+                c = replace(c, name=c.name + "_quick", counts=(24,), box=24,
+                            pixel_size=MAPS["3j9i"] * BOX / 24, max_iter=3, n_voronoi=2000)
+            out.append(c)
     return out
 
 
@@ -78,7 +92,9 @@ def _cached(case, cache, workers):
         t0 = time.perf_counter()
         res = run_case(case, STRUCTURES, workers=workers)
         res["seconds"] = round(time.perf_counter() - t0, 1)
-        res["case"] = {"map": case.structures[0], "snr": case.snr, "tilt": list(case.tilt),
+        name = case.structures[0] + ("" if case.symmetry == "C1" else f" {case.symmetry}")
+        res["case"] = {"map": name, "symmetry": case.symmetry, "snr": case.snr,
+                       "tilt": list(case.tilt),
                        "orientations": case.orientations, "box": case.box,
                        "pixel_size": case.pixel_size, "n": case.counts[0],
                        "data_seed": case.data_seed, "max_iter": case.max_iter,
