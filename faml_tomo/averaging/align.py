@@ -426,7 +426,6 @@ class AlignmentResult:
                                   "ref_norm2")))
 
 
-@functools.lru_cache(maxsize=8)
 @functools.lru_cache(maxsize=16)
 def _shift_window(n, max_shift):
     """Pruned correlation grid for shifts ``|t| <= max_shift``.
