@@ -25,7 +25,7 @@ poses left unfilled (true poses leave none).
 Each data set is cached as JSON under ``--runs`` (committed: a killed
 sweep resumes, also in a later session on a fresh clone); the table and plot
 are rebuilt from those files.
-About 3 h on 2 cores.  Run::
+About 1.6 h on 2 cores (AMD EPYC, 2026-12-06).  Run::
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_faml_snr.py --workers 2
 
@@ -135,11 +135,12 @@ def table(rows):
              "≥ 0.8) | FAML wedge gaps |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         tgt = "–" if r["gap_target"] is None else ("yes" if r["gap_target"] else "**no**")
+        gap = "–" if r["gap_closed"] != r["gap_closed"] else f"{100 * r['gap_closed']:.0f} %"
         wg = ("–" if r.get("faml_wedge_gaps") is None
               else f"{100 * r['faml_wedge_gaps']:.0f} %")
         lines.append(f"| {r['map']} | {r['geometry']} | {r['snr']:g} | {r['seeds']} | "
                      f"{r['faml']:.3f} | {r['fa']:.3f} | {r['true_poses']:.3f} | "
-                     f"{r['no_alignment']:.3f} | {100 * r['gap_closed']:.0f} % | "
+                     f"{r['no_alignment']:.3f} | {gap} | "
                      f"{'yes' if r['faml_ge_fa'] else '**no**'} | {tgt} | {wg} |")
     return lines
 
