@@ -861,6 +861,15 @@ def _init_sigma2(parts, i, spec, geom):
     return None
 
 
+def _count_floor(params):
+    """Smallest observation count a mean divides by: symmetrised counts are
+    interpolated, and a component seen by half a subtomogram in one copy or
+    less is left out (dividing by a near-zero count gave values of 1e13 and a
+    noise sigma of 1e9); without symmetry any count above zero, as always."""
+    g = len(params.group())
+    return 0.5 / g if g > 1 else 0.0
+
+
 def _initial_state(runner, params, references, geom):
     """Initial model (paper §2.4), or from user references.
 
@@ -883,10 +892,7 @@ def _initial_state(runner, params, references, geom):
         if params.align.symmetry != "C1" and params.c1_iterations == 0:
             num = symmetrize_band(num, geom, params.group(), params.align.pad)
             cnt = symmetrize_weights(cnt, geom, params.group())
-        # symmetrised counts are interpolated: a component seen by half a
-        # subtomogram in one copy or less is left out (dividing by a
-        # near-zero count gave values of 1e13); C1 counts are whole numbers
-        seen = cnt > 0.5 / len(params.group())
+        seen = cnt > _count_floor(params)
         spectra = np.divide(num, cnt, out=np.zeros_like(num), where=seen)
     else:
         if len(references) not in (1, k):
@@ -1192,7 +1198,7 @@ def _hard_mean(runner, members, state, params, geom, fallback):
                              state.shifts, geom, params.align.pad, add=add_arrays)
     num = symmetrize_band(num, geom, params.group(), params.align.pad)
     cnt = symmetrize_weights(cnt, geom, params.group())
-    seen = cnt > 0.5 / len(params.group())          # as in _initial_state
+    seen = cnt > _count_floor(params)
     return np.where(seen, num / np.where(seen, cnt, 1.0), fallback)
 
 

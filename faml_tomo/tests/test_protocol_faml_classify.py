@@ -64,7 +64,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             write_mrc(folder / f"sub_{i:03d}.mrc", v, PIXEL)
         cls.imported = cls.importSubTomograms(folder, "sub_*.mrc", samplingRate=PIXEL)
         cls.subtomos = cls.imported.outputSubTomograms
-        cls.run4 = cls._classify("uninterrupted", 4)
+        cls.run8 = cls._classify("uninterrupted", 8)
 
     @classmethod
     def _classify(cls, label, iterations, **kw):
@@ -82,7 +82,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
 
     # --------------------------------------------------------------- outputs
     def test_outputs_classes_and_transforms(self):
-        prot = self.run4
+        prot = self.run8
         subs = getattr(prot, OUT_SUBTOMOS)
         avgs = getattr(prot, OUT_AVERAGES)
         classes = getattr(prot, OUT_CLASSES)
@@ -162,15 +162,18 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertIn("gold-standard", fig.axes[0].get_title())
 
     def test_continue_after_stop_equals_uninterrupted(self):
-        """Stopped after 2 iterations, continued to 4: same result as 4 in one go."""
+        """Stopped after 2 iterations, continued to 8: same result as 8 in one go.
+        (The uninterrupted run has 8 iterations: with 4, on a 2-core AMD EPYC one
+        class of this near-two-fold phantom had not settled its poses, median
+        error 66 deg, on main before 2026-12-06 too; on a Xeon it had.)"""
         from pyworkflow.protocol import MODE_RESUME
         prot = self._classify("stopped", 2)
         self.assertEqual(prot._history()["iterations"], 2)
-        prot.numberOfIterations.set(4)
+        prot.numberOfIterations.set(8)
         prot.runMode.set(MODE_RESUME)            # the GUI's "Continue"
         self.launchProtocol(prot)
-        self.assertEqual(prot._history()["iterations"], 4)
-        a = [s.clone() for s in getattr(self.run4, OUT_SUBTOMOS).iterItems(orderBy="id")]
+        self.assertEqual(prot._history()["iterations"], self.run8._history()["iterations"])
+        a = [s.clone() for s in getattr(self.run8, OUT_SUBTOMOS).iterItems(orderBy="id")]
         b = [s.clone() for s in getattr(prot, OUT_SUBTOMOS).iterItems(orderBy="id")]
         self.assertEqual([s.getClassId() for s in a], [s.getClassId() for s in b])
         for sa, sb in zip(a, b):
@@ -178,7 +181,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
                                        sb.getTransform().getMatrix(), atol=1e-9)
         from faml_tomo.io.mrc import read_mrc
         for ca, cb in zip([a.clone() for a in
-                           getattr(self.run4, OUT_AVERAGES).iterItems(orderBy="id")],
+                           getattr(self.run8, OUT_AVERAGES).iterItems(orderBy="id")],
                           [b.clone() for b in getattr(prot, OUT_AVERAGES).iterItems(orderBy="id")]):
             np.testing.assert_allclose(read_mrc(ca.getFileName())[0],
                                        read_mrc(cb.getFileName())[0], atol=1e-6)
@@ -187,7 +190,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         """2 MPI ranks (runJob through hosts.conf's PARALLEL_COMMAND) and 2
         worker processes give the serial run's iterations exactly."""
         from faml_tomo.averaging.outputs import read_iteration
-        serial = read_iteration(self.run4._runDir(), 2)
+        serial = read_iteration(self.run8._runDir(), 2)
         for label, kw in (("mpi", dict(numberOfMpi=2)), ("threads", dict(numberOfThreads=2))):
             prot = self._classify(label, 2, **kw)
             other = read_iteration(prot._runDir(), 2)
@@ -234,7 +237,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         matplotlib.use("Agg")
         from faml_tomo.viewers.viewer_faml import (averages_figure, fsc_figure,
                                                    history_figure, posterior_figure)
-        run = self.run4._runDir()
+        run = self.run8._runDir()
         out = self.proj.getPath("viewer_figures")
         os.makedirs(out, exist_ok=True)
         fig = averages_figure(run)
@@ -266,13 +269,13 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
 
         from faml_tomo.viewers.viewer_faml import FAMLClassifyViewer
         self.assertIn(FAMLClassifyViewer,
-                      Domain.findViewers(self.run4.getClassName(), DESKTOP_TKINTER))
+                      Domain.findViewers(self.run8.getClassName(), DESKTOP_TKINTER))
         # The classes and each average open in Scipion's standard viewers too.
-        self.assertTrue(Domain.findViewers(getattr(self.run4, OUT_CLASSES).getClassName(),
+        self.assertTrue(Domain.findViewers(getattr(self.run8, OUT_CLASSES).getClassName(),
                                            DESKTOP_TKINTER))
-        avg = getattr(self.run4, OUT_AVERAGES).getFirstItem()
+        avg = getattr(self.run8, OUT_AVERAGES).getFirstItem()
         self.assertTrue(Domain.findViewers(avg.getClassName(), DESKTOP_TKINTER))
-        viewer = FAMLClassifyViewer(project=self.proj, protocol=self.run4)
+        viewer = FAMLClassifyViewer(project=self.proj, protocol=self.run8)
         for show in (viewer._showAverages, viewer._showHistory, viewer._showPosteriors,
                      viewer._showFsc):
             views = show()
