@@ -248,7 +248,8 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertIn("iteration 1", fig._suptitle.get_text())
         fig = history_figure(run, voxel_size=PIXEL)
         ax_ll, ax_sizes = fig.axes[:2]
-        self.assertEqual(len(ax_ll.get_lines()[0].get_xdata()), 4)
+        self.assertEqual(len(ax_ll.get_lines()[0].get_xdata()),
+                         self.run8._history()["iterations"])
         self.assertEqual(len(ax_sizes.get_lines()), 2)          # one line per class
         fig.savefig(os.path.join(out, "history.png"))
         fig = posterior_figure(run)
