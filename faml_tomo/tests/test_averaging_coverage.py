@@ -84,6 +84,17 @@ def test_symmetric_start_without_c1_iterations_stays_finite():
     assert aligned_correlation(res.averages[0], truth)[0] > 0.5
 
 
+def _d7_phantom(n):
+    """The D7 group, a D7 phantom on the standard axes and a random turn."""
+    from faml_tomo.averaging.symmetry import symmetry_group
+    from faml_tomo.geometry import random_rotations
+    base = transform_volume(phantom(n, seed=3, n_blobs=4, radius=n / 5), None,
+                            np.array([4.0, 0.0, 1.0]))
+    group = symmetry_group("D7")
+    sym = np.mean([transform_volume(base, g) for g in group], axis=0)
+    return group, sym, random_rotations(1, np.random.default_rng(7))[0]
+
+
 def _switched(state, params, geom, n):
     from faml_tomo.averaging.em import _half_from_band, _to_symmetry_frame
     from faml_tomo.averaging.fourier import volume_from_spectrum
@@ -103,15 +114,9 @@ def test_turning_into_the_symmetry_frame_ignores_the_unobserved_band():
 
     from faml_tomo.averaging.em import EMState
     from faml_tomo.averaging.fourier import spectrum
-    from faml_tomo.averaging.symmetry import symmetry_group
     from faml_tomo.averaging.symmetry_frame import symmetry_score
-    from faml_tomo.geometry import random_rotations
     n = 32
-    base = transform_volume(phantom(n, seed=3, n_blobs=4, radius=n / 5), None,
-                            np.array([4.0, 0.0, 1.0]))
-    group = symmetry_group("D7")
-    sym = np.mean([transform_volume(base, g) for g in group], axis=0)
-    turn = random_rotations(1, np.random.default_rng(7))[0]
+    group, sym, turn = _d7_phantom(n)
     truth = transform_volume(sym, turn)                     # an arbitrary frame
     ap = AlignParams(symmetry="D7", lmax=23)
     geom = band_geometry(n, *ap.band(n))
@@ -145,15 +150,10 @@ def test_an_off_centre_average_is_centred_before_its_symmetry_is_imposed():
     switch; centred, 0.98 and 0.996."""
     from faml_tomo.averaging.em import EMState
     from faml_tomo.averaging.fourier import spectrum
-    from faml_tomo.averaging.symmetry import symmetry_group
     from faml_tomo.averaging.symmetry_frame import symmetry_score
     from faml_tomo.geometry import random_rotations
     n = 32
-    base = transform_volume(phantom(n, seed=3, n_blobs=4, radius=n / 5), None,
-                            np.array([4.0, 0.0, 1.0]))
-    group = symmetry_group("D7")
-    sym = np.mean([transform_volume(base, g) for g in group], axis=0)
-    turn = random_rotations(1, np.random.default_rng(7))[0]
+    group, sym, turn = _d7_phantom(n)
     offset = np.array([2.0, -1.5, 1.0])                       # (x, y, z) voxels
     drifted = transform_volume(sym, turn, offset)
     ap = AlignParams(symmetry="D7", lmax=23)
