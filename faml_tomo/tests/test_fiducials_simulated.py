@@ -62,8 +62,15 @@ def test_strongly_misaligned_tomograms_still_give_coordinates(kind, magnitude):
     # Each coordinate sits on a (smeared) bead: within a box half of one.
     dist = np.min(np.linalg.norm(res.coordinates[:, None] - beads[None], axis=2), axis=1)
     assert np.all(dist < 16), dist
-    if kind == "birds":        # no symmetric object left: the filters reject all
-        assert res.relaxed_mode_used
+    if kind == "birds":
+        # No symmetric object left: the quality filters reject (almost) all
+        # round candidates, and the result says how it was obtained instead:
+        # unfiltered (relaxed mode) or by the smeared-bead search.  Which of
+        # the two wins is decided by a handful of borderline candidates and
+        # changes with the BLAS thread count (1 thread: smeared, 22 of 30
+        # beads; 2 threads: relaxed, 15).
+        assert res.relaxed_mode_used or res.stats["search"] in ("smeared", "streak")
+        assert res.warnings
 
 
 @pytest.mark.parametrize("pixel_size", [10.0, 20.0])
