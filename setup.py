@@ -23,6 +23,8 @@ INSTALL_REQUIRES = [
     "mrcfile>=1.4,<=1.4.3",
     "scikit-image>=0.22,<0.25",
     "matplotlib>=3.7,<4",
+    # Compiled inner loops of the fast alignment (faml_tomo/averaging/kernels.py).
+    "numba>=0.59,<0.69",
     "tensorflow-cpu>=2.16,<2.22; platform_machine=='x86_64'",
     "tensorflow>=2.16,<2.22; platform_machine!='x86_64'",
 ]

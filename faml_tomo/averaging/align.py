@@ -450,13 +450,32 @@ def _windowed_correlation(h, n, axis_index):
     """Inverse FFT of half spectra ``h`` (C, n, n, n//2+1) evaluated only on
     the shift cube ``axis_index^3``: the z and y transforms keep the window's
     rows before the next axis is transformed (about 40% of the work of a
-    full ``irfftn`` at 64^3).  Returns (C, L, L, L), shift ``j - L // 2``."""
+    full ``irfftn`` at 64^3).  Returns (C, L, L, L), shift ``j - L // 2``.
+
+    For even ``n`` the caller has multiplied ``h`` by ``(-1)^(kx+ky+kz)``
+    (:func:`_centring_signs`), which moves shift 0 to index ``n // 2``: the
+    window is then one contiguous slice per axis (no gathers)."""
+    half = len(axis_index) // 2
+    if n % 2 == 0:
+        keep = slice(n // 2 - half, n // 2 + half + 1)
+        a = sfft.ifft(h, axis=1, norm="forward", workers=WORKERS)
+        a = sfft.ifft(a[:, keep], axis=2, norm="forward", workers=WORKERS, overwrite_x=True)
+        cc = sfft.irfft(a[:, :, keep], n=n, axis=3, norm="forward", workers=WORKERS)
+        return cc[..., keep]
     a = sfft.ifft(h, axis=1, norm="forward", workers=WORKERS)
     a = np.take(a, axis_index, axis=1)
     a = sfft.ifft(a, axis=2, norm="forward", workers=WORKERS)
     a = np.take(a, axis_index, axis=2)
     cc = sfft.irfft(a, n=n, axis=3, norm="forward", workers=WORKERS)
     return np.take(cc, axis_index, axis=3)
+
+
+def _centring_signs(kidx, n):
+    """``(-1)^(kx+ky+kz)`` at band points (indices of :func:`_freq_index`) for
+    even ``n`` (a shift by ``n / 2`` of the correlation), else ones."""
+    if n % 2:
+        return np.ones(kidx.shape[1], dtype=np.float32)
+    return np.where(kidx.sum(axis=0) % 2 == 0, 1.0, -1.0).astype(np.float32)
 
 
 def _parabolic_peaks(cc, flat):
@@ -499,20 +518,6 @@ def _freq_index(freq, n):
     return np.rint(freq).astype(np.intp).T + n // 2
 
 
-def _phase_shift(values, t, kidx, n):
-    """``values * exp(2 pi i k.t / n)`` for C shifts at once, shape (C, M).
-
-    The phase is separable over the integer frequency axes, so it is built
-    from three small tables per shift (two complex products per point
-    instead of a complex exponential)."""
-    k = np.arange(n + 1) - n // 2
-    tab = np.exp((2j * np.pi / n) * t[:, :, None] * k[None, None, :])    # (C, 3, n+1)
-    out = values * tab[:, 0, kidx[0]]
-    out *= tab[:, 1, kidx[1]]
-    out *= tab[:, 2, kidx[2]]
-    return out
-
-
 def translation_search(part, ref, rotations, params, chunk=16):
     """Best translation and exact scores for given candidate rotations.
 
@@ -536,30 +541,33 @@ def translation_search(part, ref, rotations, params, chunk=16):
     shifts, scores, sq_dist, ref_norm2 : numpy.ndarray
         Shapes (C, 3), (C,), (C,), (C,); see :class:`AlignmentResult`.
     """
+    from .kernels import correlation_spectra, shifted_real_sums
     n = part.n
     geom = band_geometry(n, *params.band(n))
-    freq = geom.freq[part.observed]
+    freq = np.ascontiguousarray(geom.freq[part.observed])
     herm = geom.herm[part.observed]
     flat_idx = geom.index[part.observed]
     x = part.values
     axis_index, win = _shift_window(n, params.shift_limit(n))
     kidx = _freq_index(freq, n)
+    sign = _centring_signs(kidx, n)
     nrot = len(rotations)
     out = [np.zeros((nrot, 3)), np.zeros(nrot), np.zeros(nrot), np.zeros(nrot)]
     half_size = n * n * (n // 2 + 1)
+    data, pad = ref.padded.data, float(ref.padded.pad)
+    # Single precision is enough to locate the peak (the score at the refined
+    # shift below is exact) and halves the transforms' cost.  Every chunk
+    # writes the same positions, so the buffer is zeroed once.
+    spectra = np.zeros((min(chunk, nrot), half_size), dtype=np.complex64)
     for s in range(0, nrot, chunk):
-        rots = rotations[s:s + chunk]
+        rots = np.ascontiguousarray(rotations[s:s + chunk], dtype=float)
         c = len(rots)
-        q = np.matmul(freq[None], rots).reshape(-1, 3)     # R^T k per row
-        ra = ref.padded.sample(q).reshape(c, -1)
-        prod = x[None, :] * np.conj(ra)
-        h = np.zeros((c, half_size), dtype=complex)
-        h[:, flat_idx] = prod
+        h = spectra[:c]
+        prod, r2 = correlation_spectra(data, pad, freq, rots, x, herm, sign, flat_idx, h)
         cc = _windowed_correlation(h.reshape(c, n, n, n // 2 + 1), n, axis_index)
         best = win[np.argmax(cc.reshape(c, -1)[:, win], axis=1)]
         t = _parabolic_peaks(cc, best)
-        ccv = (_phase_shift(prod, t, kidx, n).real * herm).sum(axis=1)
-        r2 = ((ra.real ** 2 + ra.imag ** 2) * herm).sum(axis=1)
+        ccv = shifted_real_sums(prod, t, kidx, herm, n)
         out[0][s:s + c] = t
         out[1][s:s + c] = ccv / np.sqrt(np.maximum(r2 * part.norm2, 1e-300))
         out[2][s:s + c] = part.norm2 + r2 - 2 * ccv
@@ -598,8 +606,9 @@ def refine_rotation(part, ref, rotation, shift, params, step_deg):
     -------
     rotation, shift, score, sq_dist, ref_norm2
     """
+    from .kernels import rotated_inner
     geom = band_geometry(part.n, *params.band(part.n))
-    freq = geom.freq[part.observed]
+    freq = np.ascontiguousarray(geom.freq[part.observed])
     herm = geom.herm[part.observed]
     xph = part.values * np.exp(2j * np.pi / part.n * (freq @ shift))
     centre = np.asarray(rotation, dtype=float)
@@ -607,10 +616,8 @@ def refine_rotation(part, ref, rotation, shift, params, step_deg):
     for _ in range(max(int(params.refine_rounds), 1)):
         rots = (Rotation.from_rotvec(_STENCIL * delta) * Rotation.from_matrix(centre)
                 ).as_matrix()
-        q = np.matmul(freq[None], rots).reshape(-1, 3)
-        ra = ref.padded.sample(q).reshape(len(rots), -1)
-        num = (herm * (xph[None, :] * np.conj(ra)).real).sum(axis=1)
-        den = (herm * (ra.real ** 2 + ra.imag ** 2)).sum(axis=1)
+        num, den = rotated_inner(ref.padded.data, float(ref.padded.pad), freq, rots, xph,
+                                 herm)
         vals = num / np.sqrt(np.maximum(den, 1e-300))
         u = _parabola_max(vals)
         centre = (Rotation.from_rotvec(u * delta) * Rotation.from_matrix(centre)).as_matrix()
@@ -628,7 +635,8 @@ def rotation_scores(part, ref, params):
     """
     layout = shell_layout(part.n, params.lmax, *params.band(part.n))
     inner = shell_inner_products(part.coeffs, ref.coeffs, layout)
-    corr = so3_correlation(inner, params.euler_grid())
+    # Single precision: the grid only ranks candidate rotations.
+    corr = so3_correlation(inner, params.euler_grid(), dtype=np.float32)
     den = np.sqrt(np.maximum(corr[1], 1e-12 * max(corr[1].max(), 1e-300)) * part.norm2)
     return corr[0] / den
 

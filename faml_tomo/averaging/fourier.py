@@ -79,10 +79,10 @@ class PaddedSpectrum:
 
     Stored as one contiguous complex64 array with the ky and kz axes
     centred, so that interpolation needs no wrap-around; each sample gathers
-    its 8 neighbours with flat indices and weighs them in double precision
-    (the same values as ``ndimage.map_coordinates`` on separate real and
-    imaginary planes to 1e-12, about 1.5x faster).  Its value at padded
-    index ``pad * k`` equals ``spectrum(volume)[k]``.
+    its 8 neighbours and weighs them in double precision in a compiled loop
+    (:mod:`.kernels`; the same values as ``ndimage.map_coordinates`` on
+    separate real and imaginary planes to 1e-12).  Its value at padded index
+    ``pad * k`` equals ``spectrum(volume)[k]``.
 
     Parameters
     ----------
@@ -123,34 +123,29 @@ class PaddedSpectrum:
         numpy.ndarray, complex128, shape (M,)
             Uses ``F(-q) = conj(F(q))`` for ``qx < 0``.
         """
-        q = np.asarray(q, dtype=float)
-        flip = q[:, 0] < 0
-        sgn = np.where(flip, -float(self.pad), float(self.pad))
-        shape = self.data.shape
-        c0 = shape[0] // 2
-        flat = self.data.reshape(-1)
-        sy = shape[1] * shape[2]
-        base = np.zeros(len(q), dtype=np.intp)
-        weights = []
-        # axes (z, y, x) of the array <- frequency components (2, 1, 0)
-        for axis, comp, stride, centre in ((0, 2, sy, c0), (1, 1, shape[2], c0),
-                                           (2, 0, 1, 0)):
-            c = q[:, comp] * sgn + centre
-            i = np.clip(np.floor(c), 0, shape[axis] - 2)
-            w = np.clip(c - i, 0.0, 1.0)
-            base += i.astype(np.intp) * stride
-            weights.append(w)
-        wz, wy, wx = weights
-        # Weights and sums in double precision (the stored values are single).
-        out = np.zeros(len(q), dtype=np.complex128)
-        for dz, az in ((0, 1 - wz), (sy, wz)):
-            for dy, ay in ((0, 1 - wy), (shape[2], wy)):
-                o = base + (dz + dy)
-                v0 = flat.take(o)
-                v1 = flat.take(o + 1)
-                out += (az * ay) * ((1 - wx) * v0 + wx * v1)
-        np.conjugate(out, out=out, where=flip)
-        return out
+        from .kernels import sample_points
+        q = np.ascontiguousarray(q, dtype=float).reshape(-1, 3)
+        return sample_points(self.data, float(self.pad), q)
+
+    def sample_rotated(self, freq, rotations):
+        """Samples at ``R^T k`` for each rotation ``R`` (the average turned by
+        ``R``, seen at frequencies ``k``), without forming the points.
+
+        Parameters
+        ----------
+        freq : numpy.ndarray, shape (M, 3)
+            Frequencies ``k = (kx, ky, kz)``.
+        rotations : numpy.ndarray, shape (C, 3, 3)
+
+        Returns
+        -------
+        numpy.ndarray, complex128, shape (C, M)
+            Row ``c`` equals ``sample(freq @ rotations[c])``.
+        """
+        from .kernels import sample_rotated
+        return sample_rotated(self.data, float(self.pad),
+                              np.ascontiguousarray(freq, dtype=float),
+                              np.ascontiguousarray(rotations, dtype=float).reshape(-1, 3, 3))
 
 
 def oversampled_spectrum(volume, pad=2, dtype=np.complex64):
