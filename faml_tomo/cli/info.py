@@ -10,7 +10,7 @@ from ..tfutil import import_tensorflow
 
 logger = logging.getLogger(__name__)
 
-KEY_DISTRIBUTIONS = ["numpy", "scipy", "mrcfile", "scikit-image", "matplotlib",
+KEY_DISTRIBUTIONS = ["numpy", "scipy", "numba", "mrcfile", "scikit-image", "matplotlib",
                      "emtable", "scipion-pyworkflow", "scipion-em",
                      "scipion-em-tomo", "tensorflow-cpu", "tensorflow", "keras",
                      "mpi4py"]
