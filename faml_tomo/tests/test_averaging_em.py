@@ -335,9 +335,15 @@ def test_starved_class_is_reseeded(tmp_path):
     from the worst-fitting half of the largest class recovers the split."""
     refs = [phantom(24, seed=1), phantom(24, seed=2)]
     sim = simulate_subtomograms(refs, 8, 0.5, (-60, 60), seed=4)
-    kw = dict(n_classes=2, max_iter=8, seed=4, n_voronoi=500, align=FAST)
+    kw = dict(n_classes=2, max_iter=8, seed=4, n_voronoi=500, align=FAST,
+              noise_correction=False)
     off = classify(sim.volumes, sim.tilt_range, min_class_size=0, **kw)
     assert np.bincount(off.classes, minlength=2).min() < 3 and not off.reseeded
+    # The correction for the noise of the smaller class's average alone keeps
+    # both classes here (no re-seeding needed).
+    corrected = classify(sim.volumes, sim.tilt_range, min_class_size=0,
+                         **{**kw, "noise_correction": True})
+    assert f1_score(sim.classes, corrected.classes) == 1.0 and not corrected.reseeded
     res = classify(sim.volumes, sim.tilt_range, **kw)
     assert f1_score(sim.classes, res.classes) == 1.0
     assert res.reseeded and all(e[3] >= 3 for e in res.reseeded)
