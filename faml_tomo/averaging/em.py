@@ -1508,7 +1508,7 @@ def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None, re
                          iteration, loo, halves, ref_noise)      # chunk order
 
 
-def _reference_noise(state, params, geom, radius, n_part):
+def _reference_noise(state, params, geom, radius, n_part, focus_mask=None):
     """Expected noise energy of each class's E-step reference over the band,
     in units of ``sigma^2`` (:attr:`EMParams.noise_correction`), as
     ``(energy times mass, mass)`` per class, or None.
@@ -1519,7 +1519,11 @@ def _reference_noise(state, params, geom, radius, n_part):
     ``g``; the E-step's filter (FSC weight, marching low-pass) scales it by
     its square.  Not for independent half-sets (their averages share the
     shells below the join radius, and the per-half noise model measured
-    worse: F1 1.0 -> 0.95 on test_averaging_gold_standard's two classes)."""
+    worse: F1 1.0 -> 0.95 on test_averaging_gold_standard's two classes).
+    With a classification mask only the masked part of a reference is the
+    class's own (the rest is the consensus, the same noise for every
+    class): the energy is scaled by the mask's mean square (white noise
+    spreads evenly over the box)."""
     if not (params.noise_correction and params.mode == "faml" and len(state.alpha) > 1
             and state.coverage is not None and state.half_spectra is None):
         return None
@@ -1531,7 +1535,8 @@ def _reference_noise(state, params, geom, radius, n_part):
     mass = np.asarray(state.alpha, float) * n_part * len(params.group())
     cover = np.nan_to_num(np.asarray(state.coverage, float), nan=0.0)
     per_point = geom.herm * filt ** 2 / (2.0 - np.clip(cover, 0.0, 1.0))
-    return per_point.sum(axis=1), mass
+    inside = 1.0 if focus_mask is None else float(np.mean(np.square(focus_mask)))
+    return inside * per_point.sum(axis=1), mass
 
 
 def result_from_state(state, params, n):
@@ -1713,7 +1718,7 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
                  else params.start_radius(n))
         refs, loo, halves = _estep_inputs(state, params, geom, r_cur, n_part, mask,
                                           focus_mask)
-        noise = _reference_noise(state, active, geom, r_cur, n_part)
+        noise = _reference_noise(state, active, geom, r_cur, n_part, focus_mask)
         stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo, halves, noise),
                              active, geom)
         classes = np.asarray(stats.classes)
