@@ -66,6 +66,7 @@ from scipy.special import logsumexp
 from ..errors import InputError
 from ..geometry import matrix_to_euler
 from ..io.arrays import save_npz
+from ..io.mrc import atomic_path
 from .align import AlignParams, align, band_geometry, check_volume, prepare_reference
 from .coverage import class_coverage, coverage_gaps, gap_message
 from .fourier import PaddedSpectrum, spectrum, volume_from_spectrum
@@ -1695,6 +1696,8 @@ def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=N
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     state = None
     if ckpt is not None:
+        if is_root:
+            atomic_path(ckpt).remove_stale()        # a kill during a checkpoint write
         state = _load_checkpoint(ckpt, fingerprint) if is_root and ckpt.exists() else None
         if comm is not None:
             state = comm.bcast(state, root=0)

@@ -288,6 +288,15 @@ class atomic_path:
         self.path = Path(path)
         self.tmp = None
 
+    def remove_stale(self):
+        """Delete temporary files of earlier writes of this path that a
+        killed process left behind (only one writer per path at a time)."""
+        for old in self.path.parent.glob(f".{self.path.name}.*.tmp{self.path.suffix}"):
+            try:
+                old.unlink()
+            except OSError:
+                pass
+
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.",
