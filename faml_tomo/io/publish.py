@@ -21,6 +21,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -37,6 +38,9 @@ __all__ = ["RUN_MARKER", "safe_name", "file_mode", "check_output_folder",
 RUN_MARKER = "faml_run.json"
 STAGING_PREFIX = ".staging-"
 _UMASK_LOCK = threading.Lock()
+
+
+_ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$")
 
 
 def safe_name(key: object, fallback: str = "item") -> str:
@@ -201,6 +205,11 @@ class Publication:
         self.out.mkdir(parents=True, exist_ok=True)
         for old in self.out.glob(STAGING_PREFIX + "*"):      # left by a killed run
             shutil.rmtree(old, ignore_errors=True)
+        for old in self.out.rglob(".*.tmp*"):
+            # half-written files of atomic_path (".<name>.<8 random>.tmp<ext>")
+            # that a killed run left in place (checkpoints, files per iteration)
+            if _ATOMIC_TMP.match(old.name) and old.is_file():
+                old.unlink(missing_ok=True)
         self.previous = read_run_marker(self.out)
         if self.in_place and self.previous is not None:
             # the results there are about to change: no longer "complete"
