@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError
-from .publish import file_mode
+from .publish import file_mode, is_atomic_temp
 
 logger = logging.getLogger(__name__)
 
@@ -292,10 +292,8 @@ class atomic_path:
         """Delete temporary files of earlier writes of this path that a
         killed process left behind (only one writer per path at a time)."""
         for old in self.path.parent.glob(f".{self.path.name}.*.tmp{self.path.suffix}"):
-            try:
-                old.unlink()
-            except OSError:
-                pass
+            if is_atomic_temp(old.name):
+                old.unlink(missing_ok=True)
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)

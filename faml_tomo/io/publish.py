@@ -40,7 +40,13 @@ STAGING_PREFIX = ".staging-"
 _UMASK_LOCK = threading.Lock()
 
 
+# Temporary names made by atomic_path: ".<name>.<8 random>.tmp<ext>" (mkstemp).
 _ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$")
+
+
+def is_atomic_temp(name: str) -> bool:
+    """Whether a file name is one of ``atomic_path`` (:mod:`.mrc`)'s temporaries."""
+    return bool(_ATOMIC_TMP.match(name))
 
 
 def safe_name(key: object, fallback: str = "item") -> str:
@@ -206,9 +212,9 @@ class Publication:
         for old in self.out.glob(STAGING_PREFIX + "*"):      # left by a killed run
             shutil.rmtree(old, ignore_errors=True)
         for old in self.out.rglob(".*.tmp*"):
-            # half-written files of atomic_path (".<name>.<8 random>.tmp<ext>")
-            # that a killed run left in place (checkpoints, files per iteration)
-            if _ATOMIC_TMP.match(old.name) and old.is_file():
+            # half-written files that a killed run left in place
+            # (checkpoints, files per iteration)
+            if is_atomic_temp(old.name) and old.is_file():
                 old.unlink(missing_ok=True)
         self.previous = read_run_marker(self.out)
         if self.in_place and self.previous is not None:

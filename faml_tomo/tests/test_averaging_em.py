@@ -365,7 +365,7 @@ def test_starved_class_is_reseeded(tmp_path):
 def test_rerun_removes_a_checkpoint_temp_file_left_by_a_kill(tmp_path):
     """kill -9 during a checkpoint write leaves the temporary file; the next
     run in that folder removes it (the kill test compares whole folders)."""
-    stale = tmp_path / ".faml_checkpoint.npz.abc123.tmp.npz"
+    stale = tmp_path / ".faml_checkpoint.npz.abc12345.tmp.npz"
     stale.write_bytes(b"")
     sim = simulate_subtomograms([phantom(16, seed=1)], 4, 1.0, seed=1)
     classify(sim.volumes, sim.tilt_range, max_iter=1, align=FAST, n_voronoi=100,
