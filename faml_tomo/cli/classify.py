@@ -111,9 +111,20 @@ def add_parser(subparsers):
                    help="translation weight of the transform distance (default 1)")
     p.add_argument("--no-normalize", action="store_true",
                    help="do not scale subtomograms to mean 0 / SD 1")
-    p.add_argument("--init", choices=("random", "kmeans"), default="random",
-                   help="initial split for K > 1: the paper's random split (default) or "
-                        "k-means of rotation-invariant shell-power descriptors")
+    p.add_argument("--init", choices=("auto", "consensus", "random", "kmeans"),
+                   default="auto",
+                   help="initial split for K > 1 without references: consensus (align all "
+                        "to one average first, then split by the principal components of "
+                        "the wedge-masked differences), the paper's random split, or "
+                        "k-means of rotation-invariant shell-power descriptors; auto "
+                        "(default): consensus for FAML without --gold-standard, else random")
+    p.add_argument("--consensus-iterations", type=int, default=20,
+                   help="--init consensus: iterations of the one-class consensus run "
+                        "(default 20; it stops earlier once converged)")
+    p.add_argument("--shared-candidates", type=int, default=10,
+                   help="FAML, K > 1: score every class at the best N candidate rotations "
+                        "of every class, so that classes are compared on the same poses "
+                        "(default 10; 0: each class on its own candidates, as the paper)")
     p.add_argument("--full-band", action="store_true",
                    help="the paper's behaviour: no frequency marching and no FSC weighting "
                         "(whole band from the first iteration)")
@@ -228,7 +239,7 @@ def run(args):
     from ..averaging import AlignParams, EMParams, VolumeFiles, classify
     from ..averaging.symmetry import check_symmetry
     from ..averaging.coverage import gap_message
-    from ..averaging.em import CHECKPOINT_NAME, result_from_state
+    from ..averaging.em import CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, result_from_state
     from ..averaging.outputs import (ITERATIONS_DIR, class_resolutions, finished_iterations,
                                      write_final, write_iteration)
     from ..io.mrc import read_mrc
@@ -252,7 +263,8 @@ def run(args):
         r_start = max(1, int(n_box * voxel / args.start_resolution))
     params = EMParams(n_classes=args.classes, mode=args.mode, max_iter=args.iterations,
                       tol=args.tolerance,
-                      init=args.init, marching=not args.full_band,
+                      init=args.init, consensus_iterations=args.consensus_iterations,
+                      shared_candidates=args.shared_candidates, marching=not args.full_band,
                       fsc_weight=not args.full_band, r_start=r_start,
                       n_voronoi=args.voronoi_samples, alpha_trd=args.alpha_trd,
                       seed=args.seed, normalize=not args.no_normalize,
@@ -270,6 +282,7 @@ def run(args):
     out = Path(args.out)
     if root and args.restart:
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+        (out / CONSENSUS_CHECKPOINT_NAME).unlink(missing_ok=True)
         shutil.rmtree(out / ITERATIONS_DIR, ignore_errors=True)
     resuming = [(out / CHECKPOINT_NAME).is_file()]
 

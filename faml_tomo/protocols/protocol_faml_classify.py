@@ -35,7 +35,7 @@ OUT_CLASSES = "outputClasses"
 OUT_AVERAGES = "outputAverages"
 OUT_SUBTOMOS = "outputSubtomograms"
 MODES = ("FAML", "FA")
-INITS = ("random", "kmeans")
+INITS = ("random", "kmeans", "auto", "consensus")     # appended: saved projects keep theirs
 RUN_DIR = "run"
 INPUT_STAR = "particles_in.star"
 MIN_PER_CLASS = 20
@@ -227,12 +227,23 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       help="Converged when every class average changes by less than this "
                            "fraction between iterations (and at most 0.5% of the "
                            "subtomograms change class).")
-        form.addParam("initialization", params.EnumParam, choices=list(INITS), default=0,
+        form.addParam("initialization", params.EnumParam, choices=list(INITS),
+                      default=INITS.index("auto"),
                       expertLevel=params.LEVEL_ADVANCED, label="Initial split",
                       display=params.EnumParam.DISPLAY_HLIST,
-                      help="random: the paper's random even split. kmeans: k-means of "
-                           "rotation-invariant shell-power descriptors (good for classes "
-                           "of different size).")
+                      help="Without initial references, how the classes start. consensus: "
+                           "align all subtomograms to one average first, then split them "
+                           "by the principal components of their differences to it (finds "
+                           "small differences at low SNR). random: the paper's random "
+                           "even split. kmeans: k-means of rotation-invariant shell-power "
+                           "descriptors (classes of different size). auto: consensus for "
+                           "FAML without gold-standard half-sets, random otherwise.")
+        form.addParam("consensusIterations", params.IntParam, default=20,
+                      expertLevel=params.LEVEL_ADVANCED, label="Consensus iterations",
+                      help="Initial split 'consensus' (or 'auto' in FAML mode): iterations "
+                           "of the one-class alignment before the classes are split; it "
+                           "stops earlier once converged. Raise it when the consensus "
+                           "average is still sharpening after 20.")
         form.addParam("minClassSize", params.FloatParam, default=3.0,
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Re-seed classes smaller than (subtomograms)",
@@ -304,7 +315,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                         max_iter=self.numberOfIterations.get(),
                         tol=self.convergenceTol.get(), n_voronoi=self.voronoiSamples.get(),
                         alpha_trd=self.alphaTrd.get(), seed=self.seed.get(),
-                        init=INITS[self.initialization.get()], marching=not full,
+                        init=INITS[self.initialization.get()],
+                        consensus_iterations=self.consensusIterations.get(),
+                        marching=not full,
                         fsc_weight=not full, min_class_size=self.minClassSize.get(),
                         c1_iterations=self.c1Iterations.get(),
                         gold_standard=bool(self.goldStandard),
@@ -326,6 +339,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 "--alpha-trd", repr(float(self.alphaTrd.get())),
                 "--tolerance", repr(float(self.convergenceTol.get())),
                 "--init", INITS[self.initialization.get()],
+                "--consensus-iterations", str(self.consensusIterations.get()),
                 "--min-class-size", repr(float(self.minClassSize.get())),
                 "--symmetry", str(self.symmetry.get()).strip(),
                 "--c1-iterations", str(self.c1Iterations.get()),

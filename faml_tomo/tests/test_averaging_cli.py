@@ -134,7 +134,8 @@ def test_classify_cli_reports_a_reseeded_class(tmp_path, capsys):
         write_mrc(data / f"p{i:02d}.mrc", v.astype(np.float32), 20.0)
     out = tmp_path / "out"
     argv = ["classify", "--folder", str(data), "--out", str(out), "--classes", "2",
-            "--iterations", "4", "--voronoi-samples", "500", "--seed", "4"]
+            "--iterations", "4", "--voronoi-samples", "500", "--seed", "4",
+            "--init", "random", "--shared-candidates", "0"]   # the start that starves
     assert main(argv) == 0
     assert "re-seeded before this iteration" in capsys.readouterr().out
     hist = json.loads((out / "history.json").read_text())

@@ -71,7 +71,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         prot = cls.newProtocol(ProtFAMLClassify, objLabel=label,
                                inputSubtomograms=cls.subtomos, numberOfClasses=2,
                                numberOfIterations=iterations, seed=3,
-                               voronoiSamples=2000, **kw)
+                               voronoiSamples=2000, consensusIterations=4, **kw)
         cls.launchProtocol(prot)
         return prot
 
