@@ -18,6 +18,9 @@ where FAML falls below 0.9, FAML >= 90 % of the oracle's F1.
 Each data set is cached as JSON under ``--runs`` (committed: resumable
 across sessions on a fresh clone; the pair of maps is rebuilt, seeded, in
 ``--cache``); the table is rebuilt from those files.  About 3 h on 2 cores.
+A run cached with an older FAML (``FAML_VERSION``) is rerun for FAML only
+(FA and the oracle do not change; about 1 h for the 15 data sets), the
+older F1 kept beside the new one.
 Run::
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_faml_classify_snr.py

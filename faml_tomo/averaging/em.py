@@ -1672,7 +1672,7 @@ def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
         per subtomogram.
     params : EMParams, optional
     references : sequence of K volumes, or of one, optional
-        Initial averages instead of the random split of §2.4 (scaled to the
+        Initial averages instead of the initial split (``init``) (scaled to the
         data by a least-squares fit on a few subtomograms).  One volume with
         ``K > 1``: the classes start from random subsets of the subtomograms
         at their transforms against it (RELION's way of starting classes
