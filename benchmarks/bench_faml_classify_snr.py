@@ -52,33 +52,8 @@ BOX, VOXEL, COUNT = 32, 12.0, 100
 def make_pair(folder):
     """Write ``4v4r.mrc`` and ``4v4r_cut.mrc`` (source voxel size) into
     ``folder``; returns the removed mass fraction."""
-    from scipy.ndimage import gaussian_filter
-
-    from faml_tomo.io.mrc import read_mrc, write_mrc
-    folder = Path(folder)
-    cut_path = folder / f"{BASE}_cut.mrc"
-    info = folder / "pair.json"
-    if cut_path.is_file() and info.is_file():
-        return json.loads(info.read_text())["removed_mass_fraction"]
-    vol, voxel = read_mrc(STRUCTURES / f"{BASE}.mrc")
-    vol = np.clip(np.asarray(vol, float), 0, None)
-    z, y, x = np.indices(vol.shape)
-    occupied = vol > 0.05 * vol.max()
-    tip = np.argmax(np.where(occupied, x, -1))
-    tip = np.array(np.unravel_index(tip, vol.shape), float)
-    dist = np.sqrt((z - tip[0]) ** 2 + (y - tip[1]) ** 2 + (x - tip[2]) ** 2)
-    order = np.argsort(dist, axis=None)
-    mass = np.cumsum(vol.ravel()[order])
-    radius = dist.ravel()[order][np.searchsorted(mass, CUT_FRACTION * vol.sum())]
-    keep = 1.0 - gaussian_filter((dist <= radius).astype(float), 1.0)
-    cut = vol * keep
-    fraction = float(1.0 - cut.sum() / vol.sum())
-    folder.mkdir(parents=True, exist_ok=True)
-    write_mrc(folder / f"{BASE}.mrc", vol.astype(np.float32), voxel)
-    write_mrc(cut_path, cut.astype(np.float32), voxel)
-    info.write_text(json.dumps({"removed_mass_fraction": fraction, "radius_voxels":
-                                float(radius), "source_voxel": float(voxel)}))
-    return fraction
+    from faml_tomo.averaging.cases import subtle_pair
+    return subtle_pair(STRUCTURES, folder, BASE, CUT_FRACTION)
 
 
 def cases(quick=False):

@@ -32,7 +32,8 @@ from .testing import aligned_correlation, f1_score
 from .wedge import wedge_mask
 
 __all__ = ["AccuracyCase", "CASES", "simulate_case", "true_pose_average",
-           "orientation_average", "symmetrized_like", "run_case"]
+           "orientation_average", "symmetrized_like", "run_case", "cut_surface",
+           "subtle_pair"]
 
 
 @dataclass(frozen=True)
@@ -260,3 +261,63 @@ def run_case(case, structures_dir, modes=("faml", "fa"), references=False, worke
         out["no_alignment"] = {"value": float(aligned_correlation(ball, expected[0],
                                                                   case.align)[0])}
     return out
+
+
+def cut_surface(volume, fraction: float, level: float = 0.05, edge_sigma: float = 1.0):
+    """The map without a region at its surface holding ``fraction`` of its mass.
+
+    The region is the density nearest (a ball) to the occupied voxel farthest
+    along +x (occupied: above ``level`` times the maximum), removed with a
+    Gaussian soft edge of ``edge_sigma`` voxels: a subunit present in one
+    class and absent in the other, for classification tests.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray, shape (n, n, n)
+        Non-negative density ``[z, y, x]``.
+    fraction : float
+        Share of the total mass to remove, in (0, 1).
+
+    Returns
+    -------
+    cut : numpy.ndarray, shape (n, n, n)
+    removed : float
+        Mass fraction actually removed (the soft edge changes it a little).
+    radius : float
+        Radius of the removed ball in voxels.
+    """
+    from scipy.ndimage import gaussian_filter
+    vol = np.clip(np.asarray(volume, float), 0, None)
+    z, y, x = np.indices(vol.shape)
+    occupied = vol > level * vol.max()
+    tip = np.array(np.unravel_index(np.argmax(np.where(occupied, x, -1)), vol.shape), float)
+    dist = np.sqrt((z - tip[0]) ** 2 + (y - tip[1]) ** 2 + (x - tip[2]) ** 2)
+    order = np.argsort(dist, axis=None)
+    mass = np.cumsum(vol.ravel()[order])
+    radius = float(dist.ravel()[order][np.searchsorted(mass, fraction * vol.sum())])
+    cut = vol * (1.0 - gaussian_filter((dist <= radius).astype(float), edge_sigma))
+    return cut, float(1.0 - cut.sum() / vol.sum()), radius
+
+
+def subtle_pair(structures_dir, folder, base: str = "4v4r", fraction: float = 0.09):
+    """Write ``<base>.mrc`` and ``<base>_cut.mrc`` (the map without ``fraction``
+    of its mass, :func:`cut_surface`; source voxel size) into ``folder``,
+    once; returns the removed mass fraction.  The pair of
+    ``benchmarks/bench_faml_classify_snr.py``."""
+    import json
+
+    from ..io.mrc import read_mrc, write_mrc
+    folder = Path(folder)
+    cut_path = folder / f"{base}_cut.mrc"
+    info = folder / "pair.json"
+    if cut_path.is_file() and info.is_file():
+        return json.loads(info.read_text())["removed_mass_fraction"]
+    vol, voxel = read_mrc(Path(structures_dir) / f"{base}.mrc")
+    vol = np.clip(np.asarray(vol, float), 0, None)
+    cut, removed, radius = cut_surface(vol, fraction)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_mrc(folder / f"{base}.mrc", vol.astype(np.float32), voxel)
+    write_mrc(cut_path, cut.astype(np.float32), voxel)
+    info.write_text(json.dumps({"removed_mass_fraction": removed, "radius_voxels": radius,
+                                "source_voxel": float(voxel)}))
+    return removed

@@ -121,3 +121,18 @@ def test_c_paper_regime():
     """(c) at 64^3 / 6 Å/px: FAML r >= 0.75 and >= FA (measured 0.933 vs 0.932)."""
     out = _faml_vs_fa("c_paper")
     assert out["faml"] >= 0.75 and out["faml"] >= out["fa"] - 0.005
+
+
+def test_subtle_pair_at_snr_001(tmp_path):
+    """The classification sweep's pair (4v4r with and without 9.3 % of its
+    mass, 100 + 100, 32^3 at 12 Å/px, ±60°, data seed 200) at SNR 0.01,
+    reference-free K = 2 with the defaults (consensus start, shared
+    candidates).  Measured 2026-12-06 (bench_faml_classify_snr.py): F1 0.900
+    (FA 0.46, the paper's random start with own candidates 0.46; oracle at
+    the true poses 0.965); ~3 min on 2 cores."""
+    from faml_tomo.averaging.cases import AccuracyCase, subtle_pair
+    subtle_pair(STRUCTURES_DIR, tmp_path)
+    case = AccuracyCase("pair", ("4v4r", "4v4r_cut"), (100, 100), 0.01, (-60.0, 60.0),
+                        "uniform", 32, 12.0, data_seed=200, run_seed=1, max_iter=20)
+    out = run_case(case, tmp_path, modes=("faml",), workers=2)
+    assert out["faml"]["value"] >= 0.85, out

@@ -2,11 +2,11 @@
 scored on shared candidate rotations: known answers, resume, bad settings."""
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from faml_tomo.averaging.align import (AlignParams, align, band_geometry,
                                        prepare_reference, prepare_subtomogram)
 from faml_tomo.averaging.backrotate import hard_sums
+from faml_tomo.averaging.cases import cut_surface
 from faml_tomo.averaging.consensus import wmd_split
 from faml_tomo.averaging.em import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, EMParams,
                                     _shared_candidates, classify)
@@ -21,15 +21,7 @@ def _subtle_pair(n=24, seed=0):
     """A phantom and the same phantom without a blob at its surface (~10 %
     of its mass): classes that differ by a small part of the structure."""
     full = phantom(n, seed=seed)
-    z, y, x = np.indices(full.shape)
-    occupied = full > 0.2 * full.max()
-    tip = np.unravel_index(np.argmax(np.where(occupied, x, -1)), full.shape)
-    dist = np.sqrt((z - tip[0]) ** 2 + (y - tip[1]) ** 2 + (x - tip[2]) ** 2)
-    order = np.argsort(dist, axis=None)
-    mass = np.cumsum(full.ravel()[order])
-    radius = dist.ravel()[order][np.searchsorted(mass, 0.1 * full.sum())]
-    cut = full * (1.0 - ndimage.gaussian_filter((dist <= radius).astype(float), 1.0))
-    return full, cut
+    return full, cut_surface(full, 0.1, level=0.2)[0]
 
 
 def test_wmd_split_finds_a_subtle_difference_at_known_poses():
