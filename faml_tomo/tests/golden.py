@@ -1,0 +1,84 @@
+"""Recorded outputs of small runs, for refactors that must not change results.
+
+Each case runs a task on a small procedural data set (no ``../shared``) and
+returns its outputs as named arrays; ``python -m faml_tomo.tests.golden``
+records them in ``faml_tomo/tests/data/golden_<task>.npz`` and
+``test_golden_outputs.py`` compares a fresh run with the recording byte for
+byte (same machine type and pinned versions as CI: a change of numpy, BLAS
+or CPU may change the last bits, and then the recording is remade after
+checking the difference is rounding only).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _classify_data():
+    from faml_tomo.averaging.testing import phantom, simulate_subtomograms
+    a, b = phantom(16, seed=3), phantom(16, seed=4)
+    return a, b, simulate_subtomograms([a, b], 8, 0.5, (-60, 60), seed=5, max_shift=1.0)
+
+
+def _classify_cases():
+    """name -> keyword arguments of :func:`faml_tomo.averaging.em.classify`
+    (every branch of the driver: K = 1, the consensus start with shared
+    candidates, FA, gold standard, symmetry, references with a mask and a
+    classification mask)."""
+    from faml_tomo.averaging.align import AlignParams
+    a, b, _ = _classify_data()
+    fast = AlignParams(lmax=15, max_candidates=10)
+    ball = np.zeros((16,) * 3)
+    z, y, x = np.indices(ball.shape) - 8
+    ball[x ** 2 + y ** 2 + z ** 2 <= 36] = 1.0
+    focus = (x > 0).astype(float)
+    common = dict(max_iter=3, n_voronoi=500, align=fast, seed=2)
+    return {
+        "faml_k1": dict(common, n_classes=1),
+        "faml_k2_consensus": dict(common, n_classes=2, consensus_iterations=2),
+        "fa_k2": dict(common, n_classes=2, mode="fa"),
+        "faml_k2_gold": dict(common, n_classes=2, gold_standard=True),
+        "faml_k2_random_own": dict(common, n_classes=2, init="random", shared_candidates=0),
+        "faml_k1_c2": dict(common, n_classes=1, c1_iterations=1,
+                           align=AlignParams(lmax=15, max_candidates=10, symmetry="C2")),
+        "faml_k2_focus": dict(common, n_classes=2, references=[a, b], mask=ball,
+                              focus_mask=focus),
+    }
+
+
+def classify_outputs():
+    """name -> dict of output arrays, one per case."""
+    from faml_tomo.averaging.em import classify
+    *_, sim = _classify_data()
+    out = {}
+    for name, kw in _classify_cases().items():
+        res = classify(sim.volumes, sim.tilt_range, **kw)
+        out[name] = {"averages": res.averages, "classes": res.classes,
+                     "max_posterior": res.max_posterior, "rotations": res.rotations,
+                     "shifts": res.shifts, "alpha": res.alpha,
+                     "scalars": np.array([res.sigma, res.xi]),
+                     "log_likelihood": np.asarray(res.log_likelihood),
+                     "fsc": np.asarray(res.fsc if res.fsc is not None else [])}
+    return out
+
+
+TASKS = {"classify": classify_outputs}
+
+
+def flatten(outputs):
+    return {f"{case}/{key}": np.asarray(v) for case, d in outputs.items()
+            for key, v in d.items()}
+
+
+def record(task):
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"golden_{task}.npz"
+    np.savez_compressed(path, **flatten(TASKS[task]()))
+    return path
+
+
+if __name__ == "__main__":
+    for t in sys.argv[1:] or TASKS:
+        print("recorded", record(t))
