@@ -9,7 +9,8 @@ from faml_tomo.averaging.backrotate import hard_sums
 from faml_tomo.averaging.cases import cut_surface
 from faml_tomo.averaging.consensus import wmd_split
 from faml_tomo.averaging.em import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, EMParams,
-                                    _shared_candidates, classify)
+                                    classify)
+from faml_tomo.averaging.em.estep import _shared_candidates
 from faml_tomo.averaging.parallel import add_arrays, make_runner
 from faml_tomo.averaging.testing import f1_score, phantom, simulate_subtomograms
 from faml_tomo.errors import InputError

@@ -96,7 +96,8 @@ def _d7_phantom(n):
 
 
 def _switched(state, params, geom, n):
-    from faml_tomo.averaging.em import _half_from_band, _to_symmetry_frame
+    from faml_tomo.averaging.em.model import _half_from_band
+    from faml_tomo.averaging.em.symframe import _to_symmetry_frame
     from faml_tomo.averaging.fourier import volume_from_spectrum
     new = _to_symmetry_frame(state, params, geom)
     return volume_from_spectrum(_half_from_band(new.spectra[0], geom), n)
@@ -163,7 +164,7 @@ def test_an_off_centre_average_is_centred_before_its_symmetry_is_imposed():
     state = EMState(iteration=5, spectra=values[None], alpha=np.ones(1), sigma2=1.0, xi2=1.0,
                     classes=np.zeros(3, int), rotations=rots, shifts=np.zeros((3, 3)),
                     coverage=np.full((1, len(values)), 0.6, np.float32))
-    from faml_tomo.averaging.em import _to_symmetry_frame
+    from faml_tomo.averaging.em.symframe import _to_symmetry_frame
     new = _to_symmetry_frame(state, EMParams(align=ap, c1_iterations=5), geom)
     vol = _switched(state, EMParams(align=ap, c1_iterations=5), geom, n)
     assert symmetry_score(vol, group) > 0.97

@@ -161,7 +161,7 @@ def test_twolobe_vs_ring7_default_init():
 
 
 def test_kmeans_seeded_and_init_options():
-    from faml_tomo.averaging.em import kmeans
+    from faml_tomo.averaging.consensus import kmeans
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (20, 2)), rng.normal(6, 1, (15, 2))])
     a, ia = kmeans(x, 2, np.random.default_rng(5))

@@ -1,0 +1,352 @@
+"""The EM driver: data checks, checkpoint resume, the consensus run and the iterations."""
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InputError
+from ...io.mrc import atomic_path
+from ..align import band_geometry
+from ..coverage import class_coverage, gap_message
+from ..halves import HalfSets, joined_spectra, random_halves, shell_index
+from ..parallel import SerialRunner, make_runner
+from ..wedge import check_tilt_range
+from .band import _fsc_radius, _fsc_weights, _model_spectra, _next_radius
+from .estep import LeaveOneOut, _reference_noise, estep_chunk
+from .model import _hybrid, _lowpass, _m_step, _reference, check_mask
+from .params import EMParams
+from .reseed import _reseed_starved, _starved
+from .start import _initial_state
+from .state import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, EMState, _load_checkpoint, _result,
+                    _save_checkpoint)
+from .symframe import _active, _frame_switch, _symmetrized, _to_symmetry_frame
+
+logger = logging.getLogger(__name__)
+
+
+def _as_tilt_ranges(tilt_range, n_particles):
+    arr = np.asarray(tilt_range, dtype=float)
+    if arr.ndim == 2:
+        if len(arr) != n_particles:
+            raise InputError(f"got {len(arr)} tilt ranges for {n_particles} subtomograms")
+        return [check_tilt_range(r) for r in arr]
+    tr = check_tilt_range(tilt_range)
+    return [tr] * n_particles
+
+
+def prepare_data(subtomograms, tilt_range, params=None):
+    """Check and expand all subtomograms in this process.
+
+    Parameters
+    ----------
+    subtomograms : numpy.ndarray, shape (N, n, n, n), or sequence of volumes
+    tilt_range : (float, float) or sequence of N such pairs
+    params : EMParams, optional
+
+    Returns
+    -------
+    list of PreparedSubtomogram
+    """
+    params = params or EMParams()
+    ranges = _as_tilt_ranges(tilt_range, len(subtomograms))
+    runner = SerialRunner(subtomograms, ranges, params)
+    return [p for c in range(runner.n_chunks) for p in runner.parts[c]]
+
+
+def _chunk_summary(parts):
+    """Box size and a digest of a chunk (data fingerprint for checkpoints)."""
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(np.array([p.norm2, p.n_obs, *p.tilt_range]).tobytes())
+        h.update(np.ascontiguousarray(p.values[:64]).tobytes())
+    return parts[0].n, h.hexdigest()
+
+
+def _side_spectra(state, params, geom):
+    """The averages each half-set is aligned to: one set (the state's), or
+    for independent half-sets each half's own, joined below the join radius."""
+    if state.half_spectra is None:
+        return [state.spectra]
+    r_join = params.join_radius(geom.n)
+    return [joined_spectra(h, state.spectra, geom, r_join) for h in state.half_spectra]
+
+
+def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None,
+                        side=None):
+    """Leave-one-out data of one set of E-step references (``side``: the
+    half-set, gold standard) or None when not used."""
+    if not (params.leave_one_out and params.mode == "faml" and state.classes is not None):
+        return None
+    filt = np.ones(len(geom.index))
+    if params.fsc_weight and state.fsc is not None:
+        filt = filt * _fsc_weights(state.fsc, geom)
+    filt = _lowpass(filt, geom, radius)
+    spectra, gamma, low, gamma_low = state.spectra, state.alpha * n_part, None, None
+    if side is not None:
+        spectra = _side_spectra(state, params, geom)[side]
+        gamma, gamma_low = state.half_gamma[side], gamma
+        low = shell_index(geom) <= params.join_radius(geom.n)
+    return LeaveOneOut(spectra=spectra, filter=filt, gamma=gamma,
+                       classes=state.classes, max_posterior=state.max_posterior,
+                       rotations=state.rotations, shifts=state.shifts, mask=mask,
+                       radius=radius, focus_mask=focus_mask, low=low, gamma_low=gamma_low)
+
+
+def _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask):
+    """References and leave-one-out data of the first (or only) set, and the
+    :class:`HalfSets` (None without independent half-sets)."""
+    sets = []
+    for side, spectra in enumerate(_side_spectra(state, params, geom)):
+        shown = _model_spectra(state, params, geom, r_cur, spectra)
+        if focus_mask is not None:
+            # the consensus weighted as in the leave-one-out references (each
+            # half-set's own masses for independent half-sets)
+            weights = (state.alpha if state.half_spectra is None else
+                       state.half_gamma[side] / max(float(state.half_gamma[side].sum()),
+                                                    1e-300))
+            # the mask's soft edge spreads the averages beyond the band radius
+            shown = np.stack([_lowpass(s, geom, r_cur)
+                              for s in _hybrid(shown, weights, focus_mask, geom)])
+        refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
+        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask, focus_mask,
+                                  side if state.half_spectra is not None else None)
+        sets.append((refs, loo))
+    if state.half_spectra is None:
+        return sets[0][0], sets[0][1], None
+    halves = HalfSets(first=random_halves(n_part, params.seed), refs=sets[1][0],
+                      loo=sets[1][1])
+    return sets[0][0], sets[0][1], halves
+
+
+def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None, ref_noise=None):
+    return runner.reduce(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
+                         iteration, loo, halves, ref_noise)      # chunk order
+
+
+def _run_consensus(runner, params, checkpoint_dir, comm, mask):
+    """The ``K = 1`` run that ``init="consensus"`` starts the classes from
+    (without a point group: the classes are turned into their symmetry
+    frames later, as in any reference-free run)."""
+    one = dataclasses.replace(params, n_classes=1, init="random",
+                              max_iter=int(params.consensus_iterations),
+                              align=dataclasses.replace(params.align, symmetry="C1"))
+    logger.info("consensus: up to %d iterations with one class before the %d classes "
+                "are split", one.max_iter, int(params.n_classes))
+    return _classify(runner, one, None, checkpoint_dir, None, comm, mask,
+                     checkpoint_name=CONSENSUS_CHECKPOINT_NAME)
+
+
+def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
+             checkpoint_dir=None, callback=None, workers=1, comm=None, mask=None,
+             focus_mask=None, **overrides):
+    """FAML (or FA) averaging and classification of subtomograms.
+
+    Parameters
+    ----------
+    subtomograms : numpy.ndarray, shape (N, n, n, n), or sequence of volumes
+        Cubic boxes of one size, ``[z, y, x]``.  Any sequence works (e.g. a
+        lazy reader of files): each volume is read once and expanded.
+    tilt_range : (float, float) or sequence of N pairs
+        Tilt range in degrees (missing wedge about Y), one for all or one
+        per subtomogram.
+    params : EMParams, optional
+    references : sequence of K volumes, or of one, optional
+        Initial averages instead of the initial split (``init``) (scaled to the
+        data by a least-squares fit on a few subtomograms).  One volume with
+        ``K > 1``: the classes start from random subsets of the subtomograms
+        at their transforms against it (RELION's way of starting classes
+        from one map).
+    checkpoint_dir : str or Path, optional
+        Folder for the per-iteration checkpoint; an existing checkpoint for
+        the same data and settings is resumed.
+    callback : callable, optional
+        ``callback(state)`` after every finished iteration (progress; an
+        exception raised there stops the run after the checkpoint), and
+        once with the restored state when a checkpoint is resumed (a kill
+        may have fallen between the checkpoint and the callback's files).
+    workers : int
+        Processes for the per-subtomogram work (same result as serial).
+    comm : mpi4py communicator, optional
+        Spread the subtomograms over MPI ranks (same result as serial);
+        every rank calls :func:`classify` with the same arguments, only rank
+        0 writes the checkpoint.
+    mask : numpy.ndarray, shape (n, n, n), optional
+        Real-space reference mask in ``[0, 1]`` (soft edges recommended):
+        the class averages are multiplied by it before each alignment, so
+        that only the masked region drives alignment and likelihood (the
+        averages returned are not masked).
+    focus_mask : numpy.ndarray, shape (n, n, n), optional
+        Classification mask in ``[0, 1]`` (focused classification): in the
+        E-step each class is represented by its average inside this mask
+        and by the consensus of all classes outside it, so that classes
+        differ only where the mask is (e.g. a subunit present or absent
+        while the rest varies for other reasons).  The mask is in the frame
+        of the averages: use it with references, e.g. one consensus map
+        from which the ``K`` classes start.
+    **overrides
+        Fields of :class:`EMParams` (e.g. ``n_classes=2, mode="fa"``).
+
+    Returns
+    -------
+    ClassificationResult
+
+    Raises
+    ------
+    InputError
+        Mixed or non-cubic boxes, constant or non-finite volumes, ``K > N``,
+        tilt range outside [-90, 90], unusable settings, a mask of the wrong
+        size or with values outside [0, 1].
+    """
+    params = dataclasses.replace(params or EMParams(), **overrides)
+    n_part = len(subtomograms)
+    if n_part == 0:
+        raise InputError("no subtomograms given")
+    params.check(n_part)
+    ranges = _as_tilt_ranges(tilt_range, n_part)
+    with make_runner(subtomograms, ranges, params, workers, comm) as runner:
+        return _classify(runner, params, references, checkpoint_dir, callback, comm, mask,
+                         focus_mask)
+
+
+def _digest(volumes):
+    """Checkpoint key of the user references (``True`` without: the key of
+    runs made before references were hashed)."""
+    if volumes is None:
+        return True
+    h = hashlib.sha1()
+    for v in volumes:
+        h.update(np.asarray(v, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint(params, n_part, summary, references, mask, focus_mask):
+    """Checkpoint key of a run (data, settings, references, masks) and the
+    checked masks."""
+    n = summary[0][0]
+    mask_digest = None
+    if mask is not None:
+        mask = check_mask(mask, n)
+        mask_digest = hashlib.sha1(mask.astype(np.float32).tobytes()).hexdigest()
+    extra = [mask_digest] if mask is not None else []
+    if focus_mask is not None:
+        focus_mask = check_mask(focus_mask, n)
+        # "focus2": hybrid references low-passed to the band since 2026-12-06
+        extra.append("focus2:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes())
+                     .hexdigest())
+    fingerprint = json.dumps([params.fingerprint(), n_part, n,
+                              hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
+                              _digest(references)] + extra)
+    return fingerprint, mask, focus_mask
+
+
+def _resume(ckpt, fingerprint, comm, callback):
+    """The state of a checkpoint of this run (None without one); rank 0
+    reads it and every rank gets it."""
+    is_root = comm is None or comm.Get_rank() == 0
+    state = None
+    if is_root:
+        atomic_path(ckpt).remove_stale()        # a kill during a checkpoint write
+        state = _load_checkpoint(ckpt, fingerprint) if ckpt.exists() else None
+    if comm is not None:
+        state = comm.bcast(state, root=0)
+    if state is not None:
+        logger.info("resuming from %s after iteration %d", ckpt, state.iteration)
+        if callback is not None:
+            # a kill may have fallen between the checkpoint and the callback
+            callback(state)
+    return state
+
+
+def _iterate(runner, state, params, references, geom, mask, focus_mask):
+    """One EM iteration (re-seeding, E-step, M-step, marching, convergence):
+    the next state."""
+    n_part = runner.n_particles
+    t0 = time.perf_counter()
+    it = state.iteration
+    if _frame_switch(params, references, it):
+        state = _to_symmetry_frame(state, params, geom)
+    active = _active(params, references, it)
+    starved = _starved(state, active, n_part, references)
+    if starved:
+        state = _reseed_starved(runner, state, starved, active, geom)
+    r_cur = (int(state.r_current) if state.r_current is not None
+             else params.start_radius(geom.n))
+    refs, loo, halves = _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask)
+    noise = _reference_noise(state, active, geom, r_cur, n_part, focus_mask)
+    stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo, halves, noise),
+                         active, geom)
+    classes = np.asarray(stats.classes)
+    changes = (int(np.count_nonzero(classes != state.classes))
+               if state.classes is not None else n_part)
+    spectra, alpha, sigma2, xi2, half, half_gamma = _m_step(state, stats, params, n_part, geom)
+    ll = float(stats.loglik)
+    # Change over the shells the E-step used (beyond them, noise).
+    inb = shell_index(geom) <= r_cur
+    diff = np.linalg.norm((spectra - state.spectra)[:, inb], axis=1)
+    change = float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1),
+                                            1e-300)))
+    r_fsc, fsc, fsc_classes = _fsc_radius(stats, geom, params.fsc_level())
+    r_next = _next_radius(r_cur, r_fsc, params, geom)
+    converged = (it > 0 and change < params.tol and r_next == r_cur
+                 and changes <= params.class_tol * n_part
+                 and (active is params or params.align.symmetry == "C1"))
+    state = EMState(
+        iteration=it + 1, spectra=spectra, alpha=alpha, sigma2=float(sigma2),
+        xi2=float(xi2), log_likelihood=state.log_likelihood + [ll],
+        mean_score=state.mean_score + [float(stats.score / n_part)],
+        class_changes=state.class_changes + [changes],
+        average_change=state.average_change + [change], converged=bool(converged),
+        r_current=r_next, radius=state.radius + [r_cur],
+        fsc_radius=state.fsc_radius + [r_fsc], fsc=[float(v) for v in fsc],
+        classes=classes, max_posterior=np.asarray(stats.max_posterior),
+        rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
+        n_candidates=np.asarray(stats.n_candidates),
+        scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks),
+        reseeded=state.reseeded, half_spectra=half, half_gamma=half_gamma,
+        fsc_classes=fsc_classes if half is not None else None,
+        coverage=class_coverage(stats.wsum, stats.gamma))
+    if state.converged and _starved(state, params, n_part, references):
+        state.converged = False         # a class to re-seed first
+    logger.info("%s iteration %d: log-likelihood %.6g, mean score %.4f, "
+                "%d class changes, average change %.4f, sigma %.4g, band %d shells "
+                "(FSC %d, next %d), %.1f s",
+                params.mode.upper(), it + 1, ll, state.mean_score[-1], changes, change,
+                np.sqrt(sigma2), r_cur, r_fsc, r_next, time.perf_counter() - t0)
+    return state
+
+
+def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=None,
+              focus_mask=None, checkpoint_name=CHECKPOINT_NAME):
+    summary = runner.map(_chunk_summary)
+    n = summary[0][0]
+    geom = band_geometry(n, *params.align.band(n))
+    fingerprint, mask, focus_mask = _fingerprint(params, runner.n_particles, summary,
+                                                 references, mask, focus_mask)
+    if (params.align.symmetry != "C1" and references is None
+            and params.c1_iterations >= params.max_iter):
+        # a warning, not an error: the protocol runs one iteration per step
+        logger.warning("symmetry %s without references is imposed after %d iterations "
+                       "without it (c1_iterations); this run stops after %d",
+                       params.align.symmetry, params.c1_iterations, params.max_iter)
+    is_root = comm is None or comm.Get_rank() == 0
+    ckpt = Path(checkpoint_dir) / checkpoint_name if checkpoint_dir is not None else None
+    state = _resume(ckpt, fingerprint, comm, callback) if ckpt is not None else None
+    if state is None:
+        consensus = None
+        if params.initial_split(references) == "consensus":
+            consensus = _run_consensus(runner, params, checkpoint_dir, comm, mask)
+        state = _initial_state(runner, params, references, geom, consensus)
+    while not state.converged and state.iteration < params.max_iter:
+        state = _iterate(runner, state, params, references, geom, mask, focus_mask)
+        if ckpt is not None and is_root:
+            _save_checkpoint(ckpt, state, fingerprint)
+        if callback is not None:
+            callback(state)
+    result = _result(state, params, geom)
+    if result.coverage_gaps is not None and gap_message(result.coverage_gaps):
+        logger.warning("%s", gap_message(result.coverage_gaps))
+    return result
