@@ -224,13 +224,44 @@ def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
     params.check(shape, sampling_rate)
     t0 = time.perf_counter()
     prefix = f"{name}: " if name else ""
-    nz, ny, nx = shape
     d = params.bead_diameter_px(sampling_rate)
     result = PeakHighContrastResult()
     stats = result.stats
     stats.update(bead_diameter_px=d, shape=tuple(int(s) for s in shape),
                  sampling_rate=float(sampling_rate))
+    found = _candidates(volume, d, params, workers, result, prefix, quiet, t0)
+    if found is None:
+        return result
+    cands, contrast, all_xyz, st = found
+    size_v = 2 * int(round(d)) + 1
+    xyz, contrast = _centred(volume, cands.xyz, contrast, d, size_v, params, stats)
+    boxes = [centred_box(volume, c, size_v) for c in xyz]
+    scores = np.array([mirror_correlation(b) for b in boxes])
+    keep = _quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, params,
+                            seed, result)
+    keep = _final_rules(keep, contrast, len(xyz), params, result)
+    result.coordinates = xyz[keep]
+    result.scores = scores[keep]
+    if len(result.coordinates) == 0:
+        result.warnings.append("no fiducials found: check the bead size, the sampling "
+                               "rate, and that beads are dark, or lower the SD threshold "
+                               "or the minimum contrast")
+    if not quiet:
+        for w in result.warnings:
+            logger.warning("%s%s", prefix, w)
+    stats["final"] = len(result.coordinates)
+    stats["time_s"] = time.perf_counter() - t0
+    return result
 
+
+def _candidates(volume, d, params, workers, result, prefix, quiet, t0):
+    """Steps 1-3 of :func:`find_beads`: the dark-outlier threshold, 2D
+    objects linked into 3D candidates, those dark enough.  Returns the
+    candidates, their contrast, every chain's centre and the threshold
+    statistics, or None (with a warning) when the tomogram has no contrast
+    at the bead size."""
+    nz, ny, nx = volume.shape
+    stats = result.stats
     # Pass 1 over the interior, where the FFT wrap-around of the slice edges
     # does not reach.
     margin = int(min(max(2, np.ceil(d)), (min(ny, nx) - 1) // 4))
@@ -246,7 +277,7 @@ def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
                                "data?): no fiducials")
         if not quiet:
             logger.warning("%s%s", prefix, result.warnings[-1])
-        return result
+        return None
     threshold = mean - params.sd_threshold * sd
     stats["threshold"] = threshold
 
@@ -277,34 +308,39 @@ def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
         result.warnings.append(f"{len(cands)} candidates, only the {params.max_candidates} "
                                f"darkest were refined: raise the SD threshold")
         cands, contrast = cands.take(order), contrast[order]
+    return cands, contrast, all_cands.xyz, st
 
-    # Centre refinement, duplicates, border.  The mirror score is computed
-    # on the paper's V_i: a cube of two bead diameters around the centre.
-    size_v = 2 * int(round(d)) + 1
-    xyz = np.array([mirror_refine(volume, c, d) for c in cands.xyz]).reshape(-1, 3)
+
+def _centred(volume, xyz, contrast, d, size_v, params, stats):
+    """Centre refinement by mirror correlation, duplicates merged, border
+    dropped.  The mirror score is computed on the paper's V_i: a cube of two
+    bead diameters around the centre."""
+    xyz = np.array([mirror_refine(volume, c, d) for c in xyz]).reshape(-1, 3)
     scores = np.array([mirror_correlation(centred_box(volume, c, size_v)) for c in xyz])
     xyz, kept = merge_close(xyz, params.merge_distance * d, scores, same_object=d / 2)
     contrast = contrast[kept]
     stats["after_merge"] = len(xyz)
-    inside = box_inside(xyz, shape, params.box_size,
+    inside = box_inside(xyz, volume.shape, params.box_size,
                         size_v if params.z_border == "bead" else None)
-    xyz, contrast = xyz[inside], contrast[inside]
-    stats["inside_border"] = len(xyz)
+    stats["inside_border"] = int(np.count_nonzero(inside))
+    return xyz[inside], contrast[inside]
 
-    boxes = [centred_box(volume, c, size_v) for c in xyz]
-    scores = np.array([mirror_correlation(b) for b in boxes])
+
+def _quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, params, seed,
+                     result):
+    """Mirror symmetry, then radial-profile outliers that are less dark than
+    the beads (a darker-than-typical profile is still gold).  Returns the
+    boolean mask of the coordinates kept."""
+    stats = result.stats
     half = max(1, int(round(d / 4)))
     profiles = (np.array([radial_profile(b, half, st["background_sd"]) for b in boxes])
                 if boxes else np.zeros((0, size_v // 2 + 1)))
     core = profiles[:, :half + 1].mean(axis=1)
-
-    # Quality filters: mirror symmetry, then radial-profile outliers that are
-    # less dark than the beads (a darker-than-typical profile is still gold).
     keep = scores >= params.mirror_correlation_threshold
     stats["after_mirror"] = int(keep.sum())
     if keep.sum() >= MIN_MAHALANOBIS_POPULATION:
         bg = _background_profiles(volume, d, size_v, half, st["background_sd"],
-                                  all_cands.xyz, params.box_size, st["central_slices"],
+                                  all_xyz, params.box_size, st["central_slices"],
                                   np.random.default_rng(seed))
         # Spread never smaller than the surroundings' nor than the amplitude
         # spread of real gold (polydisperse beads, defocus, depth in ice).
@@ -325,12 +361,18 @@ def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
                                f"filter: too few for the radial-profile (Mahalanobis) "
                                f"filter, which was skipped")
     stats["after_mahalanobis"] = int(keep.sum())
+    return keep
 
-    if keep.sum() < params.relaxed_mode_threshold and params.relaxed_mode and len(xyz):
+
+def _final_rules(keep, contrast, n_coordinates, params, result):
+    """Relaxed mode (too few passed: all returned) and the small-population
+    rule (fewer than ``MIN_MAHALANOBIS_POPULATION``: each must be
+    unmistakably dark).  Returns the final mask."""
+    if keep.sum() < params.relaxed_mode_threshold and params.relaxed_mode and n_coordinates:
         result.relaxed_mode_used = True
-        result.warnings.append(f"relaxed mode: only {int(keep.sum())} of {len(xyz)} "
+        result.warnings.append(f"relaxed mode: only {int(keep.sum())} of {n_coordinates} "
                                f"coordinates passed the quality filters (fewer than "
-                               f"{params.relaxed_mode_threshold}); all {len(xyz)} are "
+                               f"{params.relaxed_mode_threshold}); all {n_coordinates} are "
                                f"returned unfiltered")
         keep[:] = True
     if 0 < keep.sum() < MIN_MAHALANOBIS_POPULATION:
@@ -344,18 +386,7 @@ def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
                                    f"{SMALL_POPULATION_CONTRAST:g} x the minimum contrast")
             keep &= ~weak
     result.relaxed_mode_used = result.relaxed_mode_used and bool(keep.any())
-    result.coordinates = xyz[keep]
-    result.scores = scores[keep]
-    if len(result.coordinates) == 0:
-        result.warnings.append("no fiducials found: check the bead size, the sampling "
-                               "rate, and that beads are dark, or lower the SD threshold "
-                               "or the minimum contrast")
-    if not quiet:
-        for w in result.warnings:
-            logger.warning("%s%s", prefix, w)
-    stats["final"] = len(result.coordinates)
-    stats["time_s"] = time.perf_counter() - t0
-    return result
+    return keep
 
 
 def peak_high_contrast_file(path, sampling_rate=None, params=None, workers=1, seed=0):

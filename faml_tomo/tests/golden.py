@@ -64,7 +64,41 @@ def classify_outputs():
     return out
 
 
-TASKS = {"classify": classify_outputs}
+def fiducial_outputs():
+    """name -> outputs of :func:`faml_tomo.fiducials.peak_high_contrast` on
+    small tomograms that take each path: beads found at their size, too
+    few beads (small-population and relaxed rules), no gold, and beads
+    split into lobes (the smeared-bead search)."""
+    from faml_tomo.fiducials import PeakHighContrastParams, peak_high_contrast
+    from faml_tomo.fiducials.phantom import bead_phantom
+    from faml_tomo.tests.test_fiducials_smeared import _lobed
+    vols = {name: bead_phantom(shape=(48, 128, 128), n_beads=nb, n_proteins=600,
+                               n_vesicles=2, seed=7).volume
+            for name, nb in (("beads", 15), ("few", 3), ("none", 0))}
+    rng = np.random.default_rng(3)
+    g = np.arange(35.0, 100.0, 30.0)
+    centres = np.column_stack([np.repeat(g, 3), np.tile(g, 3), np.full(9, 24.0)])
+    vols["lobed"] = _lobed((48, 128, 128), centres + rng.uniform(-5, 5, centres.shape),
+                           10.0, 8.0, rng)
+    out = {}
+    for name, vol in vols.items():
+        r = peak_high_contrast(vol, 10.0, PeakHighContrastParams(), seed=1)
+        stats = {k: v for k, v in r.stats.items() if not k.startswith("time")}
+        out[name] = {"coordinates": r.coordinates, "scores": r.scores,
+                     "relaxed": np.array(r.relaxed_mode_used),
+                     "warnings": np.array(r.warnings, dtype=str),
+                     "stats": np.array(repr(sorted(_plain(stats).items())))}
+    return out
+
+
+def _plain(d):
+    """Stats without timings (nested dicts too), for a repr that only
+    changes when a result does."""
+    return {k: (_plain(v) if isinstance(v, dict) else v) for k, v in d.items()
+            if not k.startswith("time")}
+
+
+TASKS = {"classify": classify_outputs, "fiducials": fiducial_outputs}
 
 
 def flatten(outputs):
