@@ -148,24 +148,7 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
     best = result
     enough = max(1, params.relaxed_mode_threshold)
     if len(result) < enough and params.smeared_scales:
-        shape = tuple(volume.shape)
-        for scale in params.smeared_scales:
-            larger = replace(params, bead_diameter_nm=params.bead_diameter_nm * scale)
-            if larger.problems(shape, sampling_rate):
-                continue                    # the larger bead does not fit the box
-            r = find_beads(volume, sampling_rate, larger, workers, seed, name, quiet=True)
-            r.stats["bead_scale"] = float(scale)
-            r.stats["search"] = "peak"
-            if len(r) > len(best):
-                best = r
-            if len(best) >= params.relaxed_mode_threshold:
-                break
-        if best is not result:
-            best.warnings.insert(0, f"{len(best)} fiducial(s) found only when searching for "
-                                    f"beads {best.stats['bead_scale']:g} x larger (at the "
-                                    f"given size: {len(result)}): the beads look smeared, "
-                                    f"as in a misaligned tilt series")
-            best.stats["nominal"] = dict(result.stats)
+        best = _larger_beads(volume, sampling_rate, params, workers, seed, name, result)
     for streak in (False, True):
         if len(best) >= enough or not params.smeared_search:
             break
@@ -184,6 +167,32 @@ def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, na
     prefix = f"{name}: " if name else ""
     for w in best.warnings:
         logger.warning("%s%s", prefix, w)
+    return best
+
+
+def _larger_beads(volume, sampling_rate, params, workers, seed, name, result):
+    """The search repeated for beads ``smeared_scales`` times larger: the
+    first scale that finds enough, else the one that finds most (or
+    ``result``, the nominal search, when none finds more)."""
+    best = result
+    shape = tuple(volume.shape)
+    for scale in params.smeared_scales:
+        larger = replace(params, bead_diameter_nm=params.bead_diameter_nm * scale)
+        if larger.problems(shape, sampling_rate):
+            continue                    # the larger bead does not fit the box
+        r = find_beads(volume, sampling_rate, larger, workers, seed, name, quiet=True)
+        r.stats["bead_scale"] = float(scale)
+        r.stats["search"] = "peak"
+        if len(r) > len(best):
+            best = r
+        if len(best) >= params.relaxed_mode_threshold:
+            break
+    if best is not result:
+        best.warnings.insert(0, f"{len(best)} fiducial(s) found only when searching for "
+                                f"beads {best.stats['bead_scale']:g} x larger (at the "
+                                f"given size: {len(result)}): the beads look smeared, "
+                                f"as in a misaligned tilt series")
+        best.stats["nominal"] = dict(result.stats)
     return best
 
 

@@ -155,6 +155,40 @@ def _group(xyz, weight, peak, label, n):
     return centre, mass, np.asarray(ndimage.maximum(peak, label, idx), float)
 
 
+def _smears(xyz, score, d, stats):
+    """Dark voxels (``xyz``, robust z-scores ``score``) grouped into smeared
+    beads: 26-connected components, then pieces within ``LINK`` diameters;
+    beads not dark enough at their darkest or too large dropped.  Returns
+    the darkness-weighted centres and the darkest z-score of each."""
+    if not len(xyz):
+        return xyz, np.zeros(0)
+    depth = -VOXEL_SD - score                      # >= 0, darker is larger
+    n, label = _components(xyz, 1.75)       # 26-connected voxels
+    centre, mass, deepest = _group(xyz, depth, depth, label, n)
+    # pieces of one bead: components within LINK diameters
+    m, group = _components(centre, LINK * d)
+    xyz, mass, deepest = _group(centre, mass, deepest, group, m)
+    size = np.bincount(group, weights=np.bincount(label, minlength=n), minlength=m)
+    keep = ((deepest >= PEAK_SD - VOXEL_SD)
+            & (size <= MAX_VOLUME * np.pi / 6 * d ** 3))
+    stats["too_large"] = int(np.sum((deepest >= PEAK_SD - VOXEL_SD) & ~keep))
+    return xyz[keep], deepest[keep] + VOXEL_SD
+
+
+def _dark_enough(xyz, deepest, result):
+    """Smears at least ``RELATIVE`` times as dark as the darkest beads; a
+    lone one must reach ``LONE_SD``."""
+    if len(deepest):
+        floor = RELATIVE * float(np.median(np.sort(deepest)[::-1][:TOP]))
+        xyz, deepest = xyz[deepest >= floor], deepest[deepest >= floor]
+        if len(deepest) == 1 and deepest[0] < LONE_SD:
+            result.warnings.append(f"smeared-bead search: one dark object "
+                                   f"({deepest[0]:.0f} robust SD), not gold-dark enough "
+                                   f"to be a bead on its own")
+            xyz, deepest = xyz[:0], deepest[:0]
+    return xyz, deepest
+
+
 def find_smeared_beads(volume, sampling_rate, params=None, workers=1, name=None,
                        streak=False):
     """Find gold beads smeared by misalignment (lobes, arcs, clouds, or with
@@ -228,35 +262,14 @@ def find_smeared_beads(volume, sampling_rate, params=None, workers=1, name=None,
         return result
     xyz, score = dark
     stats["dark_voxels"] = len(xyz)
-    if len(xyz):
-        depth = -VOXEL_SD - score                      # >= 0, darker is larger
-        n, label = _components(xyz, 1.75)       # 26-connected voxels
-        centre, mass, deepest = _group(xyz, depth, depth, label, n)
-        # pieces of one bead: components within LINK diameters
-        m, group = _components(centre, LINK * d)
-        xyz, mass, deepest = _group(centre, mass, deepest, group, m)
-        size = np.bincount(group, weights=np.bincount(label, minlength=n), minlength=m)
-        keep = ((deepest >= PEAK_SD - VOXEL_SD)
-                & (size <= MAX_VOLUME * np.pi / 6 * d ** 3))
-        stats["too_large"] = int(np.sum((deepest >= PEAK_SD - VOXEL_SD) & ~keep))
-        xyz, deepest = xyz[keep], deepest[keep] + VOXEL_SD
-    else:
-        deepest = np.zeros(0)
+    xyz, deepest = _smears(xyz, score, d, stats)
     stats["smears"] = len(xyz)
     xyz, kept = merge_close(xyz, params.merge_distance * d, deepest, same_object=d / 2)
     deepest = deepest[kept]
     size_v = 2 * int(round(d)) + 1
     inside = box_inside(xyz, volume.shape, params.box_size,
                         size_v if params.z_border == "bead" else None)
-    xyz, deepest = xyz[inside], deepest[inside]
-    if len(deepest):
-        floor = RELATIVE * float(np.median(np.sort(deepest)[::-1][:TOP]))
-        xyz, deepest = xyz[deepest >= floor], deepest[deepest >= floor]
-        if len(deepest) == 1 and deepest[0] < LONE_SD:
-            result.warnings.append(f"smeared-bead search: one dark object "
-                                   f"({deepest[0]:.0f} robust SD), not gold-dark enough "
-                                   f"to be a bead on its own")
-            xyz, deepest = xyz[:0], deepest[:0]
+    xyz, deepest = _dark_enough(xyz[inside], deepest[inside], result)
     order = np.argsort(-deepest, kind="stable")[:params.max_candidates]
     result.coordinates = xyz[order]
     result.scores = np.array([mirror_correlation(centred_box(volume, c, size_v))
