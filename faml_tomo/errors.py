@@ -6,7 +6,7 @@ turns it into an exit code and a one-line message; protocols reuse the same
 checks in ``_validate``.
 """
 
-__all__ = ["FamlTomoError", "InputError"]
+__all__ = ["FamlTomoError", "InputError", "CheckpointMismatch"]
 
 
 class FamlTomoError(Exception):
@@ -15,3 +15,8 @@ class FamlTomoError(Exception):
 
 class InputError(FamlTomoError, ValueError):
     """A parameter, file or array that cannot be used; the message says why."""
+
+
+class CheckpointMismatch(InputError):
+    """A checkpoint in the output folder was written for other data or
+    settings: the run cannot resume from it (restart, or use another folder)."""

@@ -27,7 +27,7 @@ from pyworkflow.protocol import params
 from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_FAML, CITE_FAST_ALIGN, CITE_ML, CITE_ROT_MATCH
-from ..errors import InputError
+from ..errors import CheckpointMismatch, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -477,11 +477,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             args = build_parser().parse_args(argv)
             try:
                 args.func(args)
-            except InputError as exc:
-                if "checkpoint" in str(exc):
-                    raise InputError(f"{exc}. The input or the parameters changed since the "
-                                     f"last run: use Restart instead of Continue") from exc
-                raise
+            except CheckpointMismatch as exc:
+                raise InputError(f"{exc}. The input or the parameters changed since the "
+                                 f"last run: use Restart instead of Continue") from exc
 
     def createOutputStep(self):
         from pwem.objects import Transform

@@ -9,7 +9,7 @@ from faml_tomo.averaging.align import AlignParams
 from faml_tomo.averaging.em import CHECKPOINT_NAME, classify
 from faml_tomo.averaging.testing import (aligned_correlation, f1_score, phantom,
                                          simulate_subtomograms)
-from faml_tomo.errors import InputError
+from faml_tomo.errors import CheckpointMismatch, InputError
 
 FAST = AlignParams(lmax=23)        # 48^3 Euler grid (7.5 degrees): quick tests
 
@@ -85,7 +85,7 @@ def test_resume_equals_uninterrupted(tmp_path, mode):
     again = classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **kw)
     assert np.array_equal(again.averages, full.averages)
     # Other settings: refused, not silently mixed.
-    with pytest.raises(InputError, match="checkpoint"):
+    with pytest.raises(CheckpointMismatch, match="checkpoint"):
         classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **{**kw, "seed": 6})
 
 
@@ -307,7 +307,7 @@ def test_masked_run_recovers_poses_and_is_part_of_the_checkpoint(tmp_path):
     assert not np.allclose(masked.scores, plain.scores)
     assert masked.logliks.shape == (8,)
     assert np.isclose(masked.logliks.sum(), masked.log_likelihood[-1])
-    with pytest.raises(InputError, match="checkpoint"):
+    with pytest.raises(CheckpointMismatch, match="checkpoint"):
         classify(sim.volumes, sim.tilt_range, mask=_soft_sphere(20, 6),
                  checkpoint_dir=tmp_path, **kw)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import CheckpointMismatch, InputError
 from ...geometry import matrix_to_euler
 from ...io.arrays import save_npz
 from ..align import band_geometry
@@ -273,7 +273,7 @@ def _load_checkpoint(path, fingerprint):
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
     if meta.pop("fingerprint") != fingerprint:
-        raise InputError(f"{path}: checkpoint was written for other data or settings; "
+        raise CheckpointMismatch(f"{path}: checkpoint was written for other data or settings; "
                          f"use another folder or remove it")
     return EMState(**meta, **arrays)
 
