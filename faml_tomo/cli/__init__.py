@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Subcommand modules, in the order ``faml-tomo --help`` lists them.
 SUBCOMMANDS = ["info", "simulate", "classify", "peak_high_contrast",
-               "detect_misalignment", "train_misalignment", "demo"]
+               "detect_misalignment", "train_misalignment", "demo", "run"]
 
 
 def _available_subcommands():

@@ -27,7 +27,7 @@ def _jsonable(value):
     return value
 
 
-def write_job_json(path, command, params, seed=None, extra=None):
+def write_job_json(path, command, params, seed=None, extra=None, job=None):
     """Write a job record atomically.
 
     Parameters
@@ -42,6 +42,9 @@ def write_job_json(path, command, params, seed=None, extra=None):
         The seed of the random generator.
     extra : dict, optional
         Results worth keeping beside the parameters (timings, counts).
+    job : dict, optional
+        The typed job (:func:`faml_tomo.jobs.job_to_json`) that
+        ``faml-tomo run`` replays.
     """
     record = {
         "program": "faml-tomo",
@@ -55,6 +58,8 @@ def write_job_json(path, command, params, seed=None, extra=None):
         "host": platform.node(),
         "argv": sys.argv,
     }
+    if job is not None:
+        record["job"] = _jsonable(job)
     if extra:
         record["results"] = _jsonable(extra)
     with atomic_path(path) as tmp:

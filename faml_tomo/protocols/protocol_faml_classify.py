@@ -1,11 +1,13 @@
 """Scipion protocol: reference-free subtomogram averaging and classification
 by FAML (Zhao et al. 2018).
 
-Glue only: the input set is written as a particle STAR file, every iteration
-runs ``faml-tomo classify`` (:mod:`faml_tomo.cli.classify`, in this process
-or under MPI through ``runJob``) on the run folder ``extra/run``, whose
-checkpoint makes each step continue the previous one; the outputs are read
-back with :mod:`faml_tomo.averaging.outputs`.
+Glue only: the input set is written as a particle STAR file, the form is
+turned into a :class:`~faml_tomo.averaging.job.ClassifyJob` through one table
+(:data:`FORM_FIELDS`; the form's defaults are the job's), and every iteration
+runs that job (:func:`faml_tomo.averaging.job.run`, in this process, or
+``faml-tomo run`` under MPI through ``runJob``) on the run folder
+``extra/run``, whose checkpoint makes each step continue the previous one;
+the outputs are read back with :mod:`faml_tomo.averaging.outputs`.
 
 Transforms: the compute convention is ``particle(x) = average(R^T (x - c - t)
 + c)`` (:mod:`faml_tomo.geometry`), written to ``particles.star`` as RELION
@@ -18,6 +20,7 @@ import logging
 import os
 import shlex
 import sys
+from pathlib import Path
 
 import numpy as np
 from pwem.protocols import EMProtocol
@@ -36,6 +39,26 @@ OUT_AVERAGES = "outputAverages"
 OUT_SUBTOMOS = "outputSubtomograms"
 MODES = ("FAML", "FA")
 INITS = ("random", "kmeans", "auto", "consensus")     # appended: saved projects keep theirs
+# form parameter -> ClassifyJob field: the job of a form, and the form's defaults
+FORM_FIELDS = {
+    "numberOfClasses": "classes", "numberOfIterations": "iterations", "mode": "mode",
+    "symmetry": "symmetry", "c1Iterations": "c1_iterations", "goldStandard": "gold_standard",
+    "seed": "seed", "maxCandidates": "max_candidates", "angularBandwidth": "lmax",
+    "voronoiSamples": "voronoi_samples", "alphaTrd": "alpha_trd", "resolution": "resolution",
+    "startResolution": "start_resolution", "convergenceTol": "tolerance",
+    "initialization": "init", "consensusIterations": "consensus_iterations",
+    "minClassSize": "min_class_size", "fullBand": "full_band"}
+# enumerations: form index <-> job value
+FORM_CHOICES = {"mode": tuple(m.lower() for m in MODES), "initialization": INITS}
+JOB_FILE = "job_request.json"
+
+
+def form_default(name):
+    """The form default of parameter ``name``: the job's (an index for
+    enumerations)."""
+    from ..averaging.job import job_defaults
+    value = job_defaults()[FORM_FIELDS[name]]
+    return FORM_CHOICES[name].index(value) if name in FORM_CHOICES else value
 RUN_DIR = "run"
 INPUT_STAR = "particles_in.star"
 MIN_PER_CLASS = 20
@@ -149,21 +172,24 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         line.addParam("tiltMax", params.FloatParam, default=60.0, label="max")
 
         form.addSection(label="Classification")
-        form.addParam("numberOfClasses", params.IntParam, default=2,
+        form.addParam("numberOfClasses", params.IntParam, default=form_default("numberOfClasses"),
                       condition="not useReferences", validators=[params.Positive],
                       label="Number of classes",
                       help="K; 1 gives a single reference-free average.")
-        form.addParam("numberOfIterations", params.IntParam, default=20,
+        form.addParam("numberOfIterations", params.IntParam,
+                      default=form_default("numberOfIterations"),
                       validators=[params.Positive], label="Iterations (at most)",
                       help="Largest number of EM iterations (the paper runs 20); the run "
                            "stops earlier when converged. Each iteration is one step: "
                            "'Continue' resumes after the last finished one.")
-        form.addParam("mode", params.EnumParam, choices=list(MODES), default=0,
+        form.addParam("mode", params.EnumParam, choices=list(MODES),
+                      default=form_default("mode"),
                       display=params.EnumParam.DISPLAY_HLIST, label="Mode",
                       help="FAML: maximum likelihood over the candidate transforms. "
                            "FA: alignment only (each subtomogram at its best "
                            "transform), the paper's comparator.")
-        form.addParam("symmetry", params.StringParam, default="C1", label="Symmetry",
+        form.addParam("symmetry", params.StringParam, default=form_default("symmetry"),
+                      label="Symmetry",
                       help="Point group of the particle, as in RELION and Scipion: C1 "
                            "(none), Cn (n-fold axis along Z), Dn (plus a 2-fold axis "
                            "along X), T, O, I (= I2, Crowther 222; also I1, I3, I4 and "
@@ -172,14 +198,14 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                            "one. Without references the first iterations run without "
                            "symmetry, then each average is turned so that its symmetry "
                            "axes lie on the standard ones.")
-        form.addParam("c1Iterations", params.IntParam, default=10,
+        form.addParam("c1Iterations", params.IntParam, default=form_default("c1Iterations"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Iterations before imposing symmetry",
                       help="Without references: iterations run without symmetry before "
                            "each average is turned into its symmetry frame and the "
                            "symmetry imposed. Lower it for strong data, raise it when "
                            "the first averages are still blurred.")
-        form.addParam("goldStandard", params.BooleanParam, default=False,
+        form.addParam("goldStandard", params.BooleanParam, default=form_default("goldStandard"),
                       label="Independent half-sets (gold standard)?",
                       help="Yes: the subtomograms are split at random into two halves "
                            "before the first iteration and each half is refined against "
@@ -190,45 +216,49 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                            "at very low SNR. No: one set; the FSC of even and odd "
                            "subtomograms shares the reference and is optimistic (read "
                            "at 0.5).")
-        form.addParam("seed", params.IntParam, default=1, label="Random seed",
+        form.addParam("seed", params.IntParam, default=form_default("seed"),
+                      label="Random seed",
                       help="Seeds the initial split and the Voronoi samples; the same "
                            "seed gives the same result.")
-        form.addParam("maxCandidates", params.IntParam, default=50,
+        form.addParam("maxCandidates", params.IntParam, default=form_default("maxCandidates"),
                       validators=[params.Positive], label="Candidates per subtomogram and class",
                       help="Largest number of candidate transforms kept per "
                            "subtomogram and class (local maxima of the rotational "
                            "correlation).")
-        form.addParam("angularBandwidth", params.IntParam, default=35,
+        form.addParam("angularBandwidth", params.IntParam,
+                      default=form_default("angularBandwidth"),
                       label="Angular bandwidth (lmax)",
                       help="Spherical-harmonic degree of the fast rotational search; the "
                            "Euler grid has 2 lmax + 2 samples per angle (35: 5 deg). "
                            "Between 4 and 64.")
-        form.addParam("voronoiSamples", params.IntParam, default=10000,
+        form.addParam("voronoiSamples", params.IntParam, default=form_default("voronoiSamples"),
                       validators=[params.Positive], label="Voronoi samples",
                       help="Monte-Carlo samples that estimate the Voronoi weight of each "
                            "candidate transform.")
-        form.addParam("alphaTrd", params.FloatParam, default=1.0,
+        form.addParam("alphaTrd", params.FloatParam, default=form_default("alphaTrd"),
                       label="Translation weight (alpha_trd)",
                       help="Weight of translation (per voxel) against rotation (per "
                            "radian) in the transform distance of the Voronoi weights.")
         form.addParam("resolution", params.FloatParam, allowsNull=True,
+                      default=form_default("resolution"),
                       label="Low-pass limit (Å, optional)",
                       help="Highest resolution used for alignment and likelihood "
                            "(empty: Nyquist). Helps at very low SNR.")
         form.addParam("startResolution", params.FloatParam, allowsNull=True,
+                      default=form_default("startResolution"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Initial resolution (Å, optional)",
                       help="Frequency marching starts at this resolution and widens with "
                            "the half-set FSC (empty: 8 voxels, i.e. box/8 Fourier shells). "
                            "With initial references that differ only in finer detail, "
                            "start at a resolution where they differ.")
-        form.addParam("convergenceTol", params.FloatParam, default=0.01,
+        form.addParam("convergenceTol", params.FloatParam, default=form_default("convergenceTol"),
                       expertLevel=params.LEVEL_ADVANCED, label="Convergence tolerance",
                       help="Converged when every class average changes by less than this "
                            "fraction between iterations (and at most 0.5% of the "
                            "subtomograms change class).")
         form.addParam("initialization", params.EnumParam, choices=list(INITS),
-                      default=INITS.index("auto"),
+                      default=form_default("initialization"),
                       expertLevel=params.LEVEL_ADVANCED, label="Initial split",
                       display=params.EnumParam.DISPLAY_HLIST,
                       help="Without initial references, how the classes start. consensus: "
@@ -238,20 +268,21 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                            "even split. kmeans: k-means of rotation-invariant shell-power "
                            "descriptors (classes of different size). auto: consensus for "
                            "FAML without gold-standard half-sets, random otherwise.")
-        form.addParam("consensusIterations", params.IntParam, default=20,
+        form.addParam("consensusIterations", params.IntParam,
+                      default=form_default("consensusIterations"),
                       expertLevel=params.LEVEL_ADVANCED, label="Consensus iterations",
                       help="Initial split 'consensus' (or 'auto' in FAML mode): iterations "
                            "of the one-class alignment before the classes are split; it "
                            "stops earlier once converged. Raise it when the consensus "
                            "average is still sharpening after 20.")
-        form.addParam("minClassSize", params.FloatParam, default=3.0,
+        form.addParam("minClassSize", params.FloatParam, default=form_default("minClassSize"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Re-seed classes smaller than (subtomograms)",
                       help="Without initial references: a class left with fewer "
                            "subtomograms than this is re-seeded once from the worst-fitting "
                            "half of the largest class (small data sets otherwise lose "
                            "classes for good). 0: never.")
-        form.addParam("fullBand", params.BooleanParam, default=False,
+        form.addParam("fullBand", params.BooleanParam, default=form_default("fullBand"),
                       expertLevel=params.LEVEL_ADVANCED, label="Full band from the start?",
                       help="Yes: the paper's algorithm, the whole band from the first "
                            "iteration and no FSC weighting. No (recommended): frequency "
@@ -306,60 +337,36 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 return float(lo), float(hi)
         return None
 
-    def _emParams(self):
-        """EMParams of the form (for checks)."""
-        from ..averaging import AlignParams, EMParams
-        from ..averaging.symmetry import check_symmetry
-        full = bool(self.fullBand)
-        return EMParams(n_classes=self._numberOfClasses(), mode=MODES[self.mode.get()].lower(),
-                        max_iter=self.numberOfIterations.get(),
-                        tol=self.convergenceTol.get(), n_voronoi=self.voronoiSamples.get(),
-                        alpha_trd=self.alphaTrd.get(), seed=self.seed.get(),
-                        init=INITS[self.initialization.get()],
-                        consensus_iterations=self.consensusIterations.get(),
-                        marching=not full,
-                        fsc_weight=not full, min_class_size=self.minClassSize.get(),
-                        c1_iterations=self.c1Iterations.get(),
-                        gold_standard=bool(self.goldStandard),
-                        align=AlignParams(lmax=self.angularBandwidth.get(),
-                                          max_candidates=self.maxCandidates.get(),
-                                          symmetry=check_symmetry(self.symmetry.get())))
-
-    def _classifyArgv(self, iteration):
-        """``faml-tomo classify`` arguments running up to ``iteration``."""
-        refs = sorted(f for f in os.listdir(self._getExtraPath("input"))
-                      if f.startswith("reference_"))
-        argv = ["classify", "--star", self._inputStar(), "--out", self._runDir(),
-                "--iterations", str(iteration),
-                "--classes", str(self._numberOfClasses()),
-                "--mode", MODES[self.mode.get()].lower(), "--seed", str(self.seed.get()),
-                "--max-candidates", str(self.maxCandidates.get()),
-                "--lmax", str(self.angularBandwidth.get()),
-                "--voronoi-samples", str(self.voronoiSamples.get()),
-                "--alpha-trd", repr(float(self.alphaTrd.get())),
-                "--tolerance", repr(float(self.convergenceTol.get())),
-                "--init", INITS[self.initialization.get()],
-                "--consensus-iterations", str(self.consensusIterations.get()),
-                "--min-class-size", repr(float(self.minClassSize.get())),
-                "--symmetry", str(self.symmetry.get()).strip(),
-                "--c1-iterations", str(self.c1Iterations.get()),
-                "--workers", str(max(1, self.numberOfThreads.get() or 1)),
-                "--voxel-size", repr(float(self.inputSubtomograms.get().getSamplingRate()))]
-        if refs:
-            argv += ["--references"] + [self._getExtraPath("input", f) for f in refs]
-        if os.path.exists(self._getExtraPath("input", "mask.mrc")):
-            argv += ["--mask", self._getExtraPath("input", "mask.mrc")]
-        if os.path.exists(self._getExtraPath("input", "focus_mask.mrc")):
-            argv += ["--focus-mask", self._getExtraPath("input", "focus_mask.mrc")]
-        if self.resolution.get() is not None:
-            argv += ["--resolution", repr(float(self.resolution.get()))]
-        if self.startResolution.get() is not None and not self.fullBand:
-            argv += ["--start-resolution", repr(float(self.startResolution.get()))]
+    def _job(self, iteration=None):
+        """The :class:`~faml_tomo.averaging.job.ClassifyJob` of the form,
+        running up to ``iteration`` (default: the form's iterations), on the
+        files of ``convertInputStep``."""
+        from ..averaging.job import ClassifyJob
+        values = {}
+        for name, field in FORM_FIELDS.items():
+            value = getattr(self, name).get()
+            if name in FORM_CHOICES:
+                value = FORM_CHOICES[name][value]
+            values[field] = value
+        values["classes"] = self._numberOfClasses()
+        values["symmetry"] = str(self.symmetry.get()).strip()
         if self.fullBand:
-            argv.append("--full-band")
-        if self.goldStandard:
-            argv.append("--gold-standard")
-        return argv
+            values["start_resolution"] = None
+        if iteration is not None:
+            values["iterations"] = int(iteration)
+        folder = self._getExtraPath("input")
+        refs = (sorted(f for f in os.listdir(folder) if f.startswith("reference_"))
+                if os.path.isdir(folder) else [])
+        optional = {name: os.path.join(folder, f"{name}.mrc")
+                    for name in ("mask", "focus_mask")}
+        inset = self.inputSubtomograms.get()
+        return ClassifyJob(
+            star=Path(self._inputStar()),
+            references=tuple(Path(folder, f) for f in refs) or None,
+            **{k: Path(v) for k, v in optional.items() if os.path.exists(v)},
+            workers=max(1, self.numberOfThreads.get() or 1),
+            voxel_size=float(inset.getSamplingRate()) if inset is not None else None,
+            **values)
 
     # --------------------------- STEPS functions -----------------------------
     def convertInputStep(self):
@@ -463,23 +470,34 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             print(f"converged after iteration {hist['iterations']}: nothing to do",
                   flush=True)
             return
-        argv = self._classifyArgv(iteration)
+        job = self._job(iteration)
         n_mpi = max(1, self.numberOfMpi.get() or 1)
-        if n_mpi > 1:
-            from pyworkflow.utils import Environ
-            env = Environ(os.environ)
-            # mpirun (pip's mpich) and the interpreter live in this environment
-            env.set("PATH", os.path.dirname(sys.executable), position=Environ.BEGIN)
-            self.runJob(sys.executable, "-m faml_tomo.cli " + shlex.join(argv),
-                        numberOfMpi=n_mpi, env=env)
-        else:
-            from ..cli import build_parser
-            args = build_parser().parse_args(argv)
-            try:
-                args.func(args)
-            except CheckpointMismatch as exc:
-                raise InputError(f"{exc}. The input or the parameters changed since the "
-                                 f"last run: use Restart instead of Continue") from exc
+        try:
+            if n_mpi > 1:
+                self._runMpi(job, n_mpi)
+            else:
+                from ..averaging.job import run
+                run(job, self._runDir(), progress=lambda line: print(line, flush=True))
+        except CheckpointMismatch as exc:
+            raise InputError(f"{exc}. The input or the parameters changed since the "
+                             f"last run: use Restart instead of Continue") from exc
+
+    def _runMpi(self, job, n_mpi):
+        """``faml-tomo run`` of the job under ``n_mpi`` MPI ranks."""
+        import json
+
+        from pyworkflow.utils import Environ
+
+        from ..io.mrc import atomic_path
+        from ..jobs import job_to_json
+        path = self._getExtraPath("input", JOB_FILE)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"job": job_to_json(job)}, indent=1))
+        env = Environ(os.environ)
+        # mpirun (pip's mpich) and the interpreter live in this environment
+        env.set("PATH", os.path.dirname(sys.executable), position=Environ.BEGIN)
+        self.runJob(sys.executable, "-m faml_tomo.cli " + shlex.join(
+            ["run", path, "--out", self._runDir()]), numberOfMpi=n_mpi, env=env)
 
     def createOutputStep(self):
         from pwem.objects import Transform
@@ -606,17 +624,17 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                               (self._focusMask(), "Classification mask")):
             if pointer is not None and pointer.get() is not None:
                 errors.extend(self._checkMaskValues(pointer.get(), what))
-        try:
-            em = self._emParams()
-            em.check(n_part)
-            if (em.align.symmetry != "C1" and not self.useReferences
-                    and em.c1_iterations >= em.max_iter):
-                errors.append(f"Symmetry {em.align.symmetry} is imposed after "
-                              f"{em.c1_iterations} iterations without it, but the run "
-                              f"stops after {em.max_iter}: raise 'Iterations' or lower "
-                              f"'Iterations before imposing symmetry'")
-        except InputError as exc:
-            errors.append(str(exc))
+        # the checks of the job, shared with the command line and the API
+        job = self._job()
+        problems = job.problems(n_part)
+        errors.extend(problems)
+        em = job.em_params() if not problems else None
+        if (em is not None and em.align.symmetry != "C1" and not self.useReferences
+                and em.c1_iterations >= em.max_iter):
+            errors.append(f"Symmetry {em.align.symmetry} is imposed after "
+                          f"{em.c1_iterations} iterations without it, but the run "
+                          f"stops after {em.max_iter}: raise 'Iterations' or lower "
+                          f"'Iterations before imposing symmetry'")
         for value, what in ((self.resolution.get(), "Low-pass limit"),
                             (self.startResolution.get(), "Initial resolution")):
             if value is not None and value <= 2 * inset.getSamplingRate():

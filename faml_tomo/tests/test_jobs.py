@@ -1,0 +1,87 @@
+"""Typed jobs (:mod:`faml_tomo.jobs`, :mod:`faml_tomo.averaging.job`): one
+default per setting for form, command line and API; JSON round trip; checks;
+``faml-tomo run job.json`` reproduces a run."""
+import json
+
+import numpy as np
+import pytest
+
+from faml_tomo.averaging.job import ClassifyJob, job_defaults
+from faml_tomo.cli import build_parser, main
+from faml_tomo.errors import InputError
+from faml_tomo.jobs import job_from_json, job_to_json
+
+
+def test_form_command_line_and_api_share_each_default():
+    """Every form parameter mapped to a job field has the job's default, and
+    so has every option of ``faml-tomo classify`` and the EM settings a
+    default job makes."""
+    pytest.importorskip("pyworkflow")
+    from faml_tomo.averaging.em import EMParams
+    from faml_tomo.protocols.protocol_faml_classify import (FORM_CHOICES, FORM_FIELDS,
+                                                            ProtFAMLClassify)
+    defaults = job_defaults()
+    prot = ProtFAMLClassify()
+    for name, field in FORM_FIELDS.items():
+        value = getattr(prot, name).get()
+        if name in FORM_CHOICES:
+            value = FORM_CHOICES[name][value]
+        assert value == defaults[field], (name, value, defaults[field])
+    args = vars(build_parser().parse_args(["classify", "--folder", "x", "--out", "y"]))
+    for field, default in defaults.items():
+        if field != "folder":
+            assert args[field] == default, (field, args[field], default)
+    assert ClassifyJob().em_params() == EMParams()
+
+
+def test_job_json_round_trip_and_bad_records():
+    job = ClassifyJob(star="p.star", references=("a.mrc", "b.mrc"), tilt_range=(-50, 70),
+                      classes=2, resolution=30.0, gold_standard=True)
+    back = job_from_json(ClassifyJob, json.loads(json.dumps(job_to_json(job))))
+    assert back == job                      # strings and lists were typed on creation
+    assert back.references[1].name == "b.mrc" and back.tilt_range == (-50.0, 70.0)
+    record = job_to_json(job)
+    with pytest.raises(InputError, match="unknown classify job fields: bogus"):
+        job_from_json(ClassifyJob, {**record, "fields": {**record["fields"], "bogus": 1}})
+    with pytest.raises(InputError, match="newer"):
+        job_from_json(ClassifyJob, {**record, "schema": ClassifyJob.SCHEMA + 1})
+    with pytest.raises(InputError, match="not 'classify'"):
+        job_from_json(ClassifyJob, {**record, "task": "simulate"})
+
+
+def test_problems_name_each_unusable_setting():
+    assert ClassifyJob(folder="x").problems() == []
+    problems = ClassifyJob(classes=0, resolution=-3.0).problems()
+    assert any("STAR file or as a folder" in p for p in problems)
+    assert any("--classes must be >= 1" in p for p in problems)
+    assert any("--resolution must be > 0" in p for p in problems)
+    assert any("exceeds" in p for p in ClassifyJob(folder="x", classes=5).problems(3))
+    assert any("symmetry" in p.lower()
+               for p in ClassifyJob(folder="x", symmetry="Q7").problems())
+
+
+def test_replaying_job_json_reproduces_the_outputs(tmp_path, capsys):
+    from faml_tomo.averaging.testing import phantom, simulate_subtomograms
+    from faml_tomo.io import write_mrc
+    data = tmp_path / "data"
+    data.mkdir()
+    sim = simulate_subtomograms([phantom(16, seed=1), phantom(16, seed=2)], 5, 1.0,
+                                seed=3, max_shift=1.0)
+    for i, v in enumerate(sim.volumes):
+        write_mrc(data / f"s{i:02d}.mrc", v.astype(np.float32), 20.0)
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["classify", "--folder", str(data), "--out", str(first), "--classes", "2",
+                 "--iterations", "2", "--lmax", "15", "--voronoi-samples", "300",
+                 "--consensus-iterations", "2", "--seed", "5"]) == 0
+    assert main(["run", str(first / "job.json"), "--out", str(again)]) == 0
+    for name in ("class_01.mrc", "class_02.mrc", "particles.star"):
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    a, b = (json.loads((d / "job.json").read_text()) for d in (first, again))
+    assert a["job"] == b["job"] and a["job"]["fields"]["seed"] == 5
+    capsys.readouterr()
+    # a record without a typed job, and an unreadable one: clear errors
+    (tmp_path / "old.json").write_text(json.dumps({"command": "classify"}))
+    assert main(["run", str(tmp_path / "old.json")]) == 2
+    assert "no typed job" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
