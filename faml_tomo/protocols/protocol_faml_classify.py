@@ -31,6 +31,7 @@ from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_FAML, CITE_FAST_ALIGN, CITE_ML, CITE_ROT_MATCH
 from ..errors import CheckpointMismatch, InputError
+from .convert import _volume_path, relion_columns, relion_optics, scipion_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -64,39 +65,6 @@ INPUT_STAR = "particles_in.star"
 MIN_PER_CLASS = 20
 
 
-def scipion_matrix(rotation, shift):
-    """4x4 Scipion transform of a FAML result (see the module docstring).
-
-    Parameters
-    ----------
-    rotation : numpy.ndarray, shape (3, 3)
-        ``R``, maps the average onto the subtomogram.
-    shift : numpy.ndarray, shape (3,)
-        ``t`` in voxels ``(x, y, z)``.
-    """
-    # Scipion: particle(r) = reference(M r), the inverse of [R | t]
-    rot = np.asarray(rotation, dtype=float)
-    m = np.eye(4)
-    m[:3, :3] = rot.T
-    m[:3, 3] = -rot.T @ np.asarray(shift, dtype=float)
-    return m
-
-
-def faml_transform(matrix):
-    """Inverse of :func:`scipion_matrix`: ``(R, t)`` of a Scipion matrix."""
-    m = np.linalg.inv(np.asarray(matrix, dtype=float))
-    return m[:3, :3], m[:3, 3]
-
-
-def _volume_path(obj):
-    """MRC path of a Scipion volume (``path:mrc`` suffixes removed)."""
-    fn = obj.getFileName()
-    for suffix in (":mrc", ":mrcs"):
-        if fn and fn.endswith(suffix):
-            fn = fn[:-len(suffix)]
-    return fn
-
-
 class ProtFAMLClassify(EMProtocol, ProtTomoBase):
     """Reference-free subtomogram averaging and classification by FAML.
 
@@ -117,6 +85,13 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
+        self._defineInputParams(form)
+        self._defineClassificationParams(form)
+        self._defineSamplingParams(form)
+        form.addParallelSection(threads=1, mpi=1)
+
+    @staticmethod
+    def _defineInputParams(form):
         form.addSection(label="Input")
         form.addParam("inputSubtomograms", params.PointerParam,
                       pointerClass="SetOfSubTomograms", important=True,
@@ -171,6 +146,8 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         line.addParam("tiltMin", params.FloatParam, default=-60.0, label="min")
         line.addParam("tiltMax", params.FloatParam, default=60.0, label="max")
 
+    @staticmethod
+    def _defineClassificationParams(form):
         form.addSection(label="Classification")
         form.addParam("numberOfClasses", params.IntParam, default=form_default("numberOfClasses"),
                       condition="not useReferences", validators=[params.Positive],
@@ -216,6 +193,10 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                            "at very low SNR. No: one set; the FSC of even and odd "
                            "subtomograms shares the reference and is optimistic (read "
                            "at 0.5).")
+
+    @staticmethod
+    def _defineSamplingParams(form):
+        """The rest of the Classification section: seed, search and sampling."""
         form.addParam("seed", params.IntParam, default=form_default("seed"),
                       label="Random seed",
                       help="Seeds the initial split and the Voronoi samples; the same "
@@ -287,7 +268,6 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                       help="Yes: the paper's algorithm, the whole band from the first "
                            "iteration and no FSC weighting. No (recommended): frequency "
                            "marching driven by a half-set FSC, FSC-weighted averages.")
-        form.addParallelSection(threads=1, mpi=1)
 
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
@@ -390,9 +370,9 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             hi.append(tr[1])
         sr = inset.getSamplingRate()
         parts = {"rlnImageName": names, "famlObjId": ids, "famlTiltMin": lo,
-                 "famlTiltMax": hi, **self._relionColumns(inset)}
+                 "famlTiltMax": hi, **relion_columns(inset)}
         # RELION 5 reads the results (particles.star) with this optics table
-        write_star_blocks(self._inputStar(), {"optics": self._optics(inset),
+        write_star_blocks(self._inputStar(), {"optics": relion_optics(inset),
                                               "particles": parts})
         for k, ref in enumerate(self._references_list() or []):
             vol, _ = read_mrc(_volume_path(ref))
@@ -405,58 +385,6 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         print(f"{len(names)} subtomograms, tilt ranges "
               f"{sorted(set(zip(lo, hi)))[:5]}{' ...' if len(set(lo)) > 5 else ''}",
               flush=True)
-
-    @staticmethod
-    def _optics(inset):
-        """RELION optics table of the subtomograms (acquisition values where
-        Scipion has them, else :class:`~faml_tomo.io.relion.Acquisition`)."""
-        from ..io.relion import Acquisition
-        acq = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
-        dflt = Acquisition()
-
-        def value(getter, default):
-            v = getattr(acq, getter)() if acq is not None and hasattr(acq, getter) else None
-            return float(v) if v is not None and float(v) > 0 else default
-
-        return {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"],
-                "rlnVoltage": [value("getVoltage", dflt.voltage)],
-                "rlnSphericalAberration": [value("getSphericalAberration",
-                                                 dflt.spherical_aberration)],
-                "rlnAmplitudeContrast": [value("getAmplitudeContrast",
-                                               dflt.amplitude_contrast)],
-                "rlnImagePixelSize": [inset.getSamplingRate()],
-                "rlnTomoTiltSeriesPixelSize": [inset.getSamplingRate()],
-                "rlnImageSize": [int(inset.getDimensions()[0])],
-                "rlnImageDimensionality": [3], "rlnCtfDataAreCtfPremultiplied": [0]}
-
-    @staticmethod
-    def _relionColumns(inset):
-        """``rlnTomoName`` and, where every subtomogram has its coordinate,
-        ``rlnCenteredCoordinateX/Y/ZAngst`` (Scipion keeps coordinates from
-        the tomogram centre, in pixels of the coordinates)."""
-        from tomo.constants import SCIPION
-        coords = inset.getCoordinates3D() if hasattr(inset, "getCoordinates3D") else None
-        csr = (coords.getSamplingRate() if coords is not None else None) or \
-            inset.getSamplingRate()
-        names, xyz = [], []
-        for item in inset.iterItems(orderBy="id"):
-            c = item.getCoordinate3D() if hasattr(item, "getCoordinate3D") else None
-            # the tilt-series id (what a tomograms.star names); not getVolName(),
-            # which needs the tomogram linked and gives its file name
-            tomo = c.getTomoId() if c is not None else None
-            vol = getattr(item, "_volName", None)
-            tomo = tomo or (vol.get() if vol is not None and hasattr(vol, "get") else None)
-            names.append(str(tomo) if tomo else "tomogram")
-            pos = None
-            if c is not None and c.getX(SCIPION) is not None:
-                pos = [c.getX(SCIPION) * csr, c.getY(SCIPION) * csr, c.getZ(SCIPION) * csr]
-            xyz.append(pos)
-        out = {"rlnTomoName": names, "rlnOpticsGroup": [1] * len(names)}
-        if xyz and all(p is not None for p in xyz):
-            arr = np.asarray(xyz, dtype=float)
-            out.update({f"rlnCenteredCoordinate{a}Angst": arr[:, j]
-                        for j, a in enumerate("XYZ")})
-        return out
 
     def iterationStep(self, iteration):
         """Run the classification up to ``iteration`` (resumes the checkpoint
@@ -603,6 +531,18 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 check_tilt_range((self.tiltMin.get(), self.tiltMax.get()))
             except InputError as exc:
                 errors.append(f"Tilt range: {exc}")
+        errors.extend(self._validateVolumes(shape, inset.getSamplingRate()))
+        errors.extend(self._validateJob(n_part))
+        if (self.numberOfMpi.get() or 1) > 1:
+            try:
+                import mpi4py  # noqa: F401
+            except ImportError:
+                errors.append("MPI > 1 needs mpi4py: pip install 'scipion-em-faml-tomo[mpi]'")
+        return errors
+
+    def _validateVolumes(self, shape, sampling):
+        """Problems of the references and masks (box, sampling, values)."""
+        errors = []
         if self.useReferences:
             refs = self._references_list()
             if not refs:
@@ -610,21 +550,27 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                               "references")
             elif shape is not None:
                 errors.extend(self._checkVolumes(refs, "reference", shape,
-                                                 inset.getSamplingRate()))
+                                                 sampling))
         if self.inputMask.get() is not None and shape is not None:
             errors.extend(self._checkVolumes([self.inputMask.get()], "mask", shape,
-                                             inset.getSamplingRate()))
+                                             sampling))
         # (a classification mask is only offered, and used, with references:
         # it is drawn in their frame, reference-free averages come out in any)
         if self._focusMask() is not None and shape is not None:
             errors.extend(self._checkVolumes([self.inputFocusMask.get()],
                                              "classification mask", shape,
-                                             inset.getSamplingRate()))
+                                             sampling))
         for pointer, what in ((self.inputMask, "Reference mask"),
                               (self._focusMask(), "Classification mask")):
             if pointer is not None and pointer.get() is not None:
                 errors.extend(self._checkMaskValues(pointer.get(), what))
-        # the checks of the job, shared with the command line and the API
+        return errors
+
+    def _validateJob(self, n_part):
+        """Problems of the settings: the job's checks (shared with the command
+        line and the API), symmetry against iterations, Nyquist."""
+        errors = []
+        inset = self.inputSubtomograms.get()
         job = self._job()
         problems = job.problems(n_part)
         errors.extend(problems)
@@ -640,11 +586,6 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             if value is not None and value <= 2 * inset.getSamplingRate():
                 errors.append(f"{what} {value:g} Å is beyond Nyquist "
                               f"({2 * inset.getSamplingRate():g} Å)")
-        if (self.numberOfMpi.get() or 1) > 1:
-            try:
-                import mpi4py  # noqa: F401
-            except ImportError:
-                errors.append("MPI > 1 needs mpi4py: pip install 'scipion-em-faml-tomo[mpi]'")
         return errors
 
     @staticmethod

@@ -91,7 +91,7 @@ def test_relion_matrix_is_the_active_rotation_reference_to_particle():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_written_angles_and_origins_make_the_particle_in_relion_and_scipion(seed):
-    from faml_tomo.protocols.protocol_faml_classify import scipion_matrix
+    from faml_tomo.protocols.convert import scipion_matrix
     rng = np.random.default_rng(seed)
     ref = phantom(32, seed=5)
     rot = Rotation.random(random_state=seed).as_matrix()

@@ -9,9 +9,9 @@ import numpy as np
 from faml_tomo.averaging.testing import f1_score, relative_pose_errors
 from faml_tomo.geometry import euler_to_matrix, matrix_to_euler
 from faml_tomo.io import write_mrc
+from faml_tomo.protocols.convert import faml_transform, relion_columns, scipion_matrix
 from faml_tomo.protocols.protocol_faml_classify import (OUT_AVERAGES, OUT_CLASSES,
-                                                        OUT_SUBTOMOS, ProtFAMLClassify,
-                                                        faml_transform, scipion_matrix)
+                                                        OUT_SUBTOMOS, ProtFAMLClassify)
 from faml_tomo.tests.protocol_base import FamlTomoProtocolTest
 
 BOX, PIXEL, N_PER = 24, 20.0, 16
@@ -440,7 +440,7 @@ def test_relion_columns_from_scipion_coordinates():
         def getSamplingRate(self):
             return 20.0
 
-    cols = ProtFAMLClassify._relionColumns(Inset())
+    cols = relion_columns(Inset())
     assert cols["rlnTomoName"] == ["TS_01", "TS_07"]
     np.testing.assert_allclose(cols["rlnCenteredCoordinateXAngst"], [10.0, 0.0])
     np.testing.assert_allclose(cols["rlnCenteredCoordinateYAngst"], [-20.0, 50.0])
