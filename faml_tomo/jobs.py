@@ -24,7 +24,8 @@ __all__ = ["option", "add_arguments", "from_args", "job_to_json", "job_from_json
 
 
 def option(default: Any, help: str, *, unit: str | None = None, flag: str | None = None,
-           choices: tuple | None = None, metavar: Any = None, cli: bool = True) -> Any:
+           choices: tuple | None = None, metavar: Any = None, cli: bool = True,
+           nargs: Any = None, positional: bool = False) -> Any:
     """A job field with its command-line help.
 
     Parameters
@@ -42,10 +43,15 @@ def option(default: Any, help: str, *, unit: str | None = None, flag: str | None
     metavar : str or tuple, optional
     cli : bool
         Whether the command line offers it.
+    nargs : int or str, optional
+        Values of a tuple field on the command line (default: as many as the
+        default or the metavar has, else ``"+"``).
+    positional : bool
+        A positional argument instead of an option.
     """
     return dataclasses.field(default=default, metadata={
         "help": help, "unit": unit, "flag": flag, "choices": choices, "metavar": metavar,
-        "cli": cli})
+        "cli": cli, "nargs": nargs, "positional": positional})
 
 
 def job_fields(job_cls) -> list:
@@ -92,7 +98,7 @@ def _help(f) -> str:
     if unit:
         text += f" [{unit}]"
     d = f.default
-    if d is not None and not isinstance(d, bool):
+    if d is not None and not isinstance(d, bool) and d != ():
         text += f" (default {' '.join(map(str, d)) if isinstance(d, tuple) else d})"
     return text
 
@@ -111,19 +117,26 @@ def add_arguments(parser: argparse.ArgumentParser, job_cls, exclusive=()) -> Non
             continue
         target = groups.get(f.name, parser)
         kw = {"dest": f.name, "help": _help(f)}
+        positional = f.metadata.get("positional")
+        if positional:
+            kw.pop("dest")
         if base is bool:
             action = "store_false" if f.default else "store_true"
             target.add_argument(_flag(f), action=action, **kw)
             continue
         if is_tuple:
-            n = len(f.default) if isinstance(f.default, tuple) else None
+            n = f.metadata.get("nargs") or (len(f.default) if isinstance(f.default, tuple)
+                                            else None)
             kw["nargs"] = n or ("+" if f.metadata.get("metavar") is None else
                                 len(f.metadata["metavar"]))
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("metavar") is not None:
             kw["metavar"] = f.metadata["metavar"]
-        target.add_argument(_flag(f), type=base, default=f.default, **kw)
+        if positional:
+            target.add_argument(f.name, type=base, **kw)
+        else:
+            target.add_argument(_flag(f), type=base, default=f.default, **kw)
 
 
 def from_args(job_cls, args: argparse.Namespace):

@@ -13,7 +13,9 @@ from pathlib import Path
 from ..errors import InputError
 
 # task of a job record -> (job class, command-line module that runs it)
-_RUNNERS = {"classify": ("faml_tomo.averaging.job:ClassifyJob", "classify")}
+_RUNNERS = {"classify": ("faml_tomo.averaging.job:ClassifyJob", "classify"),
+            "peak-high-contrast": ("faml_tomo.fiducials.job:FiducialJob",
+                                   "peak_high_contrast")}
 
 
 def add_parser(subparsers):

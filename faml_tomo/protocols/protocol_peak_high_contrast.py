@@ -16,6 +16,24 @@ from ..constants import CITE_MISALIGNMENT
 logger = logging.getLogger(__name__)
 
 OUTPUT_NAME = "Coordinates3D"
+Z_BORDERS = ["bead inside", "whole box inside"]
+# form parameter -> FiducialJob field: the job of a form, and the form's defaults
+FORM_FIELDS = {
+    "fiducialSize": "bead_size_nm", "boxSize": "box_size", "zBorder": "z_border",
+    "relaxedMode": "relaxed_mode", "relaxedModeThr": "relaxed_mode_threshold",
+    "searchSmeared": "smeared_search", "numberSampSlices": "sampling_slices",
+    "sdThr": "sd_threshold", "numberOfCoordinatesThr": "min_coordinates",
+    "mirrorCorrelationThr": "mirror_correlation", "mahalanobisDistanceThr": "mahalanobis",
+    "minContrast": "min_contrast"}
+FORM_CHOICES = {"zBorder": ("bead", "box")}
+
+
+def form_default(name):
+    """The form default of parameter ``name``: the job's (an index for
+    enumerations)."""
+    from ..fiducials.job import job_defaults
+    value = job_defaults()[FORM_FIELDS[name]]
+    return FORM_CHOICES[name].index(value) if name in FORM_CHOICES else value
 
 
 def tomogram_key(tomo):
@@ -60,16 +78,17 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms",
                       important=True, label="Input tomograms",
                       help="Tomograms with gold fiducials (dark beads).")
-        form.addParam("fiducialSize", params.FloatParam, default=10.0,
+        form.addParam("fiducialSize", params.FloatParam, default=form_default("fiducialSize"),
                       label="Bead diameter (nm)",
                       help="Diameter of the gold fiducials (beads), in nanometres "
                            "(typically 5, 10 or 15).")
-        form.addParam("boxSize", params.IntParam, default=32, label="Box size (voxels)",
+        form.addParam("boxSize", params.IntParam,
+                      default=form_default("boxSize"), label="Box size (voxels)",
                       help="Box around each fiducial, in voxels of the tomogram; "
                            "fiducials whose box crosses the X or Y border are "
                            "dropped.  Must hold a bead.")
-        form.addParam("zBorder", params.EnumParam, choices=["bead inside", "whole box inside"],
-                      default=0, expertLevel=params.LEVEL_ADVANCED,
+        form.addParam("zBorder", params.EnumParam, choices=Z_BORDERS,
+                      default=form_default("zBorder"), expertLevel=params.LEVEL_ADVANCED,
                       display=params.EnumParam.DISPLAY_HLIST, label="Z border rule",
                       help="bead inside (default): keep fiducials near the top and bottom "
                            "of the tomogram as long as the bead (a cube of two "
@@ -77,17 +96,17 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                            "close to the Z border of tightly reconstructed tomograms. "
                            "whole box inside: the published rule, the whole box must lie "
                            "inside in Z too.")
-        form.addParam("relaxedMode", params.BooleanParam, default=True,
+        form.addParam("relaxedMode", params.BooleanParam, default=form_default("relaxedMode"),
                       label="Run in relaxed mode?",
                       help="If fewer coordinates than the threshold below pass the "
                            "mirror-correlation and Mahalanobis filters (typically "
                            "strongly misaligned tomograms), keep the coordinates "
                            "found before those filters.")
-        form.addParam("relaxedModeThr", params.IntParam, default=3,
+        form.addParam("relaxedModeThr", params.IntParam, default=form_default("relaxedModeThr"),
                       condition="relaxedMode", label="Relaxed mode threshold",
                       help="Minimum number of filtered coordinates below which "
                            "relaxed mode applies.")
-        form.addParam("searchSmeared", params.BooleanParam, default=True,
+        form.addParam("searchSmeared", params.BooleanParam, default=form_default("searchSmeared"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Search smeared beads?",
                       help="When fewer beads than the relaxed-mode threshold are found, "
@@ -96,34 +115,37 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                            "into streaks along the tilt axis: a misaligned tilt series "
                            "smears beads into shapes that are no longer round dark "
                            "spots. Keep it on before misalignment detection.")
-        form.addParam("numberSampSlices", params.IntParam, default=10,
+        form.addParam("numberSampSlices", params.IntParam, default=form_default("numberSampSlices"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Number of sampling slices",
                       help="Central slices whose filtered values give the mean and "
                            "standard deviation of the outlier threshold.")
-        form.addParam("sdThr", params.FloatParam, default=3.0,
+        form.addParam("sdThr", params.FloatParam, default=form_default("sdThr"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Threshold for initial coordinates (SD)",
                       help="A filtered voxel is a dark outlier when it lies more "
                            "than this many standard deviations below the mean.")
-        form.addParam("numberOfCoordinatesThr", params.IntParam, default=50,
+        form.addParam("numberOfCoordinatesThr", params.IntParam,
+                      default=form_default("numberOfCoordinatesThr"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Number of coordinates threshold",
                       help="Minimum number of outlier voxels attracted to a 3D "
                            "coordinate (lowered to half the bead volume for beads "
                            "smaller than that).")
-        form.addParam("mirrorCorrelationThr", params.FloatParam, default=0.1,
+        form.addParam("mirrorCorrelationThr", params.FloatParam,
+                      default=form_default("mirrorCorrelationThr"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Minimum mirror correlation",
                       help="Minimum correlation between the region around a "
                            "fiducial (two bead diameters) and its point mirror.")
-        form.addParam("mahalanobisDistanceThr", params.FloatParam, default=2.0,
+        form.addParam("mahalanobisDistanceThr", params.FloatParam,
+                      default=form_default("mahalanobisDistanceThr"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Mahalanobis distance threshold",
                       help="Radial profiles farther than this (in standard "
                            "deviations) from the population of bead profiles, and "
                            "less dark, are removed.")
-        form.addParam("minContrast", params.FloatParam, default=10.0,
+        form.addParam("minContrast", params.FloatParam, default=form_default("minContrast"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Minimum contrast (SD)",
                       help="The darkest filtered voxel of a fiducial must lie this "
@@ -139,23 +161,25 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         self._insertFunctionStep(self.createOutputStep)
 
     # --------------------------- STEPS functions -----------------------------
+    def _job(self):
+        """The :class:`~faml_tomo.fiducials.job.FiducialJob` of the form (its
+        settings; the tomograms come one per step)."""
+        from ..fiducials.job import FiducialJob, job_defaults
+        values = {}
+        for name, field in FORM_FIELDS.items():
+            value = getattr(self, name).get()
+            if name in FORM_CHOICES:
+                value = FORM_CHOICES[name][value or 0]
+            values[field] = value
+        if not values["smeared_search"]:
+            values["smeared_scales"] = ()
+        else:
+            values["smeared_scales"] = job_defaults()["smeared_scales"]
+        return FiducialJob(threads=max(1, int(self.numberOfThreads.get() or 1)), **values)
+
     def getParams(self):
         """The compute parameters from the form."""
-        from ..fiducials import PeakHighContrastParams
-        return PeakHighContrastParams(
-            bead_diameter_nm=float(self.fiducialSize.get()),
-            box_size=int(self.boxSize.get()),
-            z_border=("bead", "box")[self.zBorder.get() or 0],
-            relaxed_mode=bool(self.relaxedMode.get()),
-            relaxed_mode_threshold=int(self.relaxedModeThr.get()),
-            sampling_slices=int(self.numberSampSlices.get()),
-            sd_threshold=float(self.sdThr.get()),
-            min_coordinates=int(self.numberOfCoordinatesThr.get()),
-            mirror_correlation_threshold=float(self.mirrorCorrelationThr.get()),
-            mahalanobis_threshold=float(self.mahalanobisDistanceThr.get()),
-            min_contrast=float(self.minContrast.get()),
-            smeared_scales=(1.5, 2.0) if self.searchSmeared.get() else (),
-            smeared_search=bool(self.searchSmeared.get()))
+        return self._job().params()
 
     def _resultPath(self, key):
         return self._getExtraPath(f"{key}_fiducials.json")

@@ -85,3 +85,37 @@ def test_replaying_job_json_reproduces_the_outputs(tmp_path, capsys):
     assert "no typed job" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_fiducial_form_command_line_and_api_share_each_default():
+    pytest.importorskip("pyworkflow")
+    from faml_tomo.fiducials import PeakHighContrastParams
+    from faml_tomo.fiducials.job import FiducialJob, job_defaults
+    from faml_tomo.protocols.protocol_peak_high_contrast import (FORM_CHOICES, FORM_FIELDS,
+                                                                 ProtPeakHighContrast)
+    defaults = job_defaults()
+    prot = ProtPeakHighContrast()
+    for name, field in FORM_FIELDS.items():
+        value = getattr(prot, name).get()
+        if name in FORM_CHOICES:
+            value = FORM_CHOICES[name][value]
+        assert value == defaults[field], (name, value, defaults[field])
+    assert prot._job().params() == FiducialJob().params() == PeakHighContrastParams()
+    args = vars(build_parser().parse_args(["peak-high-contrast", "t.mrc", "--out", "y"]))
+    for field, default in defaults.items():
+        if field != "tomograms":
+            assert args[field] == default or (isinstance(default, tuple)
+                                              and tuple(args[field]) == default), field
+
+
+def test_replaying_a_fiducial_job_reproduces_the_coordinates(tmp_path):
+    from faml_tomo.fiducials.phantom import bead_phantom
+    from faml_tomo.io import write_mrc
+    ph = bead_phantom(shape=(48, 128, 128), n_beads=12, n_proteins=400, n_vesicles=1, seed=4)
+    tomo = write_mrc(tmp_path / "TS_01.mrc", ph.volume.astype(np.float32), 10.0)
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["peak-high-contrast", str(tomo), "--out", str(first), "--seed", "3"]) == 0
+    assert main(["run", str(first / "job.json"), "--out", str(again)]) == 0
+    for name in ("coordinates.star", "TS_01.star", "TS_01.txt"):
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    assert len((first / "TS_01.txt").read_text().splitlines()) >= 8
