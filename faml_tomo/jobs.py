@@ -25,7 +25,7 @@ __all__ = ["option", "add_arguments", "from_args", "job_to_json", "job_from_json
 
 def option(default: Any, help: str, *, unit: str | None = None, flag: str | None = None,
            choices: tuple | None = None, metavar: Any = None, cli: bool = True,
-           nargs: Any = None, positional: bool = False) -> Any:
+           nargs: Any = None, positional: bool = False, required: bool = False) -> Any:
     """A job field with its command-line help.
 
     Parameters
@@ -48,10 +48,18 @@ def option(default: Any, help: str, *, unit: str | None = None, flag: str | None
         default or the metavar has, else ``"+"``).
     positional : bool
         A positional argument instead of an option.
+    required : bool
+        The command line requires the option (the job's ``problems()`` says
+        so too).
     """
     return dataclasses.field(default=default, metadata={
         "help": help, "unit": unit, "flag": flag, "choices": choices, "metavar": metavar,
-        "cli": cli, "nargs": nargs, "positional": positional})
+        "cli": cli, "nargs": nargs, "positional": positional, "required": required})
+
+
+def _optional(t) -> bool:
+    return ((isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union)
+            and type(None) in typing.get_args(t))
 
 
 def job_fields(job_cls) -> list:
@@ -61,7 +69,7 @@ def job_fields(job_cls) -> list:
     for f in dataclasses.fields(job_cls):
         t = hints[f.name]
         args = [a for a in typing.get_args(t) if a is not type(None)]
-        if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+        if _optional(t):
             t = args[0]                             # X | None -> X
         is_tuple = typing.get_origin(t) is tuple
         base = typing.get_args(t)[0] if is_tuple else t
@@ -133,10 +141,23 @@ def add_arguments(parser: argparse.ArgumentParser, job_cls, exclusive=()) -> Non
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("metavar") is not None:
             kw["metavar"] = f.metadata["metavar"]
+        if f.metadata.get("required"):
+            kw["required"] = True
+        kind = base
+        if f.default is not None and _optional(typing.get_type_hints(job_cls)[f.name]):
+            kind = _or_none(base)                   # "none" unsets an optional default
+            kw["help"] += "; none: not set"
         if positional:
-            target.add_argument(f.name, type=base, **kw)
+            target.add_argument(f.name, type=kind, **kw)
         else:
-            target.add_argument(_flag(f), type=base, default=f.default, **kw)
+            target.add_argument(_flag(f), type=kind, default=f.default, **kw)
+
+
+def _or_none(base):
+    def convert(text):
+        return None if text.strip().lower() in ("none", "") else base(text)
+    convert.__name__ = base.__name__                # argparse names the type in errors
+    return convert
 
 
 def from_args(job_cls, args: argparse.Namespace):

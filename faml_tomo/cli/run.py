@@ -15,7 +15,9 @@ from ..errors import InputError
 # task of a job record -> (job class, command-line module that runs it)
 _RUNNERS = {"classify": ("faml_tomo.averaging.job:ClassifyJob", "classify"),
             "peak-high-contrast": ("faml_tomo.fiducials.job:FiducialJob",
-                                   "peak_high_contrast")}
+                                   "peak_high_contrast"),
+            "detect-misalignment": ("faml_tomo.misalignment.job:MisalignmentJob",
+                                    "detect_misalignment")}
 
 
 def add_parser(subparsers):

@@ -26,6 +26,20 @@ OUT_SETS = {ALIGNED: "outputAlignedTomograms", WEAK: "outputWeakMisalignedTomogr
 # tomograms without enough usable beads: kept in their own set, with the reason
 OUT_UNCLASSIFIED = "outputUnclassifiedTomograms"
 RESULTS_JSON = "misalignment_results.json"
+# form parameter -> MisalignmentJob field: the job of a form, and the form's defaults
+FORM_FIELDS = {"beadSizeNm": "bead_size_nm", "criterion": "criterion",
+               "strongThreshold": "strong_threshold", "weakThreshold": "weak_threshold",
+               "minBeads": "min_beads", "maxOutside": "max_outside",
+               "batchSize": "batch_size"}
+FORM_CHOICES = {"criterion": CRITERIA}
+
+
+def form_default(name):
+    """The form default of parameter ``name``: the job's (an index for
+    enumerations)."""
+    from ..misalignment.job import job_defaults
+    value = job_defaults()[FORM_FIELDS[name]]
+    return FORM_CHOICES[name].index(value) if name in FORM_CHOICES else value
 
 
 def _box_name(ts, i):
@@ -68,21 +82,23 @@ class ProtDetectMisalignment(EMProtocol):
         form.addParam("inputTomograms", params.PointerParam,
                       pointerClass="SetOfTomograms", allowsNull=True,
                       condition="useOtherTomograms", label="Tomograms")
-        form.addParam("beadSizeNm", params.FloatParam, default=10.0,
+        form.addParam("beadSizeNm", params.FloatParam, default=form_default("beadSizeNm"),
                       label="Bead diameter (nm)",
                       help="Gold fiducial diameter; boxes are resampled so it spans 16 "
                            "voxels.")
         form.addSection(label="Decision")
-        form.addParam("criterion", params.EnumParam, choices=list(CRITERIA), default=0,
+        form.addParam("criterion", params.EnumParam, choices=list(CRITERIA),
+                      default=form_default("criterion"),
                       label="Criterion", display=params.EnumParam.DISPLAY_HLIST,
                       help="mean: mean of the bead scores (recommended). votes: "
                            "fraction of beads above the threshold.")
-        form.addParam("strongThreshold", params.FloatParam, default=0.5,
+        form.addParam("strongThreshold", params.FloatParam, default=form_default("strongThreshold"),
                       label="Strong misalignment threshold",
                       help="Scores run from 0 (misaligned) to 1 (aligned). A tomogram "
                            "whose aggregated score from the strong network is at or "
                            "below this value is strongly misaligned (0.5 suggested).")
-        form.addParam("weakThreshold", params.FloatParam, default=0.5, allowsNull=True,
+        form.addParam("weakThreshold", params.FloatParam,
+                      default=form_default("weakThreshold"), allowsNull=True,
                       label="Weak misalignment threshold (optional)",
                       help="A tomogram that is not strongly misaligned and whose "
                            "aggregated score from the weak network is at or below this "
@@ -90,18 +106,18 @@ class ProtDetectMisalignment(EMProtocol):
                            "only separate strongly misaligned tomograms from the rest "
                            "(all others go to the aligned output; sort them by their "
                            "weak score).")
-        form.addParam("minBeads", params.IntParam, default=1,
+        form.addParam("minBeads", params.IntParam, default=form_default("minBeads"),
                       expertLevel=params.LEVEL_ADVANCED, label="Fewest usable beads",
                       help="A tomogram with fewer usable beads is not judged: it goes to "
                            "the unclassified output with the reason. Raise it (e.g. to 3) "
                            "when single beads should not decide.")
-        form.addParam("maxOutside", params.FloatParam, default=0.5,
+        form.addParam("maxOutside", params.FloatParam, default=form_default("maxOutside"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Largest box part outside the tomogram",
                       help="Boxes with a larger fraction of their voxels outside the "
                            "tomogram (coordinates beyond or at the edge of the volume) are "
                            "not scored: they would hold mostly padding.")
-        form.addParam("batchSize", params.IntParam, default=64,
+        form.addParam("batchSize", params.IntParam, default=form_default("batchSize"),
                       expertLevel=params.LEVEL_ADVANCED, label="Batch size (boxes)",
                       help="Boxes scored together by the networks; lower it if the GPU "
                            "runs out of memory.")
@@ -131,6 +147,21 @@ class ProtDetectMisalignment(EMProtocol):
             return Plugin.getModelsDir()
         except Exception:           # plugin class unavailable
             return os.environ.get(MODELS_DIR_VAR) or DEFAULT_MODELS_DIR
+
+    def _job(self):
+        """The :class:`~faml_tomo.misalignment.job.MisalignmentJob` of the form
+        (its settings; the tomograms and coordinates come from Scipion)."""
+        from ..misalignment.job import MisalignmentJob
+        values = {}
+        for name, field in FORM_FIELDS.items():
+            value = getattr(self, name).get()
+            if name in FORM_CHOICES:
+                value = FORM_CHOICES[name][value or 0]
+            values[field] = value
+        values["weak_threshold"] = self._weakThreshold()
+        gpu = self._gpu()
+        return MisalignmentJob(models=self._modelsDir(),
+                               gpu=None if gpu is None else str(gpu), **values)
 
     def _weakThreshold(self):
         v = self.weakThreshold.get()
@@ -179,10 +210,9 @@ class ProtDetectMisalignment(EMProtocol):
         from ..misalignment.predict import MisalignmentScorer
         tomos = self._getTomograms()
         coords, _ = self._coordinatesByTomogram(tomos)
-        scorer = MisalignmentScorer(self._modelsDir(), gpu=self._gpu(),
-                                    batch_size=self.batchSize.get())
-        bead_A = 10.0 * self.beadSizeNm.get()
-        crit = CRITERIA[self.criterion.get()]
+        job = self._job()
+        scorer = MisalignmentScorer(job.models, gpu=job.gpu, batch_size=job.batch_size)
+        bead_A = 10.0 * job.bead_size_nm
         results = {}
         box_dir = self._getExtraPath("boxes")
         os.makedirs(box_dir, exist_ok=True)
@@ -191,10 +221,9 @@ class ProtDetectMisalignment(EMProtocol):
             xyz = coords.get(ts, np.zeros((0, 3)))
             with open_mrc(tomo.getFileName()) as (data, _vs):
                 res = score_tomogram(ts, data, xyz, tomo.getSamplingRate(), bead_A,
-                                     scorer, crit, self.strongThreshold.get(),
-                                     self._weakThreshold(), keep_boxes=True,
-                                     min_beads=self.minBeads.get(),
-                                     max_outside=self.maxOutside.get())
+                                     scorer, job.criterion, job.strong_threshold,
+                                     job.weak_threshold, keep_boxes=True,
+                                     min_beads=job.min_beads, max_outside=job.max_outside)
             if res.boxes is not None:
                 for i, b in enumerate(res.boxes):
                     write_mrc(os.path.join(box_dir, _box_name(ts, i)), b,
@@ -285,13 +314,10 @@ class ProtDetectMisalignment(EMProtocol):
     # --------------------------- INFO functions ------------------------------
     def _validate(self):
         errors = []
-        from ..misalignment.detect import check_parameters
         try:
-            check_parameters(10.0 * (self.beadSizeNm.get() or 0),
-                             CRITERIA[self.criterion.get() or 0],
-                             self.strongThreshold.get(), self._weakThreshold(),
-                             self.minBeads.get() or 0, self.maxOutside.get())
-        except InputError as exc:
+            # the job's checks, shared with the command line (minus its file lists)
+            errors += [p for p in self._job().problems() if "give " not in p]
+        except (InputError, ValueError, TypeError) as exc:
             errors.append(str(exc))
         if self.useOtherTomograms and self.inputTomograms.get() is None:
             errors.append("Use other tomograms is set: select the tomograms")

@@ -119,3 +119,30 @@ def test_replaying_a_fiducial_job_reproduces_the_coordinates(tmp_path):
     for name in ("coordinates.star", "TS_01.star", "TS_01.txt"):
         assert (first / name).read_bytes() == (again / name).read_bytes(), name
     assert len((first / "TS_01.txt").read_text().splitlines()) >= 8
+
+
+def test_misalignment_form_command_line_and_api_share_each_default():
+    pytest.importorskip("pyworkflow")
+    from faml_tomo.misalignment.job import MisalignmentJob, job_defaults
+    from faml_tomo.protocols.protocol_detect_misalignment import (FORM_CHOICES, FORM_FIELDS,
+                                                                  ProtDetectMisalignment)
+    defaults = job_defaults()
+    prot = ProtDetectMisalignment()
+    for name, field in FORM_FIELDS.items():
+        value = getattr(prot, name).get()
+        if name in FORM_CHOICES:
+            value = FORM_CHOICES[name][value]
+        assert value == defaults[field], (name, value, defaults[field])
+    args = vars(build_parser().parse_args(["detect-misalignment", "t.mrc", "--coords",
+                                           "c.star", "--out", "y"]))
+    for field, default in defaults.items():
+        if field not in ("tomograms", "coords"):
+            assert args[field] == default, field
+    # an optional setting with a default is unset with "none"
+    args = build_parser().parse_args(["detect-misalignment", "t.mrc", "--coords", "c.star",
+                                      "--out", "y", "--weak-threshold", "none"])
+    assert args.weak_threshold is None
+    assert MisalignmentJob(tomograms=("t.mrc",), coords=("c.star",)).problems() == []
+    assert any("strong threshold" in p for p in
+               MisalignmentJob(tomograms=("t.mrc",), coords=("c.star",),
+                               strong_threshold=2.0).problems())

@@ -196,6 +196,11 @@ def test_cli_detect_writes_scores_decisions_and_job(tmp_path, tomo_files, random
     assert float(tomos["famlStrongSpread"][0]) == pytest.approx(
         np.std(scores["famlStrongScore"][:5]), abs=1e-4)
     assert list(tomos["famlBeadsExcluded"]) == [0, 0]
+    # the recorded job replays to the same files
+    again = tmp_path / "again"
+    assert main(["run", str(out / "job.json"), "--out", str(again)]) == 0
+    for name in ("scores.star", "tomograms.star"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
 
 def test_cli_detect_matches_by_name_and_reports_missing(tmp_path, tomo_files,
