@@ -17,6 +17,7 @@ from pyworkflow.protocol import params
 from ..constants import CITE_MISALIGNMENT, DEFAULT_MODELS_DIR, MODELS_DIR_VAR
 from ..errors import InputError
 from ..misalignment.decision import ALIGNED, CRITERIA, STRONG, UNCLASSIFIED, WEAK
+from . import formjob
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,7 @@ def form_default(name):
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..misalignment.job import job_defaults
-    value = job_defaults()[FORM_FIELDS[name]]
-    return FORM_CHOICES[name].index(value) if name in FORM_CHOICES else value
+    return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 
 
 def _box_name(ts, i):
@@ -152,12 +152,7 @@ class ProtDetectMisalignment(EMProtocol):
         """The :class:`~faml_tomo.misalignment.job.MisalignmentJob` of the form
         (its settings; the tomograms and coordinates come from Scipion)."""
         from ..misalignment.job import MisalignmentJob
-        values = {}
-        for name, field in FORM_FIELDS.items():
-            value = getattr(self, name).get()
-            if name in FORM_CHOICES:
-                value = FORM_CHOICES[name][value or 0]
-            values[field] = value
+        values = formjob.form_values(self, FORM_FIELDS, FORM_CHOICES)
         values["weak_threshold"] = self._weakThreshold()
         gpu = self._gpu()
         return MisalignmentJob(models=self._modelsDir(),

@@ -31,6 +31,7 @@ from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_FAML, CITE_FAST_ALIGN, CITE_ML, CITE_ROT_MATCH
 from ..errors import CheckpointMismatch, InputError
+from . import formjob
 from .convert import _volume_path, relion_columns, relion_optics, scipion_matrix
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,7 @@ def form_default(name):
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..averaging.job import job_defaults
-    value = job_defaults()[FORM_FIELDS[name]]
-    return FORM_CHOICES[name].index(value) if name in FORM_CHOICES else value
+    return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 RUN_DIR = "run"
 INPUT_STAR = "particles_in.star"
 MIN_PER_CLASS = 20
@@ -322,12 +322,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         running up to ``iteration`` (default: the form's iterations), on the
         files of ``convertInputStep``."""
         from ..averaging.job import ClassifyJob
-        values = {}
-        for name, field in FORM_FIELDS.items():
-            value = getattr(self, name).get()
-            if name in FORM_CHOICES:
-                value = FORM_CHOICES[name][value]
-            values[field] = value
+        values = formjob.form_values(self, FORM_FIELDS, FORM_CHOICES)
         values["classes"] = self._numberOfClasses()
         values["symmetry"] = str(self.symmetry.get()).strip()
         if self.fullBand:

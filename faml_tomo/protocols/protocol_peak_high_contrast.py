@@ -12,6 +12,7 @@ from tomo.objects import SetOfCoordinates3D
 from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_MISALIGNMENT
+from . import formjob
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ def form_default(name):
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..fiducials.job import job_defaults
-    value = job_defaults()[FORM_FIELDS[name]]
-    return FORM_CHOICES[name].index(value) if name in FORM_CHOICES else value
+    return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 
 
 def tomogram_key(tomo):
@@ -165,12 +165,7 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         """The :class:`~faml_tomo.fiducials.job.FiducialJob` of the form (its
         settings; the tomograms come one per step)."""
         from ..fiducials.job import FiducialJob, job_defaults
-        values = {}
-        for name, field in FORM_FIELDS.items():
-            value = getattr(self, name).get()
-            if name in FORM_CHOICES:
-                value = FORM_CHOICES[name][value or 0]
-            values[field] = value
+        values = formjob.form_values(self, FORM_FIELDS, FORM_CHOICES)
         if not values["smeared_search"]:
             values["smeared_scales"] = ()
         else:

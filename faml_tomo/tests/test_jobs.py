@@ -12,6 +12,18 @@ from faml_tomo.errors import InputError
 from faml_tomo.jobs import job_from_json, job_to_json
 
 
+def _check_defaults(prot, fields, choices, defaults, argv, positional=()):
+    """Form parameters and command-line options carry the job's defaults."""
+    from faml_tomo.protocols.formjob import form_values
+    for field, value in form_values(prot, fields, choices).items():
+        assert value == defaults[field], (field, value, defaults[field])
+    args = vars(build_parser().parse_args(argv))
+    for field, default in defaults.items():
+        if field not in positional:
+            value = tuple(args[field]) if isinstance(default, tuple) else args[field]
+            assert value == default, (field, args[field], default)
+
+
 def test_form_command_line_and_api_share_each_default():
     """Every form parameter mapped to a job field has the job's default, and
     so has every option of ``faml-tomo classify`` and the EM settings a
@@ -20,17 +32,8 @@ def test_form_command_line_and_api_share_each_default():
     from faml_tomo.averaging.em import EMParams
     from faml_tomo.protocols.protocol_faml_classify import (FORM_CHOICES, FORM_FIELDS,
                                                             ProtFAMLClassify)
-    defaults = job_defaults()
-    prot = ProtFAMLClassify()
-    for name, field in FORM_FIELDS.items():
-        value = getattr(prot, name).get()
-        if name in FORM_CHOICES:
-            value = FORM_CHOICES[name][value]
-        assert value == defaults[field], (name, value, defaults[field])
-    args = vars(build_parser().parse_args(["classify", "--folder", "x", "--out", "y"]))
-    for field, default in defaults.items():
-        if field != "folder":
-            assert args[field] == default, (field, args[field], default)
+    _check_defaults(ProtFAMLClassify(), FORM_FIELDS, FORM_CHOICES, job_defaults(),
+                    ["classify", "--folder", "x", "--out", "y"], ("folder",))
     assert ClassifyJob().em_params() == EMParams()
 
 
@@ -93,19 +96,10 @@ def test_fiducial_form_command_line_and_api_share_each_default():
     from faml_tomo.fiducials.job import FiducialJob, job_defaults
     from faml_tomo.protocols.protocol_peak_high_contrast import (FORM_CHOICES, FORM_FIELDS,
                                                                  ProtPeakHighContrast)
-    defaults = job_defaults()
     prot = ProtPeakHighContrast()
-    for name, field in FORM_FIELDS.items():
-        value = getattr(prot, name).get()
-        if name in FORM_CHOICES:
-            value = FORM_CHOICES[name][value]
-        assert value == defaults[field], (name, value, defaults[field])
+    _check_defaults(prot, FORM_FIELDS, FORM_CHOICES, job_defaults(),
+                    ["peak-high-contrast", "t.mrc", "--out", "y"], ("tomograms",))
     assert prot._job().params() == FiducialJob().params() == PeakHighContrastParams()
-    args = vars(build_parser().parse_args(["peak-high-contrast", "t.mrc", "--out", "y"]))
-    for field, default in defaults.items():
-        if field != "tomograms":
-            assert args[field] == default or (isinstance(default, tuple)
-                                              and tuple(args[field]) == default), field
 
 
 def test_replaying_a_fiducial_job_reproduces_the_coordinates(tmp_path):
@@ -126,18 +120,9 @@ def test_misalignment_form_command_line_and_api_share_each_default():
     from faml_tomo.misalignment.job import MisalignmentJob, job_defaults
     from faml_tomo.protocols.protocol_detect_misalignment import (FORM_CHOICES, FORM_FIELDS,
                                                                   ProtDetectMisalignment)
-    defaults = job_defaults()
-    prot = ProtDetectMisalignment()
-    for name, field in FORM_FIELDS.items():
-        value = getattr(prot, name).get()
-        if name in FORM_CHOICES:
-            value = FORM_CHOICES[name][value]
-        assert value == defaults[field], (name, value, defaults[field])
-    args = vars(build_parser().parse_args(["detect-misalignment", "t.mrc", "--coords",
-                                           "c.star", "--out", "y"]))
-    for field, default in defaults.items():
-        if field not in ("tomograms", "coords"):
-            assert args[field] == default, field
+    _check_defaults(ProtDetectMisalignment(), FORM_FIELDS, FORM_CHOICES, job_defaults(),
+                    ["detect-misalignment", "t.mrc", "--coords", "c.star", "--out", "y"],
+                    ("tomograms", "coords"))
     # an optional setting with a default is unset with "none"
     args = build_parser().parse_args(["detect-misalignment", "t.mrc", "--coords", "c.star",
                                       "--out", "y", "--weak-threshold", "none"])
