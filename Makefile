@@ -44,6 +44,7 @@ gui: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Slow full-size accuracy tests as well (not in CI's default run).
@@ -52,6 +53,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The protocol tests the way Scipion runs them (pw_run_tests takes module names).
 PROTOCOL_TESTS = $(shell grep -l "^class .*FamlTomoProtocolTest" faml_tomo/tests/test_*.py | sed 's|/|.|g; s|\.py$$||')
@@ -62,7 +64,7 @@ bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .scipion .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .scipion .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
 # Regenerate the first-principles gold table (abTEM multislice, ~25 min on 2
 # cores) in its own environment: abTEM is a data-making tool, not a runtime

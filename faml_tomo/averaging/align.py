@@ -94,12 +94,12 @@ class AlignParams:
         candidates are distinct modulo the group.
     """
     lmax: int = 35
-    n_euler: int = None
+    n_euler: int | None = None
     r_min: int = 1
-    r_max: int = None
+    r_max: int | None = None
     max_candidates: int = 50
-    min_separation_deg: float = None
-    max_shift: float = None
+    min_separation_deg: float | None = None
+    max_shift: float | None = None
     pad: int = 2
     shell_mean: bool = True
     refine: int = 1

@@ -63,7 +63,10 @@ def particle_problems(paths: Sequence, voxel_size: Optional[float] = None,
     if voxel_size is not None and not (voxel_size > 0):
         problems.append(f"voxel size must be > 0 Å, got {voxel_size:g}")
         voxel_size = None
-    shapes, sizes, no_size, unreadable = {}, {}, [], 0
+    shapes: dict = {}
+    sizes: dict = {}
+    no_size: list = []
+    unreadable = 0
     for p in paths:
         try:
             info = read_mrc_header(p)
@@ -128,4 +131,5 @@ def check_particles(paths: Sequence, voxel_size: Optional[float] = None,
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise InputError(problems[0] + more)
+    assert info is not None                 # no problems: the headers were read
     return info

@@ -49,7 +49,7 @@ def kmeans(x, k: int, rng, restarts: int = 10, n_iter: int = 100):
     """
     x = np.asarray(x, float)
     n = len(x)
-    best = (None, np.inf)
+    best: tuple = (None, np.inf)
     for _ in range(int(restarts)):
         centres = [x[rng.integers(n)]]
         for _ in range(1, k):
@@ -70,6 +70,7 @@ def kmeans(x, k: int, rng, restarts: int = 10, n_iter: int = 100):
                 break
             labels = new
             c = np.stack([x[labels == j].mean(0) for j in range(k)])
+        assert labels is not None                   # at least one pass ran
         inertia = float(((x - c[labels]) ** 2).sum())
         if inertia < best[1]:
             best = (labels.copy(), inertia)

@@ -36,7 +36,7 @@ class HalfSets:
         Gold standard: the second half-set's leave-one-out data.
     """
     first: np.ndarray
-    refs: list = None
+    refs: list | None = None
     loo: object = None
 
     def side(self, index, refs, loo):

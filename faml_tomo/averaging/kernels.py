@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["sample_points", "sample_rotated", "correlation_spectra", "rotated_inner",
            "shifted_real_sums", "local_maxima_mask", "accumulate_so3"]
 
-_JIT = {"cache": True, "nogil": True}
+_JIT: dict = {"cache": True, "nogil": True}
 
 
 @numba.njit(**_JIT)

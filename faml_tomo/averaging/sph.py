@@ -66,7 +66,7 @@ class ShellLayout:
     ncoef: int
     # Per shell: (cube coordinates (3, P), grid shape (nt, nphi), table (nt, nc_r)).
     _shells: list = field(repr=False, default_factory=list)
-    _coords: np.ndarray = field(repr=False, default=None)
+    _coords: np.ndarray | None = field(repr=False, default=None)
 
     def block(self, l):
         """Slice of degree ``l`` in a packed coefficient vector."""

@@ -195,7 +195,7 @@ class Publication:
         self.in_place = in_place
         self.stage: Optional[Path] = None
         self.started = _now()
-        self.previous = None
+        self.previous: Optional[dict] = None
 
     def _record(self, status, files=None, **extra):
         rec = {"program": "faml-tomo", "command": self.command, "status": status,

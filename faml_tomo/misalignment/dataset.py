@@ -122,7 +122,7 @@ class SpecimenSpec:
     slab: SlabParams
     acquisition: AcquisitionParams
     seed: int
-    processing: Processing = None
+    processing: Processing | None = None
 
 
 def _specimen_rng(seed, set_name, index):

@@ -282,7 +282,7 @@ def _write_results(out, results, job, scorer, t0):
 
 def summary(results, out, elapsed) -> list[str]:
     """Closing lines: counts per label, then one line per tomogram."""
-    counts = {}
+    counts: dict = {}
     for r in results:
         counts[r.decision.label] = counts.get(r.decision.label, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))

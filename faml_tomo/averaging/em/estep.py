@@ -52,11 +52,11 @@ class LeaveOneOut:
     max_posterior: np.ndarray
     rotations: np.ndarray
     shifts: np.ndarray
-    mask: np.ndarray = None
-    radius: int = None
-    focus_mask: np.ndarray = None
-    low: np.ndarray = None
-    gamma_low: np.ndarray = None
+    mask: np.ndarray | None = None
+    radius: int | None = None
+    focus_mask: np.ndarray | None = None
+    low: np.ndarray | None = None
+    gamma_low: np.ndarray | None = None
 
 
 def _leave_one_out_refs(part, refs, loo, padded, geom, ap):

@@ -188,7 +188,7 @@ class EMParams:
     init: str = "auto"
     init_restarts: int = 10
     marching: bool = True
-    r_start: int = None
+    r_start: int | None = None
     fsc_threshold: float = 0.5
     march_step: int = 2
     fsc_weight: bool = True

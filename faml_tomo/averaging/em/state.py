@@ -79,22 +79,22 @@ class EMState:
     class_changes: list = field(default_factory=list)
     average_change: list = field(default_factory=list)
     converged: bool = False
-    r_current: int = None
+    r_current: int | None = None
     radius: list = field(default_factory=list)
     fsc_radius: list = field(default_factory=list)
-    fsc: list = None
-    classes: np.ndarray = None
-    max_posterior: np.ndarray = None
-    rotations: np.ndarray = None
-    shifts: np.ndarray = None
-    n_candidates: np.ndarray = None
-    scores: np.ndarray = None
-    logliks: np.ndarray = None
+    fsc: list | None = None
+    classes: np.ndarray | None = None
+    max_posterior: np.ndarray | None = None
+    rotations: np.ndarray | None = None
+    shifts: np.ndarray | None = None
+    n_candidates: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    logliks: np.ndarray | None = None
     reseeded: list = field(default_factory=list)
-    half_spectra: np.ndarray = None
-    half_gamma: np.ndarray = None
-    fsc_classes: np.ndarray = None
-    coverage: np.ndarray = None
+    half_spectra: np.ndarray | None = None
+    half_gamma: np.ndarray | None = None
+    fsc_classes: np.ndarray | None = None
+    coverage: np.ndarray | None = None
 
 
 @dataclass
@@ -104,9 +104,9 @@ class ChunkStats:
     num: np.ndarray            # (K, M) complex: sum gamma R^-1 (w X)
     wsum: np.ndarray           # (K, M): sum gamma R^-1 w
     gamma: np.ndarray          # (K,): sum gamma
-    num_half: np.ndarray = None    # (K, M) complex: num over the first half-set
-    wsum_half: np.ndarray = None   # (K, M): wsum over the first half-set
-    gamma_half: np.ndarray = None  # (K,): gamma over the first half-set
+    num_half: np.ndarray | None = None    # (K, M) complex: num over the first half-set
+    wsum_half: np.ndarray | None = None   # (K, M): wsum over the first half-set
+    gamma_half: np.ndarray | None = None  # (K,): gamma over the first half-set
     sq: float = 0.0            # sum gamma D
     t2: float = 0.0            # sum gamma |t|^2
     missing: float = 0.0       # sum (J - J_i^o)
@@ -238,17 +238,17 @@ class ClassificationResult:
     converged: bool
     mode: str
     seed: int
-    radius: list = None
-    fsc_radius: list = None
-    logliks: np.ndarray = None
-    fsc: np.ndarray = None
-    fsc_shells: np.ndarray = None
+    radius: list | None = None
+    fsc_radius: list | None = None
+    logliks: np.ndarray | None = None
+    fsc: np.ndarray | None = None
+    fsc_shells: np.ndarray | None = None
     reseeded: list = field(default_factory=list)
     gold_standard: bool = False
-    fsc_classes: np.ndarray = None
-    subsets: np.ndarray = None
-    join_radius: int = None
-    coverage_gaps: np.ndarray = None
+    fsc_classes: np.ndarray | None = None
+    subsets: np.ndarray | None = None
+    join_radius: int | None = None
+    coverage_gaps: np.ndarray | None = None
 
     def euler_angles(self):
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,

@@ -59,7 +59,7 @@ def _draw_position(slab: SlabGeometry, radius_vox: float, surface: bool,
     nz, ny, nx = slab.shape
     m = radius_vox + 3
     x, y = rng.uniform(m, nx - m), rng.uniform(m, ny - m)
-    lo, hi = slab.bounds(x)
+    lo, hi = (float(v) for v in slab.bounds(x))
     if surface:
         # from touching the surface inside to touching it outside
         off = rng.uniform(-1.0, 1.0) * radius_vox
@@ -130,7 +130,10 @@ def place_beads(slab: SlabGeometry, n: int, diameter_A: float, rng: np.random.Ge
     px = slab.pixel_size_A
     diam = np.clip(diameter_A * (1 + diameter_sd * rng.standard_normal(n)), 50.0, 200.0)
     dmin = (min_distance_A or 2.0 * diameter_A) / px
-    pos, radii, fr, groups = [], [], [], []
+    pos: list = []
+    radii: list = []
+    fr: list = []
+    groups: list = []
     for k in range(n):
         r = 0.5 * diam[k] / px
         p, g, f = None, len(pos), 1.0
@@ -207,7 +210,7 @@ def bead_wave_profile(diameter_A: float, voltage_kv: float, kmax: float,
 
 
 def project_beads(positions: np.ndarray, angle_deg: float,
-                  shape: Tuple[int, int, int]) -> np.ndarray:
+                  shape: Tuple[int, ...]) -> np.ndarray:
     """Image positions ``(u, v)`` (tomogram pixels) of bead centres at a
     tilt: ``u = (x - cx) cos + (z - cz) sin + cx``, ``v = y``; shape (n, 2)."""
     nz, ny, nx = shape

@@ -91,7 +91,7 @@ def interaction_constant(voltage_kv: float) -> float:
     return 2 * math.pi * m * _E * lam / _H ** 2 * 1e-10
 
 
-def frequency_grid(shape: Tuple[int, int], sampling_A: float,
+def frequency_grid(shape: Tuple[int, ...], sampling_A: float,
                    half: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Squared spatial frequency and its azimuth on an FFT grid.
 

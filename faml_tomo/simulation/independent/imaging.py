@@ -54,7 +54,7 @@ class TiltImager:
         Render-grid sampling, Å.
     """
 
-    def __init__(self, image_shape: Tuple[int, int], pixel_size_A: float, optics: Optics,
+    def __init__(self, image_shape: Tuple[int, ...], pixel_size_A: float, optics: Optics,
                  binning: int = 1, render_sampling_A: float = 2.5,
                  amplitude_contrast: float = 0.07):
         self.shape = tuple(int(n) for n in image_shape)
@@ -70,7 +70,7 @@ class TiltImager:
         a = amplitude_contrast
         self.absorption_ratio = a / math.sqrt(1 - a * a)
         self._k2, self._az = frequency_grid(self.fine_shape, self.sampling_A)
-        self._transfer_cache = {}
+        self._transfer_cache: dict = {}
 
     @property
     def band_limit(self) -> float:
@@ -131,7 +131,7 @@ class TiltImager:
         wave.real = np.cos(phase)
         wave.imag = np.sin(phase)
         wave *= amp
-        if bead_uv is not None and len(bead_uv):
+        if bead_uv is not None and len(bead_uv) and bead_profiles is not None:
             stamp_beads(wave, fine_coordinate(bead_uv, self.m), bead_profiles,
                         self.sampling_A)
         return wave

@@ -147,9 +147,10 @@ def dose_weight(image: np.ndarray, exposure_e_per_A2: float, pixel_size_A: float
         np.sqrt(k2), exposure_e_per_A2, voltage_kv))
 
 
-def preprocess_series(stack: np.ndarray, defocus_um: Sequence[float],
-                      exposure_e_per_A2: Sequence[float], optics: Optics, pixel_size_A: float,
-                      misalignment_px: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+def preprocess_series(stack: np.ndarray, defocus_um: "Sequence[float] | np.ndarray",
+                      exposure_e_per_A2: "Sequence[float] | np.ndarray", optics: Optics,
+                      pixel_size_A: float,
+                      misalignment_px: Optional[Tuple[np.ndarray, ...]] = None,
                       ctf_method: str = "phase-flip",
                       wiener_snr: float = 1.0, weighting: bool = True) -> np.ndarray:
     """Normalise, warp, CTF-correct and dose-weight a tilt series.

@@ -19,7 +19,7 @@ __all__ = ["local_box", "occupancy", "add_ellipsoid", "add_sphere", "add_sphere_
            "paste_map", "union"]
 
 
-def local_box(shape: Tuple[int, int, int], centre_xyz: Sequence[float],
+def local_box(shape: Tuple[int, ...], centre_xyz: Sequence[float],
               half_vox: float) -> Optional[Tuple[tuple, np.ndarray, np.ndarray, np.ndarray]]:
     """Slices of the box of half-size ``half_vox`` around a centre and the
     voxel offsets from the centre.
@@ -66,7 +66,8 @@ def union(vol: np.ndarray, slices: tuple, values: np.ndarray) -> None:
     vol[slices] = np.where(np.abs(values) > np.abs(old), values, old)
 
 
-def add_ellipsoid(vol: np.ndarray, centre_xyz: Sequence[float], semi_axes_A: Sequence[float],
+def add_ellipsoid(vol: np.ndarray, centre_xyz: Sequence[float],
+                  semi_axes_A: "Sequence[float] | np.ndarray",
                   rotation: np.ndarray, value: float, pixel_size_A: float,
                   edge_A: float) -> None:
     """Draw a uniform ellipsoid (in place, union).
@@ -141,6 +142,8 @@ def add_sphere_cluster(vol: np.ndarray, centres_xyz: np.ndarray, radii_A: np.nda
     for c, r in zip(centres - mid, radii):
         d = np.sqrt((dx - c[0]) ** 2 + (dy - c[1]) ** 2 + (dz - c[2]) ** 2) * px - np.float32(r)
         dist = d if dist is None else np.minimum(dist, d)
+    if dist is None:
+        return
     union(vol, sl, value * occupancy(dist, edge_A))
 
 

@@ -71,7 +71,7 @@ class SimulationResult:
     bead_diameter_A: float
     pixel_size_A: float
     params: IndependentParams
-    misalignments_px: Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]
+    misalignments_px: Dict[str, Tuple[np.ndarray, ...]]
     defocus_um: np.ndarray
     dose_e_per_A2: np.ndarray
     exposure_e_per_A2: np.ndarray
@@ -103,12 +103,12 @@ def make_slab(params: IndependentParams, rng: np.random.Generator) -> SlabGeomet
 
 def _misalignment_arrays(misalignments: Optional[Mapping[str, Misalignment]], n: int,
                          pixel_size_A: float) -> Dict[str, Tuple[np.ndarray, ...]]:
+    out: Dict[str, Tuple[np.ndarray, ...]] = {}
     if misalignments is None:
         misalignments = {"aligned": (0.0, 0.0, 0.0)}
     if not isinstance(misalignments, Mapping) or not misalignments:
         raise InputError("misalignments must be a non-empty dict of name -> "
                          "(shift_x_A, shift_y_A, rotation_deg)")
-    out = {}
     for name, value in misalignments.items():
         if not isinstance(name, str) or len(value) != 3:
             raise InputError(f"misalignment {name!r} must map a name to "

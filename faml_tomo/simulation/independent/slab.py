@@ -54,14 +54,14 @@ class SlabGeometry:
         nz, ny, nx = self.shape
         return nx // 2, ny // 2, nz // 2
 
-    def thickness_at(self, x: np.ndarray) -> np.ndarray:
+    def thickness_at(self, x: "float | np.ndarray") -> np.ndarray:
         """Slab thickness in Å at voxel column(s) ``x`` (at least 10 % of
         the mean)."""
         nx = self.shape[2]
         t = self.thickness_A * (1 + self.gradient * (np.asarray(x, float) - nx // 2) / nx)
         return np.maximum(t, 0.1 * self.thickness_A)
 
-    def bounds(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def bounds(self, x: "float | np.ndarray") -> Tuple[np.ndarray, np.ndarray]:
         """Bottom and top surface ``z`` (voxels) at column(s) ``x``."""
         half = 0.5 * self.thickness_at(x) / self.pixel_size_A
         cz = self.shape[0] // 2
@@ -86,7 +86,8 @@ class SlabGeometry:
         xc = cx + (np.asarray(u, float) - cx) / np.cos(th)
         return self.thickness_at(xc) / np.cos(th)
 
-    def carbon_path_A(self, u: np.ndarray, v: np.ndarray, angle_deg: float) -> np.ndarray:
+    def carbon_path_A(self, u: np.ndarray, v: "float | np.ndarray",
+                      angle_deg: float) -> np.ndarray:
         """Path length (Å) through the carbon layer of the rays reaching
         image points ``(u, v)`` (tomogram pixels, broadcast)."""
         u, v = np.asarray(u, float), np.asarray(v, float)
@@ -112,7 +113,7 @@ class SlabGeometry:
             lz = np.clip(lz, 0.0, depth)
         return lz * self.pixel_size_A / np.cos(th)
 
-    def log_amplitude(self, u: np.ndarray, v: np.ndarray, angle_deg: float,
+    def log_amplitude(self, u: np.ndarray, v: "float | np.ndarray", angle_deg: float,
                       ice_mfp_A: float, carbon_mfp_A: float) -> np.ndarray:
         """Log of the wave amplitude left by inelastic scattering (zero-loss
         filtered), ``-(L_ice / mfp_ice + L_carbon / mfp_carbon) / 2`` with the

@@ -12,7 +12,7 @@ thickness. The carbon film is an amorphous layer (potential modulated by
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -131,10 +131,13 @@ def load_density_maps(folder: str, pixel_size_A: float) -> Tuple[np.ndarray, ...
     return tuple(_read_map(str(p), float(pixel_size_A)) for p in paths)
 
 
-def _add_structures(vol: np.ndarray, slab: SlabGeometry, folder: str, n: int, value: float,
+def _add_structures(vol: np.ndarray, slab: SlabGeometry, folder: Optional[str], n: int,
+                    value: float,
                     rng: np.random.Generator) -> None:
     """Paste ``n`` maps in random orientations, scaled so that their
     dense part (above 20 % of the maximum) has the protein potential."""
+    if folder is None:
+        raise InputError("structures need a folder of density maps (structures_dir)")
     maps = load_density_maps(folder, slab.pixel_size_A)
     for _ in range(n):
         m = maps[int(rng.integers(len(maps)))]
