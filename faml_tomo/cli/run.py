@@ -17,7 +17,10 @@ _RUNNERS = {"classify": ("faml_tomo.averaging.job:ClassifyJob", "classify"),
             "peak-high-contrast": ("faml_tomo.fiducials.job:FiducialJob",
                                    "peak_high_contrast"),
             "detect-misalignment": ("faml_tomo.misalignment.job:MisalignmentJob",
-                                    "detect_misalignment")}
+                                    "detect_misalignment"),
+            "simulate subtomograms": ("faml_tomo.simulation.job:SubtomogramSimJob",
+                                      "simulate"),
+            "simulate tomogram": ("faml_tomo.simulation.job:TomogramSimJob", "simulate")}
 
 
 def add_parser(subparsers):

@@ -131,3 +131,31 @@ def test_misalignment_form_command_line_and_api_share_each_default():
     assert any("strong threshold" in p for p in
                MisalignmentJob(tomograms=("t.mrc",), coords=("c.star",),
                                strong_threshold=2.0).problems())
+
+
+def test_simulation_jobs_share_defaults_and_replay(tmp_path):
+    import dataclasses
+
+    from faml_tomo.simulation.job import SubtomogramSimJob, TomogramSimJob
+    for job_cls, argv in ((SubtomogramSimJob, ["simulate", "subtomograms", "--out", "o"]),
+                          (TomogramSimJob, ["simulate", "tomogram", "--out", "o"])):
+        args = vars(build_parser().parse_args(argv))
+        for f in dataclasses.fields(job_cls):
+            value = tuple(args[f.name]) if isinstance(f.default, tuple) else args[f.name]
+            assert value == f.default, (job_cls.TASK, f.name)
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["simulate", "subtomograms", "--structure", "ring7", "twolobe", "--count",
+                 "2", "2", "--box", "20", "--seed", "3", "--out", str(first)]) == 0
+    assert main(["run", str(first / "job.json"), "--out", str(again)]) == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*")
+                   if p.suffix in (".mrc", ".star"))
+    assert len(files) >= 5
+    for name in files:
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    tomo, tomo2 = tmp_path / "tomo", tmp_path / "tomo2"
+    assert main(["simulate", "tomogram", "--size", "64", "64", "--thickness", "32",
+                 "--slab-thickness", "400",
+                 "--beads", "3", "--tilt-step", "10", "--misalignment", "bananas",
+                 "--magnitude", "40", "--seed", "2", "--out", str(tomo)]) == 0
+    assert main(["run", str(tomo / "job.json"), "--out", str(tomo2)]) == 0
+    assert (tomo / "TS_01.mrc").read_bytes() == (tomo2 / "TS_01.mrc").read_bytes()
