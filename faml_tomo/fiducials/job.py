@@ -119,12 +119,13 @@ def check_inputs(job: FiducialJob, out):
     output folder.  Returns the file stem of each tomogram and
     ``{path: Å/voxel}``."""
     from ..io.mrc import header_problems
-    from ..io.publish import check_output_folder, safe_name
+    from ..io.naming import tomogram_name
+    from ..io.publish import check_output_folder
     problems = job.problems()
     if problems:
         raise InputError(problems[0])
     params = job.params()
-    stems = [safe_name(t.name.split(".")[0]) for t in job.tomograms]
+    stems = [tomogram_name(t) for t in job.tomograms]
     if len(set(stems)) != len(stems):
         raise InputError("tomograms must have distinct names (their coordinates files are "
                          "named after them)")

@@ -32,7 +32,7 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RUN_MARKER", "safe_name", "file_mode", "check_output_folder",
+__all__ = ["RUN_MARKER", "file_mode", "check_output_folder",
            "read_run_marker", "Publication"]
 
 RUN_MARKER = "faml_run.json"
@@ -47,26 +47,6 @@ _ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$")
 def is_atomic_temp(name: str) -> bool:
     """Whether a file name is one of ``atomic_path`` (:mod:`.mrc`)'s temporaries."""
     return bool(_ATOMIC_TMP.match(name))
-
-
-def safe_name(key: object, fallback: str = "item") -> str:
-    """A file-name-safe form of an id (tomogram name, tsId, object id).
-
-    Letters, digits, ``-``, ``_`` and ``.`` are kept, every other character
-    (``/``, spaces, ...) becomes ``_``; a leading dot becomes ``_`` so the
-    name can neither climb out of a folder (``..``) nor hide.
-
-    Examples
-    --------
-    >>> safe_name("../TS 01")
-    '___TS_01'
-    >>> safe_name("")
-    'item'
-    """
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(key))
-    stripped = name.lstrip(".")
-    name = "_" * (len(name) - len(stripped)) + stripped
-    return name or fallback
 
 
 def _umask() -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.naming import tomogram_name
 from ..jobs import coerce_fields, job_to_json, option
 from .decision import CRITERIA
 
@@ -87,14 +88,6 @@ class MisalignmentJob:
         return out
 
 
-def _tomo_name(path):
-    name = Path(path).name
-    for ext in (".mrc", ".rec", ".st", ".map"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return Path(path).stem
-
-
 def _numeric_coordinates(path, table):
     """``(n, 3)`` coordinates of a STAR table; an InputError names a value
     that is not a finite number."""
@@ -154,7 +147,7 @@ def read_coordinates(star_files, tomo_names):
                              f"rlnTomoName to say which tomogram a row belongs to")
         names = np.asarray(table[label]).astype(str)
         for name in np.unique(names):
-            key = _tomo_name(name)
+            key = tomogram_name(name)
             if key not in out:
                 logger.warning("%s: %d coordinates of %r match no tomogram given", path,
                                int(np.sum(names == name)), name)
@@ -177,7 +170,7 @@ def check_inputs(job: MisalignmentJob, out):
     problems = job.problems()
     if problems:
         raise InputError(problems[0])
-    names = [_tomo_name(p) for p in job.tomograms]
+    names = [tomogram_name(p) for p in job.tomograms]
     if len(set(names)) != len(names):
         raise InputError("two tomograms have the same name; rename one")
     for p in list(job.tomograms) + list(job.coords):

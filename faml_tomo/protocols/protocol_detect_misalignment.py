@@ -45,8 +45,8 @@ def form_default(name):
 def _box_name(ts, i):
     """File of the ``i``-th (0-based) bead box of tomogram ``ts``; the id is
     sanitised (a tsId may hold ``/`` or ``..``)."""
-    from ..io.publish import safe_name
-    return f"{safe_name(ts)}_{i + 1:04d}.mrc"
+    from ..io.naming import box_name
+    return box_name(ts, i)
 
 
 class ProtDetectMisalignment(EMProtocol):

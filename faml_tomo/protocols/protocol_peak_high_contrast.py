@@ -39,7 +39,7 @@ def form_default(name):
 def tomogram_key(tomo):
     """A file-name-safe key of a tomogram: its tsId, else its object id."""
     key = tomo.getTsId() if hasattr(tomo, "getTsId") and tomo.getTsId() else None
-    from ..io.publish import safe_name
+    from ..io.naming import safe_name
     return safe_name(key or f"tomo_{tomo.getObjId()}")
 
 

@@ -21,7 +21,8 @@ from faml_tomo.averaging.testing import phantom, simulate_subtomograms
 from faml_tomo.cli import main
 from faml_tomo.fiducials.phantom import bead_phantom
 from faml_tomo.io import write_mrc
-from faml_tomo.io.publish import RUN_MARKER, read_run_marker, safe_name
+from faml_tomo.io.naming import safe_name
+from faml_tomo.io.publish import RUN_MARKER, read_run_marker
 from faml_tomo.io.star import read_star, write_star
 
 # Files that record when and where a run happened, not what it found.

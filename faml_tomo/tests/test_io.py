@@ -105,3 +105,17 @@ def test_bad_voxel_size_and_error_type(tmp_path):
         write_mrc(tmp_path / "v.mrc", np.zeros((4, 4, 4)), 0)
     assert issubclass(MRCError, InputError) and issubclass(MRCError, ValueError)
     assert not (tmp_path / "v.mrc").exists()
+
+
+def test_one_tomogram_name_for_every_task():
+    """Fiducial files and misalignment matching name a tomogram the same way,
+    also with dots or spaces in the file name (the fiducial finder used the
+    part before the first dot, so 'TS_01.rec.mrc' and 'TS_01.mrc' collided
+    and detect-misalignment could not match them)."""
+    from faml_tomo.io.naming import box_name, tomogram_name
+    assert tomogram_name("a/TS_01.mrc") == "TS_01"
+    assert tomogram_name("TS_01.rec.mrc") == "TS_01.rec"
+    assert tomogram_name("TS_01.rec") == "TS_01"
+    assert tomogram_name("../my tomo.st") == "my_tomo"
+    assert tomogram_name(".mrc") == "_mrc"
+    assert box_name("../x", 0) == "___x_0001.mrc"
