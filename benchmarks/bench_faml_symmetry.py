@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,8 +42,10 @@ MAPS = {"3j9i": "D7", "1bxn": "D4", "2cg9": "C2"}
 
 
 def _data(name, args):
-    from faml_tomo.averaging.testing import load_structure, simulate_subtomograms
-    truth = -load_structure(STRUCTURES / f"{name}.mrc", args.voxel, args.box)
+    from faml_tomo.averaging.testing import simulate_subtomograms
+    from faml_tomo.simulation import load_structure
+    truth = -np.asarray(load_structure(STRUCTURES / f"{name}.mrc", args.voxel, args.box),
+                       float)
     return truth, simulate_subtomograms([truth], args.n, args.snr, seed=args.seed)
 
 
@@ -85,8 +88,9 @@ def _truth_symmetry(name, args):
     """How symmetric the map itself is: its symmetry score at its best frame."""
     from faml_tomo.averaging.symmetry import symmetry_group
     from faml_tomo.averaging.symmetry_frame import find_symmetry_frame
-    from faml_tomo.averaging.testing import load_structure
-    truth = -load_structure(STRUCTURES / f"{name}.mrc", args.voxel, args.box)
+    from faml_tomo.simulation import load_structure
+    truth = -np.asarray(load_structure(STRUCTURES / f"{name}.mrc", args.voxel, args.box),
+                       float)
     return find_symmetry_frame(truth, symmetry_group(MAPS[name]), seed=args.seed)[1]
 
 

@@ -14,12 +14,13 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import random_rotations, transform_volume
+from ..simulation.metrics import ncc as correlation  # one home of Pearson r
 from .fourier import spectrum, volume_from_spectrum
 from .wedge import wedge_mask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["phantom", "load_structure", "SimulatedSet", "simulate_subtomograms", "correlation",
+__all__ = ["phantom", "SimulatedSet", "simulate_subtomograms", "correlation",
            "aligned_correlation", "f1_score", "relative_pose_errors"]
 
 
@@ -66,39 +67,6 @@ def phantom(n=32, seed=0, n_blobs=8, radius=None, sigma=0.8):
     vol += 0.7 * np.exp(-perp2 / (2 * (0.12 * radius) ** 2)) * (np.abs(t - 0.4 * radius)
                                                                   < 0.6 * radius)
     return ndimage.gaussian_filter(vol, sigma)
-
-
-def load_structure(path, voxel_size=20.0, box=32):
-    """A density map resampled to ``voxel_size`` Å/px in a ``box``^3 box.
-
-    Parameters
-    ----------
-    path : str or Path
-        MRC map (e.g. ``../shared/data/structures/4v4r.mrc``, 10 Å/px).
-    voxel_size : float
-        Target voxel size in Å.
-    box : int
-        Output box; the map is centred on its centre of mass, then cropped
-        or zero-padded.
-
-    Returns
-    -------
-    numpy.ndarray, float64, shape (box, box, box)
-    """
-    from ..io.mrc import read_mrc, require_voxel_size
-    data, vs = read_mrc(path, dtype=np.float64)
-    vs = require_voxel_size(vs, path)
-    vol = ndimage.zoom(data, vs / voxel_size, order=3)
-    vol = np.clip(vol, 0, None)
-    com = np.array(ndimage.center_of_mass(vol))
-    vol = ndimage.shift(vol, np.array(vol.shape) // 2 - com, order=3)
-    out = np.zeros((box, box, box))
-    src = [slice(max(0, s // 2 - box // 2), max(0, s // 2 - box // 2) + min(s, box))
-           for s in vol.shape]
-    dst = [slice(max(0, box // 2 - s // 2), max(0, box // 2 - s // 2) + min(s, box))
-           for s in vol.shape]
-    out[tuple(dst)] = vol[tuple(src)]
-    return out
 
 
 @dataclass
@@ -171,17 +139,6 @@ def simulate_subtomograms(references, n_per_class, snr, tilt_range=(-60, 60), se
         vols[i] = volume_from_spectrum(spectrum(vol) * mask, n)
     return SimulatedSet(volumes=vols, rotations=rots, shifts=shifts, classes=classes,
                         references=refs, tilt_range=tuple(tilt_range), snr=float(snr))
-
-
-def correlation(a, b, mask=None):
-    """Pearson correlation of two volumes (optionally inside a boolean mask)."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if mask is not None:
-        a, b = a[mask], b[mask]
-    a = a - a.mean()
-    b = b - b.mean()
-    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
 
 
 def aligned_correlation(average, truth, params=None):
