@@ -4,9 +4,10 @@ Each case runs a task on a small procedural data set (no ``../shared``) and
 returns its outputs as named arrays; ``python -m faml_tomo.tests.golden``
 records them in ``faml_tomo/tests/data/golden_<task>.npz`` and
 ``test_golden_outputs.py`` compares a fresh run with the recording byte for
-byte (same machine type and pinned versions as CI: a change of numpy, BLAS
-or CPU may change the last bits, and then the recording is remade after
-checking the difference is rounding only).
+byte (same machine type, pinned versions and one thread, as CI: a change of
+numpy, BLAS, CPU or thread count may change the last bits, and then the
+recording is remade after checking the difference is rounding only).  Record
+with ``OMP_NUM_THREADS=1 python -m faml_tomo.tests.golden [task ...]``.
 """
 import sys
 from pathlib import Path
@@ -98,7 +99,49 @@ def _plain(d):
             if not k.startswith("time")}
 
 
-TASKS = {"classify": classify_outputs, "fiducials": fiducial_outputs}
+def simulation_outputs():
+    """name -> outputs of the simulator: subtomograms of two phantoms, and a
+    small misaligned tilt series with its tomogram."""
+    from faml_tomo.simulation import (AcquisitionParams, SlabParams, SubtomogramParams,
+                                      get_structure, misalignment_preset, reconstruct_wbp,
+                                      simulate_subtomograms, simulate_tilt_series)
+    refs = {n: get_structure(n, 20, 20.0, 240.0) for n in ("ring7", "twolobe")}
+    sset = simulate_subtomograms(refs, [2, 2], SubtomogramParams(box=20, pixel_size=20.0),
+                                 rng=3)
+    sp = SlabParams(nx=64, ny=64, nz=24, pixel_size=15.0, slab_thickness=300,
+                    bead_diameter=100, n_beads=3, n_vesicles=1)
+    acq = AcquisitionParams(tilt_step=10)
+    ts = simulate_tilt_series(sp, acq, misalignment_preset("bananas", 60, 13), rng=2)
+    return {"subtomograms": {"volumes": sset.volumes, "rotations": sset.truth.rotations,
+                             "shifts": sset.truth.shifts},
+            "tilt_series": {"images": ts.images, "beads": ts.beads,
+                            "tomogram": reconstruct_wbp(ts.images, ts.angles, sp.nz)}}
+
+
+def misalignment_outputs():
+    """name -> bead scores and decisions of the shipped networks on two small
+    simulated tomograms (aligned, and birds-misaligned)."""
+    from faml_tomo.misalignment.detect import score_tomogram
+    from faml_tomo.misalignment.predict import MisalignmentScorer
+    from faml_tomo.simulation import (AcquisitionParams, SlabParams, misalignment_preset,
+                                      reconstruct_wbp, simulate_tilt_series)
+    scorer = MisalignmentScorer()
+    out = {}
+    for i, (kind, mag) in enumerate((("none", 0), ("birds", 200))):
+        sp = SlabParams(nx=128, ny=128, nz=48, pixel_size=15.0, slab_thickness=600,
+                        bead_diameter=100, n_beads=5, n_vesicles=0)
+        ts = simulate_tilt_series(sp, AcquisitionParams(tilt_step=4),
+                                  misalignment_preset(kind, mag, 31), rng=i)
+        tomo = reconstruct_wbp(ts.images, ts.angles, sp.nz)
+        r = score_tomogram(kind, tomo, ts.beads, 15.0, 100.0, scorer, weak_threshold=0.5)
+        out[kind] = {"strong": r.strong, "weak": r.weak,
+                     "decision": np.array([r.decision.label, repr(r.decision.strong_score),
+                                           repr(r.decision.weak_score)])}
+    return out
+
+
+TASKS = {"classify": classify_outputs, "fiducials": fiducial_outputs,
+         "simulation": simulation_outputs, "misalignment": misalignment_outputs}
 
 
 def flatten(outputs):
