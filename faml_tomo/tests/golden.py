@@ -140,8 +140,17 @@ def misalignment_outputs():
     return out
 
 
+def training_data_outputs():
+    """name -> one simulated training specimen of the misalignment networks
+    (boxes, labels, residuals; small field of view)."""
+    from faml_tomo.misalignment.dataset import simulate_specimen
+    r = simulate_specimen(11, "train", 0, image_size=128, n_beads=8)
+    return {"specimen": {k: v for k, v in r.items() if k != "seconds"}}
+
+
 TASKS = {"classify": classify_outputs, "fiducials": fiducial_outputs,
-         "simulation": simulation_outputs, "misalignment": misalignment_outputs}
+         "simulation": simulation_outputs, "misalignment": misalignment_outputs,
+         "training_data": training_data_outputs}
 
 
 def flatten(outputs):

@@ -9,7 +9,7 @@ from faml_tomo.tests.golden import DATA, TASKS, flatten
 
 # their last bits depend on the number of BLAS / TensorFlow threads; recorded
 # with one, as `make test` (and so CI) runs
-THREAD_SENSITIVE = {"simulation", "misalignment"}
+THREAD_SENSITIVE = {"simulation", "misalignment", "training_data"}
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
