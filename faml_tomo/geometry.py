@@ -25,7 +25,10 @@ Conventions (used everywhere in the package; see the README):
 * Scipion stores ``M`` with ``particle(r) = reference(M r)``
   (``tomo.objects.convertMatrix``), i.e. ``M = [[R, t], [0, 1]]^-1``.
 """
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
@@ -35,7 +38,7 @@ __all__ = ["euler_to_matrix", "matrix_to_euler", "origin_from_shift", "shift_fro
            "rigid_matrix4"]
 
 
-def euler_to_matrix(angles):
+def euler_to_matrix(angles: ArrayLike) -> np.ndarray:
     """Active rotation matrices from RELION ZYZ Euler angles.
 
     Parameters
@@ -52,26 +55,26 @@ def euler_to_matrix(angles):
     return Rotation.from_euler("ZYZ", angles, degrees=True).inv().as_matrix()
 
 
-def matrix_to_euler(matrices):
+def matrix_to_euler(matrices: ArrayLike) -> np.ndarray:
     """RELION ZYZ Euler angles ``(rot, tilt, psi)`` in degrees of active
     rotation matrices (inverse of :func:`euler_to_matrix`); tilt in [0, 180]."""
     return Rotation.from_matrix(matrices).inv().as_euler("ZYZ", degrees=True)
 
 
-def origin_from_shift(shifts, voxel_size):
+def origin_from_shift(shifts: ArrayLike, voxel_size: float) -> np.ndarray:
     """RELION's ``rlnOriginX/Y/ZAngst`` of shifts ``t`` in voxels: ``-t``
     times the voxel size (RELION moves the particle by its origin onto the
     reference)."""
     return -np.asarray(shifts, dtype=float) * float(voxel_size)
 
 
-def shift_from_origin(origins, voxel_size):
+def shift_from_origin(origins: ArrayLike, voxel_size: float) -> np.ndarray:
     """Shifts ``t`` in voxels from RELION's ``rlnOriginX/Y/ZAngst``
     (inverse of :func:`origin_from_shift`)."""
     return -np.asarray(origins, dtype=float) / float(voxel_size)
 
 
-def random_rotations(n, rng, axis=None):
+def random_rotations(n: int, rng: np.random.Generator, axis: str | None = None) -> np.ndarray:
     """Rotations drawn uniformly (Haar measure on SO(3)).
 
     Parameters
@@ -95,7 +98,7 @@ def random_rotations(n, rng, axis=None):
     return Rotation.from_rotvec(np.outer(ang, vec)).as_matrix()
 
 
-def rotation_angle_deg(r1, r2):
+def rotation_angle_deg(r1: ArrayLike, r2: ArrayLike) -> np.ndarray:
     """Angle in degrees of the rotation ``r1^T r2`` (geodesic distance on
     SO(3)); broadcasts over leading dimensions."""
     r1 = np.asarray(r1)
@@ -104,14 +107,15 @@ def rotation_angle_deg(r1, r2):
     return np.degrees(np.arccos(np.clip((tr - 1) / 2, -1, 1)))
 
 
-def box_center(shape):
+def box_center(shape: Sequence[int]) -> np.ndarray:
     """Rotation centre ``(x, y, z)`` in voxels of a ``[z, y, x]`` box."""
     nz, ny, nx = shape
     return np.array([nx // 2, ny // 2, nz // 2], dtype=float)
 
 
-def transform_volume(vol, rotation=None, shift=None, order=3, mode="constant",
-                     cval=0.0, output_shape=None):
+def transform_volume(vol: ArrayLike, rotation: ArrayLike | None = None,
+                     shift: ArrayLike | None = None, order: int = 3, mode: str = "constant",
+                     cval: float = 0.0, output_shape: Sequence[int] | None = None) -> np.ndarray:
     """Apply a rigid transform to a volume, as in the module convention.
 
     Parameters
@@ -147,7 +151,7 @@ def transform_volume(vol, rotation=None, shift=None, order=3, mode="constant",
                                     output_shape=out_shape, prefilter=order > 1)
 
 
-def rigid_matrix4(rotation, shift):
+def rigid_matrix4(rotation: ArrayLike, shift: ArrayLike) -> np.ndarray:
     """4x4 homogeneous matrix ``[[R, t], [0, 1]]`` (shift in the unit given)."""
     m = np.eye(4)
     m[:3, :3] = rotation

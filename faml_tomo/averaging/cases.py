@@ -306,13 +306,15 @@ def subtle_pair(structures_dir, folder, base: str = "4v4r", fraction: float = 0.
     ``benchmarks/bench_faml_classify_snr.py``."""
     import json
 
-    from ..io.mrc import read_mrc, write_mrc
+    from ..io.mrc import read_mrc, require_voxel_size, write_mrc
     folder = Path(folder)
     cut_path = folder / f"{base}_cut.mrc"
     info = folder / "pair.json"
     if cut_path.is_file() and info.is_file():
         return json.loads(info.read_text())["removed_mass_fraction"]
-    vol, voxel = read_mrc(Path(structures_dir) / f"{base}.mrc")
+    source = Path(structures_dir) / f"{base}.mrc"
+    vol, header_voxel = read_mrc(source)
+    voxel = require_voxel_size(header_voxel, source)
     vol = np.clip(np.asarray(vol, float), 0, None)
     cut, removed, radius = cut_surface(vol, fraction)
     folder.mkdir(parents=True, exist_ok=True)

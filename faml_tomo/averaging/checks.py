@@ -118,9 +118,9 @@ def particle_problems(paths: Sequence, voxel_size: Optional[float] = None,
             if shape is not None and s != shape:
                 problems.append(f"{p}: {what} box {_fmt(s)} differs from the "
                                 f"subtomograms' {_fmt(shape)}")
-    info = (ParticleSetInfo(int(shape[0]), float(voxel_size))
-            if not problems and shape is not None and voxel_size else None)
-    return problems, info
+    result = (ParticleSetInfo(int(shape[0]), float(voxel_size))
+              if not problems and shape is not None and voxel_size else None)
+    return problems, result
 
 
 def check_particles(paths: Sequence, voxel_size: Optional[float] = None,

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .. import __version__
+from ..typealiases import PathLike
 from .mrc import atomic_path
 
 __all__ = ["write_job_json", "read_job_json"]
@@ -27,7 +28,8 @@ def _jsonable(value):
     return value
 
 
-def write_job_json(path, command, params, seed=None, extra=None, job=None):
+def write_job_json(path: PathLike, command: str, params: dict, seed: int | None = None,
+                   extra: dict | None = None, job: dict | None = None) -> PathLike:
     """Write a job record atomically.
 
     Parameters
@@ -67,7 +69,7 @@ def write_job_json(path, command, params, seed=None, extra=None, job=None):
     return path
 
 
-def read_job_json(path):
+def read_job_json(path: PathLike) -> dict:
     """Read a job record written by :func:`write_job_json`."""
     with open(path) as fh:
         return json.load(fh)

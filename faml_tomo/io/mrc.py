@@ -12,12 +12,15 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Optional
 
 import mrcfile
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import __version__
+from ..typealiases import PathLike
 from ..errors import InputError
 from .publish import file_mode, is_atomic_temp
 
@@ -52,7 +55,8 @@ class VolumeInfo:
     dtype: np.dtype
 
 
-def check_volume(data, name="volume", allow_non_finite=False):
+def check_volume(data: ArrayLike, name: str = "volume",
+                 allow_non_finite: bool = False) -> np.ndarray:
     """Check that ``data`` is a finite 3D numeric array.
 
     Parameters
@@ -137,7 +141,8 @@ def _voxel_size(mrc):
     return vs if np.isfinite(vs) and vs > 0 else None
 
 
-def require_voxel_size(voxel_size, path, hint="set it in the header"):
+def require_voxel_size(voxel_size: float | None, path: PathLike,
+                       hint: str = "set it in the header") -> float:
     """``voxel_size`` if it is a positive number, else an :class:`MRCError`
     naming ``path`` (an MRC without voxel size is never read as 1 Å/px).
 
@@ -149,7 +154,8 @@ def require_voxel_size(voxel_size, path, hint="set it in the header"):
     return float(voxel_size)
 
 
-def header_problems(paths, voxel_size=None, hint="give the voxel size"):
+def header_problems(paths: Sequence[PathLike], voxel_size: float | None = None,
+                    hint: str = "give the voxel size") -> tuple[list, dict]:
     """Read the headers of volumes before any work.
 
     Parameters
@@ -169,7 +175,8 @@ def header_problems(paths, voxel_size=None, hint="give the voxel size"):
         ``{path: VolumeInfo}`` of the readable files, with ``voxel_size``
         replaced by the one given.
     """
-    problems, infos = [], {}
+    problems: list[str] = []
+    infos: dict = {}
     if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
         return [f"voxel size must be > 0 Å, got {voxel_size}"], infos
     for p in paths:
@@ -187,7 +194,7 @@ def header_problems(paths, voxel_size=None, hint="give the voxel size"):
     return problems, infos
 
 
-def read_mrc_header(path):
+def read_mrc_header(path: PathLike) -> VolumeInfo:
     """Read only the header of an MRC file.
 
     Parameters
@@ -209,7 +216,8 @@ def read_mrc_header(path):
                           _voxel_size(mrc), mrc.data.dtype)
 
 
-def read_mrc(path, dtype=np.float32, check_finite=True):
+def read_mrc(path: PathLike, dtype: DTypeLike = np.float32,
+             check_finite: bool = True) -> tuple[np.ndarray, float | None]:
     """Read a 3D MRC volume into memory.
 
     Parameters
@@ -288,7 +296,7 @@ class atomic_path:
         self.path = Path(path)
         self.tmp = None
 
-    def remove_stale(self):
+    def remove_stale(self) -> None:
         """Delete temporary files of earlier writes of this path that a
         killed process left behind (only one writer per path at a time)."""
         for old in self.path.parent.glob(f".{self.path.name}.*.tmp{self.path.suffix}"):
@@ -313,7 +321,8 @@ class atomic_path:
         return False
 
 
-def write_mrc(path, data, voxel_size, origin=None, check_finite=True):
+def write_mrc(path: PathLike, data: ArrayLike, voxel_size: float,
+              origin: Sequence[float] | None = None, check_finite: bool = True) -> Path:
     """Write a 3D volume atomically as a float32 MRC file.
 
     Parameters

@@ -33,11 +33,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
 
 from ..errors import InputError
+from ..typealiases import PathLike
 from .star import StarError, read_star_blocks, write_star_blocks
 
 logger = logging.getLogger(__name__)
@@ -163,7 +165,7 @@ def _resolve(names, path):
             for n in names]
 
 
-def read_particle_star(path) -> ParticleStar:
+def read_particle_star(path: PathLike) -> ParticleStar:
     """Read a particle STAR file of pre-extracted 3D subtomograms.
 
     Parameters
@@ -250,7 +252,7 @@ def read_particle_star(path) -> ParticleStar:
                         flavour=flavour, voxel_size=voxel, tilt_ranges=tilt)
 
 
-def tomogram_tilt_ranges(tomograms_star, names=None) -> dict:
+def tomogram_tilt_ranges(tomograms_star: PathLike, names: set | None = None) -> dict:
     """Tilt range of each tomogram of a RELION 5 ``tomograms.star``.
 
     The per-tilt table of each tomogram (``rlnTomoTiltSeriesStarFile``,
@@ -339,9 +341,10 @@ def _optics_for_output(source, voxel_size, box, acquisition):
     return optics
 
 
-def write_relion5_particles(path, results: dict, n_particles: int, voxel_size: float,
+def write_relion5_particles(path: PathLike, results: dict, n_particles: int, voxel_size: float,
                             box: int, source: Optional[ParticleStar] = None,
-                            image_names=None, extra: Optional[dict] = None,
+                            image_names: Sequence[str] | None = None,
+                            extra: Optional[dict] = None,
                             acquisition: Optional[Acquisition] = None) -> Path:
     """Write a RELION 5 particle file of 3D subtomograms.
 

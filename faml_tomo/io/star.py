@@ -27,6 +27,7 @@ import numpy as np
 from emtable import Table
 
 from ..errors import InputError
+from ..typealiases import PathLike
 from .mrc import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _write_pairs(fh, name, pairs):
     fh.write("\n")
 
 
-def write_star_blocks(path, blocks, version=30001):
+def write_star_blocks(path: PathLike, blocks: Mapping, version: int = 30001) -> Path:
     """Write several data blocks into one STAR file, atomically.
 
     Parameters
@@ -153,7 +154,7 @@ def write_star_blocks(path, blocks, version=30001):
     return path
 
 
-def write_star(path, data, block_name=""):
+def write_star(path: PathLike, data: Mapping, block_name: str = "") -> Path:
     """Write one table as a STAR file, atomically.
 
     Parameters
@@ -256,12 +257,13 @@ def _block_dict(block, dtypes=None):
     return {lab: conv(lab, [r[i] for r in rows]) for i, lab in enumerate(labels)}
 
 
-def star_block_names(path):
+def star_block_names(path: PathLike) -> list[str]:
     """Names of the data blocks of a STAR file, in file order."""
     return list(_parse(_check_path(path)))
 
 
-def read_star(path, block_name=None, dtypes=None):
+def read_star(path: PathLike, block_name: str | None = None,
+              dtypes: Mapping | None = None) -> dict:
     """Read one data block of a STAR file.
 
     Parameters
@@ -300,7 +302,7 @@ def read_star(path, block_name=None, dtypes=None):
     return _block_dict(blocks[block_name], dtypes)
 
 
-def read_star_blocks(path, dtypes=None):
+def read_star_blocks(path: PathLike, dtypes: Mapping | None = None) -> dict:
     """Read every data block: ``{block_name: {label: column or scalar}}``
     (``dtypes`` as in :func:`read_star`, applied to every block)."""
     path = _check_path(path)

@@ -4,12 +4,15 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...errors import InputError
 from ...io.mrc import atomic_path
+from ...typealiases import PathLike
 from ..align import band_geometry
 from ..coverage import class_coverage, gap_message
 from ..halves import HalfSets, joined_spectra, random_halves, shell_index
@@ -21,8 +24,8 @@ from .model import _hybrid, _lowpass, _m_step, _reference, check_mask
 from .params import EMParams
 from .reseed import _reseed_starved, _starved
 from .start import _initial_state
-from .state import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, EMState, _load_checkpoint, _result,
-                    _save_checkpoint)
+from .state import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, ClassificationResult, EMState,
+                    _load_checkpoint, _result, _save_checkpoint)
 from .symframe import _active, _frame_switch, _symmetrized, _to_symmetry_frame
 
 logger = logging.getLogger(__name__)
@@ -38,7 +41,8 @@ def _as_tilt_ranges(tilt_range, n_particles):
     return [tr] * n_particles
 
 
-def prepare_data(subtomograms, tilt_range, params=None):
+def prepare_data(subtomograms: Any, tilt_range: Sequence,
+                 params: EMParams | None = None) -> list:
     """Check and expand all subtomograms in this process.
 
     Parameters
@@ -140,9 +144,11 @@ def _run_consensus(runner, params, checkpoint_dir, comm, mask):
                      checkpoint_name=CONSENSUS_CHECKPOINT_NAME)
 
 
-def classify(subtomograms, tilt_range=(-60, 60), params=None, references=None,
-             checkpoint_dir=None, callback=None, workers=1, comm=None, mask=None,
-             focus_mask=None, **overrides):
+def classify(subtomograms: Any, tilt_range: Sequence = (-60, 60),
+             params: EMParams | None = None, references: Sequence | None = None,
+             checkpoint_dir: PathLike | None = None, callback: Callable | None = None,
+             workers: int = 1, comm: Any = None, mask: np.ndarray | None = None,
+             focus_mask: np.ndarray | None = None, **overrides: Any) -> ClassificationResult:
     """FAML (or FA) averaging and classification of subtomograms.
 
     Parameters

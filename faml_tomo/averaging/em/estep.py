@@ -1,5 +1,6 @@
 """The E-step: candidate transforms, posteriors and sufficient statistics per subtomogram."""
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
@@ -234,8 +235,9 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None,
     acc.logliks.append(ll_i)
 
 
-def estep_chunk(parts, refs, alpha, sigma2, xi2, params, iteration, loo=None, halves=None,
-                ref_noise=None):
+def estep_chunk(parts: list, refs: list, alpha: np.ndarray, sigma2: float, xi2: float,
+                params: Any, iteration: int, loo: LeaveOneOut | None = None,
+                halves: Any = None, ref_noise: tuple | None = None) -> ChunkStats:
     """E-step statistics of a chunk of subtomograms (a pure function).
 
     Parameters

@@ -2,6 +2,7 @@
 hard means at known transforms."""
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ...errors import InputError
 from ..align import prepare_reference
@@ -42,7 +43,7 @@ def _reference(values, geom, align_params, mask=None, radius=None):
     return prepare_reference(spec=half, n=geom.n, params=align_params)
 
 
-def check_mask(mask, n):
+def check_mask(mask: ArrayLike, n: int) -> np.ndarray:
     """Check a reference mask for boxes of ``n`` voxels.
 
     Parameters

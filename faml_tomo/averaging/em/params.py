@@ -1,7 +1,10 @@
 """Settings of a FAML or FA run (:class:`EMParams`), checked and fingerprinted."""
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ...errors import InputError
 from ..align import AlignParams
@@ -200,18 +203,18 @@ class EMParams:
     shared_candidates: int = 10
     consensus_iterations: int = 20
 
-    def join_radius(self, n):
+    def join_radius(self, n: int) -> int:
         """Radius (shells) of the low-pass start: the first marching radius
         and the join radius of gold-standard half-sets, box ``n``."""
         r_min, r_max = self.align.band(n)
         r0 = max(3, n // 8) if self.r_start is None else int(self.r_start)
         return int(min(max(r0, r_min), r_max))
 
-    def start_radius(self, n):
+    def start_radius(self, n: int) -> int:
         """First E-step band radius for a box of ``n`` voxels."""
         return self.join_radius(n) if self.marching else self.align.band(n)[1]
 
-    def initial_split(self, references=None):
+    def initial_split(self, references: Sequence | None = None) -> str:
         """The initial split ``init`` resolves to (``"random"`` for ``K = 1``
         and with references, where no split is made)."""
         if int(self.n_classes) == 1 or references is not None:
@@ -221,12 +224,12 @@ class EMParams:
                     else "random")
         return self.init
 
-    def fsc_level(self):
+    def fsc_level(self) -> float:
         """FSC level that defines the resolution (0.143 for independent
         half-sets, ``fsc_threshold`` otherwise)."""
         return FSC_GOLD if self.gold_standard else self.fsc_threshold
 
-    def check(self, n_particles):
+    def check(self, n_particles: int) -> None:
         """Raise :class:`InputError` for unusable settings."""
         if self.mode not in _MODES:
             raise InputError(f"mode must be one of {_MODES}, got {self.mode!r}")
@@ -278,11 +281,11 @@ class EMParams:
             raise InputError(f"symmetry {self.align.symmetry!r}: write it as "
                              f"{check_symmetry(self.align.symmetry)!r}")
 
-    def group(self):
+    def group(self) -> np.ndarray:
         """Rotation matrices of the averages' point group, shape (G, 3, 3)."""
         return symmetry_group(self.align.symmetry)
 
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """Settings that change results (not the stopping rule), as JSON."""
         d = dataclasses.asdict(self)
         for k in ("max_iter", "tol", "class_tol"):

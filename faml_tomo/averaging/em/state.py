@@ -2,6 +2,7 @@
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -122,13 +123,15 @@ class ChunkStats:
     logliks: list = field(default_factory=list)
 
     @classmethod
-    def zeros(cls, k, m):
+    def zeros(cls, k: int, m: int) -> "ChunkStats":
         return cls(num=np.zeros((k, m), dtype=complex), wsum=np.zeros((k, m)),
                    gamma=np.zeros(k), num_half=np.zeros((k, m), dtype=complex),
                    wsum_half=np.zeros((k, m)), gamma_half=np.zeros(k))
 
-    def add(self, other):
+    def add(self, other: "ChunkStats") -> "ChunkStats":
         """Add ``other`` (the next chunk in order) into this one."""
+        assert self.num_half is not None and self.wsum_half is not None      # zeros()
+        assert self.gamma_half is not None
         self.num += other.num
         self.wsum += other.wsum
         self.num_half += other.num_half
@@ -250,7 +253,7 @@ class ClassificationResult:
     join_radius: int | None = None
     coverage_gaps: np.ndarray | None = None
 
-    def euler_angles(self):
+    def euler_angles(self) -> np.ndarray:
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
         shape (N, 3)."""
         return matrix_to_euler(self.rotations)
@@ -278,7 +281,7 @@ def _load_checkpoint(path, fingerprint):
     return EMState(**meta, **arrays)
 
 
-def result_from_state(state, params, n):
+def result_from_state(state: EMState, params: Any, n: int) -> ClassificationResult:
     """The :class:`ClassificationResult` of a state (e.g. in a ``callback``,
     to save every iteration's averages).
 
