@@ -169,7 +169,7 @@ class Candidates:
     def __len__(self):
         return len(self.xyz)
 
-    def take(self, index):
+    def take(self, index: np.ndarray) -> "Candidates":
         return Candidates(self.xyz[index], self.voxels[index], self.n_slices[index],
                           self.minimum[index])
 
@@ -197,7 +197,7 @@ class SliceVoter:
         self._count = 0
         self._prev = None        # (z, labels, first global id)
 
-    def add(self, z, objects):
+    def add(self, z: int, objects: SliceObjects) -> None:
         """Add the objects of slice ``z`` (slices must come in increasing z)."""
         n = len(objects)
         first = self._count
@@ -218,11 +218,11 @@ class SliceVoter:
         self._count += n
 
     @property
-    def n_objects(self):
+    def n_objects(self) -> int:
         """Number of 2D objects added so far."""
         return self._count
 
-    def candidates(self, min_slices=2, min_voxels=1):
+    def candidates(self, min_slices: int = 2, min_voxels: float = 1) -> "Candidates":
         """3D candidates from the chains of voted objects.
 
         Parameters

@@ -1,12 +1,14 @@
 """Scoring detections against known bead positions (tests, benchmarks)."""
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 __all__ = ["match_points"]
 
 
-def match_points(found, truth, max_distance, valid=None):
+def match_points(found: ArrayLike, truth: ArrayLike, max_distance: float,
+                 valid: ArrayLike | None = None) -> dict:
     """One-to-one matching of detections to true positions.
 
     Parameters

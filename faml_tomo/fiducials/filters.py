@@ -2,6 +2,8 @@
 step 1): moving average along Z, band-pass at the bead frequency with
 raised-cosine edges and a 2D Laplacian, one XY slice at a time so that a
 memory-mapped tomogram is never loaded whole."""
+from collections.abc import Iterator, Sequence
+from typing import Any
 import logging
 from collections import deque
 
@@ -21,7 +23,7 @@ PASS_LOW, PASS_HIGH = 1 / 1.1, 1 / 0.9
 EDGE_WIDTH = 0.5
 
 
-def raised_cosine_bandpass(freq, bead_diameter_px):
+def raised_cosine_bandpass(freq: np.ndarray, bead_diameter_px: float) -> np.ndarray:
     """Band-pass gain at radial digital frequencies.
 
     Parameters
@@ -47,7 +49,7 @@ def raised_cosine_bandpass(freq, bead_diameter_px):
     return gain
 
 
-def bandpass_laplacian_filter(shape, bead_diameter_px):
+def bandpass_laplacian_filter(shape: Sequence[int], bead_diameter_px: float) -> np.ndarray:
     """Transfer function (rfft2 layout) of band-pass followed by Laplacian.
 
     The Laplacian is the 3x3 stencil ``8 c - 2 (l + r + u + d)`` (minus twice
@@ -76,7 +78,7 @@ def bandpass_laplacian_filter(shape, bead_diameter_px):
     return (h / max(peak, 1e-12)).astype(np.float32)
 
 
-def central_slices(nz, n):
+def central_slices(nz: int, n: int) -> list[int]:
     """Indices of the ``n`` central slices of ``nz`` (all when fewer), where
     the background statistics are measured."""
     n = min(n, nz)
@@ -84,8 +86,10 @@ def central_slices(nz, n):
     return list(range(start, start + n))
 
 
-def preprocessed_slices(volume, bead_diameter_px, z_indices=None, z_average=5,
-                        workers=1, transfer=None):
+def preprocessed_slices(volume: Any, bead_diameter_px: float,
+                        z_indices: Sequence[int] | None = None, z_average: int = 5,
+                        workers: int = 1,
+                        transfer: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield filtered XY slices of a (memory-mapped) tomogram.
 
     Parameters
@@ -119,7 +123,7 @@ def preprocessed_slices(volume, bead_diameter_px, z_indices=None, z_average=5,
          else transfer)
     half = int(z_average) // 2
     z_indices = range(nz) if z_indices is None else z_indices
-    cache = deque()                   # (z, slice) of raw slices, increasing z
+    cache: deque = deque()            # (z, slice) of raw slices, increasing z
     for z in z_indices:
         lo, hi = max(0, z - half), min(nz, z + half + 1)
         while cache and cache[0][0] < lo:

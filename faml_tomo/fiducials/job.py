@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..jobs import coerce_fields, job_to_json, option
 from .params import Z_BORDER_RULES, PeakHighContrastParams
+from ..typealiases import PathLike
 
 __all__ = ["FiducialJob", "run", "coordinate_table"]
 
@@ -96,7 +98,8 @@ class FiducialJob:
         return out
 
 
-def coordinate_table(name, file_name, coordinates, scores):
+def coordinate_table(name: str, file_name: str, coordinates: ArrayLike,
+                     scores: ArrayLike) -> dict:
     """STAR columns of one tomogram's fiducials (RELION labels)."""
     xyz = np.asarray(coordinates, float).reshape(-1, 3)
     return {"rlnTomoName": [name] * len(xyz),
@@ -113,7 +116,7 @@ def _write_text(path, coordinates):
     return path
 
 
-def check_inputs(job: FiducialJob, out):
+def check_inputs(job: FiducialJob, out: PathLike) -> tuple[list[str], dict]:
     """Every check that needs no computation, before any work: settings,
     tomogram headers (voxel size, size against the box), distinct names,
     output folder.  Returns the file stem of each tomogram and
@@ -139,7 +142,8 @@ def check_inputs(job: FiducialJob, out):
     return stems, {p: infos[p].voxel_size for p in job.tomograms}
 
 
-def run(job: FiducialJob, out, progress: Callable[[str], None] | None = None) -> dict:
+def run(job: FiducialJob, out: PathLike,
+        progress: Callable[[str], None] | None = None) -> dict:
     """Find the fiducials of every tomogram of ``job`` and write them to ``out``.
 
     Returns

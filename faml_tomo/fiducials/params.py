@@ -5,6 +5,7 @@ et al. 2024, supplementary Table 1) with sizes in physical units where users
 think in them (bead diameter in nm); everything else is converted to voxels
 with the tomogram's sampling rate.
 """
+from collections.abc import Sequence
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -117,11 +118,12 @@ class PeakHighContrastParams:
     smeared_scales: tuple = (1.5, 2.0)
     smeared_search: bool = True
 
-    def bead_diameter_px(self, sampling_rate):
+    def bead_diameter_px(self, sampling_rate: float) -> float:
         """Bead diameter in voxels for a sampling rate in Å/voxel."""
         return self.bead_diameter_nm * 10.0 / float(sampling_rate)
 
-    def problems(self, shape=None, sampling_rate=None):
+    def problems(self, shape: Sequence[int] | None = None,
+                 sampling_rate: float | None = None) -> list[str]:
         """Reasons why these parameters cannot work, as sentences.
 
         Parameters
@@ -204,7 +206,8 @@ class PeakHighContrastParams:
                            f"(nz, ny, nx) = {shape}: reduce the box size")
         return out
 
-    def check(self, shape=None, sampling_rate=None):
+    def check(self, shape: Sequence[int] | None = None,
+              sampling_rate: float | None = None) -> "PeakHighContrastParams":
         """Raise :class:`~faml_tomo.errors.InputError` listing every problem
         found by :meth:`problems`."""
         problems = self.problems(shape, sampling_rate)
@@ -212,7 +215,7 @@ class PeakHighContrastParams:
             raise InputError("; ".join(problems))
         return self
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

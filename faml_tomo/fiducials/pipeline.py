@@ -7,6 +7,7 @@ dark-outlier threshold, the second finds 2D objects in every slice and links
 them into 3D candidates.  Candidates are then centred by mirror correlation
 on the raw tomogram, merged, filtered, and dropped at the borders.
 """
+from typing import Any
 import logging
 import time
 from dataclasses import replace
@@ -28,6 +29,7 @@ from .refine import (
 )
 from .quality import final_rules, quality_filters
 from .smeared import find_smeared_beads
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,9 @@ def _threshold_statistics(volume, d, params, margin, workers):
             "central_slices": (central[0], central[-1])}
 
 
-def peak_high_contrast(volume, sampling_rate, params=None, workers=1, seed=0, name=None):
+def peak_high_contrast(volume: Any, sampling_rate: float,
+                       params: PeakHighContrastParams | None = None, workers: int = 1,
+                       seed: int = 0, name: str | None = None) -> PeakHighContrastResult:
     """Find gold fiducials in a tomogram, also where a misaligned tilt series
     smeared them.
 
@@ -162,8 +166,9 @@ def _larger_beads(volume, sampling_rate, params, workers, seed, name, result):
     return best
 
 
-def find_beads(volume, sampling_rate, params=None, workers=1, seed=0, name=None,
-               quiet=False):
+def find_beads(volume: Any, sampling_rate: float, params: PeakHighContrastParams | None = None,
+               workers: int = 1, seed: int = 0, name: str | None = None,
+               quiet: bool = False) -> PeakHighContrastResult:
     """Find gold fiducials of the given bead size in a tomogram (one search).
 
     Parameters, result and errors are those of :func:`peak_high_contrast`;
@@ -301,7 +306,9 @@ def _centred(volume, xyz, contrast, d, size_v, params, stats):
     return xyz[inside], contrast[inside]
 
 
-def peak_high_contrast_file(path, sampling_rate=None, params=None, workers=1, seed=0):
+def peak_high_contrast_file(path: PathLike, sampling_rate: float | None = None,
+                            params: PeakHighContrastParams | None = None, workers: int = 1,
+                            seed: int = 0) -> PeakHighContrastResult:
     """Run :func:`peak_high_contrast` on an MRC file, memory-mapped.
 
     Parameters

@@ -1,9 +1,11 @@
 """Centre refinement and quality filters of the peak-high-contrast finder
 (paper §2.3, step 3 end and step 4): mirror-correlation centring, duplicate
 merge, mirror-correlation score and radial-profile Mahalanobis outliers."""
+from typing import Any
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import fft as sfft
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -15,7 +17,7 @@ __all__ = ["crop", "centred_box", "mirror_refine", "mirror_correlation", "radial
            "merge_close"]
 
 
-def crop(volume, centre, size):
+def crop(volume: Any, centre: ArrayLike, size: int) -> np.ndarray:
     """Cube of ``size`` voxels centred on voxel ``round(centre)``.
 
     Parameters
@@ -65,7 +67,8 @@ def _parabolic(c_minus, c0, c_plus):
     return 0.0 if denom >= 0 else float(np.clip(0.5 * (c_minus - c_plus) / denom, -0.5, 0.5))
 
 
-def mirror_refine(volume, centre, bead_diameter_px, iterations=2):
+def mirror_refine(volume: Any, centre: ArrayLike, bead_diameter_px: float,
+                  iterations: int = 2) -> np.ndarray:
     """Move a centre to the most point-symmetric object around it.
 
     In a cube of about two bead diameters around the centre, the shift ``t``
@@ -124,7 +127,7 @@ def mirror_refine(volume, centre, bead_diameter_px, iterations=2):
     return c
 
 
-def centred_box(volume, centre, box_size):
+def centred_box(volume: Any, centre: ArrayLike, box_size: int) -> np.ndarray:
     """Odd cube of ``2 * (box_size // 2) + 1`` voxels whose central voxel is
     the sub-voxel ``centre`` (linear interpolation), so that its point
     mirror is the mirror about the centre."""
@@ -137,7 +140,7 @@ def centred_box(volume, centre, box_size):
     return v[1:-1, 1:-1, 1:-1]
 
 
-def mirror_correlation(box):
+def mirror_correlation(box: np.ndarray) -> float:
     """Normalised correlation between a cube and its point mirror.
 
     Parameters
@@ -156,7 +159,7 @@ def mirror_correlation(box):
     return float(np.sum(a * b) / den) if den > 0 else 0.0
 
 
-def radial_profile(box, half_thickness, scale=1.0):
+def radial_profile(box: np.ndarray, half_thickness: int, scale: float = 1.0) -> np.ndarray:
     """Radial profile of the central XY slab of a cube.
 
     Parameters
@@ -185,7 +188,7 @@ def radial_profile(box, half_thickness, scale=1.0):
     return (sums / counts - slab.mean()) / scale
 
 
-def equivalent_chi_threshold(sd_threshold, n_components):
+def equivalent_chi_threshold(sd_threshold: float, n_components: int) -> float:
     """Mahalanobis distance in ``n_components`` dimensions with the same tail
     probability as ``sd_threshold`` standard deviations of a 1D Gaussian
     (two-sided): 2 SD -> 2.49 in 2D, so that the threshold removes about
@@ -267,7 +270,8 @@ def mahalanobis_distances(profiles, core, n_components=2, start_fraction=1 / 3,
     return np.sqrt(np.maximum(d2, 0)), core > mu_core
 
 
-def merge_close(xyz, distance, scores, same_object):
+def merge_close(xyz: np.ndarray, distance: float, scores: np.ndarray,
+                same_object: float) -> tuple[np.ndarray, np.ndarray]:
     """Remove duplicates: one coordinate per group of coordinates closer than
     ``distance``.
 

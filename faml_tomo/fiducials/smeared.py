@@ -23,6 +23,8 @@ inner Gaussian along Y to ``STREAK`` bead diameters, which integrates a
 streak's darkness (15-27 SDs on the same tomograms) while round objects and
 noise gain nothing.
 """
+from collections.abc import Sequence
+from typing import Any
 import logging
 import time
 
@@ -73,7 +75,8 @@ STREAK = 1.0
 MAX_VOXELS = 3_000_000
 
 
-def dog_transfer(shape, sigma, surround=SURROUND, sigma_y=None):
+def dog_transfer(shape: Sequence[int], sigma: float, surround: float = SURROUND,
+                 sigma_y: float | None = None) -> np.ndarray:
     """Transfer function (rfft2 layout) of a 2D difference of Gaussians.
 
     Parameters
@@ -189,8 +192,9 @@ def _dark_enough(xyz, deepest, result):
     return xyz, deepest
 
 
-def find_smeared_beads(volume, sampling_rate, params=None, workers=1, name=None,
-                       streak=False):
+def find_smeared_beads(volume: Any, sampling_rate: float,
+                       params: PeakHighContrastParams | None = None, workers: int = 1,
+                       name: str | None = None, streak: bool = False) -> PeakHighContrastResult:
     """Find gold beads smeared by misalignment (lobes, arcs, clouds, or with
     ``streak`` streaks along the tilt axis).
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from ..errors import InputError
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def file_mode() -> int:
     return 0o666 & ~_umask()
 
 
-def check_output_folder(out: os.PathLike, inputs: Iterable = (), option: str = "--out",
+def check_output_folder(out: PathLike, inputs: Iterable = (), option: str = "--out",
                         managed: Iterable[str] = ()) -> Path:
     """Check, before any work, that results can be written to ``out``.
 
