@@ -13,6 +13,7 @@ Coordinates are voxel positions ``(x, y, z)`` in the tomogram array
 mean of their valid voxels and reported through ``outside_fraction``; no
 coordinate is ever dropped, so scores stay in sync with coordinates.
 """
+from typing import Any
 import logging
 from dataclasses import dataclass
 
@@ -55,7 +56,7 @@ class BoxSet:
     scale: float
 
 
-def target_sampling(bead_diameter_A):
+def target_sampling(bead_diameter_A: float) -> float:
     """Box sampling in Å/voxel for a bead diameter in Å (diameter / 16)."""
     return float(bead_diameter_A) / BEAD_SPAN_PX
 
@@ -78,7 +79,7 @@ def _check(tomogram, coords, sampling_rate, bead_diameter_A):
     return coords
 
 
-def normalise_boxes(boxes, radius=BACKGROUND_RADIUS):
+def normalise_boxes(boxes: np.ndarray, radius: float = BACKGROUND_RADIUS) -> np.ndarray:
     """Z-score each box with the mean and SD of its voxels outside a
     central sphere of ``radius`` voxels; works in place on float32 boxes.
 
@@ -103,8 +104,9 @@ def normalise_boxes(boxes, radius=BACKGROUND_RADIUS):
     return boxes
 
 
-def extract_boxes(tomogram, coords, sampling_rate, bead_diameter_A, box_size=BOX_SIZE,
-                  normalise=True):
+def extract_boxes(tomogram: Any, coords: np.ndarray, sampling_rate: float,
+                  bead_diameter_A: float, box_size: int = BOX_SIZE,
+                  normalise: bool = True) -> "BoxSet":
     """Extract resampled boxes around coordinates.
 
     Parameters

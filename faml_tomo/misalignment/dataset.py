@@ -43,6 +43,8 @@ One compressed ``.npz`` per specimen in ``<cache>/<set>/spec_<index>.npz``
 interrupted generation resumes.  Specimen ``i`` of set ``s`` is seeded with
 ``(seed, SET_ID[s], i)``: training and validation never share a specimen.
 """
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 import logging
 import os
 import time
@@ -62,6 +64,7 @@ from .specimens import (ALIGNED_ID, BEAD_RANGES, CLASSES, DATA_VERSION, IMAGE_SI
                         RESIDUAL_RANGES, SET_ID, STRONG_ID, WEAK_ID, apparent_centre, bead_errors,
                         draw_error_shape, draw_specimen, Processing, scaled_model, SpecimenSpec,
                         _make_slab_fitting, _misalign_seed, _specimen_rng)
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,9 @@ __all__ = ["CLASSES", "ALIGNED_ID", "WEAK_ID", "STRONG_ID", "KINDS", "RESIDUAL_R
            "load_shards", "BoxData"]
 
 
-def bead_box_volume(ts, centre, bead_diameter, thickness, extra=0, processing=None):
+def bead_box_volume(ts: Any, centre: np.ndarray, bead_diameter: float, thickness: int,
+                    extra: int = 0,
+                    processing: Processing | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Local reconstruction at the tomogram pixel size around ``centre``
     (rounded to a voxel), big enough for :func:`extract_boxes` plus
     ``extra`` voxels each side.  Returns ``(volume, origin_xyz)`` where
@@ -94,9 +99,11 @@ def bead_box_volume(ts, centre, bead_diameter, thickness, extra=0, processing=No
     return vol, c - half
 
 
-def preprocessed_series(ts, processing):
+def preprocessed_series(ts: Any, processing: Processing | None) -> Any:
     """The tilt series as the user reconstructs it: contrast images,
-    CTF-corrected and dose-weighted as ``processing`` says."""
+    CTF-corrected and dose-weighted as ``processing`` says (None: as simulated)."""
+    if processing is None:
+        return ts
     pre = preprocess_tilt_series(
         ts.images, ts.pixel_size, ts.acquisition.ctf, processing.ctf_correction,
         pre_exposure=ts.pre_exposure if processing.dose_weighting else None,
@@ -124,7 +131,8 @@ def _boxes_for_series(ts, centres_guess, bead_d, nz, rng, processing=None):
     return np.asarray(boxes, np.float32).reshape(-1, 32, 32, 32), np.asarray(centres)
 
 
-def series_boxes(ts, rng, keep=None):
+def series_boxes(ts: Any, rng: np.random.Generator,
+                 keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes around the beads of a simulated tilt series, centred where a
     fiducial detector would put them (apparent centre + small error).
 
@@ -156,8 +164,9 @@ def series_boxes(ts, rng, keep=None):
     return boxes, res[idx], idx
 
 
-def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
-                      image_size=IMAGE_SIZE, n_beads=N_BEADS, series_callback=None):
+def simulate_specimen(seed: int, set_name: str, index: int, kinds: Sequence[str] | None = None,
+                      filter_beads: bool = True, image_size: int = IMAGE_SIZE,
+                      n_beads: int = N_BEADS, series_callback: Callable | None = None) -> dict:
     """Simulate one specimen's aligned, weak and strong tilt series and their
     bead boxes.
 
@@ -187,7 +196,7 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
     p = slab.params
     shape = p.shape
     msd = _misalign_seed(spec.seed)
-    out = {k: [] for k in ("boxes", "label", "kind", "residual", "tomo")}
+    out: dict[str, list] = {k: [] for k in ("boxes", "label", "kind", "residual", "tomo")}
     tomo_res = []
     mis_kinds = kinds or ("bananas", "twisters", "birds", "general")
     for cls_id, cls in enumerate(CLASSES):
@@ -223,15 +232,15 @@ def simulate_specimen(seed, set_name, index, kinds=None, filter_beads=True,
         out["kind"].append(np.full(n, KINDS.index(kind), np.int8))
         out["residual"].append(res[keep].astype(np.float32))
         out["tomo"].append(np.full(n, cls_id, np.int8))
-    res = {k: (np.concatenate(v) if v else np.zeros((0,) + ((32, 32, 32) if k == "boxes"
-                                                          else ()), np.float16))
-           for k, v in out.items()}
-    res.update(pixel_size=np.float32(p.pixel_size), bead_diameter=np.float32(p.bead_diameter),
-               specimen=np.int32(index), tomo_residual=np.asarray(tomo_res, np.float32),
-               n_images=np.int16(len(angles)), tilt_min=np.float32(acq.tilt_min),
-               tilt_max=np.float32(acq.tilt_max),
-               seconds=np.float32(time.perf_counter() - t0))
-    return res
+    data: dict = {k: (np.concatenate(v) if v else np.zeros((0,) + ((32, 32, 32) if k == "boxes"
+                                                                  else ()), np.float16))
+                  for k, v in out.items()}
+    data.update(pixel_size=np.float32(p.pixel_size), bead_diameter=np.float32(p.bead_diameter),
+                specimen=np.int32(index), tomo_residual=np.asarray(tomo_res, np.float32),
+                n_images=np.int16(len(angles)), tilt_min=np.float32(acq.tilt_min),
+                tilt_max=np.float32(acq.tilt_max),
+                seconds=np.float32(time.perf_counter() - t0))
+    return data
 
 
 def _shard_path(cache, set_name, index):
@@ -252,7 +261,8 @@ def _make_shard(job):
     return index, float(data["seconds"])
 
 
-def generate_shards(cache, seed, set_name, count, workers=1, log=None):
+def generate_shards(cache: PathLike, seed: int, set_name: str, count: int, workers: int = 1,
+                    log: Callable | None = None) -> float:
     """Make (or reuse) the shards of specimens ``0 .. count - 1`` of a set.
 
     Parameters
@@ -276,6 +286,7 @@ def generate_shards(cache, seed, set_name, count, workers=1, log=None):
         f"{len(todo)} to simulate with {workers} worker(s)")
     t0 = time.perf_counter()
     done = 0
+    results: Iterable
     if workers <= 1:
         results = map(_make_shard, todo)
     else:
@@ -315,7 +326,7 @@ class BoxData:
         pixels / 16, as :func:`extract_boxes` samples)."""
         return self.bead_diameter.astype(np.float64) / self.pixel_size / BEAD_SPAN_PX
 
-    def select(self, mask):
+    def select(self, mask: np.ndarray) -> "BoxData":
         return BoxData(*(getattr(self, f)[mask] for f in _BOX_FIELDS))
 
     def extend(self, other: "BoxData") -> "BoxData":
@@ -330,7 +341,7 @@ _BOX_FIELDS = ("boxes", "label", "kind", "residual", "tomogram", "pixel_size",
                "bead_diameter")
 
 
-def load_shards(cache, set_name, count):
+def load_shards(cache: PathLike, set_name: str, count: int) -> "BoxData":
     """Concatenate the shards of specimens ``0 .. count - 1``."""
     parts = []
     for i in range(int(count)):

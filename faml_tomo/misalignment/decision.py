@@ -7,9 +7,11 @@ the strong network kept.  Without a weak threshold, the tomograms are only
 split into strongly misaligned and the rest (the published reference code
 instead sends aligned tomograms to the strong set in that case).
 """
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
@@ -54,7 +56,8 @@ class TomogramDecision:
     n_excluded: int = 0
 
 
-def aggregate(scores, criterion="mean", threshold=0.5):
+def aggregate(scores: "np.ndarray | Sequence[float]", criterion: str = "mean",
+              threshold: float = 0.5) -> float:
     """Aggregate bead scores into one tomogram score.
 
     ``"mean"``: the mean score.  ``"votes"``: the fraction of beads whose
@@ -70,8 +73,10 @@ def aggregate(scores, criterion="mean", threshold=0.5):
     raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
 
 
-def decide(strong_scores, weak_scores=None, criterion="mean", strong_threshold=0.5,
-           weak_threshold=None):
+def decide(strong_scores: "np.ndarray | Sequence[float]",
+           weak_scores: "np.ndarray | Sequence[float] | None" = None,
+           criterion: str = "mean", strong_threshold: float = 0.5,
+           weak_threshold: float | None = None) -> "TomogramDecision":
     """Classify one tomogram from its bead scores.
 
     Parameters
@@ -121,8 +126,9 @@ def decide(strong_scores, weak_scores=None, criterion="mean", strong_threshold=0
     return TomogramDecision(label, s, w, strong.size)
 
 
-def bead_verdicts(strong_scores, weak_scores=None, strong_threshold=0.5,
-                  weak_threshold=None):
+def bead_verdicts(strong_scores: ArrayLike, weak_scores: ArrayLike | None = None,
+                  strong_threshold: float = 0.5,
+                  weak_threshold: float | None = None) -> np.ndarray:
     """Each bead's own verdict with the tomogram thresholds: ``"strong"``
     when its strong score is <= ``strong_threshold``, else ``"weak"`` when a
     weak threshold is given and its weak score is <= it, else

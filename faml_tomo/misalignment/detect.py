@@ -14,9 +14,10 @@ with it.
 """
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from .boxes import extract_boxes, target_sampling
@@ -97,8 +98,9 @@ class TomogramResult:
         return np.array([bool(v) and v != self.decision.label for v in self.verdict], bool)
 
 
-def check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshold,
-                     min_beads=1, max_outside=MAX_OUTSIDE):
+def check_parameters(bead_diameter_A: float, criterion: str, strong_threshold: float,
+                     weak_threshold: float | None, min_beads: int = 1,
+                     max_outside: float = MAX_OUTSIDE) -> None:
     """Raise :class:`InputError` for unusable detection parameters."""
     if int(min_beads) != min_beads or min_beads < 1:
         raise InputError(f"minimum number of beads must be an integer >= 1, got {min_beads}")
@@ -115,7 +117,7 @@ def check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshol
             raise InputError(f"{name} must lie in [0, 1], got {thr}")
 
 
-def sampling_warnings(sampling_rate, bead_diameter_A):
+def sampling_warnings(sampling_rate: float, bead_diameter_A: float) -> list[str]:
     """Warnings when a tomogram / bead combination is far from what the
     networks were trained on (pixel size, bead size, resampling factor).
 
@@ -153,9 +155,11 @@ def sampling_warnings(sampling_rate, bead_diameter_A):
     return out
 
 
-def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, scorer,
-                   criterion="mean", strong_threshold=0.5, weak_threshold=None,
-                   keep_boxes=False, min_beads=1, max_outside=MAX_OUTSIDE):
+def score_tomogram(name: str, tomogram: Any, coords: ArrayLike, sampling_rate: float,
+                   bead_diameter_A: float, scorer: Any, criterion: str = "mean",
+                   strong_threshold: float = 0.5, weak_threshold: float | None = None,
+                   keep_boxes: bool = False, min_beads: int = 1,
+                   max_outside: float = MAX_OUTSIDE) -> "TomogramResult":
     """Score the beads of one tomogram and classify it.
 
     Parameters
@@ -241,7 +245,7 @@ def score_tomogram(name, tomogram, coords, sampling_rate, bead_diameter_A, score
                           bs.boxes if keep_boxes else None, excluded, list(verdict))
 
 
-def unclassified(name, message):
+def unclassified(name: str, message: str) -> "TomogramResult":
     """A result for a tomogram that could not be judged."""
     empty = np.zeros(0, np.float32)
     return TomogramResult(name, np.zeros((0, 3)), empty, empty, empty,

@@ -14,7 +14,7 @@ disagree, coordinates excluded, message), ``job.json`` and the run marker.
 """
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..io.naming import tomogram_name
 from ..jobs import coerce_fields, job_to_json, option
 from .decision import CRITERIA
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _is_number(v):
         return False
 
 
-def read_coordinates(star_files, tomo_names):
+def read_coordinates(star_files: Sequence[PathLike], tomo_names: Sequence[str]) -> dict:
     """Coordinates per tomogram name from STAR files.
 
     One file per tomogram: paired in order.  Otherwise each row's
@@ -128,7 +129,7 @@ def read_coordinates(star_files, tomo_names):
         ``{name: numpy.ndarray (n, 3)}`` for every tomogram (possibly empty).
     """
     from ..io.star import read_star
-    out = {n: [] for n in tomo_names}
+    out: dict[str, list] = {n: [] for n in tomo_names}
     paired = len(star_files) == len(tomo_names)
     for k, path in enumerate(star_files):
         table = read_star(path, dtypes={lab: str for lab in NAME_LABELS})
@@ -156,7 +157,7 @@ def read_coordinates(star_files, tomo_names):
     return {n: (np.concatenate(v) if v else np.zeros((0, 3))) for n, v in out.items()}
 
 
-def check_inputs(job: MisalignmentJob, out):
+def check_inputs(job: MisalignmentJob, out: PathLike) -> tuple[list[str], dict, dict]:
     """Every check that needs no computation, before any work: settings,
     tomogram headers (voxel size), coordinate files, output folder.
 
@@ -186,7 +187,8 @@ def check_inputs(job: MisalignmentJob, out):
     return names, sampling, coords
 
 
-def run(job: MisalignmentJob, out, progress: Callable[[str], None] | None = None) -> list:
+def run(job: MisalignmentJob, out: PathLike,
+        progress: Callable[[str], None] | None = None) -> list:
     """Score the beads of every tomogram of ``job`` and classify the tomograms.
 
     Returns
@@ -273,7 +275,7 @@ def _write_results(out, results, job, scorer, t0):
         "seconds": round(elapsed, 3)})
 
 
-def summary(results, out, elapsed) -> list[str]:
+def summary(results: Sequence, out: PathLike, elapsed: float) -> list[str]:
     """Closing lines: counts per label, then one line per tomogram."""
     counts: dict = {}
     for r in results:

@@ -13,13 +13,14 @@ from ..constants import DEFAULT_MODELS_DIR, MODELS_DIR_VAR
 from ..errors import InputError
 from ..models.network import STRONG_FILE, WEAK_FILE, load_network, scale_feature
 from ..tfutil import import_tensorflow
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["models_dir", "MisalignmentScorer"]
 
 
-def models_dir(path=None):
+def models_dir(path: PathLike | None = None) -> Path:
     """Folder of the trained networks: ``path``, else $FAML_TOMO_MODELS,
     else the weights shipped in the package."""
     return Path(path or os.environ.get(MODELS_DIR_VAR) or DEFAULT_MODELS_DIR)
@@ -71,7 +72,8 @@ class MisalignmentScorer:
                 out[start:start + len(batch[0])] = model(batch, training=False).numpy()[:, 0]
         return out
 
-    def score(self, boxes, scale, weak=True):
+    def score(self, boxes: np.ndarray, scale: np.ndarray,
+              weak: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores of normalised boxes.
 
         Parameters

@@ -2,6 +2,7 @@
 residual ranges, a random specimen (slab, beads, acquisition, processing),
 alignment-error shapes scaled to a residual target, and the apparent bead
 centres a user's fiducial coordinates would give."""
+from collections.abc import Sequence
 import logging
 from dataclasses import dataclass
 
@@ -76,8 +77,10 @@ def _specimen_rng(seed, set_name, index):
     return np.random.default_rng([int(seed), SET_ID[set_name], int(index)])
 
 
-def draw_specimen(rng, pixel_size=None, bead_diameter=None, image_size=IMAGE_SIZE,
-                  n_beads=N_BEADS, symmetric=None, fine=False):
+def draw_specimen(rng: np.random.Generator, pixel_size: float | None = None,
+                  bead_diameter: float | None = None, image_size: int = IMAGE_SIZE,
+                  n_beads: int = N_BEADS, symmetric: bool | None = None,
+                  fine: bool = False) -> "SpecimenSpec":
     """Draw slab, acquisition and processing parameters (domain
     randomisation over what real acquisitions vary).
 
@@ -166,7 +169,9 @@ def _make_slab_fitting(spec, rng):
             n = max(4, int(n * 0.75))
 
 
-def bead_errors(beads, angles, shift_x_px, shift_y_px, rotation_deg, shape):
+def bead_errors(beads: np.ndarray, angles: np.ndarray, shift_x_px: np.ndarray,
+                shift_y_px: np.ndarray, rotation_deg: np.ndarray,
+                shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Per-bead projection errors split into a rigid 3D displacement and a
     residual.
 
@@ -213,7 +218,8 @@ def bead_errors(beads, angles, shift_x_px, shift_y_px, rotation_deg, shape):
     return disp, residual
 
 
-def draw_error_shape(kind, rng, n_images, pixel_size, field_px):
+def draw_error_shape(kind: str, rng: np.random.Generator, n_images: int, pixel_size: float,
+                     field_px: float) -> MisalignmentModel:
     """An unscaled misalignment model of a kind (magnitudes of order 1 px).
 
     Twisters rotate about a centre that may lie up to 2.5 fields of view
@@ -278,8 +284,9 @@ def _model_errors(model, beads, angles, shape, pixel_size, misalign_seed):
     return bead_errors(beads, angles, dx / pixel_size, dy / pixel_size, da, shape)
 
 
-def scaled_model(kind, target_residual, rng, beads, angles, shape, pixel_size,
-                 misalign_seed):
+def scaled_model(kind: str, target_residual: float, rng: np.random.Generator, beads: np.ndarray,
+                 angles: np.ndarray, shape: Sequence[int], pixel_size: float,
+                 misalign_seed: int) -> MisalignmentModel:
     """A model of ``kind`` scaled so the median bead residual is
     ``target_residual`` pixels (linear in the shifts; the rotation is
     refined once more since it is only nearly linear)."""
@@ -302,7 +309,8 @@ def _misalign_seed(spec_seed):
     return np.random.default_rng(spec_seed).integers(0, 2 ** 63, size=3)[1]
 
 
-def apparent_centre(vol, guess, bead_px, search):
+def apparent_centre(vol: np.ndarray, guess: np.ndarray, bead_px: float,
+                    search: float) -> np.ndarray:
     """Centre of the dark bead blob near ``guess`` (voxel ``(x, y, z)`` in
     ``vol``), as a fiducial detector would report it: low-pass at the bead
     scale, darkest voxel within ``search`` voxels, then the centroid of the

@@ -23,6 +23,8 @@ Pipeline (:func:`train_misalignment`):
 Everything is seeded; TensorFlow runs on the CPU with a fixed number of
 threads.
 """
+from collections.abc import Callable, Sequence
+from typing import Any
 import json
 import logging
 import shutil
@@ -38,6 +40,7 @@ from ..tfutil import import_tensorflow
 from .dataset import (ALIGNED_ID, CLASSES, DATA_VERSION, KINDS, STRONG_ID, WEAK_ID,
                       generate_shards, load_shards)
 from .decision import decide
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ STRONG_GROUPS = ((STRONG_ID, 0.5, 0.0), (ALIGNED_ID, 0.25, 1.0), (WEAK_ID, 0.25,
 WEAK_GROUPS = ((WEAK_ID, 0.5, 0.0), (ALIGNED_ID, 0.5, 1.0))
 
 
-def augment_flips(boxes, rng):
+def augment_flips(boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Flip each box along a random subset of its three axes (in place
     where possible); returns the array."""
     flips = rng.random((len(boxes), 3)) < 0.5
@@ -61,7 +64,8 @@ def augment_flips(boxes, rng):
     return boxes
 
 
-def balanced_batch(data, groups, batch_size, rng, augment=True):
+def balanced_batch(data: Any, groups: Sequence, batch_size: int, rng: np.random.Generator,
+                   augment: bool = True) -> tuple:
     """One batch drawn with fixed class proportions.
 
     Parameters
@@ -94,12 +98,13 @@ def balanced_batch(data, groups, batch_size, rng, augment=True):
     return (x[..., None], scale_feature(data.scale[idx])), np.concatenate(ys)
 
 
-def make_batches(data, groups, batch_size, steps, seed, augment=True):
+def make_batches(data: Any, groups: Sequence, batch_size: int, steps: int, seed: int,
+                 augment: bool = True) -> Any:
     """A ``keras.utils.PyDataset`` of ``steps`` balanced batches per epoch,
     different every epoch, reproducible from ``seed``."""
     tf = import_tensorflow()
 
-    class _Batches(tf.keras.utils.PyDataset):
+    class _Batches(tf.keras.utils.PyDataset):  # type: ignore[name-defined]
         def __init__(self):
             super().__init__(workers=1, use_multiprocessing=False)
             self.epoch = 0
@@ -153,9 +158,11 @@ def _save_plain(model, path, name):
     tmp.replace(path)
 
 
-def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=150,
-                  batch_size=64, lr=1e-4, init_weights=None, resume=True, log=None,
-                  lr_patience=2, stop_patience=5):
+def train_network(name: str, train: Any, val_xy: tuple, groups: Sequence, workdir: PathLike,
+                  seed: int, epochs: int = 30, steps: int = 150, batch_size: int = 64,
+                  lr: float = 1e-4, init_weights: PathLike | None = None, resume: bool = True,
+                  log: Callable | None = None, lr_patience: int = 2,
+                  stop_patience: int = 5) -> tuple[Any, dict]:
     """Train one network with per-epoch checkpoints.
 
     Parameters
@@ -206,7 +213,7 @@ def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=1
                   metrics=["accuracy", keras.metrics.AUC(name="auc")])
     t0 = time.perf_counter()
 
-    class _Log(keras.callbacks.Callback):
+    class _Log(keras.callbacks.Callback):  # type: ignore[name-defined]
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.perf_counter()
 
@@ -255,7 +262,8 @@ def train_network(name, train, val_xy, groups, workdir, seed, epochs=30, steps=1
     return model, info
 
 
-def predict(model, boxes, scale, batch_size=128):
+def predict(model: Any, boxes: np.ndarray, scale: np.ndarray,
+            batch_size: int = 128) -> np.ndarray:
     """Scores of float16/float32 boxes ``(n, 32, 32, 32)`` whose voxel size
     is ``scale`` tomogram pixels (a number or one per box)."""
     out = np.empty(len(boxes), np.float32)
@@ -266,7 +274,8 @@ def predict(model, boxes, scale, batch_size=128):
     return out
 
 
-def tomogram_scores(tomogram_ids, labels, strong, weak):
+def tomogram_scores(tomogram_ids: np.ndarray, labels: np.ndarray, strong: np.ndarray,
+                    weak: np.ndarray | None) -> dict:
     """Per-tomogram mean scores.
 
     Returns
@@ -283,7 +292,7 @@ def tomogram_scores(tomogram_ids, labels, strong, weak):
     return {"tomogram": ids, "label": lab, "strong": s, "weak": w, "n": n}
 
 
-def confusion(true_ids, predicted_labels):
+def confusion(true_ids: Sequence, predicted_labels: Sequence) -> np.ndarray:
     """3 x 3 confusion matrix, rows real (aligned, weak, strong), columns
     predicted (aligned, weak, strong)."""
     m = np.zeros((3, 3), int)
@@ -316,7 +325,8 @@ def _by_scale(data, s, w, strong_threshold, weak_threshold):
     return out
 
 
-def evaluate(strong_model, weak_model, data, weak_threshold=0.5, strong_threshold=0.5):
+def evaluate(strong_model: Any, weak_model: Any, data: Any, weak_threshold: float = 0.5,
+             strong_threshold: float = 0.5) -> tuple[dict, dict]:
     """Box- and tomogram-level metrics of both networks on ``data``."""
     s = predict(strong_model, data.boxes, data.scale)
     w = predict(weak_model, data.boxes, data.scale) if weak_model is not None else None
@@ -367,9 +377,11 @@ def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
     return name
 
 
-def train_misalignment(out, seed=0, n_train=300, n_val=40, epochs=30, steps=150,
-                       batch_size=64, cache=".cache/misalignment", resume=False, workers=2,
-                       threads=2, log=None, lr_patience=2, stop_patience=5, n_fine=0):
+def train_misalignment(out: PathLike, seed: int = 0, n_train: int = 300, n_val: int = 40,
+                       epochs: int = 30, steps: int = 150, batch_size: int = 64,
+                       cache: PathLike = ".cache/misalignment", resume: bool = False,
+                       workers: int = 2, threads: int = 2, log: Callable | None = None,
+                       lr_patience: int = 2, stop_patience: int = 5, n_fine: int = 0) -> dict:
     """The whole training run (see the module docstring).
 
     Parameters
