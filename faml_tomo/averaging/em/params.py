@@ -294,6 +294,8 @@ class EMParams:
         d["init"] = self.initial_split()
         if d["init"] != "consensus":
             d.pop("consensus_iterations")
+        else:
+            d["consensus_march"] = "restart"     # classes march again after the split
         if d["align"]["symmetry"] == "C1":
             # settings that do nothing without symmetry: checkpoints made
             # before symmetry existed still resume
