@@ -1,6 +1,7 @@
 """The border rule of the fiducial finder: which coordinates' boxes lie
 inside the tomogram."""
 from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 

@@ -2,10 +2,10 @@
 step 1): moving average along Z, band-pass at the bead frequency with
 raised-cosine edges and a 2D Laplacian, one XY slice at a time so that a
 memory-mapped tomogram is never loaded whole."""
-from collections.abc import Iterator, Sequence
-from typing import Any
 import logging
 from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import fft as sfft

@@ -19,8 +19,8 @@ from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..jobs import coerce_fields, job_to_json, option
-from .params import Z_BORDER_RULES, PeakHighContrastParams
 from ..typealiases import PathLike
+from .params import Z_BORDER_RULES, PeakHighContrastParams
 
 __all__ = ["FiducialJob", "run", "coordinate_table"]
 

@@ -5,9 +5,9 @@ et al. 2024, supplementary Table 1) with sizes in physical units where users
 think in them (bead diameter in nm); everything else is converted to voxels
 with the tomogram's sampling rate.
 """
-from collections.abc import Sequence
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np

@@ -7,29 +7,29 @@ dark-outlier threshold, the second finds 2D objects in every slice and links
 them into 3D candidates.  Candidates are then centred by mirror correlation
 on the raw tomogram, merged, filtered, and dropped at the borders.
 """
-from typing import Any
 import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.mrc import open_mrc, require_voxel_size
+from ..typealiases import PathLike
 from .border import box_inside
 from .detect import SliceVoter, slice_objects
 from .filters import central_slices, preprocessed_slices
 from .params import PeakHighContrastParams, PeakHighContrastResult
+from .quality import final_rules, quality_filters
 from .refine import (
     centred_box,
     merge_close,
     mirror_correlation,
     mirror_refine,
 )
-from .quality import final_rules, quality_filters
 from .smeared import find_smeared_beads
-from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 

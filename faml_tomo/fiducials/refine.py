@@ -1,8 +1,8 @@
 """Centre refinement and quality filters of the peak-high-contrast finder
 (paper §2.3, step 3 end and step 4): mirror-correlation centring, duplicate
 merge, mirror-correlation score and radial-profile Mahalanobis outliers."""
-from typing import Any
 import logging
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike

@@ -23,10 +23,10 @@ inner Gaussian along Y to ``STREAK`` bead diameters, which integrates a
 streak's darkness (15-27 SDs on the same tomograms) while round objects and
 noise gain nothing.
 """
-from collections.abc import Sequence
-from typing import Any
 import logging
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import fft as sfft

@@ -10,9 +10,9 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Optional
 
 import mrcfile
@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .. import __version__
-from ..typealiases import PathLike
 from ..errors import InputError
+from ..typealiases import PathLike
 from .publish import file_mode, is_atomic_temp
 
 logger = logging.getLogger(__name__)

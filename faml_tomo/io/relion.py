@@ -31,9 +31,9 @@ the caller's acquisition).
 """
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np

@@ -13,9 +13,9 @@ Coordinates are voxel positions ``(x, y, z)`` in the tomogram array
 mean of their valid voxels and reported through ``outside_fraction``; no
 coordinate is ever dropped, so scores stay in sync with coordinates.
 """
-from typing import Any
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage

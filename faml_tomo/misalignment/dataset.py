@@ -43,14 +43,14 @@ One compressed ``.npz`` per specimen in ``<cache>/<set>/spec_<index>.npz``
 interrupted generation resumes.  Specimen ``i`` of set ``s`` is seeded with
 ``(seed, SET_ID[s], i)``: training and validation never share a specimen.
 """
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +60,11 @@ from ..simulation import MisalignmentModel, reconstruct_local, simulate_tilt_ser
 from ..simulation.preprocess import preprocess_tilt_series
 from .boxes import BEAD_SPAN_PX, extract_boxes, target_sampling
 
+from ..typealiases import PathLike
 from .specimens import (ALIGNED_ID, BEAD_RANGES, CLASSES, DATA_VERSION, IMAGE_SIZE, KINDS, N_BEADS,
                         RESIDUAL_RANGES, SET_ID, STRONG_ID, WEAK_ID, apparent_centre, bead_errors,
                         draw_error_shape, draw_specimen, Processing, scaled_model, SpecimenSpec,
                         _make_slab_fitting, _misalign_seed, _specimen_rng)
-from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 

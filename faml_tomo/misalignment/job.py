@@ -23,8 +23,8 @@ import numpy as np
 from ..errors import InputError
 from ..io.naming import tomogram_name
 from ..jobs import coerce_fields, job_to_json, option
-from .decision import CRITERIA
 from ..typealiases import PathLike
+from .decision import CRITERIA
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 residual ranges, a random specimen (slab, beads, acquisition, processing),
 alignment-error shapes scaled to a residual target, and the apparent bead
 centres a user's fiducial coordinates would give."""
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -15,9 +15,7 @@ UPWARD_OK = {
 }
 COMPUTE = {"averaging", "fiducials", "misalignment", "simulation"}
 # files over the limit today (issue 17: split them); none may be added or grow past
-LONG_FILES = {
-              "simulation/tiltseries.py": 475, "protocols/protocol_faml_classify.py": 725,
-              "misalignment/training.py": 475}
+LONG_FILES = {"simulation/tiltseries.py": 475, "protocols/protocol_faml_classify.py": 725}
 LONG_FUNCTIONS: set = set()   # without docstrings, over 80 lines: none today
 
 

@@ -8,11 +8,11 @@ from scipy import ndimage
 
 from faml_tomo.averaging import AlignParams, kernels, prepare_reference, prepare_subtomogram
 from faml_tomo.averaging.align import band_geometry, rotation_scores, translation_search
-from faml_tomo.averaging.translation import (_centring_signs, _freq_index, _shift_window,
-                                             _windowed_correlation)
 from faml_tomo.averaging.fourier import PaddedSpectrum, oversampled_spectrum, sample_spectrum
 from faml_tomo.averaging.so3 import shell_inner_products, so3_correlation
 from faml_tomo.averaging.testing import phantom
+from faml_tomo.averaging.translation import (_centring_signs, _freq_index, _shift_window,
+                                             _windowed_correlation)
 from faml_tomo.averaging.voronoi import haar_rotations
 
 
