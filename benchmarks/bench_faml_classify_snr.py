@@ -114,13 +114,16 @@ def oracle_f1(sims, case):
 FAML_VERSION = "consensus-shared-1"
 
 
-def _refresh_faml(case, cache, runs, workers, res):
+def refresh_faml(case, maps, runs, workers, res, version=FAML_VERSION):
+    """``res`` with FAML rerun when it was cached with another FAML
+    ``version`` (FA and the oracle do not change), the older value kept as
+    ``"faml_previous"``; written back to ``runs``."""
     from faml_tomo.averaging.cases import run_case
-    if res.get("faml", {}).get("version") == FAML_VERSION:
+    if res.get("faml", {}).get("version") == version:
         return res
     t0 = time.perf_counter()
-    faml = run_case(case, Path(cache) / "maps", modes=("faml",), workers=workers)["faml"]
-    faml["version"] = FAML_VERSION
+    faml = run_case(case, maps, modes=("faml",), workers=workers)["faml"]
+    faml["version"] = version
     res = dict(res, faml=faml, faml_previous=res["faml"])
     res["seconds_faml"] = round(time.perf_counter() - t0, 1)
     write_atomic(Path(runs) / f"{case.name}.json", json.dumps(res))
@@ -141,7 +144,7 @@ def _cached(case, cache, runs, workers):
                        "counts": list(case.counts), "data_seed": case.data_seed}
         return res
     res = cached_json(Path(runs) / f"{case.name}.json", compute)
-    return _refresh_faml(case, cache, runs, workers, res)
+    return refresh_faml(case, Path(cache) / "maps", runs, workers, res)
 
 
 def summarise(results):

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_faml_classify_snr import oracle_f1  # noqa: E402
+from bench_faml_classify_snr import oracle_f1, refresh_faml  # noqa: E402
 from common import benchmark_parser, cached_json, start, write_atomic  # noqa: E402
 
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
@@ -92,19 +92,6 @@ def cases(quick=False):
 # (2026-12-06); runs cached with an older FAML are rerun for FAML only (FA and
 # the oracle do not change), the older value kept as "faml_previous".
 FAML_VERSION = "consensus-march-1"
-
-
-def _refresh_faml(case, maps, runs, workers, res):
-    from faml_tomo.averaging.cases import run_case
-    if res.get("faml", {}).get("version") == FAML_VERSION:
-        return res
-    t0 = time.perf_counter()
-    faml = run_case(case, maps, modes=("faml",), workers=workers)["faml"]
-    faml["version"] = FAML_VERSION
-    res = dict(res, faml=faml, faml_previous=res["faml"])
-    res["seconds_faml"] = round(time.perf_counter() - t0, 1)
-    write_atomic(Path(runs) / f"{case.name}.json", json.dumps(res))
-    return res
 
 
 def _run(case, maps, workers):
@@ -185,7 +172,8 @@ def main(argv=None):
                 results[case.name] = json.loads(path.read_text())
             continue
         r = cached_json(path, lambda c=case: _run(c, maps, args.workers))
-        results[case.name] = r = _refresh_faml(case, maps, runs, args.workers, r)
+        results[case.name] = r = refresh_faml(case, maps, runs, args.workers, r,
+                                              FAML_VERSION)
         if not current:
             new += 1
             print(f"{case.name}: FAML {r['faml']['value']:.3f}, FA {r['fa']['value']:.3f}, "

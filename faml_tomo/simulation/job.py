@@ -34,7 +34,21 @@ def _write_record(path, command, job, extra, resolved):
 
 
 @dataclass(frozen=True)
-class SubtomogramSimJob:
+class _Acquisition:
+    """The settings both simulations share: seed, optics, tilt range."""
+    seed: int = option(0, "random seed")
+    voltage: float = option(300.0, "acceleration voltage", unit="kV")
+    cs: float = option(2.7, "spherical aberration", unit="mm")
+    amp_contrast: float = option(0.07, "amplitude contrast fraction")
+    ctf: bool = option(True, "no CTF", flag="--no-ctf")
+    mtf: bool = option(True, "no detector MTF", flag="--no-mtf")
+    tilt_range: tuple[float, float] = option((-60.0, 60.0), "tilt range about Y "
+                                                            "(asymmetric allowed)",
+                                             unit="deg", metavar=("MIN", "MAX"))
+
+
+@dataclass(frozen=True)
+class SubtomogramSimJob(_Acquisition):
     """Subtomograms of one or more structures (one class each) with rotations
     uniform on SO(3) or about Y, shifts, CTF, MTF, missing wedge and noise at
     a target SNR."""
@@ -58,15 +72,6 @@ class SubtomogramSimJob:
     invert: bool = option(False, "protein bright instead of cryo-ET contrast (dark)")
     write_clean: bool = option(False, "also write the noise-free subtomograms in clean/")
     prefix: str = option("subtomo", "file name prefix")
-    seed: int = option(0, "random seed")
-    voltage: float = option(300.0, "acceleration voltage", unit="kV")
-    cs: float = option(2.7, "spherical aberration", unit="mm")
-    amp_contrast: float = option(0.07, "amplitude contrast fraction")
-    ctf: bool = option(True, "no CTF", flag="--no-ctf")
-    mtf: bool = option(True, "no detector MTF", flag="--no-mtf")
-    tilt_range: tuple[float, float] = option((-60.0, 60.0), "tilt range about Y "
-                                                            "(asymmetric allowed)",
-                                             unit="deg", metavar=("MIN", "MAX"))
 
     def __post_init__(self):
         coerce_fields(self)
@@ -114,7 +119,7 @@ def run_subtomograms(job: SubtomogramSimJob, out,
 
 
 @dataclass(frozen=True)
-class TomogramSimJob:
+class TomogramSimJob(_Acquisition):
     """A slab with gold beads, protein-like blobs and vesicles; its tilt
     series with dose-dependent noise and optional misalignment; the weighted
     back-projection."""
@@ -160,15 +165,6 @@ class TomogramSimJob:
                                 "(fast path) into beads/; 0: none", metavar="BOX")
     bead_box_scale: float = option(1.0, "voxel size of the bead boxes", unit="pixels")
     name: str = option("TS_01", "base name of the files")
-    seed: int = option(0, "random seed")
-    voltage: float = option(300.0, "acceleration voltage", unit="kV")
-    cs: float = option(2.7, "spherical aberration", unit="mm")
-    amp_contrast: float = option(0.07, "amplitude contrast fraction")
-    ctf: bool = option(True, "no CTF", flag="--no-ctf")
-    mtf: bool = option(True, "no detector MTF", flag="--no-mtf")
-    tilt_range: tuple[float, float] = option((-60.0, 60.0), "tilt range about Y "
-                                                            "(asymmetric allowed)",
-                                             unit="deg", metavar=("MIN", "MAX"))
 
     def __post_init__(self):
         coerce_fields(self)
