@@ -2,6 +2,7 @@
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
@@ -11,7 +12,7 @@ __all__ = ["ncc", "bead_centroids", "bead_distortion", "bead_spread", "pair_snr"
            "extract_box"]
 
 
-def ncc(a, b, mask=None):
+def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Normalised cross-correlation (Pearson r) of two arrays, optionally
     within a boolean ``mask``."""
     a = np.asarray(a, np.float64)
@@ -24,14 +25,14 @@ def ncc(a, b, mask=None):
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
-def pair_snr(a, b):
+def pair_snr(a: np.ndarray, b: np.ndarray) -> float:
     """SNR of two noisy copies of one signal, ``r / (1 - r)`` with ``r`` their
     correlation (Frank & Al-Ali 1975, the estimator of the FAML paper)."""
     r = ncc(a, b)
     return r / (1 - r) if r < 1 else np.inf
 
 
-def extract_box(vol, center, box):
+def extract_box(vol: np.ndarray, center: ArrayLike, box: int) -> np.ndarray:
     """Box of ``box`` voxels around ``center = (x, y, z)`` (rounded), padded
     with the volume mean where it crosses the border."""
     vol = np.asarray(vol)
@@ -50,7 +51,8 @@ def _sphere(h):
     return xx, yy, zz, (xx ** 2 + yy ** 2 + zz ** 2) <= h * h
 
 
-def bead_centroids(tomo, approx, radius, iterations=2):
+def bead_centroids(tomo: np.ndarray, approx: ArrayLike, radius: float,
+                   iterations: int = 2) -> np.ndarray:
     """Refine bead centres in a tomogram (beads dark).
 
     Parameters
@@ -85,7 +87,8 @@ def bead_centroids(tomo, approx, radius, iterations=2):
     return pts
 
 
-def bead_distortion(tomo, reference, centers, box, mask_radius=None):
+def bead_distortion(tomo: np.ndarray, reference: np.ndarray, centers: np.ndarray, box: int,
+                    mask_radius: float | None = None) -> np.ndarray:
     """Shape change of beads against a reference reconstruction.
 
     Parameters
@@ -119,7 +122,7 @@ def bead_distortion(tomo, reference, centers, box, mask_radius=None):
     return np.array([1 - ncc(x, y, mask) for x, y in zip(a, b)])
 
 
-def bead_spread(boxes, threshold=0.5):
+def bead_spread(boxes: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Reference-free bead shape measure: RMS radius (voxels) of the voxels
     darker than ``threshold`` times the darkest one, per centred box.  An
     isolated well-aligned bead gives about its radius (elongated along z by

@@ -21,9 +21,11 @@ Conventions
   ``atan2(kz, kx)`` (folded into ``(-90, 90]``) equals ``theta``.
 """
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import InputError
 
@@ -57,7 +59,7 @@ class CTFParams:
     defocus: float = -6.0
     amplitude_contrast: float = 0.07
 
-    def validate(self):
+    def validate(self) -> "CTFParams":
         """Raise :class:`InputError` naming the first bad parameter."""
         if not np.isfinite(self.voltage) or self.voltage <= 0:
             raise InputError(f"voltage must be > 0 kV, got {self.voltage}")
@@ -71,21 +73,21 @@ class CTFParams:
         return self
 
     @property
-    def defocus_angstrom(self):
+    def defocus_angstrom(self) -> float:
         """Defocus in Å in RELION's sign (positive = underfocus)."""
         return -self.defocus * 1e4
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
-def electron_wavelength(voltage_kv):
+def electron_wavelength(voltage_kv: ArrayLike) -> np.ndarray:
     """Relativistic electron wavelength in Å for a voltage in kV."""
     v = np.asarray(voltage_kv, float) * 1e3
     return 12.2642598 / np.sqrt(v * (1 + v / (2 * _MC2_EV)))
 
 
-def interaction_constant(voltage_kv):
+def interaction_constant(voltage_kv: ArrayLike) -> np.ndarray:
     """Interaction constant sigma in rad / (V Å): the phase shift of the
     electron wave per volt of potential and Å of path."""
     v = np.asarray(voltage_kv, float) * 1e3
@@ -93,7 +95,8 @@ def interaction_constant(voltage_kv):
     return 2 * np.pi / (lam * v) * (_MC2_EV + v) / (2 * _MC2_EV + v)
 
 
-def frequency_grid(shape, pixel_size=1.0, rfft=False):
+def frequency_grid(shape: Sequence[int], pixel_size: float = 1.0,
+                   rfft: bool = False) -> list[np.ndarray]:
     """Per-axis spatial frequencies, broadcastable to ``shape``.
 
     Parameters
@@ -124,7 +127,8 @@ def frequency_grid(shape, pixel_size=1.0, rfft=False):
     return out
 
 
-def radial_frequency(shape, pixel_size=1.0, rfft=False):
+def radial_frequency(shape: Sequence[int], pixel_size: float = 1.0,
+                     rfft: bool = False) -> np.ndarray:
     """Modulus of the spatial frequency ``|k|`` (cycles/Å) on an FFT grid of
     ``shape`` (see :func:`frequency_grid`)."""
     grids = frequency_grid(shape, pixel_size, rfft)
@@ -132,7 +136,7 @@ def radial_frequency(shape, pixel_size=1.0, rfft=False):
     return np.sqrt(k2)
 
 
-def aberration_phase(freq, params):
+def aberration_phase(freq: ArrayLike, params: "CTFParams") -> np.ndarray:
     """Wave aberration ``chi(k) = pi lambda df k^2 - pi/2 Cs lambda^3 k^4``.
 
     Parameters
@@ -155,7 +159,7 @@ def aberration_phase(freq, params):
     return np.pi * lam * df * k2 - 0.5 * np.pi * cs * lam ** 3 * k2 * k2
 
 
-def ctf(freq, params):
+def ctf(freq: ArrayLike, params: "CTFParams") -> np.ndarray:
     """Phase-contrast transfer function (with amplitude contrast).
 
     ``CTF(k) = -(sqrt(1 - A^2) sin chi + A cos chi)`` (RELION's form and
@@ -177,7 +181,7 @@ def ctf(freq, params):
     return -(np.sqrt(1 - a * a) * np.sin(chi) + a * np.cos(chi))
 
 
-def detector_mtf(freq_px):
+def detector_mtf(freq_px: ArrayLike) -> np.ndarray:
     """Detector modulation transfer function ``sinc(pi w / 2)``, ``w`` the
     fraction of Nyquist (``w = 2 |k|`` for ``|k|`` in cycles/px).
 
@@ -188,7 +192,7 @@ def detector_mtf(freq_px):
     return np.sinc(w / 2)          # numpy's sinc(x) is sin(pi x)/(pi x)
 
 
-def check_tilt_range(tilt_min, tilt_max, name="tilt range"):
+def check_tilt_range(tilt_min: float, tilt_max: float, name: str = "tilt range") -> None:
     """Raise :class:`InputError` unless ``-90 <= tilt_min <= tilt_max <= 90``."""
     for v in (tilt_min, tilt_max):
         if not np.isfinite(v):
@@ -201,7 +205,8 @@ def check_tilt_range(tilt_min, tilt_max, name="tilt range"):
                          f"({tilt_max:g})")
 
 
-def wedge_mask(shape, tilt_min, tilt_max, rfft=False, dtype=np.float32):
+def wedge_mask(shape: Sequence[int], tilt_min: float, tilt_max: float, rfft: bool = False,
+               dtype: DTypeLike = np.float32) -> np.ndarray:
     """Missing-wedge mask of a single-axis tilt series about Y.
 
     Parameters
@@ -246,14 +251,14 @@ def wedge_mask(shape, tilt_min, tilt_max, rfft=False, dtype=np.float32):
     return np.broadcast_to(inside, out_shape).astype(dtype)
 
 
-def wedge_fraction(tilt_min, tilt_max):
+def wedge_fraction(tilt_min: float, tilt_max: float) -> float:
     """Fraction of Fourier directions kept by a continuous tilt range,
     ``(tilt_max - tilt_min) / 180`` (2/3 for +-60 degrees)."""
     check_tilt_range(tilt_min, tilt_max)
     return (tilt_max - tilt_min) / 180.0
 
 
-def exposure_filter(freq, exposure, voltage=300.0):
+def exposure_filter(freq: ArrayLike, exposure: float, voltage: float = 300.0) -> np.ndarray:
     """Attenuation of the signal by radiation damage after an accumulated
     exposure (Grant & Grigorieff 2015).
 
