@@ -29,6 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
 from ..io.mrc import read_mrc, require_voxel_size
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _primitives(name):
     return make(), _bounding_radius(PHANTOMS[family][0]())
 
 
-def check_box(extent_px, box, what):
+def check_box(extent_px: float, box: int, what: str) -> None:
     """Raise :class:`InputError` when a structure ``extent_px`` voxels across
     does not fit in a ``box``."""
     if extent_px > box:
@@ -94,7 +95,8 @@ def check_box(extent_px, box, what):
                          f"box or a larger pixel size")
 
 
-def make_phantom(name, box, pixel_size, diameter=240.0, edge=None):
+def make_phantom(name: str, box: int, pixel_size: float, diameter: float = 240.0,
+                 edge: float | None = None) -> np.ndarray:
     """Render a procedural phantom.
 
     Parameters
@@ -159,7 +161,7 @@ def _check_sizes(box, pixel_size):
         raise InputError(f"pixel size must be > 0 Å, got {pixel_size}")
 
 
-def structure_extent(vol, threshold=0.02):
+def structure_extent(vol: np.ndarray, threshold: float = 0.02) -> np.ndarray:
     """Extent of a density map about its centre voxel ``n // 2``.
 
     Parameters
@@ -182,7 +184,8 @@ def structure_extent(vol, threshold=0.02):
     return 2 * half + 1.0
 
 
-def load_structure(path, pixel_size, box, threshold=0.02):
+def load_structure(path: PathLike, pixel_size: float, box: int,
+                   threshold: float = 0.02) -> np.ndarray:
     """Read a density MRC and resample it to a pixel size and box.
 
     The map's centre voxel ``n // 2`` stays the centre (no re-centring), so
@@ -236,7 +239,8 @@ def load_structure(path, pixel_size, box, threshold=0.02):
     return out.astype(np.float32)
 
 
-def get_structure(spec, box, pixel_size, diameter=240.0):
+def get_structure(spec: str, box: int, pixel_size: float,
+                  diameter: float = 240.0) -> np.ndarray:
     """A phantom by name or a density map by path (see :func:`make_phantom`
     and :func:`load_structure`)."""
     if str(spec) in PHANTOMS:

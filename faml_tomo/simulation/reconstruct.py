@@ -33,7 +33,7 @@ __all__ = ["ramp_filter", "filter_projections", "reconstruct_wbp", "reconstruct_
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 
-def ramp_filter(n, kind="ramp", sigma=0.0):
+def ramp_filter(n: int, kind: str = "ramp", sigma: float = 0.0) -> tuple[np.ndarray, int]:
     """Ramp filter for rows of ``n`` pixels, rfft layout of the padded length.
 
     The spatial Ram-Lak kernel is transformed (as in scikit-image's iradon)
@@ -81,7 +81,7 @@ def ramp_filter(n, kind="ramp", sigma=0.0):
     return filt, n_pad
 
 
-def angular_weights(angles):
+def angular_weights(angles: np.ndarray) -> np.ndarray:
     """Angular interval (radians) each tilt stands for: half the distance to
     its neighbours (one step at the ends)."""
     a = np.radians(np.asarray(angles, float))
@@ -98,7 +98,7 @@ def angular_weights(angles):
     return out
 
 
-def normalize_tilt_series(images):
+def normalize_tilt_series(images: np.ndarray) -> np.ndarray:
     """Images in counts -> contrast ``I / mean(I) - 1`` per image (float32)."""
     images = np.asarray(images, np.float32)
     mean = images.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
@@ -119,7 +119,8 @@ def _check_series(images, angles):
     return images, angles
 
 
-def filter_projections(rows, filter="ramp", sigma=0.0, workers=None):
+def filter_projections(rows: np.ndarray, filter: str = "ramp", sigma: float = 0.0,
+                       workers: int | None = None) -> np.ndarray:
     """Ramp-filter projection rows along their last axis (u).
 
     Parameters
@@ -194,8 +195,9 @@ def _bin_images(images, b):
     return v.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
 
 
-def reconstruct_wbp(images, angles, thickness, binning=1, filter="ramp", normalize=True,
-                    workers=None):
+def reconstruct_wbp(images: np.ndarray, angles: np.ndarray, thickness: int, binning: int = 1,
+                    filter: str = "ramp", normalize: bool = True,
+                    workers: int | None = None) -> np.ndarray:
     """Weighted back-projection of a whole tomogram.
 
     Parameters
@@ -245,8 +247,10 @@ def reconstruct_wbp(images, angles, thickness, binning=1, filter="ramp", normali
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
-def reconstruct_local(images, angles, center, box, thickness, scale=1.0, filter="ramp",
-                      normalize=True, workers=None, lowpass=0.0):
+def reconstruct_local(images: np.ndarray, angles: np.ndarray, center: np.ndarray, box: int,
+                      thickness: int, scale: float = 1.0, filter: str = "ramp",
+                      normalize: bool = True, workers: int | None = None,
+                      lowpass: float = 0.0) -> np.ndarray:
     """Weighted back-projection of a small box only (fast path for training
     sets of subtomograms around fiducials).
 
@@ -319,7 +323,7 @@ def reconstruct_local(images, angles, center, box, thickness, scale=1.0, filter=
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
-def binned_coordinates(xyz, binning):
+def binned_coordinates(xyz: np.ndarray, binning: int) -> np.ndarray:
     """Full-resolution voxel coordinates -> coordinates in a tomogram binned
     by ``binning`` (``(xyz - (b - 1) / 2) / b``)."""
     b = float(binning)

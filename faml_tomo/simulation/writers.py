@@ -18,13 +18,16 @@ Tilt series and tomograms (:func:`write_tilt_series`)::
     <out>/<name>_beads.txt     the same as "x y z" lines (Scipion text import)
 """
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import numpy as np
 
 from ..io.mrc import atomic_path, write_mrc
 from ..io.star import write_star, write_star_blocks
+from ..typealiases import PathLike
 from .reconstruct import binned_coordinates
 
 logger = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ __all__ = ["write_subtomograms", "write_tilt_series", "write_stack",
            "subtomogram_star_tables"]
 
 
-def write_stack(path, images, pixel_size):
+def write_stack(path: PathLike, images: np.ndarray, pixel_size: float) -> Path:
     """Write a 2D image stack ``(n, ny, nx)`` as an MRC image stack (.mrcs)."""
     arr = np.ascontiguousarray(images, dtype=np.float32)
     with atomic_path(path) as tmp:
@@ -44,7 +47,8 @@ def write_stack(path, images, pixel_size):
     return Path(path)
 
 
-def subtomogram_star_tables(sset, image_names, tomo_name="simulated"):
+def subtomogram_star_tables(sset: Any, image_names: Sequence[str],
+                            tomo_name: str = "simulated") -> dict:
     """The ``optics`` and ``particles`` tables of a simulated set.
 
     Parameters
@@ -113,7 +117,8 @@ def subtomogram_star_tables(sset, image_names, tomo_name="simulated"):
     return {"optics": optics, "particles": parts}
 
 
-def write_subtomograms(out_dir, sset, prefix="subtomo", write_clean=False):
+def write_subtomograms(out_dir: PathLike, sset: Any, prefix: str = "subtomo",
+                       write_clean: bool = False) -> dict:
     """Write a :class:`~.subtomograms.SubtomogramSet`.
 
     Returns
@@ -140,7 +145,8 @@ def write_subtomograms(out_dir, sset, prefix="subtomo", write_clean=False):
     return {"star": star, "subtomograms": paths, "references": refs, "clean": clean}
 
 
-def write_tilt_series(out_dir, ts, name="TS_01", tomogram=None, binning=1):
+def write_tilt_series(out_dir: PathLike, ts: Any, name: str = "TS_01",
+                      tomogram: np.ndarray | None = None, binning: int = 1) -> dict:
     """Write a :class:`~.tiltseries.TiltSeries` (and its tomogram).
 
     Parameters
