@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _optional(t) -> bool:
             and type(None) in typing.get_args(t))
 
 
-def job_fields(job_cls) -> list:
+def job_fields(job_cls: type) -> list:
     """``(field, base type, is_tuple)`` of each field of a job class."""
     hints = typing.get_type_hints(job_cls)
     out = []
@@ -77,7 +78,7 @@ def job_fields(job_cls) -> list:
     return out
 
 
-def coerce_fields(job) -> None:
+def coerce_fields(job: Any) -> None:
     """Give each field of a (frozen) job its declared type in place: paths
     from strings, tuples from lists, floats from ints; call it from
     ``__post_init__``.  Values that do not convert are left for
@@ -111,7 +112,8 @@ def _help(f) -> str:
     return text
 
 
-def add_arguments(parser: argparse.ArgumentParser, job_cls, exclusive=()) -> None:
+def add_arguments(parser: argparse.ArgumentParser, job_cls: type,
+                  exclusive: Sequence[Sequence[str]] = ()) -> None:
     """Add one command-line option per job field to ``parser``.
 
     ``exclusive``: groups of field names of which exactly one must be given
@@ -154,13 +156,13 @@ def add_arguments(parser: argparse.ArgumentParser, job_cls, exclusive=()) -> Non
 
 
 def _or_none(base):
-    def convert(text):
+    def convert(text: str) -> Any:
         return None if text.strip().lower() in ("none", "") else base(text)
     convert.__name__ = base.__name__                # argparse names the type in errors
     return convert
 
 
-def from_args(job_cls, args: argparse.Namespace):
+def from_args(job_cls: type, args: argparse.Namespace) -> Any:
     """The job of parsed command-line arguments (lists become tuples)."""
     values = {}
     for f, _, is_tuple in job_fields(job_cls):
@@ -179,14 +181,14 @@ def _jsonable(v):
     return v
 
 
-def job_to_json(job) -> dict:
+def job_to_json(job: Any) -> dict:
     """``{"task", "schema", "fields"}``: every field, paths as strings."""
     return {"task": job.TASK, "schema": job.SCHEMA,
             "fields": {f.name: _jsonable(getattr(job, f.name))
                        for f in dataclasses.fields(job)}}
 
 
-def job_from_json(job_cls, record: dict):
+def job_from_json(job_cls: Any, record: dict) -> Any:
     """The job of a :func:`job_to_json` record.
 
     Raises
@@ -214,7 +216,7 @@ def job_from_json(job_cls, record: dict):
     return job_cls(**values)
 
 
-def check_job(job) -> None:
+def check_job(job: Any) -> None:
     """Raise :class:`InputError` with every problem of ``job`` (one per line)."""
     problems = job.problems()
     if problems:
