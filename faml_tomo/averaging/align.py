@@ -33,6 +33,7 @@ Typical use::
     res = align(part, ref, params)       # res.rotations[0], res.shifts[0]: best
 """
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,7 +53,8 @@ __all__ = ["AlignParams", "BandGeometry", "band_geometry", "PreparedSubtomogram"
            "translation_search", "refine_rotation", "rotation_scores"]
 
 
-def align(part, ref, params=None):
+def align(part: PreparedSubtomogram, ref: PreparedReference,
+          params: AlignParams | None = None) -> AlignmentResult:
     """Candidate transforms of a prepared subtomogram against an average.
 
     Parameters
@@ -85,7 +87,9 @@ def align(part, ref, params=None):
                            rot_scores=rvals[order], sq_dist=sq[order], ref_norm2=rn2[order])
 
 
-def fast_align(subtomogram, reference, tilt_range, params=None):
+def fast_align(subtomogram: np.ndarray, reference: np.ndarray,
+               tilt_range: "float | Sequence[float]",
+               params: AlignParams | None = None) -> AlignmentResult:
     """Align one subtomogram to one average (convenience wrapper).
 
     Parameters

@@ -12,7 +12,10 @@ about Y with ±40°, SNR 0.1): every pose right to 10° up to a symmetry mate,
 yet 26 % of the band seen by < 5 % of the subtomograms (true poses: none
 below 28 %), and the average correlates 0.81 with the truth instead of 0.99.
 """
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["GAP_LEVEL", "GAP_WARN", "class_coverage", "coverage_gaps", "gap_message"]
 
@@ -20,7 +23,7 @@ GAP_LEVEL = 0.1    # a component seen by less than this fraction of a class is a
 GAP_WARN = 0.05    # warn when gaps exceed this fraction of the band
 
 
-def class_coverage(wsum, gamma):
+def class_coverage(wsum: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """Fraction of each class's subtomograms that observed each band component.
 
     Parameters
@@ -44,7 +47,7 @@ def class_coverage(wsum, gamma):
     return out.astype(np.float32)
 
 
-def coverage_gaps(coverage, geom, level=GAP_LEVEL):
+def coverage_gaps(coverage: np.ndarray, geom: Any, level: float = GAP_LEVEL) -> np.ndarray:
     """Fraction of each class's band that few of its subtomograms observed.
 
     Parameters
@@ -72,7 +75,8 @@ def coverage_gaps(coverage, geom, level=GAP_LEVEL):
     return out
 
 
-def gap_message(gaps, warn=GAP_WARN, level=GAP_LEVEL):
+def gap_message(gaps: ArrayLike, warn: float = GAP_WARN,
+                level: float = GAP_LEVEL) -> str | None:
     """A warning for the classes whose gaps exceed ``warn`` (None if none)."""
     bad = [(k + 1, g) for k, g in enumerate(np.asarray(gaps, float)) if g > warn]
     if not bad:

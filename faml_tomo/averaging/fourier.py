@@ -30,7 +30,7 @@ __all__ = ["spectrum", "volume_from_spectrum", "half_frequencies", "hermitian_we
 WORKERS = 1
 
 
-def spectrum(volume):
+def spectrum(volume: np.ndarray) -> np.ndarray:
     """Centred orthonormal half spectrum of a real cubic volume.
 
     Parameters
@@ -45,12 +45,12 @@ def spectrum(volume):
                       workers=WORKERS)
 
 
-def volume_from_spectrum(spec, n):
+def volume_from_spectrum(spec: np.ndarray, n: int) -> np.ndarray:
     """Inverse of :func:`spectrum`: real volume of shape ``(n, n, n)``."""
     return sfft.fftshift(sfft.irfftn(spec, s=(n, n, n), norm="ortho", workers=WORKERS))
 
 
-def half_frequencies(n):
+def half_frequencies(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer frequencies ``(kz, ky, kx)`` of the half spectrum, broadcastable
     to ``(n, n, n//2 + 1)``."""
     k = np.fft.fftfreq(n, 1.0 / n)
@@ -58,7 +58,7 @@ def half_frequencies(n):
     return k[:, None, None], k[None, :, None], kx[None, None, :]
 
 
-def hermitian_weights(n):
+def hermitian_weights(n: int) -> np.ndarray:
     """Multiplicity of each half-spectrum column in the full spectrum.
 
     Returns

@@ -114,7 +114,7 @@ _ALIASES = {"i": "i222r", "i1": "i222", "i2": "i222r", "i3": "in25", "i4": "in25
             "t": "t222", "dx": "d"}
 
 
-def check_symmetry(symbol):
+def check_symmetry(symbol: str) -> str:
     """Normalised symmetry name, or :class:`InputError` naming the problem.
 
     Parameters
@@ -167,7 +167,7 @@ def _group(name):
     return _conjugate(_icosahedral_222(), _ICOSAHEDRAL[key])
 
 
-def symmetry_group(symbol):
+def symmetry_group(symbol: str) -> np.ndarray:
     """Rotation matrices of a point group.
 
     Parameters

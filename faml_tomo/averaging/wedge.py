@@ -16,8 +16,10 @@ Frequencies are integer indices ``k`` of a box of ``n`` voxels (cycles per box);
 arrays follow the package layout ``[z, y, x]`` and numpy's unshifted FFT order.
 """
 import logging
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
@@ -31,7 +33,7 @@ __all__ = ["check_tilt_range", "wedge_observed", "wedge_mask", "apply_wedge",
 _ANGLE_TOL_DEG = 1e-6
 
 
-def check_tilt_range(tilt_range):
+def check_tilt_range(tilt_range: "float | Sequence[float]") -> tuple[float, float]:
     """Validate a tilt range and return it as ``(tilt_min, tilt_max)``.
 
     Parameters
@@ -65,7 +67,8 @@ def check_tilt_range(tilt_range):
     return lo, hi
 
 
-def wedge_observed(kx, ky, kz, tilt_range):
+def wedge_observed(kx: ArrayLike, ky: ArrayLike, kz: ArrayLike,
+                   tilt_range: "float | Sequence[float]") -> np.ndarray:
     """Observed-component indicator at arbitrary Fourier positions.
 
     Used for rotated masks: the mask of a particle seen in the reference frame
@@ -109,7 +112,7 @@ def _freqs(n, half):
     return k[:, None, None], k[None, :, None], kxs[None, None, :]
 
 
-def wedge_mask(n, tilt_range, half=True):
+def wedge_mask(n: int, tilt_range: "float | Sequence[float]", half: bool = True) -> np.ndarray:
     """Missing-wedge mask of a cubic box in numpy FFT layout.
 
     Parameters
@@ -131,7 +134,7 @@ def wedge_mask(n, tilt_range, half=True):
     return wedge_observed(kx, ky, kz, tilt_range)
 
 
-def apply_wedge(volume, tilt_range):
+def apply_wedge(volume: ArrayLike, tilt_range: "float | Sequence[float]") -> np.ndarray:
     """Remove the missing wedge from a volume (zero its unobserved components).
 
     Parameters
@@ -156,7 +159,7 @@ def apply_wedge(volume, tilt_range):
     return np.fft.irfftn(spec, s=vol.shape)
 
 
-def observed_fraction(tilt_range):
+def observed_fraction(tilt_range: "float | Sequence[float]") -> float:
     """Fraction of Fourier directions observed for a tilt range (e.g. 2/3
     for ±60°)."""
     lo, hi = check_tilt_range(tilt_range)
