@@ -3,6 +3,7 @@
 import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,20 +66,20 @@ class AlignParams:
     refine_rounds: int = 3
     symmetry: str = "C1"
 
-    def euler_grid(self):
+    def euler_grid(self) -> int:
         """Euler grid size ``N``."""
         return int(self.n_euler) if self.n_euler else 2 * int(self.lmax) + 2
 
-    def grid_step_deg(self):
+    def grid_step_deg(self) -> float:
         """Euler grid step in degrees."""
         return 360.0 / self.euler_grid()
 
-    def band(self, n):
+    def band(self, n: int) -> tuple[int, int]:
         """``(r_min, r_max)`` for a box of ``n`` voxels."""
         r_max = n // 2 - 1 if self.r_max is None else int(self.r_max)
         return int(self.r_min), r_max
 
-    def shift_limit(self, n):
+    def shift_limit(self, n: int) -> float:
         """Largest shift searched for a box of ``n`` voxels."""
         return n / 4.0 if self.max_shift is None else float(self.max_shift)
 
@@ -110,7 +111,7 @@ class BandGeometry:
 
 
 @functools.lru_cache(maxsize=8)
-def band_geometry(n, r_min, r_max):
+def band_geometry(n: int, r_min: int, r_max: int) -> BandGeometry:
     """:class:`BandGeometry` of a box (cached)."""
     kz, ky, kx = half_frequencies(n)
     r = np.sqrt(kx ** 2 + ky ** 2 + kz ** 2)
@@ -128,7 +129,8 @@ def band_geometry(n, r_min, r_max):
                         n_full=float(herm.sum()))
 
 
-def check_volume(vol, index, n=None, name="subtomogram"):
+def check_volume(vol: Any, index: int, n: int | None = None,
+                 name: str = "subtomogram") -> np.ndarray:
     """Check one volume: 3D, cubic, box ``n`` (if given), finite, not constant.
 
     Parameters
@@ -169,7 +171,7 @@ def check_volume(vol, index, n=None, name="subtomogram"):
     return v
 
 
-def check_volumes(volumes, name="subtomogram"):
+def check_volumes(volumes: Any, name: str = "subtomogram") -> int:
     """Check a stack of volumes (see :func:`check_volume`); returns the box
     size ``n``."""
     n = None

@@ -48,7 +48,7 @@ class PreparedSubtomogram:
     coeffs: np.ndarray
     index: int = 0
 
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Memory held, in bytes."""
         return self.observed.nbytes + self.values.nbytes + self.coeffs.nbytes
 

@@ -46,7 +46,7 @@ class AlignmentResult:
     def __len__(self):
         return len(self.scores)
 
-    def subset(self, keep):
+    def subset(self, keep: np.ndarray) -> "AlignmentResult":
         """The candidates selected by index array or mask ``keep``."""
         return AlignmentResult(*(getattr(self, f)[keep] for f in
                                  ("rotations", "shifts", "scores", "rot_scores", "sq_dist",
