@@ -11,10 +11,7 @@ from ..align import AlignParams
 from ..halves import FSC_GOLD
 from ..symmetry import check_symmetry, symmetry_group
 
-
 _MODES = ("faml", "fa")
-
-
 _INITS = ("auto", "consensus", "kmeans", "random")
 
 

@@ -18,8 +18,6 @@ from .model import _half_from_band
 
 
 CHECKPOINT_NAME = "faml_checkpoint.npz"
-
-
 CONSENSUS_CHECKPOINT_NAME = "faml_consensus_checkpoint.npz"
 
 
