@@ -4,15 +4,16 @@ This file is the single place where dependencies are pinned.  The pins follow
 Scipion 3's own (numpy 1.26.x, scipy 1.10.x, mrcfile <= 1.4.3) so that one pip
 resolver run installs the plugin, Scipion and TensorFlow together.
 """
+
 import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-VERSION = re.search(r'^__version__ = "([^"]+)"',
-                    (HERE / "faml_tomo" / "__init__.py").read_text(),
-                    re.M).group(1)
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "faml_tomo" / "__init__.py").read_text(), re.M
+).group(1)
 
 INSTALL_REQUIRES = [
     "scipion-pyworkflow>=3.11,<4",
@@ -32,7 +33,7 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # MPI across ranks on clusters: mpi4py binary wheel plus an MPI runtime.
     "mpi": ["mpi4py>=4.0,<5", "mpich>=4.1; sys_platform=='linux'"],
-    "test": ["pytest>=7.4,<9", "pytest-timeout>=2.2", "ruff>=0.5", "mypy>=1.10,<3"],
+    "test": ["pytest>=7.4,<9", "pytest-timeout>=2.2", "ruff>=0.17,<0.18", "mypy>=1.10,<3"],
     # The `scipion3` launcher and the module the project GUI imports
     # (`make screenshots` opens the demo project in the GUI).
     "gui": ["scipion-app>=3.8,<4"],
@@ -46,7 +47,7 @@ setup(
     name="scipion-em-faml-tomo",
     version=VERSION,
     description="FAML subtomogram averaging and classification, gold fiducial "
-                "detection and tilt-series misalignment detection for Scipion 3",
+    "detection and tilt-series misalignment detection for Scipion 3",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     author="faml_tomo developers",

@@ -7,6 +7,7 @@ same pairs, alternately, so that both are measured in one run on one
 machine.  Only functions present in every version since issue 4 are used
 (``AlignParams``, ``prepare_subtomogram``, ``prepare_reference``, ``align``).
 """
+
 import argparse
 import json
 import sys
@@ -33,19 +34,25 @@ def main(argv=None):
     t0 = time.perf_counter()
     parts = [prepare_subtomogram(v, (-60, 60), params, index=i) for i, v in enumerate(vols)]
     t_prep = (time.perf_counter() - t0) / len(vols)
-    align(parts[0], prep, params)               # compile / warm caches, not timed
+    align(parts[0], prep, params)  # compile / warm caches, not timed
     times = []
     for _ in range(max(args.repeats, 1)):
         t0 = time.perf_counter()
         res = [align(p, prep, params) for p in parts]
         times.append((time.perf_counter() - t0) / len(parts))
     import faml_tomo
-    out = {"root": args.root, "faml_tomo": faml_tomo.__version__,
-           "s_per_pair": min(times), "s_per_pair_all": times,
-           "s_expand_subtomogram": t_prep, "s_expand_average": t_ref,
-           "candidates_mean": float(np.mean([len(r) for r in res])),
-           "best_rotations": [r.rotations[0].tolist() for r in res],
-           "best_shifts": [r.shifts[0].tolist() for r in res]}
+
+    out = {
+        "root": args.root,
+        "faml_tomo": faml_tomo.__version__,
+        "s_per_pair": min(times),
+        "s_per_pair_all": times,
+        "s_expand_subtomogram": t_prep,
+        "s_expand_average": t_ref,
+        "candidates_mean": float(np.mean([len(r) for r in res])),
+        "best_rotations": [r.rotations[0].tolist() for r in res],
+        "best_shifts": [r.shifts[0].tolist() for r in res],
+    }
     with open(args.json, "w") as fh:
         json.dump(out, fh)
 

@@ -21,6 +21,7 @@ cores for all cases (``--cases b c``: 5 min).
 
 Writes benchmarks/results/bench_faml_accuracy.json.
 """
+
 import argparse
 import json
 import sys
@@ -35,8 +36,13 @@ from common import machine, write_atomic  # noqa: E402
 from faml_tomo.averaging.cases import CASES, run_case  # noqa: E402
 
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
-PAPER = {"a": "F1 1.00 vs 0.99", "b": "r 0.77 vs 0.19", "c": "r 0.78 vs 0.49",
-         "b_paper": "r 0.77 vs 0.19", "c_paper": "r 0.78 vs 0.49"}
+PAPER = {
+    "a": "F1 1.00 vs 0.99",
+    "b": "r 0.77 vs 0.19",
+    "c": "r 0.78 vs 0.49",
+    "b_paper": "r 0.77 vs 0.19",
+    "c_paper": "r 0.78 vs 0.49",
+}
 
 
 def _fmt(d, key):
@@ -45,9 +51,11 @@ def _fmt(d, key):
 
 def table(results):
     """Markdown table of a run's results (``{case: run_case output}``)."""
-    lines = ["| case | data | goal (issue 4) | FAML | FA | FAML - FA | true poses (unweighted) "
-             "| no alignment | FAML from truth | FA from truth | paper FAML vs FA | met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | data | goal (issue 4) | FAML | FA | FAML - FA | true poses (unweighted) "
+        "| no alignment | FAML from truth | FA from truth | paper FAML vs FA | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, d in results.items():
         c = CASES[name]
         faml, fa = d["faml"]["value"], d["fa"]["value"]
@@ -57,34 +65,42 @@ def table(results):
             met = faml >= 0.7 and faml >= fa + 0.2
         else:
             met = faml >= 0.75 and faml >= fa
-        data = (f"{'+'.join(c.structures)} {'/'.join(map(str, c.counts))}, {c.box}^3 "
-                f"{c.pixel_size:g} Å/px, SNR {c.snr:g}, ±{c.tilt[1]:g}°, {c.orientations}")
-        lines.append(f"| {name} | {data} | {c.goal} | {faml:.3f} | {fa:.3f} | "
-                     f"{faml - fa:+.3f} | {_fmt(d, 'ceiling')} | {_fmt(d, 'no_alignment')} | "
-                     f"{_fmt(d, 'faml_from_truth')} | {_fmt(d, 'fa_from_truth')} | "
-                     f"{PAPER[name]} | {'yes' if met else 'no'} |")
+        data = (
+            f"{'+'.join(c.structures)} {'/'.join(map(str, c.counts))}, {c.box}^3 "
+            f"{c.pixel_size:g} Å/px, SNR {c.snr:g}, ±{c.tilt[1]:g}°, {c.orientations}"
+        )
+        lines.append(
+            f"| {name} | {data} | {c.goal} | {faml:.3f} | {fa:.3f} | "
+            f"{faml - fa:+.3f} | {_fmt(d, 'ceiling')} | {_fmt(d, 'no_alignment')} | "
+            f"{_fmt(d, 'faml_from_truth')} | {_fmt(d, 'fa_from_truth')} | "
+            f"{PAPER[name]} | {'yes' if met else 'no'} |"
+        )
     return lines
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    ap.add_argument("--from-truth", action="store_true",
-                    help="also start each method from the true structure")
+    ap.add_argument(
+        "--from-truth", action="store_true", help="also start each method from the true structure"
+    )
     ap.add_argument("--structures", type=Path, default=STRUCTURES)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" /
-                                          "bench_faml_accuracy.json"),
-                    help="results file (a Markdown table is written beside it, .md)")
-    ap.add_argument("--report", type=Path, default=None,
-                    help="only print the table of a saved results file")
+    ap.add_argument(
+        "--json",
+        default=str(ROOT / "benchmarks" / "results" / "bench_faml_accuracy.json"),
+        help="results file (a Markdown table is written beside it, .md)",
+    )
+    ap.add_argument(
+        "--report", type=Path, default=None, help="only print the table of a saved results file"
+    )
     args = ap.parse_args(argv)
     if args.report:
         saved = json.loads(args.report.read_text())
         print("\n".join(table(saved["results"])))
         return 0
     if not args.structures.is_dir():
-        if args.structures == STRUCTURES:         # `make bench` without ../shared
+        if args.structures == STRUCTURES:  # `make bench` without ../shared
             print(f"skipped: needs the density maps in {STRUCTURES}")
             return 0
         print(f"error: density maps not found in {args.structures}", file=sys.stderr)
@@ -96,19 +112,27 @@ def main(argv=None):
     for name in args.cases:
         case = CASES[name]
         t0 = time.perf_counter()
-        results[name] = run_case(case, args.structures, references=args.from_truth,
-                                 workers=args.workers)
-        print(f"case {name}: {time.perf_counter() - t0:.0f} s "
-              f"{json.dumps({k: v['value'] for k, v in results[name].items()})}", flush=True)
+        results[name] = run_case(
+            case, args.structures, references=args.from_truth, workers=args.workers
+        )
+        print(
+            f"case {name}: {time.perf_counter() - t0:.0f} s "
+            f"{json.dumps({k: v['value'] for k, v in results[name].items()})}",
+            flush=True,
+        )
     lines = table(results)
     print("\n" + "\n".join(lines))
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     path = Path(args.json)
     write_atomic(path, json.dumps({"machine": info, "results": results}, indent=1))
     machine_line = ", ".join(f"{k} {v}" for k, v in info.items())
-    write_atomic(path.with_suffix(".md"), f"# FAML accuracy (benchmarks/bench_faml_accuracy.py)\n\n"
-           f"Machine: {machine_line}. Total {time.perf_counter() - t_all:.0f} s.\n\n"
-           + "\n".join(lines) + "\n")
+    write_atomic(
+        path.with_suffix(".md"),
+        f"# FAML accuracy (benchmarks/bench_faml_accuracy.py)\n\n"
+        f"Machine: {machine_line}. Total {time.perf_counter() - t_all:.0f} s.\n\n"
+        + "\n".join(lines)
+        + "\n",
+    )
     print(f"wrote {path} and {path.with_suffix('.md').name}")
     return 0
 

@@ -27,6 +27,7 @@ Run::
 
 Writes ``benchmarks/results/faml_classify_snr.{json,md}``.
 """
+
 import json
 import sys
 import time
@@ -53,20 +54,39 @@ def make_pair(folder):
     """Write ``4v4r.mrc`` and ``4v4r_cut.mrc`` (source voxel size) into
     ``folder``; returns the removed mass fraction."""
     from faml_tomo.averaging.cases import subtle_pair
+
     return subtle_pair(STRUCTURES, folder, BASE, CUT_FRACTION)
 
 
 def cases(quick=False):
     from faml_tomo.averaging.cases import AccuracyCase
+
     out = []
     for rep in range(SEEDS):
         for snr in SNRS:
-            c = AccuracyCase(f"pair_snr{snr:g}_s{rep}", (BASE, f"{BASE}_cut"), (COUNT, COUNT),
-                             snr, (-60.0, 60.0), "uniform", BOX, VOXEL, data_seed=200 + rep,
-                             run_seed=1, max_iter=20)
+            c = AccuracyCase(
+                f"pair_snr{snr:g}_s{rep}",
+                (BASE, f"{BASE}_cut"),
+                (COUNT, COUNT),
+                snr,
+                (-60.0, 60.0),
+                "uniform",
+                BOX,
+                VOXEL,
+                data_seed=200 + rep,
+                run_seed=1,
+                max_iter=20,
+            )
             if quick:
-                c = replace(c, name=c.name + "_quick", counts=(12, 12), box=24,
-                            pixel_size=VOXEL * BOX / 24, max_iter=3, n_voronoi=2000)
+                c = replace(
+                    c,
+                    name=c.name + "_quick",
+                    counts=(12, 12),
+                    box=24,
+                    pixel_size=VOXEL * BOX / 24,
+                    max_iter=3,
+                    n_voronoi=2000,
+                )
             out.append(c)
     return out
 
@@ -78,12 +98,13 @@ def oracle_f1(sims, case):
     from faml_tomo.averaging.testing import f1_score
     from faml_tomo.averaging.wedge import wedge_mask
     from faml_tomo.geometry import transform_volume
+
     vols = sims.volumes
     truth = sims.truth
     n = vols.shape[1]
     r_max = case.align.band(n)[1]
     k = np.fft.fftfreq(n, 1.0 / n)
-    band = (k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2) <= r_max ** 2
+    band = (k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2) <= r_max**2
     wedge = np.fft.fftshift(wedge_mask(n, case.tilt, half=False).astype(float))
     backs, weights = [], []
     for vol, rot, t in zip(vols, truth.rotations, truth.shifts):
@@ -119,6 +140,7 @@ def refresh_faml(case, maps, runs, workers, res, version=FAML_VERSION):
     ``version`` (FA and the oracle do not change), the older value kept as
     ``"faml_previous"``; written back to ``runs``."""
     from faml_tomo.averaging.cases import run_case
+
     if res.get("faml", {}).get("version") == version:
         return res
     t0 = time.perf_counter()
@@ -133,6 +155,7 @@ def refresh_faml(case, maps, runs, workers, res, version=FAML_VERSION):
 def _cached(case, cache, runs, workers):
     def compute():
         from faml_tomo.averaging.cases import run_case, simulate_case
+
         maps = Path(cache) / "maps"
         t0 = time.perf_counter()
         res = run_case(case, maps, workers=workers)
@@ -140,9 +163,15 @@ def _cached(case, cache, runs, workers):
         sims, _ = simulate_case(case, maps)
         res["oracle"] = {"value": float(oracle_f1(sims, case))}
         res["seconds"] = round(time.perf_counter() - t0, 1)
-        res["case"] = {"snr": case.snr, "box": case.box, "pixel_size": case.pixel_size,
-                       "counts": list(case.counts), "data_seed": case.data_seed}
+        res["case"] = {
+            "snr": case.snr,
+            "box": case.box,
+            "pixel_size": case.pixel_size,
+            "counts": list(case.counts),
+            "data_seed": case.data_seed,
+        }
         return res
+
     res = cached_json(Path(runs) / f"{case.name}.json", compute)
     return refresh_faml(case, Path(cache) / "maps", runs, workers, res)
 
@@ -157,31 +186,48 @@ def summarise(results):
 
         def mean(key, rs=rs):
             return float(np.mean([r[key]["value"] for r in rs]))
+
         faml, fa, oracle = mean("faml"), mean("fa"), mean("oracle")
-        previous = (mean("faml_previous") if all("faml_previous" in r for r in rs)
-                    else None)
-        rows.append({"snr": snr, "seeds": len(rs), "faml": faml, "fa": fa, "oracle": oracle,
-                     "faml_ge_fa": faml >= fa, "of_oracle": faml / oracle if oracle else None,
-                     "faml_previous": previous,
-                     "faml_per_seed": [r["faml"]["value"] for r in rs]})
-    lowest = {m: min((r["snr"] for r in rows if r[m] >= 0.9), default=None)
-              for m in ("faml", "fa", "oracle")}
+        previous = mean("faml_previous") if all("faml_previous" in r for r in rs) else None
+        rows.append(
+            {
+                "snr": snr,
+                "seeds": len(rs),
+                "faml": faml,
+                "fa": fa,
+                "oracle": oracle,
+                "faml_ge_fa": faml >= fa,
+                "of_oracle": faml / oracle if oracle else None,
+                "faml_previous": previous,
+                "faml_per_seed": [r["faml"]["value"] for r in rs],
+            }
+        )
+    lowest = {
+        m: min((r["snr"] for r in rows if r[m] >= 0.9), default=None)
+        for m in ("faml", "fa", "oracle")
+    }
     return rows, lowest
 
 
 def table(rows, lowest):
-    lines = ["| SNR | seeds | FAML F1 | per seed | FA F1 | FAML − FA | oracle F1 | "
-             "FAML / oracle | FAML before (random start, own candidates) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| SNR | seeds | FAML F1 | per seed | FA F1 | FAML − FA | oracle F1 | "
+        "FAML / oracle | FAML before (random start, own candidates) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         prev = "–" if r.get("faml_previous") is None else f"{r['faml_previous']:.3f}"
         seeds = " / ".join(f"{v:.2f}" for v in r["faml_per_seed"])
-        lines.append(f"| {r['snr']:g} | {r['seeds']} | {r['faml']:.3f} | {seeds} | "
-                     f"{r['fa']:.3f} | {r['faml'] - r['fa']:+.3f} | {r['oracle']:.3f} | "
-                     f"{100 * r['of_oracle']:.0f} % | {prev} |")
+        lines.append(
+            f"| {r['snr']:g} | {r['seeds']} | {r['faml']:.3f} | {seeds} | "
+            f"{r['fa']:.3f} | {r['faml'] - r['fa']:+.3f} | {r['oracle']:.3f} | "
+            f"{100 * r['of_oracle']:.0f} % | {prev} |"
+        )
     lines.append("")
-    lines.append("Lowest SNR with F1 >= 0.9: " + ", ".join(
-        f"{m} {v:g}" if v is not None else f"{m} none" for m, v in lowest.items()))
+    lines.append(
+        "Lowest SNR with F1 >= 0.9: "
+        + ", ".join(f"{m} {v:g}" if v is not None else f"{m} none" for m, v in lowest.items())
+    )
     return lines
 
 
@@ -199,34 +245,50 @@ def main(argv=None):
     for case in all_cases:
         path = runs / f"{case.name}.json"
         done = path.is_file()
-        fresh = done and (json.loads(path.read_text()).get("faml", {}).get("version")
-                          == FAML_VERSION)
+        fresh = done and (
+            json.loads(path.read_text()).get("faml", {}).get("version") == FAML_VERSION
+        )
         if not fresh and (args.report or (args.limit is not None and new >= args.limit)):
-            if done:                  # an older FAML's result, reported as it is
+            if done:  # an older FAML's result, reported as it is
                 results[case.name] = json.loads(path.read_text())
             continue
         results[case.name] = _cached(case, cache, runs, args.workers)
         if not fresh:
             new += 1
             r = results[case.name]
-            print(f"{case.name}: FAML {r['faml']['value']:.3f}, FA {r['fa']['value']:.3f}, "
-                  f"oracle {r['oracle']['value']:.3f} ({r['seconds']:.0f} s)", flush=True)
+            print(
+                f"{case.name}: FAML {r['faml']['value']:.3f}, FA {r['fa']['value']:.3f}, "
+                f"oracle {r['oracle']['value']:.3f} ({r['seconds']:.0f} s)",
+                flush=True,
+            )
     rows, lowest = summarise(results)
     lines = table(rows, lowest)
     print("\n".join(lines))
     out = args.out.with_name(args.out.name + ("_quick" if args.quick else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((out.with_suffix(".json"),
-                        json.dumps({"machine": info, "removed_mass_fraction": fraction,
-                                    "rows": rows, "lowest_snr_f1_0.9": lowest,
-                                    "runs": results}, indent=1)),
-                       (out.with_suffix(".md"),
-                        f"# FAML vs FA classification over SNR "
-                        f"(benchmarks/bench_faml_classify_snr.py)\n\n{BASE} with and without "
-                        f"{100 * fraction:.1f} % of its mass, {len(results)} of "
-                        f"{len(all_cases)} data sets. Machine: "
-                        f"{', '.join(f'{k} {v}' for k, v in info.items())}.\n\n"
-                        + "\n".join(lines) + "\n")):
+    for path, text in (
+        (
+            out.with_suffix(".json"),
+            json.dumps(
+                {
+                    "machine": info,
+                    "removed_mass_fraction": fraction,
+                    "rows": rows,
+                    "lowest_snr_f1_0.9": lowest,
+                    "runs": results,
+                },
+                indent=1,
+            ),
+        ),
+        (
+            out.with_suffix(".md"),
+            f"# FAML vs FA classification over SNR "
+            f"(benchmarks/bench_faml_classify_snr.py)\n\n{BASE} with and without "
+            f"{100 * fraction:.1f} % of its mass, {len(results)} of "
+            f"{len(all_cases)} data sets. Machine: "
+            f"{', '.join(f'{k} {v}' for k, v in info.items())}.\n\n" + "\n".join(lines) + "\n",
+        ),
+    ):
         write_atomic(path, text)
     print(f"wrote {out}.{{json,md}} ({len(results)} of {len(all_cases)} data sets)")
     return 0

@@ -21,6 +21,7 @@ Run (about 25 min per iteration on 2 cores)::
 
 Writes ``benchmarks/results/faml_scale.{json,md}``.
 """
+
 import json
 import os
 import sys
@@ -97,6 +98,7 @@ def write_data(folder, n_per_class, snr, batch=250):
     """Simulate and write the subtomograms (once); returns paths, classes."""
     from faml_tomo.averaging.cases import AccuracyCase, simulate_case
     from faml_tomo.io.mrc import write_mrc
+
     folder = Path(folder)
     done = folder / "classes.npy"
     paths = [folder / f"sub_{i:06d}.mrc" for i in range(n_per_class * len(MAPS))]
@@ -108,8 +110,17 @@ def write_data(folder, n_per_class, snr, batch=250):
     i = 0
     for b, first in enumerate(range(0, n_per_class, per)):
         count = min(per, n_per_class - first)
-        case = AccuracyCase("scale", MAPS, (count,) * len(MAPS), snr, (-60.0, 60.0), "uniform",
-                            BOX, VOXEL, data_seed=1000 + b)
+        case = AccuracyCase(
+            "scale",
+            MAPS,
+            (count,) * len(MAPS),
+            snr,
+            (-60.0, 60.0),
+            "uniform",
+            BOX,
+            VOXEL,
+            data_seed=1000 + b,
+        )
         sims, _ = simulate_case(case, STRUCTURES)
         for vol, cls in zip(sims.volumes, sims.truth.class_index):
             write_mrc(paths[i], vol.astype(np.float32), VOXEL)
@@ -123,6 +134,7 @@ def pair_times(n_pairs=10):
     """Seconds per align() call with expansions reused, at 32^3 and 64^3."""
     from faml_tomo.averaging import AlignParams, align, prepare_reference, prepare_subtomogram
     from faml_tomo.averaging.testing import phantom, simulate_subtomograms
+
     out = {}
     for n in (32, 64):
         ref = phantom(n, seed=0)
@@ -142,14 +154,19 @@ def main(argv=None):
     ap = benchmark_parser(__doc__, "faml_scale", sweep=False)
     ap.add_argument("--n-per-class", type=int, default=2500)
     ap.add_argument("--snr", type=float, default=0.05)
-    ap.add_argument("--iterations", type=int, default=2,
-                    help="iterations to have finished (resumes the checkpoint)")
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=2,
+        help="iterations to have finished (resumes the checkpoint)",
+    )
     args = ap.parse_args(argv)
     info = start(STRUCTURES)
     if info is None:
         return 0
     from faml_tomo.averaging import EMParams, VolumeFiles, classify
     from faml_tomo.averaging.testing import f1_score
+
     n_total = args.n_per_class * len(MAPS)
     tag = f"n{n_total}_snr{args.snr:g}"
     t0 = time.perf_counter()
@@ -159,14 +176,23 @@ def main(argv=None):
 
     def progress(state):
         stamps.append((state.iteration, time.perf_counter()))
-        print(f"iteration {state.iteration}: {time.perf_counter() - t_run:.0f} s since start, "
-              f"sizes {np.bincount(state.classes, minlength=4).tolist()}", flush=True)
+        print(
+            f"iteration {state.iteration}: {time.perf_counter() - t_run:.0f} s since start, "
+            f"sizes {np.bincount(state.classes, minlength=4).tolist()}",
+            flush=True,
+        )
 
     params = replace(EMParams(), n_classes=len(MAPS), max_iter=args.iterations, seed=1)
     with PeakRSS() as mem:
         t_run = time.perf_counter()
-        res = classify(VolumeFiles(paths), (-60.0, 60.0), params, workers=args.workers,
-                       checkpoint_dir=args.cache / f"run_{tag}", callback=progress)
+        res = classify(
+            VolumeFiles(paths),
+            (-60.0, 60.0),
+            params,
+            workers=args.workers,
+            checkpoint_dir=args.cache / f"run_{tag}",
+            callback=progress,
+        )
         total = time.perf_counter() - t_run
     new = [s for s in stamps if s[0] > 0]
     its = [(b[0], b[1] - a[1]) for a, b in zip(new, new[1:])]
@@ -176,39 +202,58 @@ def main(argv=None):
     per_iter = [s for _, s in its] or ([first[1]] if first else [])
     t_iter = float(np.median(per_iter)) if per_iter else float("nan")
     t_pair_em = t_iter * args.workers / (n_total * len(MAPS))
-    chunk_bytes = len(MAPS) * 4 * 16 * 7000          # ~K x 4 band arrays per chunk, 32^3
-    rows = {"n": n_total, "k": len(MAPS), "box": BOX, "workers": args.workers,
-            "iterations_finished": int(res.n_iterations), "run_seconds": round(total, 1),
-            "first_call_seconds_incl_expansion": round(first[1], 1) if first else None,
-            "seconds_per_iteration": [round(s, 1) for _, s in its],
-            "peak_rss_gib": round(mem.peak / 2 ** 30, 2),
-            "peak_rss_main_gib": round(mem.peak_main / 2 ** 30, 2), "f1": round(f1, 3),
-            "align_seconds_per_pair": {str(k): round(v, 4) for k, v in pairs.items()},
-            "em_seconds_per_particle_class": round(t_pair_em, 4)}
-    extrap = {ranks: round(100_000 * len(MAPS) * t_pair_em / ranks, 0)
-              for ranks in (16, 64, 256)}
-    lines = [f"N {n_total}, K {len(MAPS)}, {BOX}^3, {args.workers} workers: "
-             f"{rows['iterations_finished']} iterations; seconds per iteration "
-             f"{rows['seconds_per_iteration'] or [rows['first_call_seconds_incl_expansion']]}; "
-             f"peak resident memory {rows['peak_rss_gib']} GiB (main process "
-             f"{rows['peak_rss_main_gib']} GiB); F1 {rows['f1']}",
-             f"align() per pair: {pairs[32]:.4f} s at 32^3, {pairs[64]:.4f} s at 64^3 "
-             f"(targets 0.025 / 0.1 s)",
-             f"EM time per subtomogram and class: {t_pair_em:.4f} s (x workers); 100,000 "
-             f"subtomograms, compute only: " + ", ".join(f"{r} ranks ~{s:.0f} s"
-                                                         for r, s in extrap.items())
-             + f" per iteration; plus the reduction: rank 0 receives every chunk's "
-             f"statistics in chunk order (~{100_000 / 8 * chunk_bytes / 2 ** 30:.0f} GiB per "
-             f"iteration at 100,000, one chunk in memory at a time) and broadcasts the sum"]
+    chunk_bytes = len(MAPS) * 4 * 16 * 7000  # ~K x 4 band arrays per chunk, 32^3
+    rows = {
+        "n": n_total,
+        "k": len(MAPS),
+        "box": BOX,
+        "workers": args.workers,
+        "iterations_finished": int(res.n_iterations),
+        "run_seconds": round(total, 1),
+        "first_call_seconds_incl_expansion": round(first[1], 1) if first else None,
+        "seconds_per_iteration": [round(s, 1) for _, s in its],
+        "peak_rss_gib": round(mem.peak / 2**30, 2),
+        "peak_rss_main_gib": round(mem.peak_main / 2**30, 2),
+        "f1": round(f1, 3),
+        "align_seconds_per_pair": {str(k): round(v, 4) for k, v in pairs.items()},
+        "em_seconds_per_particle_class": round(t_pair_em, 4),
+    }
+    extrap = {ranks: round(100_000 * len(MAPS) * t_pair_em / ranks, 0) for ranks in (16, 64, 256)}
+    lines = [
+        f"N {n_total}, K {len(MAPS)}, {BOX}^3, {args.workers} workers: "
+        f"{rows['iterations_finished']} iterations; seconds per iteration "
+        f"{rows['seconds_per_iteration'] or [rows['first_call_seconds_incl_expansion']]}; "
+        f"peak resident memory {rows['peak_rss_gib']} GiB (main process "
+        f"{rows['peak_rss_main_gib']} GiB); F1 {rows['f1']}",
+        f"align() per pair: {pairs[32]:.4f} s at 32^3, {pairs[64]:.4f} s at 64^3 "
+        f"(targets 0.025 / 0.1 s)",
+        f"EM time per subtomogram and class: {t_pair_em:.4f} s (x workers); 100,000 "
+        f"subtomograms, compute only: "
+        + ", ".join(f"{r} ranks ~{s:.0f} s" for r, s in extrap.items())
+        + f" per iteration; plus the reduction: rank 0 receives every chunk's "
+        f"statistics in chunk order (~{100_000 / 8 * chunk_bytes / 2**30:.0f} GiB per "
+        f"iteration at 100,000, one chunk in memory at a time) and broadcasts the sum",
+    ]
     print("\n".join(lines))
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((out.with_suffix(".json"), json.dumps(
-            {"machine": info, "results": rows, "extrapolation_100k_seconds": extrap},
-            indent=1)), (out.with_suffix(".md"), "# FAML at scale (benchmarks/"
-                         "bench_faml_scale.py)\n\nMachine: " + ", ".join(
-                             f"{k} {v}" for k, v in info.items()) + ".\n\n"
-                         + "\n\n".join(lines) + "\n")):
+    for path, text in (
+        (
+            out.with_suffix(".json"),
+            json.dumps(
+                {"machine": info, "results": rows, "extrapolation_100k_seconds": extrap}, indent=1
+            ),
+        ),
+        (
+            out.with_suffix(".md"),
+            "# FAML at scale (benchmarks/"
+            "bench_faml_scale.py)\n\nMachine: "
+            + ", ".join(f"{k} {v}" for k, v in info.items())
+            + ".\n\n"
+            + "\n\n".join(lines)
+            + "\n",
+        ),
+    ):
         write_atomic(path, text)
     return 0
 

@@ -31,6 +31,7 @@ About 1.6 h on 2 cores (AMD EPYC, 2026-12-06).  Run::
 
 Writes ``benchmarks/results/faml_snr.{json,md,png}``.
 """
+
 import json
 import os
 import sys
@@ -45,10 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import benchmark_parser, cached_json, start, write_atomic  # noqa: E402
 
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
-MAPS = {"4v4r": 9.0, "3j9i": 6.0}          # Å/px: the particle spans >= 30 voxels
+MAPS = {"4v4r": 9.0, "3j9i": 6.0}  # Å/px: the particle spans >= 30 voxels
 GEOMETRIES = {"wedge60": ((-60.0, 60.0), "uniform"), "y40": ((-40.0, 40.0), "y")}
 SNRS = (0.1, 0.03, 0.01, 0.003, 0.001)
-SEEDS = {0.01: 3, 0.003: 3}                 # data seeds per SNR (default 1)
+SEEDS = {0.01: 3, 0.003: 3}  # data seeds per SNR (default 1)
 SYMMETRIC_SNRS = (0.1, 0.01, 0.003)
 BOX, COUNT = 40, 100
 
@@ -57,6 +58,7 @@ def cases(quick=False):
     """The sweep's data sets, first seeds first (a partial sweep covers every
     SNR); ``quick``: 24 subtomograms of 24^3, 3 iterations (a smoke run)."""
     from faml_tomo.averaging.cases import AccuracyCase
+
     out = []
     for rep in range(max(SEEDS.values())):
         for name, voxel in MAPS.items():
@@ -64,24 +66,58 @@ def cases(quick=False):
                 for snr in SNRS:
                     if rep >= SEEDS.get(snr, 1):
                         continue
-                    c = AccuracyCase(f"{name}_{geom}_snr{snr:g}_s{rep}", (name,), (COUNT,),
-                                     snr, tilt, orient, BOX, voxel, data_seed=100 + rep,
-                                     run_seed=1, max_iter=20)
+                    c = AccuracyCase(
+                        f"{name}_{geom}_snr{snr:g}_s{rep}",
+                        (name,),
+                        (COUNT,),
+                        snr,
+                        tilt,
+                        orient,
+                        BOX,
+                        voxel,
+                        data_seed=100 + rep,
+                        run_seed=1,
+                        max_iter=20,
+                    )
                     if quick:
-                        c = replace(c, name=c.name + "_quick", counts=(24,), box=24,
-                                    pixel_size=voxel * BOX / 24,
-                                    max_iter=3, n_voronoi=2000)
+                        c = replace(
+                            c,
+                            name=c.name + "_quick",
+                            counts=(24,),
+                            box=24,
+                            pixel_size=voxel * BOX / 24,
+                            max_iter=3,
+                            n_voronoi=2000,
+                        )
                     out.append(c)
     # 3j9i is D7: the same data with the point group imposed (what a user
     # does; in C1 its symmetry mates can leave the wedge unfilled)
     for geom, (tilt, orient) in GEOMETRIES.items():
         for snr in SYMMETRIC_SNRS:
-            c = AccuracyCase(f"3j9i-D7_{geom}_snr{snr:g}_s0", ("3j9i",), (COUNT,), snr, tilt,
-                             orient, BOX, MAPS["3j9i"], data_seed=100, run_seed=1,
-                             max_iter=20, symmetry="D7")
+            c = AccuracyCase(
+                f"3j9i-D7_{geom}_snr{snr:g}_s0",
+                ("3j9i",),
+                (COUNT,),
+                snr,
+                tilt,
+                orient,
+                BOX,
+                MAPS["3j9i"],
+                data_seed=100,
+                run_seed=1,
+                max_iter=20,
+                symmetry="D7",
+            )
             if quick:
-                c = replace(c, name=c.name + "_quick", counts=(24,), box=24,
-                            pixel_size=MAPS["3j9i"] * BOX / 24, max_iter=3, n_voronoi=2000)
+                c = replace(
+                    c,
+                    name=c.name + "_quick",
+                    counts=(24,),
+                    box=24,
+                    pixel_size=MAPS["3j9i"] * BOX / 24,
+                    max_iter=3,
+                    n_voronoi=2000,
+                )
             out.append(c)
     return out
 
@@ -89,17 +125,26 @@ def cases(quick=False):
 def _cached(case, cache, workers):
     def compute():
         from faml_tomo.averaging.cases import run_case
+
         t0 = time.perf_counter()
         res = run_case(case, STRUCTURES, workers=workers)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         name = case.structures[0] + ("" if case.symmetry == "C1" else f" {case.symmetry}")
-        res["case"] = {"map": name, "symmetry": case.symmetry, "snr": case.snr,
-                       "tilt": list(case.tilt),
-                       "orientations": case.orientations, "box": case.box,
-                       "pixel_size": case.pixel_size, "n": case.counts[0],
-                       "data_seed": case.data_seed, "max_iter": case.max_iter,
-                       "lmax": case.lmax}
+        res["case"] = {
+            "map": name,
+            "symmetry": case.symmetry,
+            "snr": case.snr,
+            "tilt": list(case.tilt),
+            "orientations": case.orientations,
+            "box": case.box,
+            "pixel_size": case.pixel_size,
+            "n": case.counts[0],
+            "data_seed": case.data_seed,
+            "max_iter": case.max_iter,
+            "lmax": case.lmax,
+        }
         return res
+
     return cached_json(Path(cache) / f"{case.name}.json", compute)
 
 
@@ -107,59 +152,84 @@ def summarise(results):
     """Rows per (map, geometry, SNR): seed means of FAML, FA, true poses and
     no alignment, the fraction of the gap FAML closes and the targets."""
     import numpy as np
+
     groups = {}
     for name, r in results.items():
         c = r["case"]
         geom = "y40" if c["orientations"] == "y" else "wedge60"
         groups.setdefault((c["map"], geom, c["snr"]), []).append(r)
     rows = []
-    for (m, geom, snr), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
-                                                                     -kv[0][2])):
+    for (m, geom, snr), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[0][2])
+    ):
+
         def mean(key, rs=rs):
             return float(np.mean([r[key]["value"] for r in rs]))
+
         faml, fa, top, base = mean("faml"), mean("fa"), mean("ceiling"), mean("no_alignment")
         gaps = [g for r in rs for g in r["faml"].get("coverage_gaps", [])]
         gap = (faml - base) / (top - base) if top > base else float("nan")
-        rows.append({"map": m, "geometry": geom, "snr": snr, "seeds": len(rs), "faml": faml,
-                     "fa": fa, "true_poses": top, "no_alignment": base, "gap_closed": gap,
-                     "faml_ge_fa": faml >= fa - 0.01,
-                     "gap_target": (gap >= 0.8) if top >= 0.8 else None,
-                     "faml_wedge_gaps": float(np.mean(gaps)) if gaps else None,
-                     "seconds": float(sum(r["seconds"] for r in rs))})
+        rows.append(
+            {
+                "map": m,
+                "geometry": geom,
+                "snr": snr,
+                "seeds": len(rs),
+                "faml": faml,
+                "fa": fa,
+                "true_poses": top,
+                "no_alignment": base,
+                "gap_closed": gap,
+                "faml_ge_fa": faml >= fa - 0.01,
+                "gap_target": (gap >= 0.8) if top >= 0.8 else None,
+                "faml_wedge_gaps": float(np.mean(gaps)) if gaps else None,
+                "seconds": float(sum(r["seconds"] for r in rs)),
+            }
+        )
     return rows
 
 
 def table(rows):
-    lines = ["| map | geometry | SNR | seeds | FAML | FA | true poses | no alignment | "
-             "gap closed by FAML | FAML ≥ FA − 0.01 | ≥ 80 % of the gap (where true poses "
-             "≥ 0.8) | FAML wedge gaps |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| map | geometry | SNR | seeds | FAML | FA | true poses | no alignment | "
+        "gap closed by FAML | FAML ≥ FA − 0.01 | ≥ 80 % of the gap (where true poses "
+        "≥ 0.8) | FAML wedge gaps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         tgt = "–" if r["gap_target"] is None else ("yes" if r["gap_target"] else "**no**")
         gap = "–" if r["gap_closed"] != r["gap_closed"] else f"{100 * r['gap_closed']:.0f} %"
-        wg = ("–" if r.get("faml_wedge_gaps") is None
-              else f"{100 * r['faml_wedge_gaps']:.0f} %")
-        lines.append(f"| {r['map']} | {r['geometry']} | {r['snr']:g} | {r['seeds']} | "
-                     f"{r['faml']:.3f} | {r['fa']:.3f} | {r['true_poses']:.3f} | "
-                     f"{r['no_alignment']:.3f} | {gap} | "
-                     f"{'yes' if r['faml_ge_fa'] else '**no**'} | {tgt} | {wg} |")
+        wg = "–" if r.get("faml_wedge_gaps") is None else f"{100 * r['faml_wedge_gaps']:.0f} %"
+        lines.append(
+            f"| {r['map']} | {r['geometry']} | {r['snr']:g} | {r['seeds']} | "
+            f"{r['faml']:.3f} | {r['fa']:.3f} | {r['true_poses']:.3f} | "
+            f"{r['no_alignment']:.3f} | {gap} | "
+            f"{'yes' if r['faml_ge_fa'] else '**no**'} | {tgt} | {wg} |"
+        )
     return lines
 
 
 def plot(rows, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     panels = sorted({(r["map"], r["geometry"]) for r in rows})
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.4), squeeze=False
+    )
     for ax, (m, geom) in zip(axes[0], panels):
-        sel = sorted((r for r in rows if r["map"] == m and r["geometry"] == geom),
-                     key=lambda r: r["snr"])
+        sel = sorted(
+            (r for r in rows if r["map"] == m and r["geometry"] == geom), key=lambda r: r["snr"]
+        )
         x = [r["snr"] for r in sel]
-        for key, style, colour, label in (("faml", "o-", "C0", "FAML"),
-                                          ("fa", "s--", "C1", "FA"),
-                                          ("true_poses", ":", "black", "true poses"),
-                                          ("no_alignment", "-.", "grey", "no alignment")):
+        for key, style, colour, label in (
+            ("faml", "o-", "C0", "FAML"),
+            ("fa", "s--", "C1", "FA"),
+            ("true_poses", ":", "black", "true poses"),
+            ("no_alignment", "-.", "grey", "no alignment"),
+        ):
             ax.plot(x, [r[key] for r in sel], style, color=colour, label=label)
         ax.set_xscale("log")
         ax.set_ylim(0, 1)
@@ -188,22 +258,29 @@ def main(argv=None):
         if not done:
             new += 1
             r = results[case.name]
-            print(f"{case.name}: FAML {r['faml']['value']:.3f}, FA {r['fa']['value']:.3f}, "
-                  f"true poses {r['ceiling']['value']:.3f}, no alignment "
-                  f"{r['no_alignment']['value']:.3f} ({r['seconds']:.0f} s)", flush=True)
+            print(
+                f"{case.name}: FAML {r['faml']['value']:.3f}, FA {r['fa']['value']:.3f}, "
+                f"true poses {r['ceiling']['value']:.3f}, no alignment "
+                f"{r['no_alignment']['value']:.3f} ({r['seconds']:.0f} s)",
+                flush=True,
+            )
     rows = summarise(results)
     lines = table(rows)
     total = len(cases(args.quick))
     print("\n".join(lines))
     out = args.out.with_name(args.out.name + ("_quick" if args.quick else ""))
-    write_atomic(out.with_suffix(".json"), json.dumps({"machine": info, "rows": rows,
-                                                 "runs": results}, indent=1))
+    write_atomic(
+        out.with_suffix(".json"),
+        json.dumps({"machine": info, "rows": rows, "runs": results}, indent=1),
+    )
     machine_line = ", ".join(f"{k} {v}" for k, v in info.items())
     secs = sum(r["seconds"] for r in results.values())
-    write_atomic(out.with_suffix(".md"),
-           f"# FAML vs FA over SNR (benchmarks/bench_faml_snr.py)\n\n"
-           f"{len(results)} of {total} data sets run ({secs / 3600:.1f} h of runs). "
-           f"Machine: {machine_line}.\n\n" + "\n".join(lines) + "\n")
+    write_atomic(
+        out.with_suffix(".md"),
+        f"# FAML vs FA over SNR (benchmarks/bench_faml_snr.py)\n\n"
+        f"{len(results)} of {total} data sets run ({secs / 3600:.1f} h of runs). "
+        f"Machine: {machine_line}.\n\n" + "\n".join(lines) + "\n",
+    )
     if rows:
         plot(rows, out.with_suffix(".png"))
     print(f"wrote {out}.{{json,md,png}} ({len(results)} of {total} data sets)")

@@ -28,6 +28,7 @@ fraction of strong tomograms with >= 1 usable coordinate, and over all
 tomograms the coordinates found and usable; the no-gold searches that
 returned coordinates, and by which search.
 """
+
 import argparse
 import json
 import os
@@ -54,15 +55,18 @@ def _simulated(job):
         cid = dom.CELLS.index(cell)
         rng = np.random.default_rng([seed, dom.FORWARD.index(forward), cid, i])
         acq = dom._acquisition(rng)
-        sim_seed = int(rng.integers(2 ** 62))
+        sim_seed = int(rng.integers(2**62))
         fn = dom._simulate_independent if forward == "independent" else dom._simulate_training
         tomos, beads, info = fn(cell, acq, rng, sim_seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part.npz")
-        np.savez_compressed(tmp, tomogram=tomos["strong"].astype(np.float16),
-                            apparent=beads + info["strong"]["disp"],
-                            kind=np.array(info["strong"]["kind"]),
-                            residual=np.float32(np.median(info["strong"]["residual"])))
+        np.savez_compressed(
+            tmp,
+            tomogram=tomos["strong"].astype(np.float16),
+            apparent=beads + info["strong"]["disp"],
+            kind=np.array(info["strong"]["kind"]),
+            residual=np.float32(np.median(info["strong"]["residual"])),
+        )
         os.replace(tmp, path)
     return str(path)
 
@@ -96,6 +100,7 @@ def _find(args):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from faml_tomo.fiducials import peak_high_contrast
     from faml_tomo.fiducials.params import PeakHighContrastParams
+
     path, cell = args
     px, _, bead = cell
     with np.load(path) as z:
@@ -109,13 +114,22 @@ def _find(args):
     usable = usable_shift = 0
     if len(found) and inside.any():
         usable = _usable(found, apparent[inside], bead / px)
-        usable_shift = _usable(found, apparent[inside] + _common_shift(
-            found, apparent[inside], bead / px), bead / px)
-    return {"path": path, "cell": dom._cell_name(cell), "kind": kind,
-            "residual": residual, "found": len(found), "usable": usable,
-            "usable_common_shift": usable_shift,
-            "beads_inside": int(inside.sum()), "scale": r.stats.get("bead_scale"),
-            "mode": r.stats.get("search", "peak"), "seconds": time.perf_counter() - t0}
+        usable_shift = _usable(
+            found, apparent[inside] + _common_shift(found, apparent[inside], bead / px), bead / px
+        )
+    return {
+        "path": path,
+        "cell": dom._cell_name(cell),
+        "kind": kind,
+        "residual": residual,
+        "found": len(found),
+        "usable": usable,
+        "usable_common_shift": usable_shift,
+        "beads_inside": int(inside.sum()),
+        "scale": r.stats.get("bead_scale"),
+        "mode": r.stats.get("search", "peak"),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _no_gold(job):
@@ -124,18 +138,25 @@ def _no_gold(job):
     from faml_tomo.fiducials import peak_high_contrast
     from faml_tomo.fiducials.params import PeakHighContrastParams
     from faml_tomo.simulation.independent import IndependentParams, simulate
+
     px, ctf, k, cache = job
     path = Path(cache) / "nogold" / f"{px:g}A_{ctf}_{k}.npz"
     if not path.is_file():
         rng = np.random.default_rng([int(px), k, len(ctf)])
         p = IndependentParams(
-            nx=dom.FIELD, ny=dom.FIELD, pixel_size_A=px,
+            nx=dom.FIELD,
+            ny=dom.FIELD,
+            pixel_size_A=px,
             thickness_A=float(rng.uniform(1000, 2200)),
-            protein_fraction=float(rng.uniform(0.1, 0.25)), n_beads=0,
-            n_vesicles=int(rng.integers(1, 4)), carbon_coverage=float(rng.choice([0.0, 0.3])),
-            defocus_um=float(rng.uniform(1.5, 6)), ctf_correction=ctf,
-            recon_filter=str(rng.choice(["ramp", "hann"])))
-        r = simulate(p, seed=int(rng.integers(2 ** 31)))
+            protein_fraction=float(rng.uniform(0.1, 0.25)),
+            n_beads=0,
+            n_vesicles=int(rng.integers(1, 4)),
+            carbon_coverage=float(rng.choice([0.0, 0.3])),
+            defocus_um=float(rng.uniform(1.5, 6)),
+            ctf_correction=ctf,
+            recon_filter=str(rng.choice(["ramp", "hann"])),
+        )
+        r = simulate(p, seed=int(rng.integers(2**31)))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part.npz")
         np.savez_compressed(tmp, tomogram=r.tomograms["aligned"].astype(np.float16))
@@ -147,8 +168,15 @@ def _no_gold(job):
         if bead == 5.0 and px > 10:
             continue
         r = peak_high_contrast(tomo, px, PeakHighContrastParams(bead_diameter_nm=bead))
-        rows.append({"tomogram": path.stem, "bead_nm": bead, "found": len(r),
-                     "search": r.stats.get("search"), "scale": r.stats.get("bead_scale")})
+        rows.append(
+            {
+                "tomogram": path.stem,
+                "bead_nm": bead,
+                "found": len(r),
+                "search": r.stats.get("search"),
+                "scale": r.stats.get("bead_scale"),
+            }
+        )
     return rows
 
 
@@ -161,13 +189,19 @@ def main(argv=None):
     ap.add_argument("--cells", nargs="+", default=None, help="cell names; default all")
     ap.add_argument("--cache", default=str(ROOT / ".cache" / "bench_smeared"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--no-gold", type=int, default=2,
-                    help="tomograms without gold per pixel size and CTF mode (default 2)")
+    ap.add_argument(
+        "--no-gold",
+        type=int,
+        default=2,
+        help="tomograms without gold per pixel size and CTF mode (default 2)",
+    )
     args = ap.parse_args(argv)
     from common import machine
+
     cells = [c for c in dom.CELLS if args.cells is None or dom._cell_name(c) in args.cells]
-    jobs = [(f, c, i, args.seed, args.cache) for f in args.forward for c in cells
-            for i in range(args.n)]
+    jobs = [
+        (f, c, i, args.seed, args.cache) for f in args.forward for c in cells for i in range(args.n)
+    ]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
         paths = list(pool.map(_simulated, jobs, chunksize=1))
@@ -176,36 +210,55 @@ def main(argv=None):
         t1 = time.perf_counter()
         rows = list(pool.map(_find, [(p, j[1]) for p, j in zip(paths, jobs)], chunksize=1))
         t_find = time.perf_counter() - t1
-        gold_free = [(px, ctf, k, args.cache) for px in (5.0, 7.0, 10.0, 15.0, 20.0)
-                     for ctf in ("none", "phase-flip") for k in range(args.no_gold)]
+        gold_free = [
+            (px, ctf, k, args.cache)
+            for px in (5.0, 7.0, 10.0, 15.0, 20.0)
+            for ctf in ("none", "phase-flip")
+            for k in range(args.no_gold)
+        ]
         no_gold = [r for rs in pool.map(_no_gold, gold_free, chunksize=1) for r in rs]
     for r, j in zip(rows, jobs):
         r["forward"] = j[0]
-    result = {"machine": machine("skimage"), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-              "n_per_cell": args.n, "seed": args.seed, "seconds_finder": round(t_find, 1),
-              "rows": rows, "no_gold": no_gold}
+    result = {
+        "machine": machine("skimage"),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "n_per_cell": args.n,
+        "seed": args.seed,
+        "seconds_finder": round(t_find, 1),
+        "rows": rows,
+        "no_gold": no_gold,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fiducials_smeared.json").write_text(json.dumps(result, indent=1))
-    lines = ["# Fiducial finding on strongly misaligned tomograms", "",
-             f"Machine: {json.dumps(result['machine'])}; {result['date']}; finder "
-             f"{t_find:.0f} s of wall time for {len(rows)} tomograms.", "",
-             "Usable: within one bead diameter of a bead's least-squares apparent "
-             "centre; in brackets, after one common shift per tomogram (see "
-             "`_common_shift`).", "",
-             "| forward | cell | n | >= 1 usable bead | usable / found coordinates |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# Fiducial finding on strongly misaligned tomograms",
+        "",
+        f"Machine: {json.dumps(result['machine'])}; {result['date']}; finder "
+        f"{t_find:.0f} s of wall time for {len(rows)} tomograms.",
+        "",
+        "Usable: within one bead diameter of a bead's least-squares apparent "
+        "centre; in brackets, after one common shift per tomogram (see "
+        "`_common_shift`).",
+        "",
+        "| forward | cell | n | >= 1 usable bead | usable / found coordinates |",
+        "|---|---|---|---|---|",
+    ]
 
     def row(f, name, sel, bold=False):
         ok = sum(r["usable"] >= 1 for r in sel)
         ok2 = sum(r.get("usable_common_shift", 0) >= 1 for r in sel)
         frac = f"{ok}/{len(sel)} ({ok2}/{len(sel)})"
         if bold:
-            frac = f"**{ok}/{len(sel)} ({ok / len(sel):.0%}); {ok2}/{len(sel)} " \
-                   f"({ok2 / len(sel):.0%})**"
-        return (f"| {f} | {name} | {len(sel)} | {frac} | {sum(r['usable'] for r in sel)} "
-                f"({sum(r.get('usable_common_shift', 0) for r in sel)}) / "
-                f"{sum(r['found'] for r in sel)} |")
+            frac = (
+                f"**{ok}/{len(sel)} ({ok / len(sel):.0%}); {ok2}/{len(sel)} "
+                f"({ok2 / len(sel):.0%})**"
+            )
+        return (
+            f"| {f} | {name} | {len(sel)} | {frac} | {sum(r['usable'] for r in sel)} "
+            f"({sum(r.get('usable_common_shift', 0) for r in sel)}) / "
+            f"{sum(r['found'] for r in sel)} |"
+        )
 
     for f in args.forward:
         for c in cells:
@@ -217,10 +270,16 @@ def main(argv=None):
             lines.append(row(f, "**all**", sel, bold=True))
     if no_gold:
         hits = [r for r in no_gold if r["found"]]
-        lines += ["", f"Tomograms without gold: {len(hits)} of {len(no_gold)} searches "
-                      f"returned coordinates (all false)."]
-        lines += [f"* {r['tomogram']}, {r['bead_nm']:g} nm: {r['found']} ({r['search']} "
-                  f"search, bead scale {r['scale']:g})" for r in hits]
+        lines += [
+            "",
+            f"Tomograms without gold: {len(hits)} of {len(no_gold)} searches "
+            f"returned coordinates (all false).",
+        ]
+        lines += [
+            f"* {r['tomogram']}, {r['bead_nm']:g} nm: {r['found']} ({r['search']} "
+            f"search, bead scale {r['scale']:g})"
+            for r in hits
+        ]
     (out / "fiducials_smeared.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -20,6 +20,7 @@ Run::
 
 Writes benchmarks/results/misalignment.json and .md.
 """
+
 import argparse
 import json
 import os
@@ -34,18 +35,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 LADDERS = {
-    "bananas": [40, 79, 160, 320, 480, 640, 960],             # preset: X ramp -m..m, Å
-    "bananas_offset": [20, 40, 79, 120, 160, 240],            # paper: constant X offset, Å
-    "twisters": [0.5, 1.0, 2.0, 3.0, 4.0, 6.0],               # degrees
-    "birds": [10, 20, 27, 40, 60, 80],                        # Y ramp -m..m, Å
+    "bananas": [40, 79, 160, 320, 480, 640, 960],  # preset: X ramp -m..m, Å
+    "bananas_offset": [20, 40, 79, 120, 160, 240],  # paper: constant X offset, Å
+    "twisters": [0.5, 1.0, 2.0, 3.0, 4.0, 6.0],  # degrees
+    "birds": [10, 20, 27, 40, 60, 80],  # Y ramp -m..m, Å
 }
 UNITS = {"bananas": "Å", "bananas_offset": "Å", "twisters": "°", "birds": "Å"}
 PAPER = {"bananas": "79 Å", "twisters": "2°", "birds": "±27 Å"}
-VIRTUAL_FOV = 8000.0          # Å
+VIRTUAL_FOV = 8000.0  # Å
 
 
 def _model(kind, mag, n_images, pixel_size, field_px, rng):
     from faml_tomo.simulation import MisalignmentModel, misalignment_preset
+
     if kind == "bananas_offset":
         return MisalignmentModel(x=(mag, 0, 0, 0, 0, 0, 0), kind="general", magnitude=mag)
     if kind != "twisters":
@@ -57,8 +59,13 @@ def _model(kind, mag, n_images, pixel_size, field_px, rng):
     a = np.radians(mag)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     t = (np.eye(2) - rot) @ (-off) * pixel_size
-    return MisalignmentModel(x=(t[0], 0, 0, 0, 0, 0, 0), y=(t[1], 0, 0, 0, 0, 0, 0),
-                             angle=(mag, 0, 0, 0, 0, 0, 0), kind="twisters", magnitude=mag)
+    return MisalignmentModel(
+        x=(t[0], 0, 0, 0, 0, 0, 0),
+        y=(t[1], 0, 0, 0, 0, 0, 0),
+        angle=(mag, 0, 0, 0, 0, 0, 0),
+        kind="twisters",
+        magnitude=mag,
+    )
 
 
 def _calibration_job(job):
@@ -66,16 +73,20 @@ def _calibration_job(job):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from faml_tomo.misalignment.dataset import draw_specimen, series_boxes
     from faml_tomo.simulation import make_slab, simulate_tilt_series
+
     kind, mag, px, rep, seed = job
-    rng = np.random.default_rng([seed, 31, int(px * 10), rep, list(LADDERS).index(kind),
-                                 int(mag * 100)])
-    spec = draw_specimen(np.random.default_rng([seed, 32, int(px * 10), rep]),
-                         pixel_size=px, bead_diameter=100.0)
+    rng = np.random.default_rng(
+        [seed, 31, int(px * 10), rep, list(LADDERS).index(kind), int(mag * 100)]
+    )
+    spec = draw_specimen(
+        np.random.default_rng([seed, 32, int(px * 10), rep]), pixel_size=px, bead_diameter=100.0
+    )
     slab = make_slab(spec.slab, np.random.default_rng(spec.seed ^ 0x5EED))
     acq = spec.acquisition.validate()
     model = _model(kind, mag, acq.angles().size, px, spec.slab.nx, rng)
-    ts = simulate_tilt_series(acquisition=acq, misalignment=model, rng=spec.seed,
-                              slab=slab, workers=1)
+    ts = simulate_tilt_series(
+        acquisition=acq, misalignment=model, rng=spec.seed, slab=slab, workers=1
+    )
     boxes, res, _ = series_boxes(ts, rng)
     return kind, mag, px, boxes.astype(np.float16), res
 
@@ -89,6 +100,7 @@ def _test_job(job):
     from faml_tomo.misalignment import extract_boxes
     from faml_tomo.misalignment.dataset import simulate_specimen
     from faml_tomo.simulation import reconstruct_wbp
+
     seed, i, full = job
     extra = {}
 
@@ -102,18 +114,24 @@ def _test_job(job):
         try:
             from faml_tomo.fiducials import peak_high_contrast
             from faml_tomo.fiducials.params import PeakHighContrastParams
-            r = peak_high_contrast(tomo, p.pixel_size, PeakHighContrastParams(
-                bead_diameter_nm=p.bead_diameter / 10))
-            xyz = np.asarray(r.coordinates, float).reshape(-1, 3)
-            phc = extract_boxes(tomo, xyz, p.pixel_size, p.bead_diameter).boxes \
-                if len(xyz) else np.zeros((0, 32, 32, 32), np.float32)
-        except Exception as exc:          # the finder is optional here
-            phc = f"{type(exc).__name__}: {exc}"
-        extra[int(cls_id)] = (true.astype(np.float16),
-                              phc.astype(np.float16) if isinstance(phc, np.ndarray) else phc)
 
-    d = simulate_specimen(seed, "test", i, filter_beads=False,
-                          series_callback=whole_tomogram)
+            r = peak_high_contrast(
+                tomo, p.pixel_size, PeakHighContrastParams(bead_diameter_nm=p.bead_diameter / 10)
+            )
+            xyz = np.asarray(r.coordinates, float).reshape(-1, 3)
+            phc = (
+                extract_boxes(tomo, xyz, p.pixel_size, p.bead_diameter).boxes
+                if len(xyz)
+                else np.zeros((0, 32, 32, 32), np.float32)
+            )
+        except Exception as exc:  # the finder is optional here
+            phc = f"{type(exc).__name__}: {exc}"
+        extra[int(cls_id)] = (
+            true.astype(np.float16),
+            phc.astype(np.float16) if isinstance(phc, np.ndarray) else phc,
+        )
+
+    d = simulate_specimen(seed, "test", i, filter_beads=False, series_callback=whole_tomogram)
     d["whole"] = extra
     return d
 
@@ -126,14 +144,22 @@ def _pool_map(fn, jobs, workers):
 
 
 def calibrate(scorer, pixel_sizes, reps, seed, workers, log, max_steps=None):
-    jobs = [(k, m, px, r, seed) for px in pixel_sizes for k, ladder in LADDERS.items()
-            for m in ladder[:max_steps] for r in range(reps)]
+    jobs = [
+        (k, m, px, r, seed)
+        for px in pixel_sizes
+        for k, ladder in LADDERS.items()
+        for m in ladder[:max_steps]
+        for r in range(reps)
+    ]
     log(f"calibration: {len(jobs)} tomograms")
     out = {}
     for kind, mag, px, boxes, res in _pool_map(_calibration_job, jobs, workers):
         s, _ = scorer.score(boxes.astype(np.float32), 100.0 / px / 16, weak=False)
-        d = out.setdefault(f"{px:g}", {}).setdefault(kind, {}).setdefault(
-            f"{mag:g}", {"flagged": 0, "boxes": 0, "residual_px": []})
+        d = (
+            out.setdefault(f"{px:g}", {})
+            .setdefault(kind, {})
+            .setdefault(f"{mag:g}", {"flagged": 0, "boxes": 0, "residual_px": []})
+        )
         d["flagged"] += int(np.sum(s <= 0.5))
         d["boxes"] += int(len(s))
         d["residual_px"] += [float(x) for x in res]
@@ -158,22 +184,27 @@ def calibrate(scorer, pixel_sizes, reps, seed, workers, log, max_steps=None):
 def _summary(rows, weak_threshold):
     from faml_tomo.misalignment.dataset import CLASSES
     from faml_tomo.misalignment.training import confusion
+
     cm = confusion([r["true"] for r in rows], [r["pred"] for r in rows])
-    return {"confusion_rows_real_aligned_weak_strong": cm.tolist(),
-            "unclassified": int(sum(r["pred"] == "unclassified" for r in rows)),
-            "strong_flagged": cm[2, 2] / max(cm[2].sum(), 1),
-            "strong_flagged_strong_or_weak": (cm[2, 1] + cm[2, 2]) / max(cm[2].sum(), 1),
-            "aligned_kept": cm[0, 0] / max(cm[0].sum(), 1),
-            "aligned_not_strong": (cm[0, 0] + cm[0, 1]) / max(cm[0].sum(), 1),
-            "weak_flagged_weak": cm[1, 1] / max(cm[1].sum(), 1),
-            "weak_not_strong": (cm[1, 0] + cm[1, 1]) / max(cm[1].sum(), 1),
-            "classes": list(CLASSES), "weak_threshold": weak_threshold,
-            "tomograms": len(rows)}
+    return {
+        "confusion_rows_real_aligned_weak_strong": cm.tolist(),
+        "unclassified": int(sum(r["pred"] == "unclassified" for r in rows)),
+        "strong_flagged": cm[2, 2] / max(cm[2].sum(), 1),
+        "strong_flagged_strong_or_weak": (cm[2, 1] + cm[2, 2]) / max(cm[2].sum(), 1),
+        "aligned_kept": cm[0, 0] / max(cm[0].sum(), 1),
+        "aligned_not_strong": (cm[0, 0] + cm[0, 1]) / max(cm[0].sum(), 1),
+        "weak_flagged_weak": cm[1, 1] / max(cm[1].sum(), 1),
+        "weak_not_strong": (cm[1, 0] + cm[1, 1]) / max(cm[1].sum(), 1),
+        "classes": list(CLASSES),
+        "weak_threshold": weak_threshold,
+        "tomograms": len(rows),
+    }
 
 
 def tomogram_level(scorer, n, seed, workers, log, weak_threshold=0.5, full=True):
     from faml_tomo.misalignment.decision import decide
     from faml_tomo.misalignment.training import confusion
+
     log(f"tomogram level: {n} test specimens ({3 * n} tomograms)")
     rows, other = [], {"true_coords": [], "phc": []}
     phc_errors = []
@@ -183,12 +214,19 @@ def tomogram_level(scorer, n, seed, workers, log, weak_threshold=0.5, full=True)
         for t in np.unique(d["tomo"]):
             sel = d["tomo"] == t
             dec = decide(s[sel], w[sel], "mean", 0.5, weak_threshold)
-            rows.append({"true": int(t), "pred": dec.label, "strong": dec.strong_score,
-                         "weak": dec.weak_score, "pixel_size": float(d["pixel_size"]),
-                         "bead": float(d["bead_diameter"]),
-                         "residual_px": float(d["tomo_residual"][int(t)]),
-                         "n_beads": int(sel.sum()),
-                         "kind": int(np.bincount(d["kind"][sel]).argmax())})
+            rows.append(
+                {
+                    "true": int(t),
+                    "pred": dec.label,
+                    "strong": dec.strong_score,
+                    "weak": dec.weak_score,
+                    "pixel_size": float(d["pixel_size"]),
+                    "bead": float(d["bead_diameter"]),
+                    "residual_px": float(d["tomo_residual"][int(t)]),
+                    "n_beads": int(sel.sum()),
+                    "kind": int(np.bincount(d["kind"][sel]).argmax()),
+                }
+            )
         for t, (true_b, phc_b) in d["whole"].items():
             for key, b in (("true_coords", true_b), ("phc", phc_b)):
                 if isinstance(b, str):
@@ -199,8 +237,14 @@ def tomogram_level(scorer, n, seed, workers, log, weak_threshold=0.5, full=True)
                     dec = decide(ss, ww, "mean", 0.5, weak_threshold)
                 else:
                     dec = decide([], None, "mean", 0.5, weak_threshold)
-                other[key].append({"true": int(t), "pred": dec.label, "n_beads": len(b),
-                                   "pixel_size": float(d["pixel_size"])})
+                other[key].append(
+                    {
+                        "true": int(t),
+                        "pred": dec.label,
+                        "n_beads": len(b),
+                        "pixel_size": float(d["pixel_size"]),
+                    }
+                )
     res = _summary(rows, weak_threshold)
     for key, r in other.items():
         if r:
@@ -215,7 +259,8 @@ def tomogram_level(scorer, n, seed, workers, log, weak_threshold=0.5, full=True)
             "confusion": m.tolist(),
             "strong_flagged": m[2, 2] / max(m[2].sum(), 1),
             "aligned_kept": m[0, 0] / max(m[0].sum(), 1),
-            "aligned_not_strong": (m[0, 0] + m[0, 1]) / max(m[0].sum(), 1)}
+            "aligned_not_strong": (m[0, 0] + m[0, 1]) / max(m[0].sum(), 1),
+        }
     res["by_pixel_size"] = bands
     return res, rows
 
@@ -236,13 +281,21 @@ def main(argv=None):
     ap.add_argument("--n-test", type=int, default=60, help="test specimens (x3 tomograms)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-calibration", action="store_true")
-    ap.add_argument("--no-whole", action="store_true",
-                    help="skip the whole-tomogram (true / detected coordinates) test")
-    ap.add_argument("--max-steps", type=int, default=None,
-                    help="only the first N magnitudes of each ladder (smoke test)")
+    ap.add_argument(
+        "--no-whole",
+        action="store_true",
+        help="skip the whole-tomogram (true / detected coordinates) test",
+    )
+    ap.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="only the first N magnitudes of each ladder (smoke test)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     from faml_tomo.misalignment.predict import MisalignmentScorer
+
     t0 = time.perf_counter()
 
     def log(msg):
@@ -252,13 +305,17 @@ def main(argv=None):
     result = {"seed": args.seed, "models": str(args.models or "shipped")}
     md = ["# Misalignment networks on unseen simulated tomograms", ""]
     if not args.skip_calibration:
-        cal, limits = calibrate(scorer, args.pixel_sizes, args.reps, args.seed,
-                                args.workers, log, args.max_steps)
+        cal, limits = calibrate(
+            scorer, args.pixel_sizes, args.reps, args.seed, args.workers, log, args.max_steps
+        )
         result["calibration"] = cal
         result["limits"] = limits
-        md += ["## Detection limits (strong network flags >= 90 % of boxes; 10 nm beads)",
-               "", "| kind | paper | " + " | ".join(f"{p} Å/px" for p in limits) + " |",
-               "|---|---|" + "---|" * len(limits)]
+        md += [
+            "## Detection limits (strong network flags >= 90 % of boxes; 10 nm beads)",
+            "",
+            "| kind | paper | " + " | ".join(f"{p} Å/px" for p in limits) + " |",
+            "|---|---|" + "---|" * len(limits),
+        ]
         for kind in LADDERS:
             cells = []
             for px in limits:
@@ -269,39 +326,54 @@ def main(argv=None):
         md += ["", "Fraction of boxes flagged per magnitude:", ""]
         for px, kinds in cal.items():
             for kind, mags in kinds.items():
-                fr = ", ".join(f"{m}{UNITS[kind]}: {d['fraction']:.0%} "
-                               f"(res {d['median_residual_px']:.2f} px)"
-                               for m, d in sorted(mags.items(), key=lambda kv: float(kv[0])))
+                fr = ", ".join(
+                    f"{m}{UNITS[kind]}: {d['fraction']:.0%} (res {d['median_residual_px']:.2f} px)"
+                    for m, d in sorted(mags.items(), key=lambda kv: float(kv[0]))
+                )
                 md.append(f"- {px} Å/px {kind}: {fr}")
-    tl, rows = tomogram_level(scorer, args.n_test, args.seed, args.workers, log,
-                              full=not args.no_whole)
+    tl, rows = tomogram_level(
+        scorer, args.n_test, args.seed, args.workers, log, full=not args.no_whole
+    )
     result["tomogram_level"] = tl
     result["tomograms"] = rows
-    md += ["", f"## Tomogram level ({len(rows)} test tomograms, mean scores, thresholds "
-           "0.5 / 0.5)", "", _md_confusion(tl["confusion_rows_real_aligned_weak_strong"]),
-           "", f"- strong flagged as strong: {tl['strong_flagged']:.1%} "
-           f"(strong or weak: {tl['strong_flagged_strong_or_weak']:.1%}); goal >= 98 %",
-           f"- aligned kept as aligned: {tl['aligned_kept']:.1%} (not strong: "
-           f"{tl['aligned_not_strong']:.1%}); goal >= 90 %",
-           f"- weak flagged as weak: {tl['weak_flagged_weak']:.1%} (not strong: "
-           f"{tl['weak_not_strong']:.1%})", ""]
-    for key, title in (("true_coords", "whole tomogram, true bead positions (like "
-                                       "alignment landmarks, Table 3)"),
-                       ("phc", "whole tomogram, beads found by peak high contrast "
-                               "(Table 4)")):
+    md += [
+        "",
+        f"## Tomogram level ({len(rows)} test tomograms, mean scores, thresholds 0.5 / 0.5)",
+        "",
+        _md_confusion(tl["confusion_rows_real_aligned_weak_strong"]),
+        "",
+        f"- strong flagged as strong: {tl['strong_flagged']:.1%} "
+        f"(strong or weak: {tl['strong_flagged_strong_or_weak']:.1%}); goal >= 98 %",
+        f"- aligned kept as aligned: {tl['aligned_kept']:.1%} (not strong: "
+        f"{tl['aligned_not_strong']:.1%}); goal >= 90 %",
+        f"- weak flagged as weak: {tl['weak_flagged_weak']:.1%} (not strong: "
+        f"{tl['weak_not_strong']:.1%})",
+        "",
+    ]
+    for key, title in (
+        ("true_coords", "whole tomogram, true bead positions (like alignment landmarks, Table 3)"),
+        ("phc", "whole tomogram, beads found by peak high contrast (Table 4)"),
+    ):
         if key in tl:
             t = tl[key]
-            md += ["", f"### {title}", "", _md_confusion(
-                t["confusion_rows_real_aligned_weak_strong"]), "",
+            md += [
+                "",
+                f"### {title}",
+                "",
+                _md_confusion(t["confusion_rows_real_aligned_weak_strong"]),
+                "",
                 f"- strong flagged {t['strong_flagged']:.1%} (strong or weak "
                 f"{t['strong_flagged_strong_or_weak']:.1%}), aligned kept "
                 f"{t['aligned_kept']:.1%} (not strong {t['aligned_not_strong']:.1%}), "
-                f"unclassified (no beads) {t['unclassified']}"]
+                f"unclassified (no beads) {t['unclassified']}",
+            ]
     md.append("")
     for band, d in tl["by_pixel_size"].items():
-        md.append(f"- {band}: strong flagged {d['strong_flagged']:.0%}, aligned kept "
-                  f"{d['aligned_kept']:.0%}, aligned not strong "
-                  f"{d['aligned_not_strong']:.0%}, confusion {d['confusion']}")
+        md.append(
+            f"- {band}: strong flagged {d['strong_flagged']:.0%}, aligned kept "
+            f"{d['aligned_kept']:.0%}, aligned not strong "
+            f"{d['aligned_not_strong']:.0%}, confusion {d['confusion']}"
+        )
     result["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -309,13 +381,17 @@ def main(argv=None):
     # is not called aligned (strong or weak); the strict strong -> strong rate
     # is reported beside it.
     ok = tl["strong_flagged_strong_or_weak"] >= 0.98 and tl["aligned_kept"] >= 0.90
-    log(f"acceptance (strong flagged as misaligned >= 98 %: "
+    log(
+        f"acceptance (strong flagged as misaligned >= 98 %: "
         f"{tl['strong_flagged_strong_or_weak']:.1%}, of which as strong "
         f"{tl['strong_flagged']:.1%}; aligned kept >= 90 %: {tl['aligned_kept']:.1%}): "
-        f"{'PASS' if ok else 'FAIL'}")
+        f"{'PASS' if ok else 'FAIL'}"
+    )
     result["acceptance_pass"] = bool(ok)
-    md.append(f"\nAcceptance (strong flagged as strong or weak >= 98 %, aligned kept >= "
-              f"90 %): {'PASS' if ok else 'FAIL'}")
+    md.append(
+        f"\nAcceptance (strong flagged as strong or weak >= 98 %, aligned kept >= "
+        f"90 %): {'PASS' if ok else 'FAIL'}"
+    )
     (out / "misalignment.json").write_text(json.dumps(result, indent=1, default=float))
     (out / "misalignment.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

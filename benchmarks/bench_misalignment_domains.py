@@ -32,6 +32,7 @@ Run::
 
 Writes ``benchmarks/results/misalignment_domains.{json,md}``.
 """
+
 import argparse
 import json
 import os
@@ -46,9 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CELLS = [(px, ctf, 100.0) for px in (5.0, 7.0, 10.0, 15.0, 20.0)
-         for ctf in ("none", "phase-flip")] + \
-        [(px, ctf, 50.0) for px in (5.0, 7.0) for ctf in ("none", "phase-flip")]
+CELLS = [
+    (px, ctf, 100.0) for px in (5.0, 7.0, 10.0, 15.0, 20.0) for ctf in ("none", "phase-flip")
+] + [(px, ctf, 50.0) for px in (5.0, 7.0) for ctf in ("none", "phase-flip")]
 FORWARD = ("independent", "training")
 KINDS = ("bananas", "birds", "twisters", "general")
 CLASSES = ("aligned", "weak", "strong")
@@ -71,6 +72,7 @@ def _draw_errors(rng, beads, angles, shape, px, misalign_seed):
     drawn in the class ranges; also the kinds, targets and bead residuals."""
     from faml_tomo.misalignment.dataset import RESIDUAL_RANGES, bead_errors, scaled_model
     from faml_tomo.simulation import MisalignmentModel
+
     out, info = {}, {}
     for cls in CLASSES:
         lo, hi = RESIDUAL_RANGES[cls]
@@ -94,27 +96,44 @@ def _acquisition(rng):
     """Acquisition and processing settings drawn per specimen."""
     scheme = int(rng.integers(3))
     lo, hi, step = [(-60.0, 60.0, 3.0), (-60.0, 60.0, 2.0), (-48.0, 60.0, 3.0)][scheme]
-    return {"tilt": (lo, hi, step), "defocus_um": float(rng.uniform(1.5, 6.0)),
-            "dose": float(rng.uniform(80, 160)), "thickness": float(rng.uniform(1000, 2200)),
-            "recon_filter": str(rng.choice(["ramp", "ramp", "hann", "shepp-logan"])),
-            "dose_weighting": bool(rng.random() < 0.5),
-            "protein": float(rng.uniform(0.05, 0.2)), "n_beads": int(rng.integers(12, 21))}
+    return {
+        "tilt": (lo, hi, step),
+        "defocus_um": float(rng.uniform(1.5, 6.0)),
+        "dose": float(rng.uniform(80, 160)),
+        "thickness": float(rng.uniform(1000, 2200)),
+        "recon_filter": str(rng.choice(["ramp", "ramp", "hann", "shepp-logan"])),
+        "dose_weighting": bool(rng.random() < 0.5),
+        "protein": float(rng.uniform(0.05, 0.2)),
+        "n_beads": int(rng.integers(12, 21)),
+    }
 
 
 def _simulate_independent(cell, acq, rng, seed):
     from faml_tomo.simulation.independent import IndependentParams, simulate
+
     px, ctf, bead = cell
     lo, hi, step = acq["tilt"]
     thick = max(acq["thickness"], 2.5 * bead)
     params = IndependentParams(
-        nx=FIELD, ny=FIELD, pixel_size_A=px, thickness_A=thick,
-        protein_fraction=acq["protein"], n_beads=acq["n_beads"], bead_diameter_A=bead,
-        bead_cluster_fraction=float(rng.choice([0.0, 0.1])), defocus_um=acq["defocus_um"],
-        dose_e_per_A2=acq["dose"], tilt_min_deg=lo, tilt_max_deg=hi, tilt_step_deg=step,
-        ctf_correction=ctf, dose_weighting=acq["dose_weighting"],
-        recon_filter=acq["recon_filter"])
+        nx=FIELD,
+        ny=FIELD,
+        pixel_size_A=px,
+        thickness_A=thick,
+        protein_fraction=acq["protein"],
+        n_beads=acq["n_beads"],
+        bead_diameter_A=bead,
+        bead_cluster_fraction=float(rng.choice([0.0, 0.1])),
+        defocus_um=acq["defocus_um"],
+        dose_e_per_A2=acq["dose"],
+        tilt_min_deg=lo,
+        tilt_max_deg=hi,
+        tilt_step_deg=step,
+        ctf_correction=ctf,
+        dose_weighting=acq["dose_weighting"],
+        recon_filter=acq["recon_filter"],
+    )
     info = {}
-    msd = int(rng.integers(2 ** 62))
+    msd = int(rng.integers(2**62))
 
     def errors(beads, angles, shape):
         mis, inf = _draw_errors(rng, beads, angles, shape, px, msd)
@@ -128,35 +147,56 @@ def _simulate_independent(cell, acq, rng, seed):
 def _simulate_training(cell, acq, rng, seed):
     from dataclasses import replace
 
-    from faml_tomo.misalignment.dataset import (_make_slab_fitting, draw_specimen,
-                                                preprocessed_series)
+    from faml_tomo.misalignment.dataset import (
+        _make_slab_fitting,
+        draw_specimen,
+        preprocessed_series,
+    )
     from faml_tomo.simulation import MisalignmentModel, TiltSeries, reconstruct_wbp
     from faml_tomo.simulation.tiltseries import project_slab
+
     px, ctf, bead = cell
-    spec = draw_specimen(rng, pixel_size=px, bead_diameter=bead, image_size=FIELD,
-                         n_beads=acq["n_beads"])
+    spec = draw_specimen(
+        rng, pixel_size=px, bead_diameter=bead, image_size=FIELD, n_beads=acq["n_beads"]
+    )
     lo, hi, step = acq["tilt"]
-    acqp = replace(spec.acquisition, tilt_min=lo, tilt_max=hi + 1e-4, tilt_step=step,
-                   dose=acq["dose"], ctf=replace(spec.acquisition.ctf,
-                                                 defocus=-acq["defocus_um"]))
-    spec = replace(spec, acquisition=acqp, processing=replace(
-        spec.processing, ctf_correction=ctf, dose_weighting=acq["dose_weighting"],
-        recon_filter=acq["recon_filter"], recon_lowpass=0.0))
+    acqp = replace(
+        spec.acquisition,
+        tilt_min=lo,
+        tilt_max=hi + 1e-4,
+        tilt_step=step,
+        dose=acq["dose"],
+        ctf=replace(spec.acquisition.ctf, defocus=-acq["defocus_um"]),
+    )
+    spec = replace(
+        spec,
+        acquisition=acqp,
+        processing=replace(
+            spec.processing,
+            ctf_correction=ctf,
+            dose_weighting=acq["dose_weighting"],
+            recon_filter=acq["recon_filter"],
+            recon_lowpass=0.0,
+        ),
+    )
     slab = _make_slab_fitting(spec, np.random.default_rng(seed))
     angles = acqp.angles()
     p = slab.params
-    msd = int(rng.integers(2 ** 62))
+    msd = int(rng.integers(2**62))
     mis, info = _draw_errors(rng, slab.beads, angles, p.shape, px, msd)
     tomos = {}
     for cls, (dx, dy, da) in mis.items():
         # same specimen and noise stream for the three classes
-        images, rank, pre = project_slab(slab, acqp, dx, dy, da,
-                                         np.random.default_rng([seed, 7]), workers=1)
-        ts = TiltSeries(images, angles, rank, pre, dx, dy, da, slab, acqp,
-                        MisalignmentModel(kind="none"))
+        images, rank, pre = project_slab(
+            slab, acqp, dx, dy, da, np.random.default_rng([seed, 7]), workers=1
+        )
+        ts = TiltSeries(
+            images, angles, rank, pre, dx, dy, da, slab, acqp, MisalignmentModel(kind="none")
+        )
         ts = preprocessed_series(ts, spec.processing)
-        tomos[cls] = reconstruct_wbp(ts.images, angles, p.nz,
-                                     filter=spec.processing.recon_filter, normalize=False)
+        tomos[cls] = reconstruct_wbp(
+            ts.images, angles, p.nz, filter=spec.processing.recon_filter, normalize=False
+        )
     return tomos, slab.beads, info
 
 
@@ -166,6 +206,7 @@ def _job(job):
     from faml_tomo.fiducials import peak_high_contrast
     from faml_tomo.fiducials.params import PeakHighContrastParams
     from faml_tomo.misalignment import extract_boxes
+
     forward, cell, i, seed, cache = job
     path = Path(cache) / forward / _cell_name(cell) / f"spec_{i:03d}.npz"
     if path.is_file():
@@ -174,7 +215,7 @@ def _job(job):
     cid = CELLS.index(cell)
     rng = np.random.default_rng([seed, FORWARD.index(forward), cid, i])
     acq = _acquisition(rng)
-    sim_seed = int(rng.integers(2 ** 62))
+    sim_seed = int(rng.integers(2**62))
     fn = _simulate_independent if forward == "independent" else _simulate_training
     tomos, beads, info = fn(cell, acq, rng, sim_seed)
     px, _, bead = cell
@@ -186,16 +227,22 @@ def _job(job):
         try:
             r = peak_high_contrast(tomo, px, PeakHighContrastParams(bead_diameter_nm=bead / 10))
             found = np.asarray(r.coordinates, float).reshape(-1, 3)
-        except Exception as exc:                    # recorded, counted as "none found"
+        except Exception as exc:  # recorded, counted as "none found"
             out[f"error_{cls}"] = np.array(f"{type(exc).__name__}: {exc}")
         # a found coordinate is usable when within one bead diameter of a bead
-        d = np.linalg.norm(found[:, None, :] - apparent[None, :, :], axis=2) \
-            if len(found) else np.zeros((0, len(apparent)))
+        d = (
+            np.linalg.norm(found[:, None, :] - apparent[None, :, :], axis=2)
+            if len(found)
+            else np.zeros((0, len(apparent)))
+        )
         usable = (d.min(axis=1) <= bead / px) if len(found) else np.zeros(0, bool)
         inside = np.all((apparent >= 0) & (apparent <= np.array(tomo.shape[::-1]) - 1), axis=1)
         for key, xyz in (("found", found), ("true", apparent[inside])):
-            b = (extract_boxes(tomo, xyz, px, bead).boxes if len(xyz)
-                 else np.zeros((0, 32, 32, 32), np.float32))
+            b = (
+                extract_boxes(tomo, xyz, px, bead).boxes
+                if len(xyz)
+                else np.zeros((0, 32, 32, 32), np.float32)
+            )
             out[f"boxes_{key}_{cls}"] = b.astype(np.float16)
             out[f"coords_{key}_{cls}"] = xyz
         out[f"usable_{cls}"] = usable
@@ -211,6 +258,7 @@ def _job(job):
 
 def _score_cell(paths, scorer, coords, scale):
     from faml_tomo.misalignment.decision import decide
+
     rows = []
     for p in paths:
         with np.load(p) as z:
@@ -222,10 +270,15 @@ def _score_cell(paths, scorer, coords, scale):
                     label = dec.label
                 else:
                     label = "unclassified"
-                rows.append({"true": cls, "pred": label,
-                             "usable": int(np.sum(z[f"usable_{cls}"])),
-                             "residual": float(z[f"residual_{cls}"]),
-                             "kind": str(z[f"kind_{cls}"])})
+                rows.append(
+                    {
+                        "true": cls,
+                        "pred": label,
+                        "usable": int(np.sum(z[f"usable_{cls}"])),
+                        "residual": float(z[f"residual_{cls}"]),
+                        "kind": str(z[f"kind_{cls}"]),
+                    }
+                )
     return rows
 
 
@@ -233,6 +286,7 @@ def _metrics(rows):
     def frac(sel, ok):
         sel = [r for r in rows if sel(r)]
         return (sum(ok(r) for r in sel) / len(sel)) if sel else float("nan")
+
     flagged = ("weak", "strong")
     return {
         "n": len(rows),
@@ -251,22 +305,31 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--forward", nargs="+", default=list(FORWARD), choices=FORWARD)
-    ap.add_argument("--cells", nargs="+", default=None,
-                    help="cell names (e.g. 7A_none_10nm); default all")
-    ap.add_argument("--networks", nargs="+", default=["shipped=faml_tomo/models"],
-                    help="name=folder with strong.keras and weak.keras")
+    ap.add_argument(
+        "--cells", nargs="+", default=None, help="cell names (e.g. 7A_none_10nm); default all"
+    )
+    ap.add_argument(
+        "--networks",
+        nargs="+",
+        default=["shipped=faml_tomo/models"],
+        help="name=folder with strong.keras and weak.keras",
+    )
     ap.add_argument("--cache", default=str(ROOT / ".cache" / "bench_domains" / FINDER_TAG))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--score-only", action="store_true",
-                    help="simulate nothing: score the specimens already cached")
+    ap.add_argument(
+        "--score-only",
+        action="store_true",
+        help="simulate nothing: score the specimens already cached",
+    )
     args = ap.parse_args(argv)
     from common import machine
+
     cells = [c for c in CELLS if args.cells is None or _cell_name(c) in args.cells]
-    jobs = [(f, c, i, args.seed, args.cache) for f in args.forward for c in cells
-            for i in range(args.n)]
+    jobs = [
+        (f, c, i, args.seed, args.cache) for f in args.forward for c in cells for i in range(args.n)
+    ]
     t0 = time.perf_counter()
-    print(f"{len(jobs)} specimens ({3 * len(jobs)} tomograms), {args.workers} workers",
-          flush=True)
+    print(f"{len(jobs)} specimens ({3 * len(jobs)} tomograms), {args.workers} workers", flush=True)
     if args.score_only:
         pass
     elif args.workers > 1:
@@ -281,41 +344,58 @@ def main(argv=None):
                 print(f"  {k}/{len(jobs)} in {time.perf_counter() - t0:.0f} s", flush=True)
     t_sim = time.perf_counter() - t0
     from faml_tomo.misalignment.predict import MisalignmentScorer
-    result = {"machine": machine("tensorflow", "skimage"), "n_per_cell": args.n,
-              "seed": args.seed, "seconds_simulation": round(t_sim, 1),
-              "finder": FINDER_TAG, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-              "cells": {}}
+
+    result = {
+        "machine": machine("tensorflow", "skimage"),
+        "n_per_cell": args.n,
+        "seed": args.seed,
+        "seconds_simulation": round(t_sim, 1),
+        "finder": FINDER_TAG,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cells": {},
+    }
     for spec in args.networks:
         name, folder = spec.split("=", 1)
         scorer = MisalignmentScorer(folder)
         for f in args.forward:
             for c in cells:
-                paths = [Path(args.cache) / f / _cell_name(c) / f"spec_{i:03d}.npz"
-                         for i in range(args.n)]
+                paths = [
+                    Path(args.cache) / f / _cell_name(c) / f"spec_{i:03d}.npz"
+                    for i in range(args.n)
+                ]
                 paths = [p for p in paths if p.is_file()]
                 if not paths:
                     continue
-                scale = c[2] / c[0] / 16        # box voxel in tomogram pixels
+                scale = c[2] / c[0] / 16  # box voxel in tomogram pixels
                 for coords in ("found", "true"):
                     m = _metrics(_score_cell(paths, scorer, coords, scale))
                     result["cells"].setdefault(name, {}).setdefault(f, {}).setdefault(
-                        _cell_name(c), {})[coords] = m
+                        _cell_name(c), {}
+                    )[coords] = m
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "misalignment_domains.json").write_text(json.dumps(result, indent=1))
-    lines = [f"# Misalignment detection across domains (up to {args.n} specimens x 3 "
-             f"tomograms per cell; n = tomograms scored)", "",
-             f"Machine: {json.dumps(result['machine'])}; {result['date']}; fiducial "
-             f"finder {FINDER_TAG}; simulation {t_sim / 60:.0f} min.", "",
-             "Coordinates from the plugin's fiducial finder (in brackets: at the true "
-             "apparent bead centres). Acceptance: aligned kept >= 0.95, weak flagged >= "
-             "0.85, strong flagged >= 0.98, agreement >= 0.85.", ""]
+    lines = [
+        f"# Misalignment detection across domains (up to {args.n} specimens x 3 "
+        f"tomograms per cell; n = tomograms scored)",
+        "",
+        f"Machine: {json.dumps(result['machine'])}; {result['date']}; fiducial "
+        f"finder {FINDER_TAG}; simulation {t_sim / 60:.0f} min.",
+        "",
+        "Coordinates from the plugin's fiducial finder (in brackets: at the true "
+        "apparent bead centres). Acceptance: aligned kept >= 0.95, weak flagged >= "
+        "0.85, strong flagged >= 0.98, agreement >= 0.85.",
+        "",
+    ]
     for name, fw in result["cells"].items():
         for f, cs in fw.items():
-            lines += [f"## networks `{name}`, forward model `{f}`", "",
-                      "| cell | n | aligned kept | weak flagged | strong flagged | 3-class "
-                      "agreement | unclassified | strong with a usable bead |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += [
+                f"## networks `{name}`, forward model `{f}`",
+                "",
+                "| cell | n | aligned kept | weak flagged | strong flagged | 3-class "
+                "agreement | unclassified | strong with a usable bead |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for cn, d in cs.items():
                 a, t = d["found"], d["true"]
                 lines.append(
@@ -323,7 +403,8 @@ def main(argv=None):
                     f"{a['weak_flagged']:.2f} ({t['weak_flagged']:.2f}) | "
                     f"{a['strong_flagged']:.2f} ({t['strong_flagged']:.2f}) | "
                     f"{a['agreement']:.2f} ({t['agreement']:.2f}) | {a['unclassified']} | "
-                    f"{a['strong_with_bead']:.2f} |")
+                    f"{a['strong_with_bead']:.2f} |"
+                )
             lines.append("")
     (out / "misalignment_domains.md").write_text("\n".join(lines))
     print("\n".join(lines))

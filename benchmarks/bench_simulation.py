@@ -17,6 +17,7 @@ and, in the same run, simple baselines on a subset, extrapolated linearly:
 
 Options: ``--workers N`` (scipy.fft threads, default 1), ``--json PATH``.
 """
+
 import argparse
 import json
 import sys
@@ -29,15 +30,20 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from faml_tomo.geometry import matrix_to_euler  # noqa: E402
-from faml_tomo.simulation import (AcquisitionParams, SlabParams,  # noqa: E402
-                                  SubtomogramParams, make_phantom, reconstruct_wbp,
-                                  simulate_subtomograms, simulate_tilt_series)
+from faml_tomo.simulation import (
+    AcquisitionParams,
+    SlabParams,  # noqa: E402
+    SubtomogramParams,
+    make_phantom,
+    reconstruct_wbp,
+    simulate_subtomograms,
+    simulate_tilt_series,
+)
 from faml_tomo.simulation.optics import ctf, detector_mtf, wedge_mask  # noqa: E402
 from faml_tomo.simulation.reconstruct import filter_projections  # noqa: E402
 
 
 from common import machine  # noqa: E402
-
 
 
 def timed(fn, *args, **kw):
@@ -51,18 +57,26 @@ def baseline_subtomograms(ref, rots, shifts, params, rng):
     n = ref.shape[0]
     out = []
     for rot, t in zip(rots, shifts):
-        k = np.sqrt(sum(f ** 2 for f in np.meshgrid(*[np.fft.fftfreq(n, params.pixel_size)]
-                                                     * 3, indexing="ij")))
-        filt = ctf(k, params.ctf) * detector_mtf(k * params.pixel_size) \
+        k = np.sqrt(
+            sum(
+                f**2
+                for f in np.meshgrid(*[np.fft.fftfreq(n, params.pixel_size)] * 3, indexing="ij")
+            )
+        )
+        filt = (
+            ctf(k, params.ctf)
+            * detector_mtf(k * params.pixel_size)
             * wedge_mask(ref.shape, params.tilt_min, params.tilt_max)
+        )
         a, b, c = matrix_to_euler(rot)
         v = ndimage.rotate(ref, a, axes=(1, 2), reshape=False, order=3)
         v = ndimage.rotate(v, b, axes=(0, 2), reshape=False, order=3)
         v = ndimage.rotate(v, c, axes=(1, 2), reshape=False, order=3)
         v = ndimage.shift(v, t[::-1], order=3)
         sig = np.real(np.fft.ifftn(np.fft.fftn(v) * filt))
-        noise = np.real(np.fft.ifftn(np.fft.fftn(rng.standard_normal(v.shape))
-                                     * wedge_mask(ref.shape, -60, 60)))
+        noise = np.real(
+            np.fft.ifftn(np.fft.fftn(rng.standard_normal(v.shape)) * wedge_mask(ref.shape, -60, 60))
+        )
         out.append(sig + noise * np.sqrt(sig.var() / (params.snr * noise.var())))
     return out
 
@@ -92,27 +106,46 @@ def main(argv=None):
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args(argv)
     info = machine()
-    print("machine: {cpu}, {cores} cores; Python {python}, numpy {numpy}, scipy {scipy}, "
-          "faml_tomo {faml_tomo}; OMP_NUM_THREADS={OMP_NUM_THREADS}; scipy.fft workers="
-          .format(**info) + str(args.workers))
+    print(
+        "machine: {cpu}, {cores} cores; Python {python}, numpy {numpy}, scipy {scipy}, "
+        "faml_tomo {faml_tomo}; OMP_NUM_THREADS={OMP_NUM_THREADS}; scipy.fft workers=".format(
+            **info
+        )
+        + str(args.workers)
+    )
     rows = []
 
     # --- subtomograms
     params = SubtomogramParams(box=32, pixel_size=20.0, snr=0.01)
     ref = make_phantom("ring7", 32, 20.0)
-    simulate_subtomograms({"ring7": ref}, 2, params, rng=0)            # warm-up
-    t_sub, sset = timed(simulate_subtomograms, {"ring7": ref}, 100, params, rng=1,
-                        workers=args.workers)
+    simulate_subtomograms({"ring7": ref}, 2, params, rng=0)  # warm-up
+    t_sub, sset = timed(
+        simulate_subtomograms, {"ring7": ref}, 100, params, rng=1, workers=args.workers
+    )
     n_base = 10
-    t_b, _ = timed(baseline_subtomograms, ref, sset.truth.rotations[:n_base],
-                   sset.truth.shifts[:n_base], params, np.random.default_rng(0))
+    t_b, _ = timed(
+        baseline_subtomograms,
+        ref,
+        sset.truth.rotations[:n_base],
+        sset.truth.shifts[:n_base],
+        params,
+        np.random.default_rng(0),
+    )
     t_base_sub = t_b * 100 / n_base
-    rows.append(("100 subtomograms 32^3", t_sub, 10.0, t_base_sub,
-                 f"unvectorised, {n_base} timed x10"))
+    rows.append(
+        ("100 subtomograms 32^3", t_sub, 10.0, t_base_sub, f"unvectorised, {n_base} timed x10")
+    )
 
     # --- tomogram
-    slab = SlabParams(nx=512, ny=512, nz=128, pixel_size=15.0, slab_thickness=1500.0,
-                      bead_diameter=100.0, n_beads=30)
+    slab = SlabParams(
+        nx=512,
+        ny=512,
+        nz=128,
+        pixel_size=15.0,
+        slab_thickness=1500.0,
+        bead_diameter=100.0,
+        n_beads=30,
+    )
     acq = AcquisitionParams(tilt_min=-60, tilt_max=60, tilt_step=3)
     t_ts, ts = timed(simulate_tilt_series, slab, acq, rng=1, workers=args.workers)
     t_rec, tomo = timed(reconstruct_wbp, ts.images, ts.angles, 128, workers=args.workers)
@@ -120,16 +153,38 @@ def main(argv=None):
     sub_rows = 16
     t_bp, t_bb = baseline_tomogram(ts.angles, rows=sub_rows)
     scale = 512 / sub_rows
-    rows.append(("tilt series 41 x 512^2 (projection)", t_ts, None, t_bp * scale,
-                 f"ndimage.rotate projector, {sub_rows} rows x{scale:g}"))
-    rows.append(("WBP 512x512x128 from 41 tilts", t_rec, None, t_bb * scale,
-                 f"ndimage.rotate back-projector, {sub_rows} rows x{scale:g}"))
-    rows.append(("tomogram total (simulate + WBP)", t_ts + t_rec, 60.0,
-                 (t_bp + t_bb) * scale, "sum of the two above"))
+    rows.append(
+        (
+            "tilt series 41 x 512^2 (projection)",
+            t_ts,
+            None,
+            t_bp * scale,
+            f"ndimage.rotate projector, {sub_rows} rows x{scale:g}",
+        )
+    )
+    rows.append(
+        (
+            "WBP 512x512x128 from 41 tilts",
+            t_rec,
+            None,
+            t_bb * scale,
+            f"ndimage.rotate back-projector, {sub_rows} rows x{scale:g}",
+        )
+    )
+    rows.append(
+        (
+            "tomogram total (simulate + WBP)",
+            t_ts + t_rec,
+            60.0,
+            (t_bp + t_bb) * scale,
+            "sum of the two above",
+        )
+    )
 
     print()
-    print(f"{'task':<40} {'ours s':>8} {'target s':>9} {'baseline s':>11} {'speed-up':>9}"
-          f"  baseline")
+    print(
+        f"{'task':<40} {'ours s':>8} {'target s':>9} {'baseline s':>11} {'speed-up':>9}  baseline"
+    )
     print("-" * 110)
     for name, t, target, base, how in rows:
         tgt = f"{target:.0f}" if target else "-"
@@ -137,10 +192,19 @@ def main(argv=None):
         print(f"{name:<40} {t:8.2f} {tgt:>9} {base:11.1f} {base / t:8.1f}x  {how}{ok}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": info, "workers": args.workers,
-                                         "rows": [dict(zip(("task", "seconds", "target",
-                                                            "baseline", "baseline_how"), r))
-                                                  for r in rows]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "workers": args.workers,
+                    "rows": [
+                        dict(zip(("task", "seconds", "target", "baseline", "baseline_how"), r))
+                        for r in rows
+                    ],
+                },
+                indent=2,
+            )
+        )
     return 0 if all(r[2] is None or r[1] < r[2] for r in rows) else 1
 
 

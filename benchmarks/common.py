@@ -1,5 +1,6 @@
 """Machine and version facts printed by every benchmark (scripts in this
 folder import it as ``from common import machine``)."""
+
 import importlib
 import os
 import platform
@@ -20,8 +21,7 @@ def cpu_model():
 def machine(*modules):
     """CPU, usable cores, Python, numpy, scipy, faml_tomo and the versions of
     the extra ``modules`` named (e.g. ``"skimage"``)."""
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-             else os.cpu_count())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {"cpu": cpu_model(), "cores": cores, "python": platform.python_version()}
     for name in ("numpy", "scipy", "faml_tomo") + modules:
         info[name] = importlib.import_module(name).__version__
@@ -43,6 +43,7 @@ def cached_json(path, compute):
     present, else computed and written atomically (a killed benchmark
     resumes after its last finished item)."""
     import json
+
     path = Path(path)
     if path.is_file():
         return json.loads(path.read_text())
@@ -59,16 +60,20 @@ def benchmark_parser(doc, name, sweep=True):
     session on a fresh clone), ``--out`` (``benchmarks/results/<name>``) and,
     for a sweep, ``--limit``, ``--report`` and ``--quick``."""
     import argparse
+
     root = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=root / ".cache" / f"bench_{name}")
-    ap.add_argument("--runs", type=Path,
-                    default=root / "benchmarks" / "results" / "runs" / name)
+    ap.add_argument("--runs", type=Path, default=root / "benchmarks" / "results" / "runs" / name)
     ap.add_argument("--out", type=Path, default=root / "benchmarks" / "results" / name)
     if sweep:
-        ap.add_argument("--limit", type=int, default=None,
-                        help="run at most this many new data sets, then write the report")
+        ap.add_argument(
+            "--limit",
+            type=int,
+            default=None,
+            help="run at most this many new data sets, then write the report",
+        )
         ap.add_argument("--report", action="store_true", help="only rebuild the report")
         ap.add_argument("--quick", action="store_true", help="tiny smoke sweep")
     return ap

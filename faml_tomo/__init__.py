@@ -6,11 +6,12 @@ detection (peak high contrast) and tilt-series misalignment detection with
 ``fiducials``, ``misalignment``, ``simulation``); ``protocols`` and
 ``viewers`` are the Scipion glue.
 """
+
 __version__ = "0.1.0"
 
 try:
     import pwem
-except ImportError:     # compute packages and the CLI also work without Scipion
+except ImportError:  # compute packages and the CLI also work without Scipion
     pwem = None
 
 from .constants import (
@@ -23,21 +24,25 @@ from .constants import (
     MODELS_DIR_VAR,
 )
 
-_references = [CITE_FAML, CITE_MISALIGNMENT, CITE_FAST_ALIGN, CITE_ML,
-               CITE_ROT_MATCH]
+_references = [CITE_FAML, CITE_MISALIGNMENT, CITE_FAST_ALIGN, CITE_ML, CITE_ROT_MATCH]
 _logo = "faml_tomo_logo.png"
 
 if pwem is not None:
+
     class Plugin(pwem.Plugin):
         """Scipion plugin class: pure Python, nothing to download."""
+
         _url = "https://github.com/faml-tomo/scipion-em-faml-tomo"
         _processingField = ["TOMO"]
 
         @classmethod
         def _defineVariables(cls):
-            cls._defineVar(MODELS_DIR_VAR, DEFAULT_MODELS_DIR,
-                           description="Folder with the trained misalignment "
-                                       "networks (strong.keras, weak.keras)")
+            cls._defineVar(
+                MODELS_DIR_VAR,
+                DEFAULT_MODELS_DIR,
+                description="Folder with the trained misalignment "
+                "networks (strong.keras, weak.keras)",
+            )
 
         @classmethod
         def getEnviron(cls):

@@ -1,4 +1,5 @@
 """Names shared by the plugin class, protocols and the command line."""
+
 import os
 
 PLUGIN_NAME = "faml_tomo"

@@ -25,6 +25,7 @@ Conventions (used everywhere in the package; see the README):
 * Scipion stores ``M`` with ``particle(r) = reference(M r)``
   (``tomo.objects.convertMatrix``), i.e. ``M = [[R, t], [0, 1]]^-1``.
 """
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,10 +33,17 @@ from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-__all__ = ["euler_to_matrix", "matrix_to_euler", "origin_from_shift", "shift_from_origin",
-           "random_rotations",
-           "rotation_angle_deg", "transform_volume", "box_center",
-           "rigid_matrix4"]
+__all__ = [
+    "euler_to_matrix",
+    "matrix_to_euler",
+    "origin_from_shift",
+    "shift_from_origin",
+    "random_rotations",
+    "rotation_angle_deg",
+    "transform_volume",
+    "box_center",
+    "rigid_matrix4",
+]
 
 
 def euler_to_matrix(angles: ArrayLike) -> np.ndarray:
@@ -113,9 +121,15 @@ def box_center(shape: Sequence[int]) -> np.ndarray:
     return np.array([nx // 2, ny // 2, nz // 2], dtype=float)
 
 
-def transform_volume(vol: ArrayLike, rotation: ArrayLike | None = None,
-                     shift: ArrayLike | None = None, order: int = 3, mode: str = "constant",
-                     cval: float = 0.0, output_shape: Sequence[int] | None = None) -> np.ndarray:
+def transform_volume(
+    vol: ArrayLike,
+    rotation: ArrayLike | None = None,
+    shift: ArrayLike | None = None,
+    order: int = 3,
+    mode: str = "constant",
+    cval: float = 0.0,
+    output_shape: Sequence[int] | None = None,
+) -> np.ndarray:
     """Apply a rigid transform to a volume, as in the module convention.
 
     Parameters
@@ -142,13 +156,20 @@ def transform_volume(vol: ArrayLike, rotation: ArrayLike | None = None,
     rot = np.eye(3) if rotation is None else np.asarray(rotation, float)
     t = np.zeros(3) if shift is None else np.asarray(shift, float)
     out_shape = vol.shape if output_shape is None else tuple(output_shape)
-    c_in = box_center(vol.shape)[::-1]          # (z, y, x)
+    c_in = box_center(vol.shape)[::-1]  # (z, y, x)
     c_out = box_center(out_shape)[::-1]
-    m = rot.T[::-1, ::-1]                       # R^T in (z, y, x) order
+    m = rot.T[::-1, ::-1]  # R^T in (z, y, x) order
     offset = c_in - m @ (c_out + t[::-1])
-    return ndimage.affine_transform(vol, m, offset=offset, order=order,
-                                    mode=mode, cval=cval,
-                                    output_shape=out_shape, prefilter=order > 1)
+    return ndimage.affine_transform(
+        vol,
+        m,
+        offset=offset,
+        order=order,
+        mode=mode,
+        cval=cval,
+        output_shape=out_shape,
+        prefilter=order > 1,
+    )
 
 
 def rigid_matrix4(rotation: ArrayLike, shift: ArrayLike) -> np.ndarray:

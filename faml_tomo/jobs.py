@@ -10,6 +10,7 @@ name in ``job.json``), ``SCHEMA`` (bumped when a field changes meaning) and
 ``problems()`` (readable messages for settings that cannot run; empty when
 fine).
 """
+
 import argparse
 import dataclasses
 import types
@@ -20,13 +21,31 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["option", "add_arguments", "from_args", "job_to_json", "job_from_json",
-           "job_fields", "check_job", "coerce_fields"]
+__all__ = [
+    "option",
+    "add_arguments",
+    "from_args",
+    "job_to_json",
+    "job_from_json",
+    "job_fields",
+    "check_job",
+    "coerce_fields",
+]
 
 
-def option(default: Any, help: str, *, unit: str | None = None, flag: str | None = None,
-           choices: tuple | None = None, metavar: Any = None, cli: bool = True,
-           nargs: Any = None, positional: bool = False, required: bool = False) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    unit: str | None = None,
+    flag: str | None = None,
+    choices: tuple | None = None,
+    metavar: Any = None,
+    cli: bool = True,
+    nargs: Any = None,
+    positional: bool = False,
+    required: bool = False,
+) -> Any:
     """A job field with its command-line help.
 
     Parameters
@@ -53,14 +72,26 @@ def option(default: Any, help: str, *, unit: str | None = None, flag: str | None
         The command line requires the option (the job's ``problems()`` says
         so too).
     """
-    return dataclasses.field(default=default, metadata={
-        "help": help, "unit": unit, "flag": flag, "choices": choices, "metavar": metavar,
-        "cli": cli, "nargs": nargs, "positional": positional, "required": required})
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "help": help,
+            "unit": unit,
+            "flag": flag,
+            "choices": choices,
+            "metavar": metavar,
+            "cli": cli,
+            "nargs": nargs,
+            "positional": positional,
+            "required": required,
+        },
+    )
 
 
 def _optional(t) -> bool:
-    return ((isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union)
-            and type(None) in typing.get_args(t))
+    return (isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union) and type(
+        None
+    ) in typing.get_args(t)
 
 
 def job_fields(job_cls: type) -> list:
@@ -71,7 +102,7 @@ def job_fields(job_cls: type) -> list:
         t = hints[f.name]
         args = [a for a in typing.get_args(t) if a is not type(None)]
         if _optional(t):
-            t = args[0]                             # X | None -> X
+            t = args[0]  # X | None -> X
         is_tuple = typing.get_origin(t) is tuple
         base = typing.get_args(t)[0] if is_tuple else t
         out.append((f, base, is_tuple))
@@ -112,8 +143,9 @@ def _help(f) -> str:
     return text
 
 
-def add_arguments(parser: argparse.ArgumentParser, job_cls: type,
-                  exclusive: Sequence[Sequence[str]] = ()) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, job_cls: type, exclusive: Sequence[Sequence[str]] = ()
+) -> None:
     """Add one command-line option per job field to ``parser``.
 
     ``exclusive``: groups of field names of which exactly one must be given
@@ -135,10 +167,12 @@ def add_arguments(parser: argparse.ArgumentParser, job_cls: type,
             target.add_argument(_flag(f), action=action, **kw)
             continue
         if is_tuple:
-            n = f.metadata.get("nargs") or (len(f.default) if isinstance(f.default, tuple)
-                                            else None)
-            kw["nargs"] = n or ("+" if f.metadata.get("metavar") is None else
-                                len(f.metadata["metavar"]))
+            n = f.metadata.get("nargs") or (
+                len(f.default) if isinstance(f.default, tuple) else None
+            )
+            kw["nargs"] = n or (
+                "+" if f.metadata.get("metavar") is None else len(f.metadata["metavar"])
+            )
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("metavar") is not None:
@@ -147,7 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser, job_cls: type,
             kw["required"] = True
         kind = base
         if f.default is not None and _optional(typing.get_type_hints(job_cls)[f.name]):
-            kind = _or_none(base)                   # "none" unsets an optional default
+            kind = _or_none(base)  # "none" unsets an optional default
             kw["help"] += "; none: not set"
         if positional:
             target.add_argument(f.name, type=kind, **kw)
@@ -158,7 +192,8 @@ def add_arguments(parser: argparse.ArgumentParser, job_cls: type,
 def _or_none(base):
     def convert(text: str) -> Any:
         return None if text.strip().lower() in ("none", "") else base(text)
-    convert.__name__ = base.__name__                # argparse names the type in errors
+
+    convert.__name__ = base.__name__  # argparse names the type in errors
     return convert
 
 
@@ -183,9 +218,11 @@ def _jsonable(v):
 
 def job_to_json(job: Any) -> dict:
     """``{"task", "schema", "fields"}``: every field, paths as strings."""
-    return {"task": job.TASK, "schema": job.SCHEMA,
-            "fields": {f.name: _jsonable(getattr(job, f.name))
-                       for f in dataclasses.fields(job)}}
+    return {
+        "task": job.TASK,
+        "schema": job.SCHEMA,
+        "fields": {f.name: _jsonable(getattr(job, f.name)) for f in dataclasses.fields(job)},
+    }
 
 
 def job_from_json(job_cls: Any, record: dict) -> Any:
@@ -198,8 +235,10 @@ def job_from_json(job_cls: Any, record: dict) -> Any:
     if record.get("task") != job_cls.TASK:
         raise InputError(f"the job is a {record.get('task')!r} job, not {job_cls.TASK!r}")
     if int(record.get("schema", 0)) > job_cls.SCHEMA:
-        raise InputError(f"job schema {record.get('schema')} is newer than this "
-                         f"faml_tomo's ({job_cls.SCHEMA}): update faml_tomo")
+        raise InputError(
+            f"job schema {record.get('schema')} is newer than this "
+            f"faml_tomo's ({job_cls.SCHEMA}): update faml_tomo"
+        )
     values = dict(record.get("fields", {}))
     known = {f.name: (base, is_tuple) for f, base, is_tuple in job_fields(job_cls)}
     unknown = sorted(set(values) - set(known))

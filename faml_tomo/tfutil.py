@@ -6,6 +6,7 @@ faml_tomo that needs it calls :func:`import_tensorflow` inside the function
 that uses it, never at module level (Scipion imports every plugin's
 protocols whenever it loads one).
 """
+
 import contextlib
 import logging
 import os
@@ -20,7 +21,7 @@ def _silenced_stderr_fd():
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):           # no real fd (e.g. captured)
+    except (OSError, ValueError):  # no real fd (e.g. captured)
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -47,6 +48,7 @@ def import_tensorflow(quiet=True):
     ctx = _silenced_stderr_fd() if quiet else contextlib.nullcontext()
     with ctx:
         import tensorflow as tf
-        tf.config.list_physical_devices()   # device discovery also logs
+
+        tf.config.list_physical_devices()  # device discovery also logs
     logger.debug("tensorflow %s imported", tf.__version__)
     return tf

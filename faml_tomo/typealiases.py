@@ -1,4 +1,5 @@
 """Type aliases shared by the annotations of the package (core layer)."""
+
 import os
 from typing import Union
 

@@ -23,6 +23,7 @@ Usage::
 
     python tools/screenshots.py --demo results/demo [--out results/demo/screenshots]
 """
+
 import argparse
 import importlib.util
 import os
@@ -40,7 +41,8 @@ def _load_env_module():
     import pyworkflow (and read its configuration) before the variables
     are set."""
     spec = importlib.util.spec_from_file_location(
-        "_faml_tomo_env", REPO / "faml_tomo" / "workflow" / "env.py")
+        "_faml_tomo_env", REPO / "faml_tomo" / "workflow" / "env.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -58,8 +60,11 @@ def start_xvfb(size):
     if shutil.which("Xvfb") is None:
         raise SystemExit("Xvfb not found: apt-get install -y xvfb imagemagick")
     display = _free_display()
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(50):
         if os.path.exists(f"/tmp/.X11-unix/X{display[1:]}"):
             break
@@ -83,7 +88,7 @@ class Shooter:
             for w in (self.root,) + windows:
                 try:
                     w.update()
-                except Exception:       # window closed meanwhile
+                except Exception:  # window closed meanwhile
                     pass
             time.sleep(0.05)
 
@@ -92,8 +97,10 @@ class Shooter:
         x, y = widget.winfo_rootx(), widget.winfo_rooty()
         w, h = widget.winfo_width(), widget.winfo_height()
         path = self.out / f"{name}.png"
-        subprocess.run(["import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}",
-                        "+repage", str(path)], check=True)
+        subprocess.run(
+            ["import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}", "+repage", str(path)],
+            check=True,
+        )
         self.files.append(path)
         print(f"screenshot {path} ({w}x{h})", flush=True)
         return path
@@ -105,6 +112,7 @@ def _slug(text):
 
 def _notebooks(widget):
     from tkinter import ttk
+
     found = []
     for child in widget.winfo_children():
         if isinstance(child, ttk.Notebook):
@@ -116,8 +124,12 @@ def _notebooks(widget):
 def _present(window, shooter, seconds=1.0):
     """What ``Window.show`` does, without entering a nested main loop."""
     from pyworkflow.gui import centerWindows
-    centerWindows(window.root, dim=window.desiredDimensions(),
-                  refWindows=window.master.getRoot() if window.master else None)
+
+    centerWindows(
+        window.root,
+        dim=window.desiredDimensions(),
+        refWindows=window.master.getRoot() if window.master else None,
+    )
     window.root.deiconify()
     window.root.lift()
     shooter.settle(seconds, window.root)
@@ -126,9 +138,14 @@ def _present(window, shooter, seconds=1.0):
 def shoot_form(view, win, prot, shooter, stem):
     """The protocol's form, one screenshot per tab."""
     from pyworkflow.gui.form import FormWindow
-    form = FormWindow("Protocol Run: " + prot.getClassName(), prot,
-                      view._executeSaveProtocol, win,
-                      updateProtocolCallback=view._updateProtocol)
+
+    form = FormWindow(
+        "Protocol Run: " + prot.getClassName(),
+        prot,
+        view._executeSaveProtocol,
+        win,
+        updateProtocolCallback=view._updateProtocol,
+    )
     form.adjustSize()
     _present(form, shooter)
     books = _notebooks(form.root)
@@ -150,23 +167,28 @@ def shoot_viewers(win, prot, shooter, stem):
     import matplotlib.pyplot as plt
     from pyworkflow.gui.form import FormWindow
     from pyworkflow.viewer import DESKTOP_TKINTER
+
     project = win.project
     for viewer_cls in project.getDomain().findViewers(prot, DESKTOP_TKINTER):
         if not viewer_cls.__module__.startswith("faml_tomo."):
             continue
         viewer = viewer_cls(project=project, protocol=prot, parent=win)
         viewer.setProtocol(prot)
-        form = FormWindow("Protocol Viewer: " + viewer.getClassName(), viewer,
-                          viewer._viewAll, win, visualizeMode=True,
-                          visualizeDict={k: viewer._visualizeParam
-                                         for k in viewer._getVisualizeDict()})
+        form = FormWindow(
+            "Protocol Viewer: " + viewer.getClassName(),
+            viewer,
+            viewer._viewAll,
+            win,
+            visualizeMode=True,
+            visualizeDict={k: viewer._visualizeParam for k in viewer._getVisualizeDict()},
+        )
         form.visualizeMode = True
         _present(form, shooter)
         shooter.shot(form.root, f"{stem}_viewer")
         for key, show in viewer._getVisualizeDict().items():
             try:
                 views = show(key)
-            except Exception as exc:        # keep the other plots
+            except Exception as exc:  # keep the other plots
                 print(f"viewer {viewer_cls.__name__} {key}: {exc}", flush=True)
                 continue
             for i, v in enumerate(views or []):
@@ -189,8 +211,11 @@ def shoot_viewers(win, prot, shooter, stem):
 def select(view, win, prot):
     """Select a protocol's box in the graph, as a click does."""
     for node in win.project.getRunsGraph().getNodes():
-        if node.run is not None and node.run.getObjId() == prot.getObjId() and \
-                hasattr(node, "item"):
+        if (
+            node.run is not None
+            and node.run.getObjId() == prot.getObjId()
+            and hasattr(node, "item")
+        ):
             view._runItemClick(node.item)
             return
     view._selectItemProtocol(prot)
@@ -199,13 +224,14 @@ def select(view, win, prot):
 def drive(project_path, out, geometry):
     """Open the project window and take every screenshot."""
     from pyworkflow.gui.project import ProjectWindow
+
     win = ProjectWindow(project_path)
     win.root.geometry(f"{geometry}+0+0")
     shooter = Shooter(out, win.root)
 
     def run():
         try:
-            win.root.geometry(f"{geometry}+0+0")     # show() centred it
+            win.root.geometry(f"{geometry}+0+0")  # show() centred it
             shooter.settle(3.0)
             view = win.viewWidget
             runs = sorted(win.project.getRuns(), key=lambda p: p.getObjId())
@@ -217,11 +243,13 @@ def drive(project_path, out, geometry):
                 shooter.settle(1.0)
                 shooter.shot(win.root, f"{stem}_summary")
                 shoot_form(view, win, prot, shooter, stem)
-                if prot.getClassName().startswith("Prot") and \
-                        type(prot).__module__.startswith("faml_tomo."):
+                if prot.getClassName().startswith("Prot") and type(prot).__module__.startswith(
+                    "faml_tomo."
+                ):
                     shoot_viewers(win, prot, shooter, stem)
         except Exception:
             import traceback
+
             traceback.print_exc()
             shooter.failed = True
         finally:
@@ -229,10 +257,10 @@ def drive(project_path, out, geometry):
 
     shooter.failed = False
     win.root.after(500, run)
-    win.show()                  # enters Tk's main loop until run() quits it
+    win.show()  # enters Tk's main loop until run() quits it
     try:
         win.root.destroy()
-    except Exception:           # already gone
+    except Exception:  # already gone
         pass
     return shooter
 
@@ -261,8 +289,10 @@ def copy_to_docs(shots, docs):
         dst = docs / f"{name}.png"
         scale = 100
         while True:
-            subprocess.run(["convert", str(src), "-resize", f"{scale}%", "-colors", "256",
-                            f"PNG8:{dst}"], check=True)
+            subprocess.run(
+                ["convert", str(src), "-resize", f"{scale}%", "-colors", "256", f"PNG8:{dst}"],
+                check=True,
+            )
             if dst.stat().st_size <= DOCS_MAX_BYTES or scale <= 40:
                 break
             scale -= 15
@@ -277,6 +307,7 @@ def shoot_templates(out):
     templates (fields to fill before the project is created)."""
     from pyworkflow.template import TemplateList
     from scipion.scripts.kickoff import KickoffWindow
+
     files = []
     for tid in TEMPLATE_IDS:
         found = TemplateList()
@@ -287,9 +318,15 @@ def shoot_templates(out):
         template = found.templates[0]
         template.replaceEnvVariables()
         template.parseContent()
-        win = KickoffWindow(template=template, argsList=[], showScheduleOption=True,
-                            schedule=True, showProjectOption=True, showProject=True,
-                            showProjectName=True)
+        win = KickoffWindow(
+            template=template,
+            argsList=[],
+            showScheduleOption=True,
+            schedule=True,
+            showProjectOption=True,
+            showProject=True,
+            showProjectName=True,
+        )
         shooter = Shooter(out, win.root)
 
         def shoot(win=win, shooter=shooter, tid=tid):
@@ -298,11 +335,12 @@ def shoot_templates(out):
                 shooter.shot(win.root, f"template_{tid.split('-', 1)[1]}")
             finally:
                 win.root.quit()
+
         win.root.after(500, shoot)
         win.show()
         try:
             win.root.destroy()
-        except Exception:           # already gone
+        except Exception:  # already gone
             pass
         files += shooter.files
     return files
@@ -310,29 +348,33 @@ def shoot_templates(out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--demo", default="results/demo",
-                   help="results folder of `faml-tomo demo` (results/demo)")
+    p.add_argument(
+        "--demo", default="results/demo", help="results folder of `faml-tomo demo` (results/demo)"
+    )
     p.add_argument("--project", default="faml_tomo_demo", help="project folder name")
     p.add_argument("--out", help="screenshots folder (<demo>/screenshots)")
     p.add_argument("--display", help="use this X display instead of starting Xvfb")
     p.add_argument("--size", default="1280x860", help="project window size (1280x860)")
-    p.add_argument("--docs", help="also copy the README's screenshots into this folder "
-                                  "(e.g. docs/images)")
+    p.add_argument(
+        "--docs", help="also copy the README's screenshots into this folder (e.g. docs/images)"
+    )
     args = p.parse_args(argv)
     demo = Path(args.demo).resolve()
     project = demo / args.project
     if not (project / "project.sqlite").is_file():
-        print(f"{project}: no Scipion project; run `make demo` (or faml-tomo demo --out "
-              f"{args.demo}) first", file=sys.stderr)
+        print(
+            f"{project}: no Scipion project; run `make demo` (or faml-tomo demo --out "
+            f"{args.demo}) first",
+            file=sys.stderr,
+        )
         return 2
     if shutil.which("import") is None:
-        print("ImageMagick's `import` not found: apt-get install -y imagemagick",
-              file=sys.stderr)
+        print("ImageMagick's `import` not found: apt-get install -y imagemagick", file=sys.stderr)
         return 2
     out = Path(args.out).resolve() if args.out else demo / "screenshots"
-    docs = Path(args.docs).resolve() if args.docs else None    # the GUI changes the cwd
+    docs = Path(args.docs).resolve() if args.docs else None  # the GUI changes the cwd
     _load_env_module().scipion_environment(demo / "scipion")
-    os.environ["MPLBACKEND"] = "TkAgg"          # plots in windows, as a user sees them
+    os.environ["MPLBACKEND"] = "TkAgg"  # plots in windows, as a user sees them
     xvfb = None
     if args.display:
         os.environ["DISPLAY"] = args.display

@@ -27,18 +27,42 @@ Example
 >>> res = classify(volumes, tilt_range=(-60, 60), n_classes=2, seed=1)
 >>> res.averages.shape, res.classes, res.euler_angles()
 """
-from .align import (AlignmentResult, AlignParams, PreparedReference, PreparedSubtomogram,
-                    align, fast_align, prepare_reference, prepare_subtomogram)
+
+from .align import (
+    AlignmentResult,
+    AlignParams,
+    PreparedReference,
+    PreparedSubtomogram,
+    align,
+    fast_align,
+    prepare_reference,
+    prepare_subtomogram,
+)
 from .em import ClassificationResult, EMParams, EMState, classify, estep_chunk, prepare_data
 from .parallel import VolumeFiles
 from .voronoi import haar_rotations, voronoi_weights
 from .wedge import apply_wedge, check_tilt_range, wedge_mask, wedge_observed
 
 __all__ = [
-    "AlignParams", "AlignmentResult", "PreparedSubtomogram", "PreparedReference",
-    "prepare_subtomogram", "prepare_reference", "align", "fast_align",
-    "EMParams", "EMState", "ClassificationResult", "classify", "prepare_data", "estep_chunk",
+    "AlignParams",
+    "AlignmentResult",
+    "PreparedSubtomogram",
+    "PreparedReference",
+    "prepare_subtomogram",
+    "prepare_reference",
+    "align",
+    "fast_align",
+    "EMParams",
+    "EMState",
+    "ClassificationResult",
+    "classify",
+    "prepare_data",
+    "estep_chunk",
     "VolumeFiles",
-    "voronoi_weights", "haar_rotations",
-    "wedge_mask", "wedge_observed", "apply_wedge", "check_tilt_range",
+    "voronoi_weights",
+    "haar_rotations",
+    "wedge_mask",
+    "wedge_observed",
+    "apply_wedge",
+    "check_tilt_range",
 ]

@@ -32,6 +32,7 @@ Typical use::
     ref = prepare_reference(average, params=params)
     res = align(part, ref, params)       # res.rotations[0], res.shifts[0]: best
 """
+
 import logging
 from collections.abc import Sequence
 
@@ -39,22 +40,35 @@ import numpy as np
 
 from ..errors import InputError
 from .alignsetup import AlignParams, BandGeometry, band_geometry, check_volume, check_volumes
-from .prepared import (PreparedReference, PreparedSubtomogram, prepare_reference,
-                       prepare_subtomogram)
+from .prepared import PreparedReference, PreparedSubtomogram, prepare_reference, prepare_subtomogram
 from .so3 import find_peaks
 from .symmetry import symmetry_group
 from .translation import AlignmentResult, refine_rotation, rotation_scores, translation_search
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AlignParams", "BandGeometry", "band_geometry", "PreparedSubtomogram",
-           "PreparedReference", "AlignmentResult", "prepare_subtomogram",
-           "prepare_reference", "align", "fast_align", "check_volume", "check_volumes",
-           "translation_search", "refine_rotation", "rotation_scores"]
+__all__ = [
+    "AlignParams",
+    "BandGeometry",
+    "band_geometry",
+    "PreparedSubtomogram",
+    "PreparedReference",
+    "AlignmentResult",
+    "prepare_subtomogram",
+    "prepare_reference",
+    "align",
+    "fast_align",
+    "check_volume",
+    "check_volumes",
+    "translation_search",
+    "refine_rotation",
+    "rotation_scores",
+]
 
 
-def align(part: PreparedSubtomogram, ref: PreparedReference,
-          params: AlignParams | None = None) -> AlignmentResult:
+def align(
+    part: PreparedSubtomogram, ref: PreparedReference, params: AlignParams | None = None
+) -> AlignmentResult:
     """Candidate transforms of a prepared subtomogram against an average.
 
     Parameters
@@ -73,23 +87,30 @@ def align(part: PreparedSubtomogram, ref: PreparedReference,
         raise InputError(f"subtomogram box {part.n} differs from average box {ref.n}")
     score = rotation_scores(part, ref, params)
     group = symmetry_group(params.symmetry) if params.symmetry != "C1" else None
-    rots, rvals = find_peaks(score, params.max_candidates, params.min_separation_deg,
-                             group=group)
+    rots, rvals = find_peaks(score, params.max_candidates, params.min_separation_deg, group=group)
     shifts, scores, sq, rn2 = translation_search(part, ref, rots, params)
     if params.refine > 0:
-        for j in np.argsort(-scores, kind="stable")[:params.refine]:
-            out = refine_rotation(part, ref, rots[j], shifts[j], params,
-                                  params.grid_step_deg())
+        for j in np.argsort(-scores, kind="stable")[: params.refine]:
+            out = refine_rotation(part, ref, rots[j], shifts[j], params, params.grid_step_deg())
             if out[2] > scores[j]:
                 rots[j], shifts[j], scores[j], sq[j], rn2[j] = out
     order = np.argsort(-scores, kind="stable")
-    return AlignmentResult(rotations=rots[order], shifts=shifts[order], scores=scores[order],
-                           rot_scores=rvals[order], sq_dist=sq[order], ref_norm2=rn2[order])
+    return AlignmentResult(
+        rotations=rots[order],
+        shifts=shifts[order],
+        scores=scores[order],
+        rot_scores=rvals[order],
+        sq_dist=sq[order],
+        ref_norm2=rn2[order],
+    )
 
 
-def fast_align(subtomogram: np.ndarray, reference: np.ndarray,
-               tilt_range: "float | Sequence[float]",
-               params: AlignParams | None = None) -> AlignmentResult:
+def fast_align(
+    subtomogram: np.ndarray,
+    reference: np.ndarray,
+    tilt_range: "float | Sequence[float]",
+    params: AlignParams | None = None,
+) -> AlignmentResult:
     """Align one subtomogram to one average (convenience wrapper).
 
     Parameters

@@ -1,5 +1,6 @@
 """Settings, shell band geometry and volume checks of the fast alignment
 (:mod:`.align`)."""
+
 import functools
 import logging
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class AlignParams:
         Point group of the average (:mod:`.symmetry`; ``"C1"``: none):
         candidates are distinct modulo the group.
     """
+
     lmax: int = 35
     n_euler: int | None = None
     r_min: int = 1
@@ -101,6 +103,7 @@ class BandGeometry:
     n_full : float
         Number of full-spectrum components in the band (``J`` of the paper).
     """
+
     n: int
     r_min: int
     r_max: int
@@ -114,7 +117,7 @@ class BandGeometry:
 def band_geometry(n: int, r_min: int, r_max: int) -> BandGeometry:
     """:class:`BandGeometry` of a box (cached)."""
     kz, ky, kx = half_frequencies(n)
-    r = np.sqrt(kx ** 2 + ky ** 2 + kz ** 2)
+    r = np.sqrt(kx**2 + ky**2 + kz**2)
     sel = (r >= r_min - 0.5) & (r <= r_max + 0.5)
     sel &= r > 0
     index = np.flatnonzero(sel)
@@ -125,12 +128,14 @@ def band_geometry(n: int, r_min: int, r_max: int) -> BandGeometry:
     herm = hermitian_weights(n)[ix]
     for a in (index, freq, herm):
         a.setflags(write=False)
-    return BandGeometry(n=n, r_min=r_min, r_max=r_max, index=index, freq=freq, herm=herm,
-                        n_full=float(herm.sum()))
+    return BandGeometry(
+        n=n, r_min=r_min, r_max=r_max, index=index, freq=freq, herm=herm, n_full=float(herm.sum())
+    )
 
 
-def check_volume(vol: Any, index: int, n: int | None = None,
-                 name: str = "subtomogram") -> np.ndarray:
+def check_volume(
+    vol: Any, index: int, n: int | None = None, name: str = "subtomogram"
+) -> np.ndarray:
     """Check one volume: 3D, cubic, box ``n`` (if given), finite, not constant.
 
     Parameters
@@ -156,11 +161,12 @@ def check_volume(vol: Any, index: int, n: int | None = None,
     if v.ndim != 3:
         raise InputError(f"{name} {index}: expected a 3D volume, got shape {v.shape}")
     if len(set(v.shape)) != 1:
-        raise InputError(f"{name} {index}: box {v.shape} is not cubic; FAML needs cubic "
-                         f"boxes")
+        raise InputError(f"{name} {index}: box {v.shape} is not cubic; FAML needs cubic boxes")
     if n is not None and v.shape[0] != n:
-        raise InputError(f"{name} {index}: box {v.shape[0]}^3 differs from the first "
-                         f"{name}'s {n}^3; all must have the same box size")
+        raise InputError(
+            f"{name} {index}: box {v.shape[0]}^3 differs from the first "
+            f"{name}'s {n}^3; all must have the same box size"
+        )
     if v.shape[0] < 8:
         raise InputError(f"{name} {index}: box {v.shape[0]} is too small (need >= 8)")
     v = np.asarray(v, dtype=float)

@@ -1,6 +1,7 @@
 """Subtomograms moved back into the frame of the averages: the observed
 components of each subtomogram at a rigid transform, sampled at the band
 points of the reference frame, and their wedge-compensated sums."""
+
 import numpy as np
 
 from .fourier import PaddedSpectrum, volume_from_spectrum
@@ -26,7 +27,7 @@ def back_rotate(part, padded: PaddedSpectrum, rotation, shift, geom):
     mask : numpy.ndarray, bool, shape (M,)
         Band points the subtomogram observed at this transform.
     """
-    q = geom.freq @ np.asarray(rotation).T                       # R k' per row
+    q = geom.freq @ np.asarray(rotation).T  # R k' per row
     mask = wedge_observed(q[:, 0], q[:, 1], q[:, 2], part.tilt_range)
     vals = padded.sample(q)
     vals *= np.exp((2j * np.pi / part.n) * (q @ shift))
@@ -43,8 +44,9 @@ def hard_sums(parts, members, rotations, shifts, geom, pad):
     cnt = np.zeros(m)
     for p in parts:
         if p.index in members:
-            vals, mask = back_rotate(p, padded_observed(p, geom, pad), rotations[p.index],
-                                     shifts[p.index], geom)
+            vals, mask = back_rotate(
+                p, padded_observed(p, geom, pad), rotations[p.index], shifts[p.index], geom
+            )
             num += vals
             cnt += mask
     return num, cnt

@@ -21,6 +21,7 @@ the truth is aligned onto the average and both are low-passed to the band.
 FAML does not correct the CTF, so the truth is passed through the same CTF
 and MTF as the data (no wedge, no noise).
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,17 @@ from .align import AlignParams
 from .testing import aligned_correlation, f1_score
 from .wedge import wedge_mask
 
-__all__ = ["AccuracyCase", "CASES", "simulate_case", "true_pose_average",
-           "orientation_average", "symmetrized_like", "run_case", "cut_surface",
-           "subtle_pair"]
+__all__ = [
+    "AccuracyCase",
+    "CASES",
+    "simulate_case",
+    "true_pose_average",
+    "orientation_average",
+    "symmetrized_like",
+    "run_case",
+    "cut_surface",
+    "subtle_pair",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class AccuracyCase:
         truth's own symmetry frame, so that both sides average the same
         copies.
     """
+
     name: str
     structures: tuple
     counts: tuple
@@ -91,29 +101,89 @@ class AccuracyCase:
 
 
 CASES = {
-    "a": AccuracyCase("a", ("4v4r", "3j9i"), (100, 100), 0.01, (-60.0, 60.0), "uniform",
-                      32, 20.0, data_seed=0, run_seed=0, max_iter=20,
-                      goal="F1 >= 0.99"),
-    "b": AccuracyCase("b", ("4v4r",), (100,), 0.003, (-60.0, 60.0), "uniform", 32, 20.0,
-                      data_seed=2, goal="r >= 0.7 and >= FA + 0.2"),
-    "c": AccuracyCase("c", ("4v4r",), (50,), 0.01, (-40.0, 40.0), "y", 32, 20.0,
-                      data_seed=3, goal="r >= 0.75 and >= FA"),
+    "a": AccuracyCase(
+        "a",
+        ("4v4r", "3j9i"),
+        (100, 100),
+        0.01,
+        (-60.0, 60.0),
+        "uniform",
+        32,
+        20.0,
+        data_seed=0,
+        run_seed=0,
+        max_iter=20,
+        goal="F1 >= 0.99",
+    ),
+    "b": AccuracyCase(
+        "b",
+        ("4v4r",),
+        (100,),
+        0.003,
+        (-60.0, 60.0),
+        "uniform",
+        32,
+        20.0,
+        data_seed=2,
+        goal="r >= 0.7 and >= FA + 0.2",
+    ),
+    "c": AccuracyCase(
+        "c",
+        ("4v4r",),
+        (50,),
+        0.01,
+        (-40.0, 40.0),
+        "y",
+        32,
+        20.0,
+        data_seed=3,
+        goal="r >= 0.75 and >= FA",
+    ),
     # the paper's own regime: 64^3 at 6 Å/px (the particle spans ~42 voxels, not ~12)
-    "b_paper": AccuracyCase("b_paper", ("4v4r",), (100,), 0.003, (-60.0, 60.0), "uniform",
-                            64, 6.0, data_seed=2, lmax=23, n_voronoi=2000,
-                            goal="r >= 0.7 and >= FA + 0.2"),
-    "c_paper": AccuracyCase("c_paper", ("4v4r",), (50,), 0.01, (-40.0, 40.0), "y", 64, 6.0,
-                            data_seed=3, lmax=23, n_voronoi=2000,
-                            goal="r >= 0.75 and >= FA"),
+    "b_paper": AccuracyCase(
+        "b_paper",
+        ("4v4r",),
+        (100,),
+        0.003,
+        (-60.0, 60.0),
+        "uniform",
+        64,
+        6.0,
+        data_seed=2,
+        lmax=23,
+        n_voronoi=2000,
+        goal="r >= 0.7 and >= FA + 0.2",
+    ),
+    "c_paper": AccuracyCase(
+        "c_paper",
+        ("4v4r",),
+        (50,),
+        0.01,
+        (-40.0, 40.0),
+        "y",
+        64,
+        6.0,
+        data_seed=3,
+        lmax=23,
+        n_voronoi=2000,
+        goal="r >= 0.75 and >= FA",
+    ),
 }
 
 
 def _sim_params(case, tilt=None):
     from ..simulation import SubtomogramParams
+
     t = case.tilt if tilt is None else tilt
-    return SubtomogramParams(box=case.box, pixel_size=case.pixel_size, snr=case.snr,
-                             tilt_min=t[0], tilt_max=t[1], orientations=case.orientations,
-                             invert=True)
+    return SubtomogramParams(
+        box=case.box,
+        pixel_size=case.pixel_size,
+        snr=case.snr,
+        tilt_min=t[0],
+        tilt_max=t[1],
+        orientations=case.orientations,
+        invert=True,
+    )
 
 
 def simulate_case(case, structures_dir):
@@ -134,14 +204,18 @@ def simulate_case(case, structures_dir):
     """
     from ..simulation import load_structure, simulate_subtomograms
     from ..simulation.subtomograms import acquisition_filter
-    truths = {name: np.asarray(load_structure(Path(structures_dir) / f"{name}.mrc",
-                                              case.pixel_size, case.box), float)
-              for name in case.structures}
-    sims = simulate_subtomograms(truths, list(case.counts), _sim_params(case),
-                                 rng=case.data_seed)
+
+    truths = {
+        name: np.asarray(
+            load_structure(Path(structures_dir) / f"{name}.mrc", case.pixel_size, case.box), float
+        )
+        for name in case.structures
+    }
+    sims = simulate_subtomograms(truths, list(case.counts), _sim_params(case), rng=case.data_seed)
     h = acquisition_filter((case.box,) * 3, _sim_params(case, (-90.0, 90.0)))
-    expected = [np.fft.irfftn(np.fft.rfftn(truths[name]) * h, s=(case.box,) * 3)
-                for name in case.structures]
+    expected = [
+        np.fft.irfftn(np.fft.rfftn(truths[name]) * h, s=(case.box,) * 3) for name in case.structures
+    ]
     return sims, expected
 
 
@@ -193,8 +267,9 @@ def orientation_average(volume, orientations="uniform", n=300, seed=0):
         Rotations averaged.
     seed : int
     """
-    rots = random_rotations(n, np.random.default_rng(seed),
-                            axis="y" if orientations == "y" else None)
+    rots = random_rotations(
+        n, np.random.default_rng(seed), axis="y" if orientations == "y" else None
+    )
     return np.mean([transform_volume(volume, r, order=1) for r in rots], axis=0)
 
 
@@ -203,10 +278,10 @@ def symmetrized_like(volume, truth, symmetry, params):
     symmetry axes of ``truth`` (same frame), in real space."""
     from .symmetry import symmetry_group
     from .symmetry_frame import find_symmetry_frame
+
     group = symmetry_group(symmetry)
     frame, _ = find_symmetry_frame(truth, group, params)
-    return np.mean([transform_volume(volume, frame @ g @ frame.T, order=3) for g in group],
-                   axis=0)
+    return np.mean([transform_volume(volume, frame @ g @ frame.T, order=3) for g in group], axis=0)
 
 
 def run_case(case, structures_dir, modes=("faml", "fa"), references=False, workers=1):
@@ -232,34 +307,47 @@ def run_case(case, structures_dir, modes=("faml", "fa"), references=False, worke
     import time
 
     from .em import classify
+
     sims, expected = simulate_case(case, structures_dir)
     k = len(case.structures)
     out = {}
     runs = [(m, False) for m in modes] + ([(m, True) for m in modes] if references else [])
     for mode, from_truth in runs:
         t0 = time.perf_counter()
-        res = classify(sims.volumes, case.tilt, n_classes=k, mode=mode,
-                       max_iter=case.max_iter, seed=case.run_seed, align=case.align,
-                       n_voronoi=case.n_voronoi, workers=workers,
-                       references=expected if from_truth else None)
+        res = classify(
+            sims.volumes,
+            case.tilt,
+            n_classes=k,
+            mode=mode,
+            max_iter=case.max_iter,
+            seed=case.run_seed,
+            align=case.align,
+            n_voronoi=case.n_voronoi,
+            workers=workers,
+            references=expected if from_truth else None,
+        )
         key = f"{mode}_from_truth" if from_truth else mode
         if k > 1:
             value = f1_score(sims.truth.class_index, res.classes)
         else:
             value = aligned_correlation(res.averages[0], expected[0], case.align)[0]
-        out[key] = {"value": float(value), "iterations": int(res.n_iterations),
-                    "seconds": round(time.perf_counter() - t0, 1),
-                    "coverage_gaps": [float(g) for g in res.coverage_gaps]}
+        out[key] = {
+            "value": float(value),
+            "iterations": int(res.n_iterations),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "coverage_gaps": [float(g) for g in res.coverage_gaps],
+        }
     if k == 1:
-        ceiling = true_pose_average(sims.volumes, sims.truth.rotations, sims.truth.shifts,
-                                    case.tilt)
+        ceiling = true_pose_average(
+            sims.volumes, sims.truth.rotations, sims.truth.shifts, case.tilt
+        )
         if case.symmetry != "C1":
             ceiling = symmetrized_like(ceiling, expected[0], case.symmetry, case.align)
-        out["ceiling"] = {"value": float(aligned_correlation(ceiling, expected[0],
-                                                             case.align)[0])}
+        out["ceiling"] = {"value": float(aligned_correlation(ceiling, expected[0], case.align)[0])}
         ball = orientation_average(expected[0], case.orientations)
-        out["no_alignment"] = {"value": float(aligned_correlation(ball, expected[0],
-                                                                  case.align)[0])}
+        out["no_alignment"] = {
+            "value": float(aligned_correlation(ball, expected[0], case.align)[0])
+        }
     return out
 
 
@@ -287,6 +375,7 @@ def cut_surface(volume, fraction: float, level: float = 0.05, edge_sigma: float 
         Radius of the removed ball in voxels.
     """
     from scipy.ndimage import gaussian_filter
+
     vol = np.clip(np.asarray(volume, float), 0, None)
     z, y, x = np.indices(vol.shape)
     occupied = vol > level * vol.max()
@@ -307,6 +396,7 @@ def subtle_pair(structures_dir, folder, base: str = "4v4r", fraction: float = 0.
     import json
 
     from ..io.mrc import read_mrc, require_voxel_size, write_mrc
+
     folder = Path(folder)
     cut_path = folder / f"{base}_cut.mrc"
     info = folder / "pair.json"
@@ -320,6 +410,13 @@ def subtle_pair(structures_dir, folder, base: str = "4v4r", fraction: float = 0.
     folder.mkdir(parents=True, exist_ok=True)
     write_mrc(folder / f"{base}.mrc", vol.astype(np.float32), voxel)
     write_mrc(cut_path, cut.astype(np.float32), voxel)
-    info.write_text(json.dumps({"removed_mass_fraction": removed, "radius_voxels": radius,
-                                "source_voxel": float(voxel)}))
+    info.write_text(
+        json.dumps(
+            {
+                "removed_mass_fraction": removed,
+                "radius_voxels": radius,
+                "source_voxel": float(voxel),
+            }
+        )
+    )
     return removed

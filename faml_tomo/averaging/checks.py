@@ -1,6 +1,7 @@
 """Input checks of a classification run (subtomogram headers, box, voxel
 size, references, mask), run before any work and shared by the command line,
 the Scipion protocol's ``_validate`` and the Python API."""
+
 import logging
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -28,6 +29,7 @@ class ParticleSetInfo:
     voxel_size : float
         Å per voxel (the headers' or the one given).
     """
+
     box: int
     voxel_size: float
 
@@ -36,9 +38,9 @@ def _fmt(shape):
     return "x".join(str(s) for s in shape[::-1])
 
 
-def particle_problems(paths: Sequence, voxel_size: Optional[float] = None,
-                      references: Sequence = (), mask=None
-                      ) -> Tuple[List[str], Optional[ParticleSetInfo]]:
+def particle_problems(
+    paths: Sequence, voxel_size: Optional[float] = None, references: Sequence = (), mask=None
+) -> Tuple[List[str], Optional[ParticleSetInfo]]:
     """Check the subtomogram files of a run from their headers.
 
     Parameters
@@ -59,6 +61,7 @@ def particle_problems(paths: Sequence, voxel_size: Optional[float] = None,
         Box and voxel size, when they could be established.
     """
     from ..io.mrc import read_mrc_header
+
     problems: List[str] = []
     if voxel_size is not None and not (voxel_size > 0):
         problems.append(f"voxel size must be > 0 Å, got {voxel_size:g}")
@@ -85,30 +88,41 @@ def particle_problems(paths: Sequence, voxel_size: Optional[float] = None,
     if not paths:
         problems.append("no subtomograms")
     if len(shapes) > 1:
-        problems.append("the subtomograms have different box sizes: " + "; ".join(
-            f"{_fmt(s)} (e.g. {p})" for s, p in list(shapes.items())[:MAX_LISTED]))
+        problems.append(
+            "the subtomograms have different box sizes: "
+            + "; ".join(f"{_fmt(s)} (e.g. {p})" for s, p in list(shapes.items())[:MAX_LISTED])
+        )
     shape = next(iter(shapes)) if len(shapes) == 1 else None
     if shape is not None and len(set(shape)) != 1:
         problems.append(f"{shapes[shape]}: subtomograms must be cubic, got {_fmt(shape)}")
         shape = None
     if voxel_size is None:
         if no_size:
-            problems.append(f"{no_size[0]}: the header gives no voxel size"
-                            + (f" (nor do {len(no_size) - 1} more)" if len(no_size) > 1
-                               else "") + "; give the voxel size")
+            problems.append(
+                f"{no_size[0]}: the header gives no voxel size"
+                + (f" (nor do {len(no_size) - 1} more)" if len(no_size) > 1 else "")
+                + "; give the voxel size"
+            )
         vals = sorted(sizes)
         if vals and vals[-1] > vals[0] * (1 + VOXEL_TOLERANCE):
-            problems.append("the subtomograms have different voxel sizes: " + ", ".join(
-                f"{v:g} Å (e.g. {sizes[v]})" for v in vals[:MAX_LISTED]))
+            problems.append(
+                "the subtomograms have different voxel sizes: "
+                + ", ".join(f"{v:g} Å (e.g. {sizes[v]})" for v in vals[:MAX_LISTED])
+            )
         elif vals and not no_size:
             voxel_size = float(vals[0])
     elif sizes:
         off = [v for v in sizes if abs(v - voxel_size) > VOXEL_TOLERANCE * voxel_size]
         if off:
-            logger.warning("using %g Å/voxel; headers say %s", voxel_size,
-                           ", ".join(f"{v:g}" for v in sorted(off)))
-    for what, files in (("reference", list(references or [])),
-                        ("mask", [mask] if mask is not None else [])):
+            logger.warning(
+                "using %g Å/voxel; headers say %s",
+                voxel_size,
+                ", ".join(f"{v:g}" for v in sorted(off)),
+            )
+    for what, files in (
+        ("reference", list(references or [])),
+        ("mask", [mask] if mask is not None else []),
+    ):
         for p in files:
             try:
                 s = read_mrc_header(p).shape
@@ -116,20 +130,25 @@ def particle_problems(paths: Sequence, voxel_size: Optional[float] = None,
                 problems.append(f"{what}: {exc}")
                 continue
             if shape is not None and s != shape:
-                problems.append(f"{p}: {what} box {_fmt(s)} differs from the "
-                                f"subtomograms' {_fmt(shape)}")
-    result = (ParticleSetInfo(int(shape[0]), float(voxel_size))
-              if not problems and shape is not None and voxel_size else None)
+                problems.append(
+                    f"{p}: {what} box {_fmt(s)} differs from the subtomograms' {_fmt(shape)}"
+                )
+    result = (
+        ParticleSetInfo(int(shape[0]), float(voxel_size))
+        if not problems and shape is not None and voxel_size
+        else None
+    )
     return problems, result
 
 
-def check_particles(paths: Sequence, voxel_size: Optional[float] = None,
-                    references: Sequence = (), mask=None) -> ParticleSetInfo:
+def check_particles(
+    paths: Sequence, voxel_size: Optional[float] = None, references: Sequence = (), mask=None
+) -> ParticleSetInfo:
     """:func:`particle_problems`, raising :class:`InputError` with the first
     problem (and how many more there are)."""
     problems, info = particle_problems(paths, voxel_size, references, mask)
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise InputError(problems[0] + more)
-    assert info is not None                 # no problems: the headers were read
+    assert info is not None  # no problems: the headers were read
     return info

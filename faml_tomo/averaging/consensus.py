@@ -15,6 +15,7 @@ both sides), so its leading principal components separate the classes.
 The subtomograms that fit the consensus worst (mostly misaligned ones) are
 left out of the principal-component fit and only projected.
 """
+
 import logging
 
 import numpy as np
@@ -27,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["kmeans", "wmd_split", "FIT_FRACTION", "MAX_FIT"]
 
-FIT_FRACTION = 0.75     # best-fitting share of the subtomograms that fits the components
-MAX_FIT = 2000          # at most this many (a random subset beyond: memory)
+FIT_FRACTION = 0.75  # best-fitting share of the subtomograms that fits the components
+MAX_FIT = 2000  # at most this many (a random subset beyond: memory)
 
 
 def kmeans(x, k: int, rng, restarts: int = 10, n_iter: int = 100):
@@ -62,7 +63,7 @@ def kmeans(x, k: int, rng, restarts: int = 10, n_iter: int = 100):
         for _ in range(int(n_iter)):
             d2 = ((x[:, None, :] - c[None]) ** 2).sum(-1)
             new = np.argmin(d2, axis=1)
-            for j in range(k):                     # refill an emptied cluster
+            for j in range(k):  # refill an emptied cluster
                 if not np.any(new == j):
                     far = int(np.argmax(d2[np.arange(n), new]))
                     new[far] = j
@@ -70,7 +71,7 @@ def kmeans(x, k: int, rng, restarts: int = 10, n_iter: int = 100):
                 break
             labels = new
             c = np.stack([x[labels == j].mean(0) for j in range(k)])
-        assert labels is not None                   # at least one pass ran
+        assert labels is not None  # at least one pass ran
         inertia = float(((x - c[labels]) ** 2).sum())
         if inertia < best[1]:
             best = (labels.copy(), inertia)
@@ -82,28 +83,44 @@ def _difference(part, rotations, shifts, consensus, geom, pad, inband):
     ``sqrt(h) (R^-1 (w X) - R^-1 w A)`` on the band points ``inband``
     (``h`` the Hermitian weight, so that dot products are full-spectrum
     sums), real and imaginary parts, single precision."""
-    vals, mask = back_rotate(part, padded_observed(part, geom, pad), rotations[part.index],
-                             shifts[part.index], geom)
+    vals, mask = back_rotate(
+        part, padded_observed(part, geom, pad), rotations[part.index], shifts[part.index], geom
+    )
     d = ((vals - mask * consensus) * np.sqrt(geom.herm))[inband]
     return np.concatenate([d.real, d.imag]).astype(np.float32)
 
 
 def _fit_rows(parts, rows, rotations, shifts, consensus, geom, pad, inband):
     """Chunk function: ``(index, feature)`` of the subtomograms in ``rows``."""
-    return [(p.index, _difference(p, rotations, shifts, consensus, geom, pad, inband))
-            for p in parts if p.index in rows]
+    return [
+        (p.index, _difference(p, rotations, shifts, consensus, geom, pad, inband))
+        for p in parts
+        if p.index in rows
+    ]
 
 
 def _project(parts, rotations, shifts, consensus, geom, pad, inband, mean, basis):
     """Chunk function: ``(index, coordinates)`` of every subtomogram in the
     principal components ``basis`` (rows) about ``mean``."""
-    return [(p.index, basis @ (_difference(p, rotations, shifts, consensus, geom, pad,
-                                           inband) - mean))
-            for p in parts]
+    return [
+        (p.index, basis @ (_difference(p, rotations, shifts, consensus, geom, pad, inband) - mean))
+        for p in parts
+    ]
 
 
-def wmd_split(runner, rotations, shifts, fit, consensus, geom, k: int, radius: int,
-              pad: int, seed: int, restarts: int = 10):
+def wmd_split(
+    runner,
+    rotations,
+    shifts,
+    fit,
+    consensus,
+    geom,
+    k: int,
+    radius: int,
+    pad: int,
+    seed: int,
+    restarts: int = 10,
+):
     """Initial class labels from the wedge-masked differences at consensus poses.
 
     Parameters
@@ -143,28 +160,39 @@ def wmd_split(runner, rotations, shifts, fit, consensus, geom, k: int, radius: i
     n_part = runner.n_particles
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x574D44]))
     order = np.argsort(-np.asarray(fit, float), kind="stable")
-    rows = order[:max(int(np.ceil(FIT_FRACTION * n_part)), k + 1)]
+    rows = order[: max(int(np.ceil(FIT_FRACTION * n_part)), k + 1)]
     if len(rows) > MAX_FIT:
         rows = rng.choice(rows, MAX_FIT, replace=False)
     if len(rows) < k + 1:
-        raise InputError(f"consensus initialisation needs more than K={k} subtomograms, got "
-                         f"{n_part}")
+        raise InputError(
+            f"consensus initialisation needs more than K={k} subtomograms, got {n_part}"
+        )
     inband = shell_index(geom) <= radius
-    feats = dict(item for chunk in runner.map(_fit_rows, set(rows.tolist()), rotations,
-                                              shifts, consensus, geom, pad, inband)
-                 for item in chunk)
+    feats = dict(
+        item
+        for chunk in runner.map(
+            _fit_rows, set(rows.tolist()), rotations, shifts, consensus, geom, pad, inband
+        )
+        for item in chunk
+    )
     x = np.stack([feats[i] for i in sorted(feats)]).astype(float)
     mean = x.mean(axis=0)
     _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
     basis = vt[:k].astype(np.float32)
     coords = np.zeros((n_part, len(basis)))
-    for chunk in runner.map(_project, rotations, shifts, consensus, geom, pad, inband,
-                            mean.astype(np.float32), basis):
+    for chunk in runner.map(
+        _project, rotations, shifts, consensus, geom, pad, inband, mean.astype(np.float32), basis
+    ):
         for i, c in chunk:
             coords[i] = c
     labels, _ = kmeans(coords, k, rng, restarts)
-    logger.info("consensus split: wedge-masked differences of %d subtomograms to %d shells, "
-                "%d principal components (singular values %s), class sizes %s", len(rows),
-                radius, len(basis), np.round(sv[:len(basis)], 1).tolist(),
-                np.bincount(labels, minlength=k).tolist())
+    logger.info(
+        "consensus split: wedge-masked differences of %d subtomograms to %d shells, "
+        "%d principal components (singular values %s), class sizes %s",
+        len(rows),
+        radius,
+        len(basis),
+        np.round(sv[: len(basis)], 1).tolist(),
+        np.bincount(labels, minlength=k).tolist(),
+    )
     return labels

@@ -12,6 +12,7 @@ about Y with ±40°, SNR 0.1): every pose right to 10° up to a symmetry mate,
 yet 26 % of the band seen by < 5 % of the subtomograms (true poses: none
 below 28 %), and the average correlates 0.81 with the truth instead of 0.99.
 """
+
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,8 @@ from numpy.typing import ArrayLike
 
 __all__ = ["GAP_LEVEL", "GAP_WARN", "class_coverage", "coverage_gaps", "gap_message"]
 
-GAP_LEVEL = 0.1    # a component seen by less than this fraction of a class is a gap
-GAP_WARN = 0.05    # warn when gaps exceed this fraction of the band
+GAP_LEVEL = 0.1  # a component seen by less than this fraction of a class is a gap
+GAP_WARN = 0.05  # warn when gaps exceed this fraction of the band
 
 
 def class_coverage(wsum: np.ndarray, gamma: np.ndarray) -> np.ndarray:
@@ -75,15 +76,16 @@ def coverage_gaps(coverage: np.ndarray, geom: Any, level: float = GAP_LEVEL) -> 
     return out
 
 
-def gap_message(gaps: ArrayLike, warn: float = GAP_WARN,
-                level: float = GAP_LEVEL) -> str | None:
+def gap_message(gaps: ArrayLike, warn: float = GAP_WARN, level: float = GAP_LEVEL) -> str | None:
     """A warning for the classes whose gaps exceed ``warn`` (None if none)."""
     bad = [(k + 1, g) for k, g in enumerate(np.asarray(gaps, float)) if g > warn]
     if not bad:
         return None
     which = ", ".join(f"class {k}: {100 * g:.0f} %" for k, g in bad)
-    return (f"the missing wedge is not filled in the average ({which} of the band seen "
-            f"by fewer than {100 * level:.0f} % of the class's subtomograms): the poses "
-            f"piled up their wedges.  A symmetric particle run in C1 does this (give its "
-            f"point group); with a preferred orientation, more tilt range or more "
-            f"particles of other views help")
+    return (
+        f"the missing wedge is not filled in the average ({which} of the band seen "
+        f"by fewer than {100 * level:.0f} % of the class's subtomograms): the poses "
+        f"piled up their wedges.  A symmetric particle run in C1 does this (give its "
+        f"point group); with a preferred orientation, more tilt range or more "
+        f"particles of other views help"
+    )

@@ -15,6 +15,7 @@ Conventions used by the whole averaging package:
   ``pad`` times (the volume zero-padded to ``pad * n`` in real space), which is
   accurate for volumes supported in their box.
 """
+
 import logging
 
 import numpy as np
@@ -23,8 +24,16 @@ from scipy import ndimage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["spectrum", "volume_from_spectrum", "half_frequencies", "hermitian_weights",
-           "PaddedSpectrum", "oversampled_spectrum", "sample_spectrum", "WORKERS"]
+__all__ = [
+    "spectrum",
+    "volume_from_spectrum",
+    "half_frequencies",
+    "hermitian_weights",
+    "PaddedSpectrum",
+    "oversampled_spectrum",
+    "sample_spectrum",
+    "WORKERS",
+]
 
 #: Threads given to scipy.fft (the process pool parallelises across particles).
 WORKERS = 1
@@ -41,8 +50,9 @@ def spectrum(volume: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray, complex128, shape (n, n, n//2 + 1)
     """
-    return sfft.rfftn(sfft.ifftshift(np.asarray(volume, dtype=float)), norm="ortho",
-                      workers=WORKERS)
+    return sfft.rfftn(
+        sfft.ifftshift(np.asarray(volume, dtype=float)), norm="ortho", workers=WORKERS
+    )
 
 
 def volume_from_spectrum(spec: np.ndarray, n: int) -> np.ndarray:
@@ -97,8 +107,8 @@ class PaddedSpectrum:
         n = vol.shape[0]
         m = pad * n
         big = np.zeros((m, m, m))
-        o = m // 2 - n // 2                 # keeps the centre voxel on the centre
-        big[o:o + n, o:o + n, o:o + n] = vol
+        o = m // 2 - n // 2  # keeps the centre voxel on the centre
+        big[o : o + n, o : o + n, o : o + n] = vol
         out = sfft.rfftn(sfft.ifftshift(big), workers=WORKERS)
         out = sfft.fftshift(out, axes=(0, 1)) * (1.0 / np.sqrt(float(n) ** 3))
         self.n = n
@@ -124,6 +134,7 @@ class PaddedSpectrum:
             Uses ``F(-q) = conj(F(q))`` for ``qx < 0``.
         """
         from .kernels import sample_points
+
         q = np.ascontiguousarray(q, dtype=float).reshape(-1, 3)
         return sample_points(self.data, float(self.pad), q)
 
@@ -143,9 +154,13 @@ class PaddedSpectrum:
             Row ``c`` equals ``sample(freq @ rotations[c])``.
         """
         from .kernels import sample_rotated
-        return sample_rotated(self.data, float(self.pad),
-                              np.ascontiguousarray(freq, dtype=float),
-                              np.ascontiguousarray(rotations, dtype=float).reshape(-1, 3, 3))
+
+        return sample_rotated(
+            self.data,
+            float(self.pad),
+            np.ascontiguousarray(freq, dtype=float),
+            np.ascontiguousarray(rotations, dtype=float).reshape(-1, 3, 3),
+        )
 
 
 def oversampled_spectrum(volume, pad=2, dtype=np.complex64):
@@ -164,7 +179,7 @@ def oversampled_spectrum(volume, pad=2, dtype=np.complex64):
     m = pad * n
     big = np.zeros((m, m, m))
     o = m // 2 - n // 2
-    big[o:o + n, o:o + n, o:o + n] = vol
+    big[o : o + n, o : o + n, o : o + n] = vol
     out = sfft.rfftn(sfft.ifftshift(big), workers=WORKERS)
     out *= 1.0 / np.sqrt(float(n) ** 3)
     return out.astype(dtype, copy=False)
@@ -193,7 +208,8 @@ def sample_spectrum(padded, pad, q):
     sgn = np.where(flip, -float(pad), float(pad))[:, None]
     c = q * sgn
     # grid-wrap implements the periodic (unshifted) ky, kz axes; kx >= 0 here.
-    vals = ndimage.map_coordinates(padded, [c[:, 2], c[:, 1], c[:, 0]], order=1,
-                                   mode="grid-wrap", prefilter=False)
+    vals = ndimage.map_coordinates(
+        padded, [c[:, 2], c[:, 1], c[:, 0]], order=1, mode="grid-wrap", prefilter=False
+    )
     np.conjugate(vals, out=vals, where=flip)
     return vals

@@ -10,14 +10,24 @@ noise of a common reference.  Below a join radius both halves use the joined
 average (RELION's ``--low_resol_join_halves``): this keeps the two halves'
 classes and frames in register without sharing the resolution of interest.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HalfSets", "FSC_GOLD", "random_halves", "shell_index", "class_fsc",
-           "fsc_radius", "joined_spectra", "combine_halves", "subset_numbers"]
+__all__ = [
+    "HalfSets",
+    "FSC_GOLD",
+    "random_halves",
+    "shell_index",
+    "class_fsc",
+    "fsc_radius",
+    "joined_spectra",
+    "combine_halves",
+    "subset_numbers",
+]
 
-FSC_GOLD = 0.143    # Rosenthal & Henderson 2003: resolution of independent halves
+FSC_GOLD = 0.143  # Rosenthal & Henderson 2003: resolution of independent halves
 
 
 @dataclass
@@ -35,6 +45,7 @@ class HalfSets:
     loo : LeaveOneOut, optional
         Gold standard: the second half-set's leave-one-out data.
     """
+
     first: np.ndarray
     refs: list | None = None
     loo: object = None
@@ -53,7 +64,7 @@ def random_halves(n_particles: int, seed: int) -> np.ndarray:
     ``floor(N/2)``; returns the first half's indicator, shape (N,)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x601D]))
     first = np.zeros(int(n_particles), dtype=bool)
-    first[rng.permutation(int(n_particles))[:(int(n_particles) + 1) // 2]] = True
+    first[rng.permutation(int(n_particles))[: (int(n_particles) + 1) // 2]] = True
     return first
 
 
@@ -91,7 +102,7 @@ def class_fsc(a: np.ndarray, b: np.ndarray, geom) -> np.ndarray:
         pb = np.bincount(shell, weights=h * np.abs(b[k]) ** 2, minlength=nb)
         den = np.sqrt(pa * pb)
         out[k] = np.divide(cr, den, out=np.zeros(nb), where=den > 0)[:nb]
-    return out[:, geom.r_min:]
+    return out[:, geom.r_min :]
 
 
 def fsc_radius(curve: np.ndarray, geom, threshold: float) -> int:

@@ -1,5 +1,6 @@
 """The subtomograms a classification job names: paths, tilt ranges, the
 input particle table, and every check that needs no computation."""
+
 import logging
 from pathlib import Path
 
@@ -16,6 +17,7 @@ def _sources(job):
     source = None
     if job.star is not None:
         from ..io.relion import read_particle_star
+
         source = read_particle_star(job.star)
         paths = source.paths
     else:
@@ -37,17 +39,24 @@ def _tilt_ranges(job, source):
         return source.tilt_ranges
     if job.tomograms is not None:
         from ..io.relion import tomogram_tilt_ranges
+
         if source is None or source.tomo_names is None:
             raise InputError("--tomograms needs a --star file with rlnTomoName")
         ranges = tomogram_tilt_ranges(job.tomograms, set(source.tomo_names))
         missing = sorted(set(source.tomo_names) - set(ranges))
         if missing:
-            raise InputError(f"{job.tomograms}: no tomogram {missing[0]!r} (of "
-                             f"{len(missing)} missing) that {job.star} refers to")
+            raise InputError(
+                f"{job.tomograms}: no tomogram {missing[0]!r} (of "
+                f"{len(missing)} missing) that {job.star} refers to"
+            )
         return [ranges[t] for t in source.tomo_names]
     if source is not None and source.flavour != "faml":
-        logger.warning("%s (%s) does not record tilt ranges: assuming -60..60 degrees; "
-                       "give --tilt-range or --tomograms", source.path, source.flavour)
+        logger.warning(
+            "%s (%s) does not record tilt ranges: assuming -60..60 degrees; "
+            "give --tilt-range or --tomograms",
+            source.path,
+            source.flavour,
+        )
     return (-60.0, 60.0)
 
 
@@ -65,13 +74,14 @@ def check_inputs(job, out):
     from ..io.publish import check_output_folder
     from .checks import check_particles
     from .outputs import ITERATIONS_DIR
+
     for name in ("workers", "classes", "iterations"):
         if getattr(job, name) < 1:
             raise InputError(f"--{name} must be >= 1, got {getattr(job, name)}")
     paths, tilt, source = _sources(job)
     voxel = job.voxel_size
     if voxel is None and source is not None and source.voxel_size:
-        voxel = source.voxel_size           # stated by the file; headers may round
+        voxel = source.voxel_size  # stated by the file; headers may round
     info = check_particles(paths, voxel, job.references or (), job.mask)
     check_output_folder(out, [*job.inputs(), *paths], managed=[ITERATIONS_DIR])
     return paths, tilt, info, source

@@ -10,6 +10,7 @@ SO(3) coefficients another 30 % at 32^3.  Compiled on first use and cached
 on disk (``cache=True``), so worker processes load them instead of
 compiling again.
 """
+
 import logging
 
 import numba
@@ -17,8 +18,15 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["sample_points", "sample_rotated", "correlation_spectra", "rotated_inner",
-           "shifted_real_sums", "local_maxima_mask", "accumulate_so3"]
+__all__ = [
+    "sample_points",
+    "sample_rotated",
+    "correlation_spectra",
+    "rotated_inner",
+    "shifted_real_sums",
+    "local_maxima_mask",
+    "accumulate_so3",
+]
 
 _JIT: dict = {"cache": True, "nogil": True}
 
@@ -48,10 +56,18 @@ def _trilinear(fr, n0, n1, n2, qx, qy, qz):
     a1 = (1.0 - wz) * wy
     a2 = wz * (1.0 - wy)
     a3 = wz * wy
-    re = (a0 * (ux * fr[b0] + wx * fr[b0 + 2]) + a1 * (ux * fr[b1] + wx * fr[b1 + 2])
-          + a2 * (ux * fr[b2] + wx * fr[b2 + 2]) + a3 * (ux * fr[b3] + wx * fr[b3 + 2]))
-    im = (a0 * (ux * fr[b0 + 1] + wx * fr[b0 + 3]) + a1 * (ux * fr[b1 + 1] + wx * fr[b1 + 3])
-          + a2 * (ux * fr[b2 + 1] + wx * fr[b2 + 3]) + a3 * (ux * fr[b3 + 1] + wx * fr[b3 + 3]))
+    re = (
+        a0 * (ux * fr[b0] + wx * fr[b0 + 2])
+        + a1 * (ux * fr[b1] + wx * fr[b1 + 2])
+        + a2 * (ux * fr[b2] + wx * fr[b2 + 2])
+        + a3 * (ux * fr[b3] + wx * fr[b3 + 2])
+    )
+    im = (
+        a0 * (ux * fr[b0 + 1] + wx * fr[b0 + 3])
+        + a1 * (ux * fr[b1 + 1] + wx * fr[b1 + 3])
+        + a2 * (ux * fr[b2 + 1] + wx * fr[b2 + 3])
+        + a3 * (ux * fr[b3 + 1] + wx * fr[b3 + 3])
+    )
     return complex(re, s * im)
 
 
@@ -85,10 +101,15 @@ def _rotated(fr, shape, pad, freq, r, j):
     """Sample ``j`` of the spectrum turned by rotation ``r``: ``A(R^T k_j)``
     (``fr``: the interleaved float32 view of an array of ``shape``)."""
     kx, ky, kz = freq[j, 0] * pad, freq[j, 1] * pad, freq[j, 2] * pad
-    return _trilinear(fr, shape[0], shape[1], shape[2],
-                      kx * r[0, 0] + ky * r[1, 0] + kz * r[2, 0],
-                      kx * r[0, 1] + ky * r[1, 1] + kz * r[2, 1],
-                      kx * r[0, 2] + ky * r[1, 2] + kz * r[2, 2])
+    return _trilinear(
+        fr,
+        shape[0],
+        shape[1],
+        shape[2],
+        kx * r[0, 0] + ky * r[1, 0] + kz * r[2, 0],
+        kx * r[0, 1] + ky * r[1, 1] + kz * r[2, 1],
+        kx * r[0, 2] + ky * r[1, 2] + kz * r[2, 2],
+    )
 
 
 @numba.njit(**_JIT)

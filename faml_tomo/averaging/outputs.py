@@ -14,6 +14,7 @@ stopped at any point leaves complete files of its finished iterations.  The
 viewers read these files back with :func:`read_history` and
 :func:`read_iteration`.
 """
+
 import json
 import re
 from pathlib import Path
@@ -24,16 +25,34 @@ from ..errors import InputError
 from ..io.arrays import save_npz
 from ..io.mrc import atomic_path, write_mrc
 
-__all__ = ["ITERATIONS_DIR", "HISTORY_NAME", "PARTICLES_NAME", "class_average_path",
-           "fsc_kind", "class_resolutions",
-           "iteration_average_path", "write_iteration", "write_final", "read_history",
-           "read_iteration", "finished_iterations"]
+__all__ = [
+    "ITERATIONS_DIR",
+    "HISTORY_NAME",
+    "PARTICLES_NAME",
+    "class_average_path",
+    "fsc_kind",
+    "class_resolutions",
+    "iteration_average_path",
+    "write_iteration",
+    "write_final",
+    "read_history",
+    "read_iteration",
+    "finished_iterations",
+]
 
 ITERATIONS_DIR = "iterations"
 HISTORY_NAME = "history.json"
 PARTICLES_NAME = "particles.star"
-_PER_PARTICLE = ("classes", "max_posterior", "scores", "n_candidates", "rotations",
-                 "shifts", "logliks", "subsets")
+_PER_PARTICLE = (
+    "classes",
+    "max_posterior",
+    "scores",
+    "n_candidates",
+    "rotations",
+    "shifts",
+    "logliks",
+    "subsets",
+)
 _CURVES = ("fsc", "fsc_shells", "fsc_classes")
 
 
@@ -79,8 +98,11 @@ def write_iteration(out_dir, result, voxel_size):
     (Path(out_dir) / ITERATIONS_DIR).mkdir(parents=True, exist_ok=True)
     for k, avg in enumerate(result.averages):
         write_mrc(iteration_average_path(out_dir, it, k), avg, voxel_size)
-    arrays = {name: np.asarray(getattr(result, name)) for name in _PER_PARTICLE + _CURVES
-              if getattr(result, name, None) is not None}
+    arrays = {
+        name: np.asarray(getattr(result, name))
+        for name in _PER_PARTICLE + _CURVES
+        if getattr(result, name, None) is not None
+    }
     save_npz(_iteration_npz(out_dir, it), alpha=np.asarray(result.alpha), **arrays)
     _write_history(out_dir, result)
 
@@ -115,34 +137,51 @@ def _write_history(out_dir, result, dest=None):
         with np.load(_iteration_npz(out_dir, it)) as z:
             sizes[it] = np.bincount(z["classes"], minlength=k).tolist()
     history = {
-        "iterations": int(result.n_iterations), "converged": bool(result.converged),
-        "mode": result.mode, "seed": int(result.seed), "n_classes": k,
-        "n_particles": int(len(result.classes)), "box": int(result.averages.shape[-1]),
-        "log_likelihood": list(result.log_likelihood), "mean_score": list(result.mean_score),
+        "iterations": int(result.n_iterations),
+        "converged": bool(result.converged),
+        "mode": result.mode,
+        "seed": int(result.seed),
+        "n_classes": k,
+        "n_particles": int(len(result.classes)),
+        "box": int(result.averages.shape[-1]),
+        "log_likelihood": list(result.log_likelihood),
+        "mean_score": list(result.mean_score),
         "class_changes": list(result.class_changes),
         "average_change": list(result.average_change),
         "class_sizes": [sizes.get(i + 1) for i in range(int(result.n_iterations))],
-        "alpha": np.asarray(result.alpha).tolist(), "sigma": float(result.sigma),
-        "xi_voxels": float(result.xi), "band_radius": list(result.radius or []),
+        "alpha": np.asarray(result.alpha).tolist(),
+        "sigma": float(result.sigma),
+        "xi_voxels": float(result.xi),
+        "band_radius": list(result.radius or []),
         "fsc_radius": list(result.fsc_radius or []),
         "gold_standard": bool(getattr(result, "gold_standard", False)),
         "fsc_kind": fsc_kind(getattr(result, "gold_standard", False))[0],
         "fsc_level": fsc_kind(getattr(result, "gold_standard", False))[1],
         "class_fsc_radius": class_resolutions(result),
         "join_radius": getattr(result, "join_radius", None),
-        "coverage_gaps": (None if getattr(result, "coverage_gaps", None) is None
-                          else [float(g) for g in result.coverage_gaps]),
-        "reseeded": [{"iteration": int(e[0]), "class": int(e[1]) + 1,
-                      "from_class": int(e[2]) + 1, "subtomograms": int(e[3])}
-                     for e in getattr(result, "reseeded", None) or []],
+        "coverage_gaps": (
+            None
+            if getattr(result, "coverage_gaps", None) is None
+            else [float(g) for g in result.coverage_gaps]
+        ),
+        "reseeded": [
+            {
+                "iteration": int(e[0]),
+                "class": int(e[1]) + 1,
+                "from_class": int(e[2]) + 1,
+                "subtomograms": int(e[3]),
+            }
+            for e in getattr(result, "reseeded", None) or []
+        ],
     }
     with atomic_path(Path(dest or out_dir) / HISTORY_NAME) as tmp:
         Path(tmp).write_text(json.dumps(history, indent=1))
     return history
 
 
-def write_final(out_dir, result, paths, voxel_size, dest=None, source=None, extra=None,
-                acquisition=None):
+def write_final(
+    out_dir, result, paths, voxel_size, dest=None, source=None, extra=None, acquisition=None
+):
     """Final class averages, ``particles.star`` and ``history.json``.
 
     ``dest`` (default ``out_dir``): where to write them, e.g. a staging
@@ -166,15 +205,22 @@ def write_final(out_dir, result, paths, voxel_size, dest=None, source=None, extr
     """
     from ..geometry import origin_from_shift
     from ..io.relion import write_relion5_particles
+
     dest = Path(dest or out_dir)
     for k, avg in enumerate(result.averages):
         write_mrc(class_average_path(dest, k), avg, voxel_size)
     eul = result.euler_angles()
     cols = {
         "rlnClassNumber": np.asarray(result.classes) + 1,
-        "rlnAngleRot": eul[:, 0], "rlnAngleTilt": eul[:, 1], "rlnAnglePsi": eul[:, 2],
-        **dict(zip(("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"),
-                   origin_from_shift(result.shifts, voxel_size).T)),
+        "rlnAngleRot": eul[:, 0],
+        "rlnAngleTilt": eul[:, 1],
+        "rlnAnglePsi": eul[:, 2],
+        **dict(
+            zip(
+                ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"),
+                origin_from_shift(result.shifts, voxel_size).T,
+            )
+        ),
         "rlnMaxValueProbDistribution": result.max_posterior,
         "rlnNrOfSignificantSamples": result.n_candidates,
         "famlScore": result.scores,
@@ -185,10 +231,17 @@ def write_final(out_dir, result, paths, voxel_size, dest=None, source=None, extr
         # only independent half-sets are RELION's half-sets; otherwise the
         # input's split (if any) is kept
         cols["rlnRandomSubset"] = np.asarray(result.subsets)
-    write_relion5_particles(dest / PARTICLES_NAME, cols, len(paths), voxel_size,
-                            result.averages.shape[-1], source=source,
-                            image_names=[str(p) for p in paths], extra=extra,
-                            acquisition=acquisition)
+    write_relion5_particles(
+        dest / PARTICLES_NAME,
+        cols,
+        len(paths),
+        voxel_size,
+        result.averages.shape[-1],
+        source=source,
+        image_names=[str(p) for p in paths],
+        extra=extra,
+        acquisition=acquisition,
+    )
     return _write_history(out_dir, result, dest)
 
 
@@ -228,17 +281,18 @@ def read_iteration(out_dir, iteration=None, averages=True):
         ``(K, n, n, n)``.
     """
     from ..io.mrc import read_mrc
+
     its = finished_iterations(out_dir)
     if not its:
         raise InputError(f"{out_dir}: no finished iteration")
     it = its[-1] if iteration is None else int(iteration)
     if it not in its:
-        raise InputError(f"{out_dir}: iteration {it} not found (finished: "
-                         f"{its[0]}..{its[-1]})")
+        raise InputError(f"{out_dir}: iteration {it} not found (finished: {its[0]}..{its[-1]})")
     with np.load(_iteration_npz(out_dir, it)) as z:
         out = {name: z[name] for name in z.files}
     out["iteration"] = it
     if averages:
-        out["averages"] = np.stack([read_mrc(iteration_average_path(out_dir, it, k))[0]
-                                    for k in range(len(out["alpha"]))])
+        out["averages"] = np.stack(
+            [read_mrc(iteration_average_path(out_dir, it, k))[0] for k in range(len(out["alpha"]))]
+        )
     return out

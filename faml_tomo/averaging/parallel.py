@@ -19,6 +19,7 @@ Subtomograms are expanded once per run (not per iteration) and only the
 compact expansions are kept (about 0.3 MB per 32^3 subtomogram), so a data
 set that does not fit in memory as volumes can be streamed from disk once.
 """
+
 import logging
 import multiprocessing
 import time
@@ -31,8 +32,15 @@ from .align import check_volume, prepare_subtomogram
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VolumeFiles", "prepare_chunk", "make_runner", "SerialRunner", "PoolRunner",
-           "MPIRunner", "add_arrays"]
+__all__ = [
+    "VolumeFiles",
+    "prepare_chunk",
+    "make_runner",
+    "SerialRunner",
+    "PoolRunner",
+    "MPIRunner",
+    "add_arrays",
+]
 
 
 class VolumeFiles:
@@ -54,6 +62,7 @@ class VolumeFiles:
 
     def __getitem__(self, i):
         from ..io.mrc import read_mrc
+
         return read_mrc(self.paths[i], dtype=np.float32)[0]
 
 
@@ -122,13 +131,22 @@ class SerialRunner:
         self.box = _first_box(source)
         t0 = time.perf_counter()
         self.parts = self._prepare(source, tilt_ranges, params)
-        logger.info("expanded %d subtomograms in %.1f s", self.n_particles,
-                    time.perf_counter() - t0)
+        logger.info(
+            "expanded %d subtomograms in %.1f s", self.n_particles, time.perf_counter() - t0
+        )
 
     def _prepare(self, source, tilt_ranges, params):
-        return {c: prepare_chunk([source[i] for i in range(s, e)], s, tilt_ranges[s:e],
-                                 params.align, params.normalize, self.box)
-                for c, (s, e) in enumerate(self.bounds)}
+        return {
+            c: prepare_chunk(
+                [source[i] for i in range(s, e)],
+                s,
+                tilt_ranges[s:e],
+                params.align,
+                params.normalize,
+                self.box,
+            )
+            for c, (s, e) in enumerate(self.bounds)
+        }
 
     @property
     def n_chunks(self):
@@ -174,8 +192,9 @@ class PoolRunner(SerialRunner):
     """
 
     def __init__(self, source, tilt_ranges, params, workers):
-        ctx = multiprocessing.get_context("fork" if "fork" in
-                                          multiprocessing.get_all_start_methods() else None)
+        ctx = multiprocessing.get_context(
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        )
         self.workers = int(workers)
         self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
         try:
@@ -193,10 +212,15 @@ class PoolRunner(SerialRunner):
             if len(pending) >= limit:
                 done = min(pending)
                 parts[done] = pending.pop(done).result()
-            pending[c] = self.pool.submit(prepare_chunk, [np.asarray(source[i])
-                                                          for i in range(s, e)],
-                                          s, tilt_ranges[s:e], params.align,
-                                          params.normalize, self.box)
+            pending[c] = self.pool.submit(
+                prepare_chunk,
+                [np.asarray(source[i]) for i in range(s, e)],
+                s,
+                tilt_ranges[s:e],
+                params.align,
+                params.normalize,
+                self.box,
+            )
         for c in sorted(pending):
             parts[c] = pending[c].result()
         return parts
@@ -243,9 +267,14 @@ class MPIRunner(SerialRunner):
         try:
             for c in self._own():
                 s, e = self.bounds[c]
-                parts[c] = prepare_chunk([source[i] for i in range(s, e)], s,
-                                         tilt_ranges[s:e], params.align, params.normalize,
-                                         self.box)
+                parts[c] = prepare_chunk(
+                    [source[i] for i in range(s, e)],
+                    s,
+                    tilt_ranges[s:e],
+                    params.align,
+                    params.normalize,
+                    self.box,
+                )
         except InputError as exc:
             error = str(exc)
         # A bad volume on one rank must stop every rank with the same message.

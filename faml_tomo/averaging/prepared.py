@@ -1,5 +1,6 @@
 """Subtomograms and averages expanded once for the fast alignment
 (:mod:`.align`): observed band values, shell expansions, padded spectra."""
+
 import logging
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ class PreparedSubtomogram:
     index : int
         Position in its data set (seeds and ordering).
     """
+
     n: int
     tilt_range: tuple
     observed: np.ndarray
@@ -68,6 +70,7 @@ class PreparedReference:
     coeffs : numpy.ndarray, complex, shape (2, R, ncoef)
         Shell expansions of ``|A|`` and ``|A|^2``.
     """
+
     n: int
     band_values: np.ndarray
     padded: PaddedSpectrum
@@ -141,9 +144,16 @@ def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None, obs
     # Compact storage: the expansions only steer the rotation search.
     coeffs = expand_shells(cubes, layout).astype(np.complex64)
     observed = observed.astype(np.int32)
-    return PreparedSubtomogram(n=n, tilt_range=tilt, observed=observed, values=vals,
-                               norm2=float(np.sum(herm * np.abs(vals) ** 2)),
-                               n_obs=float(herm.sum()), coeffs=coeffs, index=int(index))
+    return PreparedSubtomogram(
+        n=n,
+        tilt_range=tilt,
+        observed=observed,
+        values=vals,
+        norm2=float(np.sum(herm * np.abs(vals) ** 2)),
+        n_obs=float(herm.sum()),
+        coeffs=coeffs,
+        index=int(index),
+    )
 
 
 def prepare_reference(volume=None, params=None, spec=None, n=None):
@@ -175,10 +185,11 @@ def prepare_reference(volume=None, params=None, spec=None, n=None):
     # Band-limited copy for interpolation (outside the band does not exist).
     half = np.zeros(n * n * (n // 2 + 1), dtype=complex)
     half[geom.index] = band_vals
-    vol_band = sfft.fftshift(sfft.irfftn(half.reshape(n, n, n // 2 + 1), s=(n, n, n),
-                                         norm="ortho", workers=WORKERS))
+    vol_band = sfft.fftshift(
+        sfft.irfftn(half.reshape(n, n, n // 2 + 1), s=(n, n, n), norm="ortho", workers=WORKERS)
+    )
     padded = PaddedSpectrum(vol_band, pad=params.pad)
     mag = np.abs(band_vals)
-    cubes = np.stack([_full_centred(mag, geom), _full_centred(mag ** 2, geom)])
+    cubes = np.stack([_full_centred(mag, geom), _full_centred(mag**2, geom)])
     coeffs = expand_shells(cubes, layout)
     return PreparedReference(n=n, band_values=band_vals, padded=padded, coeffs=coeffs)

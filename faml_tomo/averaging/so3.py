@@ -24,6 +24,7 @@ and an ``irfftn`` is used.  The grid covers SO(3) twice:
 The conventions are those verified numerically by
 ``shared/docs/so3_convention_check.py``; the tests compare against it.
 """
+
 import functools
 import logging
 
@@ -35,8 +36,14 @@ from .fourier import WORKERS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["wigner_d", "wigner_d_half_pi", "shell_inner_products", "so3_correlation",
-           "euler_grid_angles", "find_peaks"]
+__all__ = [
+    "wigner_d",
+    "wigner_d_half_pi",
+    "shell_inner_products",
+    "so3_correlation",
+    "euler_grid_angles",
+    "find_peaks",
+]
 
 
 def wigner_d(l, beta):
@@ -48,7 +55,7 @@ def wigner_d(l, beta):
     numpy.ndarray, shape (2l + 1, 2l + 1)
     """
     m = np.arange(-l, l + 1, dtype=float)
-    jp = np.diag(np.sqrt(l * (l + 1) - m[:-1] * (m[:-1] + 1)), -1)   # J+ |m> -> |m+1>
+    jp = np.diag(np.sqrt(l * (l + 1) - m[:-1] * (m[:-1] + 1)), -1)  # J+ |m> -> |m+1>
     jy = (jp - jp.T) / 2j
     vals, vecs = np.linalg.eigh(jy)
     d = (vecs * np.exp(-1j * beta * vals)) @ vecs.conj().T
@@ -66,11 +73,11 @@ def wigner_d_half_pi(l):
 @functools.lru_cache(maxsize=None)
 def _delta_products(l):
     """``P[m, h, m'] = i^{m'-m} Delta_hm Delta_hm'`` for ``m' >= 0`` (complex)."""
-    d = wigner_d_half_pi(l)                      # rows h, cols m
+    d = wigner_d_half_pi(l)  # rows h, cols m
     m = np.arange(-l, l + 1)
     mp = m[l:]
-    phase = 1j ** ((mp[None, :] - m[:, None]) % 4)          # (m, m')
-    prod = d.T[:, :, None] * d[None, :, l:]                 # (m, h, m')
+    phase = 1j ** ((mp[None, :] - m[:, None]) % 4)  # (m, m')
+    prod = d.T[:, :, None] * d[None, :, l:]  # (m, h, m')
     out = prod * phase[:, None, :]
     out.setflags(write=False)
     return out
@@ -125,21 +132,27 @@ def so3_correlation(inner, n_grid, dtype=np.float64):
         ``C[c, i, j, l]`` at ``(a, b, g) = 2 pi (i, j, l) / N``.
     """
     from .kernels import accumulate_so3
+
     ls = sorted(inner)
     lmax = ls[-1]
     nc = inner[ls[0]].shape[0]
     if n_grid < 2 * lmax + 2:
-        raise ValueError(f"Euler grid N={n_grid} too coarse for degree {lmax} "
-                         f"(need N >= {2 * lmax + 2})")
+        raise ValueError(
+            f"Euler grid N={n_grid} too coarse for degree {lmax} (need N >= {2 * lmax + 2})"
+        )
     # Frequencies m, h = -L..L straight into FFT order (negative ones wrap to
     # the end); m' >= 0 only (the result is real).
     t = np.zeros((nc, n_grid, n_grid, n_grid // 2 + 1), dtype=complex)
     for l in ls:
-        accumulate_so3(t, np.ascontiguousarray(inner[l], dtype=complex),
-                       _delta_products(l), l)
+        accumulate_so3(t, np.ascontiguousarray(inner[l], dtype=complex), _delta_products(l), l)
     ctype = np.result_type(dtype, np.complex64)
-    return sfft.irfftn(t.astype(ctype, copy=False), s=(n_grid,) * 3, axes=(1, 2, 3),
-                       norm="forward", workers=WORKERS)
+    return sfft.irfftn(
+        t.astype(ctype, copy=False),
+        s=(n_grid,) * 3,
+        axes=(1, 2, 3),
+        norm="forward",
+        workers=WORKERS,
+    )
 
 
 def euler_grid_angles(index, n_grid):
@@ -166,8 +179,15 @@ def _subgrid_offsets(score, idx):
     return offs
 
 
-_NEIGHBOURS = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)
-                        if (i, j, k) != (0, 0, 0)])
+_NEIGHBOURS = np.array(
+    [
+        (i, j, k)
+        for i in (-1, 0, 1)
+        for j in (-1, 0, 1)
+        for k in (-1, 0, 1)
+        if (i, j, k) != (0, 0, 0)
+    ]
+)
 
 
 def _local_maxima(score, keep):
@@ -178,6 +198,7 @@ def _local_maxima(score, keep):
     early exit (a pre-selection of the best grid values was tried first:
     with ``keep`` in the hundreds it almost never held enough maxima)."""
     from .kernels import local_maxima_mask
+
     n = score.shape[0]
     # b in (pi, 2 pi) is the double cover: only j <= n // 2 is tested.
     is_max = local_maxima_mask(np.ascontiguousarray(score), n // 2)

@@ -20,6 +20,7 @@ degrees vanish and only even ``l`` are kept.  Coefficients are packed per shell
 as ``[l0 block, l2 block, ...]`` with ``m = -l .. l`` inside each block; see
 :class:`ShellLayout`.
 """
+
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class ShellLayout:
     ncoef : int
         Length of a packed coefficient vector.
     """
+
     n: int
     radii: np.ndarray
     degrees: np.ndarray
@@ -72,7 +74,6 @@ class ShellLayout:
         """Slice of degree ``l`` in a packed coefficient vector."""
         o = self.offsets[l]
         return slice(o, o + 2 * l + 1)
-
 
 
 def _shell_degree(r, lmax):
@@ -96,7 +97,7 @@ def _shell_table(L, ls_tuple):
         if l > L:
             break
         for m in range(-l, l + 1):
-            cols.append(np.real(sph_harm(m, l, 0.0, theta)))   # Y_lm(theta, 0) is real
+            cols.append(np.real(sph_harm(m, l, 0.0, theta)))  # Y_lm(theta, 0) is real
             midx.append(m % nphi)
     table = np.stack(cols, axis=1) * wq[:, None] * (2 * np.pi / nphi)
     return theta, nphi, table, np.asarray(midx)
@@ -123,8 +124,10 @@ def shell_layout(n, lmax, r_min=1, r_max=None):
     if r_max is None:
         r_max = n // 2 - 1
     if not 1 <= r_min <= r_max <= n // 2 - 1:
-        raise InputError(f"shell radii must satisfy 1 <= r_min <= r_max <= n/2 - 1 = "
-                         f"{n // 2 - 1}; got r_min={r_min}, r_max={r_max}")
+        raise InputError(
+            f"shell radii must satisfy 1 <= r_min <= r_max <= n/2 - 1 = "
+            f"{n // 2 - 1}; got r_min={r_min}, r_max={r_max}"
+        )
     if lmax < 2:
         raise InputError(f"lmax must be >= 2, got {lmax}")
     radii = np.arange(r_min, r_max + 1)
@@ -146,9 +149,17 @@ def shell_layout(n, lmax, r_min=1, r_max=None):
         kz = r * np.cos(theta)[:, None] * np.ones_like(phi)[None, :]
         coords.append(np.stack([kz.ravel() + c, ky.ravel() + c, kx.ravel() + c]))
         shells.append(((len(theta), nphi), table, midx))
-    return ShellLayout(n=n, radii=radii, degrees=degrees, lmax=lmax, ls=ls,
-                       offsets=offsets, ncoef=o, _shells=shells,
-                       _coords=np.concatenate(coords, axis=1))
+    return ShellLayout(
+        n=n,
+        radii=radii,
+        degrees=degrees,
+        lmax=lmax,
+        ls=ls,
+        offsets=offsets,
+        ncoef=o,
+        _shells=shells,
+        _coords=np.concatenate(coords, axis=1),
+    )
 
 
 def expand_shells(cubes, layout):
@@ -172,15 +183,18 @@ def expand_shells(cubes, layout):
     if single:
         cubes = cubes[None]
     nf = cubes.shape[0]
-    vals = np.stack([ndimage.map_coordinates(cube, layout._coords, order=1,
-                                             mode="nearest", prefilter=False)
-                     for cube in cubes])
+    vals = np.stack(
+        [
+            ndimage.map_coordinates(cube, layout._coords, order=1, mode="nearest", prefilter=False)
+            for cube in cubes
+        ]
+    )
     out = np.zeros((nf, len(layout.radii), layout.ncoef), dtype=complex)
     start = 0
     for i, ((nt, nphi), table, midx) in enumerate(layout._shells):
-        v = vals[:, start:start + nt * nphi].reshape(nf, nt, nphi)
+        v = vals[:, start : start + nt * nphi].reshape(nf, nt, nphi)
         start += nt * nphi
-        spec = np.fft.fft(v, axis=2)               # sum_phi f e^{-i m phi}
-        g = spec[:, :, midx]                       # (F, nt, nc_r)
-        out[:, i, :table.shape[1]] = np.einsum("ftc,tc->fc", g, table)
+        spec = np.fft.fft(v, axis=2)  # sum_phi f e^{-i m phi}
+        g = spec[:, :, midx]  # (F, nt, nc_r)
+        out[:, i, : table.shape[1]] = np.einsum("ftc,tc->fc", g, table)
     return out[0] if single else out

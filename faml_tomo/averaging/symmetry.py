@@ -26,6 +26,7 @@ Names (case-insensitive), matrices acting on ``(x, y, z)``:
 Every group equals, as a set, the one ``pwem.convert.symmetry`` gives for
 the same Scipion name (checked by the tests).
 """
+
 import functools
 import logging
 import re
@@ -39,16 +40,24 @@ from .fourier import PaddedSpectrum, volume_from_spectrum
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["symmetry_group", "check_symmetry", "symmetrize_band", "symmetrize_weights",
-           "turn_weights", "symmetrize_observed",
-           "SYMMETRY_HELP"]
+__all__ = [
+    "symmetry_group",
+    "check_symmetry",
+    "symmetrize_band",
+    "symmetrize_weights",
+    "turn_weights",
+    "symmetrize_observed",
+    "SYMMETRY_HELP",
+]
 
-SYMMETRY_HELP = ("point group of the particle: C1 (none), Cn (n-fold axis along Z), "
-                 "Dn (plus a 2-fold along X; Dyn: along Y), T, Tz3, Tz3r, O, "
-                 "I (= I2, Crowther), I1, I3, I4, or a Scipion name (I222, I222r, "
-                 "In25, In25r, I2n3, I2n3r, I2n5, I2n5r)")
+SYMMETRY_HELP = (
+    "point group of the particle: C1 (none), Cn (n-fold axis along Z), "
+    "Dn (plus a 2-fold along X; Dyn: along Y), T, Tz3, Tz3r, O, "
+    "I (= I2, Crowther), I1, I3, I4, or a Scipion name (I222, I222r, "
+    "In25, In25r, I2n3, I2n3r, I2n5, I2n5r)"
+)
 
-_PHI = (1 + 5 ** 0.5) / 2
+_PHI = (1 + 5**0.5) / 2
 
 
 def _axis_rotation(axis, fold):
@@ -81,8 +90,14 @@ def _conjugate(group, q):
 def _icosahedral_222():
     # Vertices (0, +-1, +-phi) and their cyclic permutations: 2-folds on the
     # axes, 3-folds along (+-1, +-1, +-1), front 5-folds in the YZ plane.
-    return _closure([_axis_rotation((0, 0, 1), 2), _axis_rotation((1, 0, 0), 2),
-                     _axis_rotation((1, 1, 1), 3), _axis_rotation((0, 1, _PHI), 5)])
+    return _closure(
+        [
+            _axis_rotation((0, 0, 1), 2),
+            _axis_rotation((1, 0, 0), 2),
+            _axis_rotation((1, 1, 1), 3),
+            _axis_rotation((0, 1, _PHI), 5),
+        ]
+    )
 
 
 def _rx(deg):
@@ -98,8 +113,8 @@ def _rz(deg):
 
 
 # Icosahedral settings as rotations of I222 (checked against pwem).
-_BETA5 = np.degrees(np.arctan2(1.0, _PHI))          # 5-fold (0, 1, phi) onto Z
-_BETA3 = np.degrees(np.arctan2(_PHI, 1.0 / _PHI))   # 3-fold (0, phi, 1/phi) onto Z
+_BETA5 = np.degrees(np.arctan2(1.0, _PHI))  # 5-fold (0, 1, phi) onto Z
+_BETA3 = np.degrees(np.arctan2(_PHI, 1.0 / _PHI))  # 3-fold (0, phi, 1/phi) onto Z
 _ICOSAHEDRAL = {
     "i222": np.eye(3),
     "i222r": _rz(90),
@@ -110,8 +125,15 @@ _ICOSAHEDRAL = {
     "i2n3": _rx(-_BETA3),
     "i2n3r": _rx(_BETA3),
 }
-_ALIASES = {"i": "i222r", "i1": "i222", "i2": "i222r", "i3": "in25", "i4": "in25r",
-            "t": "t222", "dx": "d"}
+_ALIASES = {
+    "i": "i222r",
+    "i1": "i222",
+    "i2": "i222r",
+    "i3": "in25",
+    "i4": "in25r",
+    "t": "t222",
+    "dx": "d",
+}
 
 
 def check_symmetry(symbol: str) -> str:
@@ -132,8 +154,7 @@ def check_symmetry(symbol: str) -> str:
     if m:
         n = int(m.group(2))
         if n < 1 or (m.group(1) != "c" and n < 2):
-            raise InputError(f"symmetry {symbol!r}: the order must be >= 1 for C and >= 2 "
-                             f"for D")
+            raise InputError(f"symmetry {symbol!r}: the order must be >= 1 for C and >= 2 for D")
         if n > 100:
             raise InputError(f"symmetry {symbol!r}: order {n} is larger than 100")
         kind = {"dx": "d"}.get(m.group(1), m.group(1))
@@ -155,10 +176,15 @@ def _group(name):
             gens.append(_axis_rotation((0, 1, 0), 2))
         return _closure(gens)
     if key == "t222":
-        return _closure([_axis_rotation((0, 0, 1), 2), _axis_rotation((1, 0, 0), 2),
-                         _axis_rotation((1, 1, 1), 3)])
+        return _closure(
+            [
+                _axis_rotation((0, 0, 1), 2),
+                _axis_rotation((1, 0, 0), 2),
+                _axis_rotation((1, 1, 1), 3),
+            ]
+        )
     if key in ("tz3", "tz3r"):
-        c = -1.0 / 3.0                               # cos of the 3-fold angle
+        c = -1.0 / 3.0  # cos of the 3-fold angle
         s = np.sqrt(1 - c * c)
         other = (0.0, s if key == "tz3" else -s, c)
         return _closure([_axis_rotation((0, 0, 1), 3), _axis_rotation(other, 3)])
@@ -232,9 +258,9 @@ def _full_grid(values, geom):
     n = geom.n
     c = n // 2
     cube = np.zeros((n, n, n))
-    f = np.rint(geom.freq).astype(int)                    # (kx, ky, kz)
+    f = np.rint(geom.freq).astype(int)  # (kx, ky, kz)
     cube[f[:, 2] + c, f[:, 1] + c, f[:, 0] + c] = values
-    cube[c - f[:, 2], c - f[:, 1], c - f[:, 0]] = values          # W(-k) = W(k)
+    cube[c - f[:, 2], c - f[:, 1], c - f[:, 0]] = values  # W(-k) = W(k)
     return cube
 
 
@@ -249,15 +275,17 @@ def _sample_weights(flat, geom, rotations):
     support = np.zeros(len(geom.index))
     inside = _full_grid(np.ones(len(geom.index)), geom)
     for xyz in coords:
-        support += ndimage.map_coordinates(inside, xyz, order=1, mode="constant", cval=0.0,
-                                           prefilter=False)
+        support += ndimage.map_coordinates(
+            inside, xyz, order=1, mode="constant", cval=0.0, prefilter=False
+        )
     out = np.empty_like(flat)
     for i, v in enumerate(flat):
         cube = _full_grid(v, geom)
         acc = np.zeros(len(geom.index))
         for xyz in coords:
-            acc += ndimage.map_coordinates(cube, xyz, order=1, mode="constant", cval=0.0,
-                                           prefilter=False)
+            acc += ndimage.map_coordinates(
+                cube, xyz, order=1, mode="constant", cval=0.0, prefilter=False
+            )
         out[i] = np.divide(acc, support, out=np.zeros_like(acc), where=support > 1e-9)
     return out
 
@@ -301,8 +329,9 @@ def turn_weights(weights, geom, rotation):
         ``F``.
     """
     w = np.asarray(weights, dtype=float)
-    return _sample_weights(w.reshape(-1, w.shape[-1]), geom,
-                           [np.asarray(rotation, float)]).reshape(w.shape)
+    return _sample_weights(w.reshape(-1, w.shape[-1]), geom, [np.asarray(rotation, float)]).reshape(
+        w.shape
+    )
 
 
 def symmetrize_observed(weighted, weights, values, geom, group, pad=2, floor=1e-3):

@@ -14,6 +14,7 @@ rotations on the Euler grid of the fast alignment (:mod:`.so3`); a frame
 Haar-random frames; the best few are polished by maximising the real-space
 correlation of the average with its symmetrised self.
 """
+
 import logging
 import warnings
 
@@ -22,8 +23,13 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from ..geometry import transform_volume
-from .align import (AlignParams, band_geometry, prepare_reference, prepare_subtomogram,
-                    rotation_scores)
+from .align import (
+    AlignParams,
+    band_geometry,
+    prepare_reference,
+    prepare_subtomogram,
+    rotation_scores,
+)
 from .coverage import GAP_LEVEL
 from .fourier import spectrum, volume_from_spectrum
 from .voronoi import haar_rotations
@@ -62,14 +68,15 @@ def _grid_lookup(score, rotations):
     """Nearest Euler-grid value of ``score`` at each rotation."""
     n = score.shape[0]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)      # gimbal lock: any split will do
+        warnings.simplefilter("ignore", UserWarning)  # gimbal lock: any split will do
         ang = Rotation.from_matrix(rotations).as_euler("ZYZ")
     idx = np.rint(np.mod(ang, 2 * np.pi) * n / (2 * np.pi)).astype(int) % n
     return score[idx[:, 0], idx[:, 1], idx[:, 2]]
 
 
-def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, seed=0,
-                        coverage=None):
+def find_symmetry_frame(
+    volume, group, params=None, n_samples=4000, n_polish=3, seed=0, coverage=None
+):
     """Rotation ``F`` under which a volume is most symmetric: ``F^T``
     applied to it (actively) puts its symmetry axes on the standard ones.
 
@@ -120,7 +127,7 @@ def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, 
     frames = np.concatenate([np.eye(3)[None], haar_rotations(int(n_samples), rng)])
     conj = np.einsum("fij,gjk,flk->fgil", frames, group[1:], frames)
     vals = _grid_lookup(c, conj.reshape(-1, 3, 3)).reshape(len(frames), -1).mean(axis=1)
-    best = np.argsort(-vals, kind="stable")[:max(1, int(n_polish))]
+    best = np.argsort(-vals, kind="stable")[: max(1, int(n_polish))]
     out, out_score = np.eye(3), -np.inf
     for j in best:
         f0 = Rotation.from_matrix(frames[j])
@@ -128,12 +135,19 @@ def find_symmetry_frame(volume, group, params=None, n_samples=4000, n_polish=3, 
         def cost(rv, f0=f0):
             return -symmetry_score(v, group, (Rotation.from_rotvec(rv) * f0).as_matrix())
 
-        res = minimize(cost, np.zeros(3), method="Nelder-Mead",
-                       options={"initial_simplex": np.vstack([np.zeros(3), 0.05 * np.eye(3)]),
-                                "xatol": 2e-3, "fatol": 1e-5, "maxiter": 80})
+        res = minimize(
+            cost,
+            np.zeros(3),
+            method="Nelder-Mead",
+            options={
+                "initial_simplex": np.vstack([np.zeros(3), 0.05 * np.eye(3)]),
+                "xatol": 2e-3,
+                "fatol": 1e-5,
+                "maxiter": 80,
+            },
+        )
         if -res.fun > out_score:
             out_score = float(-res.fun)
             out = (Rotation.from_rotvec(res.x) * f0).as_matrix()
-    logger.info("symmetry frame found: correlation with the symmetrised average %.3f",
-                out_score)
+    logger.info("symmetry frame found: correlation with the symmetrised average %.3f", out_score)
     return out, out_score

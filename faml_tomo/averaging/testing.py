@@ -7,6 +7,7 @@ a given SNR (``var(signal) / var(noise)`` over the box, before the wedge) and
 the missing wedge is removed in Fourier space from the sum, as in a
 reconstruction from a limited tilt range.
 """
+
 import logging
 from dataclasses import dataclass
 
@@ -20,8 +21,15 @@ from .wedge import wedge_mask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["phantom", "SimulatedSet", "simulate_subtomograms", "correlation",
-           "aligned_correlation", "f1_score", "relative_pose_errors"]
+__all__ = [
+    "phantom",
+    "SimulatedSet",
+    "simulate_subtomograms",
+    "correlation",
+    "aligned_correlation",
+    "f1_score",
+    "relative_pose_errors",
+]
 
 
 def phantom(n=32, seed=0, n_blobs=8, radius=None, sigma=0.8):
@@ -63,9 +71,12 @@ def phantom(n=32, seed=0, n_blobs=8, radius=None, sigma=0.8):
     a = rng.normal(size=3)
     a /= np.linalg.norm(a)
     t = x * a[0] + y * a[1] + z * a[2]
-    perp2 = x ** 2 + y ** 2 + z ** 2 - t ** 2
-    vol += 0.7 * np.exp(-perp2 / (2 * (0.12 * radius) ** 2)) * (np.abs(t - 0.4 * radius)
-                                                                  < 0.6 * radius)
+    perp2 = x**2 + y**2 + z**2 - t**2
+    vol += (
+        0.7
+        * np.exp(-perp2 / (2 * (0.12 * radius) ** 2))
+        * (np.abs(t - 0.4 * radius) < 0.6 * radius)
+    )
     return ndimage.gaussian_filter(vol, sigma)
 
 
@@ -86,6 +97,7 @@ class SimulatedSet:
     tilt_range : tuple
     snr : float
     """
+
     volumes: np.ndarray
     rotations: np.ndarray
     shifts: np.ndarray
@@ -95,8 +107,16 @@ class SimulatedSet:
     snr: float
 
 
-def simulate_subtomograms(references, n_per_class, snr, tilt_range=(-60, 60), seed=0,
-                          max_shift=2.0, axis=None, integer_shifts=False):
+def simulate_subtomograms(
+    references,
+    n_per_class,
+    snr,
+    tilt_range=(-60, 60),
+    seed=0,
+    max_shift=2.0,
+    axis=None,
+    integer_shifts=False,
+):
     """Rotated, shifted, noisy, wedge-filtered copies of reference structures.
 
     Parameters
@@ -137,8 +157,15 @@ def simulate_subtomograms(references, n_per_class, snr, tilt_range=(-60, 60), se
         if np.isfinite(snr):
             vol = sig + rng.normal(scale=np.sqrt(sig.var() / snr), size=sig.shape)
         vols[i] = volume_from_spectrum(spectrum(vol) * mask, n)
-    return SimulatedSet(volumes=vols, rotations=rots, shifts=shifts, classes=classes,
-                        references=refs, tilt_range=tuple(tilt_range), snr=float(snr))
+    return SimulatedSet(
+        volumes=vols,
+        rotations=rots,
+        shifts=shifts,
+        classes=classes,
+        references=refs,
+        tilt_range=tuple(tilt_range),
+        snr=float(snr),
+    )
 
 
 def aligned_correlation(average, truth, params=None):
@@ -148,6 +175,7 @@ def aligned_correlation(average, truth, params=None):
     wedge.  Returns ``(r, R, t)``.
     """
     from .align import AlignParams, fast_align
+
     params = params or AlignParams()
     res = fast_align(average, truth, (-90, 90), params)
     moved = transform_volume(truth, res.rotations[0], res.shifts[0], order=3)
@@ -155,8 +183,7 @@ def aligned_correlation(average, truth, params=None):
     r_max = params.band(n)[1]
     kz = np.fft.fftfreq(n, 1.0 / n)
     kx = np.fft.rfftfreq(n, 1.0 / n)
-    lp = (kz[:, None, None] ** 2 + kz[None, :, None] ** 2 + kx[None, None, :] ** 2
-          <= r_max ** 2)
+    lp = kz[:, None, None] ** 2 + kz[None, :, None] ** 2 + kx[None, None, :] ** 2 <= r_max**2
     a = volume_from_spectrum(spectrum(average) * lp, n)
     b = volume_from_spectrum(spectrum(moved) * lp, n)
     return correlation(a, b), res.rotations[0], res.shifts[0]
@@ -165,6 +192,7 @@ def aligned_correlation(average, truth, params=None):
 def f1_score(true_classes, pred_classes):
     """Mean F1 over true classes after the best one-to-one matching of labels."""
     from itertools import permutations
+
     t = np.asarray(true_classes)
     p = np.asarray(pred_classes)
     kt = int(t.max()) + 1
@@ -205,9 +233,10 @@ def relative_pose_errors(rotations, shifts, true_rotations, true_shifts):
         Translation error in voxels.
     """
     from scipy.spatial.transform import Rotation
+
     r = np.asarray(rotations, dtype=float)
     rt = np.asarray(true_rotations, dtype=float)
-    g_i = np.einsum("nji,njk->nik", rt, r)                       # R*^T R
+    g_i = np.einsum("nji,njk->nik", rt, r)  # R*^T R
     g = Rotation.from_matrix(g_i).mean().as_matrix()
     angle = np.degrees(np.arccos(np.clip((np.einsum("nij,ij->n", g_i, g) - 1) / 2, -1, 1)))
     d = np.einsum("nji,nj->ni", rt, np.asarray(shifts, float) - np.asarray(true_shifts, float))

@@ -1,6 +1,7 @@
 """The candidates of the fast alignment (:mod:`.align`): translation search by
 a masked FFT cross-correlation with sub-voxel parabolas, exact scores and
 squared distances, local rotation refinement."""
+
 import functools
 import logging
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class AlignmentResult:
     ref_norm2 : numpy.ndarray, shape (C,)
         ``sum_j w_j |(R A)_j|^2``.
     """
+
     rotations: np.ndarray
     shifts: np.ndarray
     scores: np.ndarray
@@ -48,9 +50,12 @@ class AlignmentResult:
 
     def subset(self, keep: np.ndarray) -> "AlignmentResult":
         """The candidates selected by index array or mask ``keep``."""
-        return AlignmentResult(*(getattr(self, f)[keep] for f in
-                                 ("rotations", "shifts", "scores", "rot_scores", "sq_dist",
-                                  "ref_norm2")))
+        return AlignmentResult(
+            *(
+                getattr(self, f)[keep]
+                for f in ("rotations", "shifts", "scores", "rot_scores", "sq_dist", "ref_norm2")
+            )
+        )
 
 
 @functools.lru_cache(maxsize=16)
@@ -66,7 +71,7 @@ def _shift_window(n, max_shift):
     h = min(h, (n - 1) // 2)
     k = np.arange(-h, h + 1)
     d2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
-    flat = np.flatnonzero(d2.ravel() <= max_shift ** 2 + 1e-9)
+    flat = np.flatnonzero(d2.ravel() <= max_shift**2 + 1e-9)
     axis_index = k % n
     for a in (flat, axis_index):
         a.setflags(write=False)
@@ -122,7 +127,7 @@ def _parabolic_peaks(cc, flat):
     """
     c, size = cc.shape[0], cc.shape[1]
     rows = np.arange(c)
-    idx = np.stack(np.unravel_index(flat, cc.shape[1:]), axis=1)      # (C, 3) z, y, x
+    idx = np.stack(np.unravel_index(flat, cc.shape[1:]), axis=1)  # (C, 3) z, y, x
     s0 = cc[rows, idx[:, 0], idx[:, 1], idx[:, 2]]
     off = np.zeros((c, 3))
     for ax in range(3):
@@ -136,7 +141,7 @@ def _parabolic_peaks(cc, flat):
             d = np.where(den < 0, 0.5 * (sm - sp) / den, 0.0)
         off[:, ax] = np.clip(d, -0.5, 0.5)
     pos = idx + off - size // 2
-    return pos[:, ::-1]                                # (z, y, x) -> (x, y, z)
+    return pos[:, ::-1]  # (z, y, x) -> (x, y, z)
 
 
 def _freq_index(freq, n):
@@ -169,6 +174,7 @@ def translation_search(part, ref, rotations, params, chunk=16):
         Shapes (C, 3), (C,), (C,), (C,); see :class:`AlignmentResult`.
     """
     from .kernels import correlation_spectra, shifted_real_sums
+
     n = part.n
     geom = band_geometry(n, *params.band(n))
     freq = np.ascontiguousarray(geom.freq[part.observed])
@@ -187,7 +193,7 @@ def translation_search(part, ref, rotations, params, chunk=16):
     # writes the same positions, so the buffer is zeroed once.
     spectra = np.zeros((min(chunk, nrot), half_size), dtype=np.complex64)
     for s in range(0, nrot, chunk):
-        rots = np.ascontiguousarray(rotations[s:s + chunk], dtype=float)
+        rots = np.ascontiguousarray(rotations[s : s + chunk], dtype=float)
         c = len(rots)
         h = spectra[:c]
         prod, r2 = correlation_spectra(data, pad, freq, rots, x, herm, sign, flat_idx, h)
@@ -195,10 +201,10 @@ def translation_search(part, ref, rotations, params, chunk=16):
         best = win[np.argmax(cc.reshape(c, -1)[:, win], axis=1)]
         t = _parabolic_peaks(cc, best)
         ccv = shifted_real_sums(prod, t, kidx, herm, n)
-        out[0][s:s + c] = t
-        out[1][s:s + c] = ccv / np.sqrt(np.maximum(r2 * part.norm2, 1e-300))
-        out[2][s:s + c] = part.norm2 + r2 - 2 * ccv
-        out[3][s:s + c] = r2
+        out[0][s : s + c] = t
+        out[1][s : s + c] = ccv / np.sqrt(np.maximum(r2 * part.norm2, 1e-300))
+        out[2][s : s + c] = part.norm2 + r2 - 2 * ccv
+        out[3][s : s + c] = r2
     shifts, scores, sq, rn2 = out
     return shifts, scores, sq, rn2
 
@@ -234,6 +240,7 @@ def refine_rotation(part, ref, rotation, shift, params, step_deg):
     rotation, shift, score, sq_dist, ref_norm2
     """
     from .kernels import rotated_inner
+
     geom = band_geometry(part.n, *params.band(part.n))
     freq = np.ascontiguousarray(geom.freq[part.observed])
     herm = geom.herm[part.observed]
@@ -241,10 +248,8 @@ def refine_rotation(part, ref, rotation, shift, params, step_deg):
     centre = np.asarray(rotation, dtype=float)
     delta = np.radians(step_deg) / 2.0
     for _ in range(max(int(params.refine_rounds), 1)):
-        rots = (Rotation.from_rotvec(_STENCIL * delta) * Rotation.from_matrix(centre)
-                ).as_matrix()
-        num, den = rotated_inner(ref.padded.data, float(ref.padded.pad), freq, rots, xph,
-                                 herm)
+        rots = (Rotation.from_rotvec(_STENCIL * delta) * Rotation.from_matrix(centre)).as_matrix()
+        num, den = rotated_inner(ref.padded.data, float(ref.padded.pad), freq, rots, xph, herm)
         vals = num / np.sqrt(np.maximum(den, 1e-300))
         u = _parabola_max(vals)
         centre = (Rotation.from_rotvec(u * delta) * Rotation.from_matrix(centre)).as_matrix()

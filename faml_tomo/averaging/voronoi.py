@@ -11,6 +11,7 @@ candidate under::
     tau((R1, t1), (R2, t2))^2 = ||I - R1^T R2||_F^2 + alpha_trd ||t1 - t2||^2
                               = 6 - 2 tr(R1^T R2) + alpha_trd ||t1 - t2||^2
 """
+
 import logging
 
 import numpy as np
@@ -37,15 +38,19 @@ def haar_rotations(n, rng):
     q = rng.normal(size=(n, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     w, x, y, z = q.T
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-    ], axis=1)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        axis=1,
+    )
 
 
-def voronoi_weights(rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None,
-                    chunk=4096, group=None):
+def voronoi_weights(
+    rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None, chunk=4096, group=None
+):
     """Normalised Voronoi hypervolumes of candidate transforms.
 
     Parameters
@@ -97,7 +102,10 @@ def voronoi_weights(rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None,
         # tau^2 up to the constant 6: -2 tr(R_s^T R_c) + alpha |t_s - t_c|^2
         d = -2.0 * (sr @ flat.T)
         if alpha_trd > 0:
-            d += alpha_trd * (np.sum(st ** 2, axis=1)[:, None] - 2.0 * st @ sh_all.T
-                              + np.sum(sh_all ** 2, axis=1)[None, :])
+            d += alpha_trd * (
+                np.sum(st**2, axis=1)[:, None]
+                - 2.0 * st @ sh_all.T
+                + np.sum(sh_all**2, axis=1)[None, :]
+            )
         counts += np.bincount(np.argmin(d, axis=1) // n_g, minlength=c)
     return counts / float(n_samples)

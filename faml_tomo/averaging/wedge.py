@@ -15,6 +15,7 @@ tilt angles use the opposite sign convention, pass ``(-tilt_max, -tilt_min)``.
 Frequencies are integer indices ``k`` of a box of ``n`` voxels (cycles per box);
 arrays follow the package layout ``[z, y, x]`` and numpy's unshifted FFT order.
 """
+
 import logging
 from collections.abc import Sequence
 
@@ -25,8 +26,7 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_tilt_range", "wedge_observed", "wedge_mask", "apply_wedge",
-           "observed_fraction"]
+__all__ = ["check_tilt_range", "wedge_observed", "wedge_mask", "apply_wedge", "observed_fraction"]
 
 # Angles are compared with a small tolerance so that components exactly on a
 # boundary section (e.g. phi = 60 for a ±60° range) count as observed.
@@ -67,8 +67,9 @@ def check_tilt_range(tilt_range: "float | Sequence[float]") -> tuple[float, floa
     return lo, hi
 
 
-def wedge_observed(kx: ArrayLike, ky: ArrayLike, kz: ArrayLike,
-                   tilt_range: "float | Sequence[float]") -> np.ndarray:
+def wedge_observed(
+    kx: ArrayLike, ky: ArrayLike, kz: ArrayLike, tilt_range: "float | Sequence[float]"
+) -> np.ndarray:
     """Observed-component indicator at arbitrary Fourier positions.
 
     Used for rotated masks: the mask of a particle seen in the reference frame
@@ -102,7 +103,7 @@ def wedge_observed(kx: ArrayLike, ky: ArrayLike, kz: ArrayLike,
     if np.any(on_z):
         obs_z = (lo <= -90 + _ANGLE_TOL_DEG) | (hi >= 90 - _ANGLE_TOL_DEG)
         obs = np.where(on_z, obs_z, obs)
-    obs |= (fx == 0) & (fz == 0)        # tilt axis (and DC): in every section
+    obs |= (fx == 0) & (fz == 0)  # tilt axis (and DC): in every section
     return obs
 
 

@@ -8,6 +8,7 @@ call the compute packages and write files.
 Exit codes: 0 success, 1 unexpected failure (traceback), 2 bad usage or bad
 input (a one-line message naming the problem).
 """
+
 import argparse
 import importlib
 import logging
@@ -19,8 +20,16 @@ from ..errors import InputError
 logger = logging.getLogger(__name__)
 
 # Subcommand modules, in the order ``faml-tomo --help`` lists them.
-SUBCOMMANDS = ["info", "simulate", "classify", "peak_high_contrast",
-               "detect_misalignment", "train_misalignment", "demo", "run"]
+SUBCOMMANDS = [
+    "info",
+    "simulate",
+    "classify",
+    "peak_high_contrast",
+    "detect_misalignment",
+    "train_misalignment",
+    "demo",
+    "run",
+]
 
 
 def _available_subcommands():
@@ -29,7 +38,7 @@ def _available_subcommands():
             yield importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":
-                raise           # a real missing dependency, not an absent module
+                raise  # a real missing dependency, not an absent module
 
 
 def build_parser():
@@ -37,12 +46,13 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="faml-tomo",
         description="faml_tomo: FAML subtomogram averaging and classification, "
-                    "gold fiducial detection and misalignment detection for "
-                    "cryo-electron tomography.")
-    parser.add_argument("--version", action="version",
-                        version=f"faml-tomo {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for debug)")
+        "gold fiducial detection and misalignment detection for "
+        "cryo-electron tomography.",
+    )
+    parser.add_argument("--version", action="version", version=f"faml-tomo {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _available_subcommands():
         module.add_parser(sub)
@@ -55,12 +65,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(levelname)s %(name)s: %(message)s")
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     # Library warnings (numpy's "Mean of empty slice", ...) are log lines for
     # -v, not tracebacks-like noise: our own checks say what matters.
     logging.captureWarnings(True)
-    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else
-                                              logging.ERROR)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if args.command is None:
         parser.print_help()
         return 2
@@ -76,5 +86,5 @@ def main(argv=None):
         logging.captureWarnings(False)
 
 
-if __name__ == "__main__":      # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -35,6 +35,7 @@ checkpoint ``faml_checkpoint.npz``:
 running the same command again resumes after the last finished iteration,
 and a larger ``--iterations`` continues a finished run.
 """
+
 import logging
 from pathlib import Path
 
@@ -44,17 +45,22 @@ logger = logging.getLogger(__name__)
 def add_parser(subparsers):
     from ..averaging.job import ClassifyJob
     from ..jobs import add_arguments
+
     p = subparsers.add_parser(
-        "classify", help="FAML subtomogram averaging and classification",
+        "classify",
+        help="FAML subtomogram averaging and classification",
         description="Reference-free (or reference-started) averaging and classification "
-                    "of subtomograms by FAML: fast rotational alignment gives candidate "
-                    "transforms, maximum likelihood integrates over them (Zhao et al.). "
-                    "--mode fa runs the alignment-only comparator.")
+        "of subtomograms by FAML: fast rotational alignment gives candidate "
+        "transforms, maximum likelihood integrates over them (Zhao et al.). "
+        "--mode fa runs the alignment-only comparator.",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     add_arguments(p, ClassifyJob, exclusive=[("star", "folder")])
-    p.add_argument("--restart", action="store_true",
-                   help="ignore an existing checkpoint in --out (and remove its "
-                        "per-iteration files)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore an existing checkpoint in --out (and remove its per-iteration files)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -72,6 +78,7 @@ def _mpi_comm():
 def run(args):
     from ..averaging.job import ClassifyJob
     from ..jobs import check_job, from_args
+
     job = from_args(ClassifyJob, args)
     check_job(job)
     return run_job(job, args.out, restart=args.restart)
@@ -80,6 +87,8 @@ def run(args):
 def run_job(job, out, restart=False):
     """Run ``job`` into ``out`` with progress and a summary on stdout."""
     from ..averaging.job import run as run_classify
-    run_classify(job, out, progress=lambda line: print(line, flush=True), comm=_mpi_comm(),
-                 restart=restart)
+
+    run_classify(
+        job, out, progress=lambda line: print(line, flush=True), comm=_mpi_comm(), restart=restart
+    )
     return 0

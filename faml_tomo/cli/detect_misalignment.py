@@ -17,6 +17,7 @@ verdict and whether it disagrees with its tomogram), ``tomograms.star`` (one
 row per tomogram: label, scores, spread of the bead scores, beads that
 disagree, coordinates excluded, message) and ``job.json``.
 """
+
 import logging
 from pathlib import Path
 
@@ -26,13 +27,16 @@ logger = logging.getLogger(__name__)
 def add_parser(subparsers):
     from ..jobs import add_arguments
     from ..misalignment.job import MisalignmentJob
+
     p = subparsers.add_parser(
-        "detect-misalignment", help="detect misaligned tomograms from their gold beads",
+        "detect-misalignment",
+        help="detect misaligned tomograms from their gold beads",
         description="Extract 32^3 boxes around gold-bead coordinates (resampled so the "
-                    "bead spans 16 voxels), score them and their sampling with the "
-                    "strong and weak misalignment networks and classify each tomogram "
-                    "(mean or votes of its bead scores). Writes scores.star, tomograms.star and "
-                    "job.json.")
+        "bead spans 16 voxels), score them and their sampling with the "
+        "strong and weak misalignment networks and classify each tomogram "
+        "(mean or votes of its bead scores). Writes scores.star, tomograms.star and "
+        "job.json.",
+    )
     add_arguments(p, MisalignmentJob)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=run)
@@ -42,6 +46,7 @@ def add_parser(subparsers):
 def run(args):
     from ..jobs import check_job, from_args
     from ..misalignment.job import MisalignmentJob
+
     job = from_args(MisalignmentJob, args)
     check_job(job)
     return run_job(job, args.out)
@@ -51,5 +56,6 @@ def run_job(job, out, restart=False):
     """Run ``job`` into ``out`` with the summary on stdout (``restart``:
     nothing to restart, every run starts afresh)."""
     from ..misalignment.job import run as run_detection
+
     run_detection(job, out, progress=lambda line: print(line))
     return 0

@@ -1,4 +1,5 @@
 """``faml-tomo info``: versions, Scipion discovery and TensorFlow devices."""
+
 import json
 import logging
 import os
@@ -10,21 +11,38 @@ from ..tfutil import import_tensorflow
 
 logger = logging.getLogger(__name__)
 
-KEY_DISTRIBUTIONS = ["numpy", "scipy", "numba", "mrcfile", "scikit-image", "matplotlib",
-                     "emtable", "scipion-pyworkflow", "scipion-em",
-                     "scipion-em-tomo", "tensorflow-cpu", "tensorflow", "keras",
-                     "mpi4py"]
+KEY_DISTRIBUTIONS = [
+    "numpy",
+    "scipy",
+    "numba",
+    "mrcfile",
+    "scikit-image",
+    "matplotlib",
+    "emtable",
+    "scipion-pyworkflow",
+    "scipion-em",
+    "scipion-em-tomo",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "mpi4py",
+]
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "info", help="show versions, Scipion plugin discovery and TensorFlow devices",
+        "info",
+        help="show versions, Scipion plugin discovery and TensorFlow devices",
         description="Print the faml_tomo version, the versions of its key "
-                    "dependencies, whether Scipion (pyworkflow) discovers the "
-                    "plugin and its protocols, and the TensorFlow devices seen.")
+        "dependencies, whether Scipion (pyworkflow) discovers the "
+        "plugin and its protocols, and the TensorFlow devices seen.",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--no-tensorflow", action="store_true",
-                   help="skip importing TensorFlow (it takes a few seconds)")
+    p.add_argument(
+        "--no-tensorflow",
+        action="store_true",
+        help="skip importing TensorFlow (it takes a few seconds)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -32,6 +50,7 @@ def add_parser(subparsers):
 def dependency_versions():
     """Installed versions of the key distributions (None when absent)."""
     from importlib import metadata
+
     out = {}
     for dist in KEY_DISTRIBUTIONS:
         try:
@@ -46,27 +65,39 @@ def scipion_discovery():
     os.environ.setdefault("SCIPION_DOMAIN", "pwem")
     try:
         from pwem import Domain
-    except Exception as exc:            # Scipion absent or misconfigured
+    except Exception as exc:  # Scipion absent or misconfigured
         return {"discovered": False, "error": f"{type(exc).__name__}: {exc}"}
     try:
         plugins = Domain.getPlugins()
         found = "faml_tomo" in plugins
-        protocols = sorted(name for name, cls in Domain.getProtocols().items()
-                           if cls.__module__.startswith("faml_tomo."))
-        viewers = sorted(name for name, cls in Domain.getViewers().items()
-                         if cls.__module__.startswith("faml_tomo."))
+        protocols = sorted(
+            name
+            for name, cls in Domain.getProtocols().items()
+            if cls.__module__.startswith("faml_tomo.")
+        )
+        viewers = sorted(
+            name
+            for name, cls in Domain.getViewers().items()
+            if cls.__module__.startswith("faml_tomo.")
+        )
     except Exception as exc:
         return {"discovered": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {"discovered": found, "plugins": len(plugins),
-            "protocols": protocols, "viewers": viewers}
+    return {
+        "discovered": found,
+        "plugins": len(plugins),
+        "protocols": protocols,
+        "viewers": viewers,
+    }
 
 
 def tensorflow_devices():
     """Devices TensorFlow sees, e.g. ``["CPU:0"]``; an error string otherwise."""
     try:
         tf = import_tensorflow()
-        return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}"
-                for d in tf.config.list_physical_devices()]
+        return [
+            f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}"
+            for d in tf.config.list_physical_devices()
+        ]
     except Exception as exc:
         return f"unavailable ({type(exc).__name__}: {exc})"
 
@@ -91,8 +122,10 @@ def run(args):
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"faml-tomo {info['faml_tomo']} (Python {info['python']}, "
-          f"{info['platform']}, {info['cpus']} CPUs)")
+    print(
+        f"faml-tomo {info['faml_tomo']} (Python {info['python']}, "
+        f"{info['platform']}, {info['cpus']} CPUs)"
+    )
     print("dependencies:")
     for name, version in info["dependencies"].items():
         if version is not None:
@@ -105,6 +138,5 @@ def run(args):
     else:
         print(f"scipion: plugin faml_tomo NOT discovered {sc.get('error', '')}".rstrip())
     devices = info["tensorflow_devices"]
-    print("tensorflow devices: " + (", ".join(devices) if isinstance(devices, list)
-                                    else devices))
+    print("tensorflow devices: " + (", ".join(devices) if isinstance(devices, list) else devices))
     return 0

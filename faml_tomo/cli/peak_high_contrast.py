@@ -20,6 +20,7 @@ writes, in ``results/fiducials``:
 * ``faml_run.json``: the run marker (all files of a run are published
   together; see :mod:`faml_tomo.io.publish`).
 """
+
 import logging
 from pathlib import Path
 
@@ -29,11 +30,14 @@ logger = logging.getLogger(__name__)
 def add_parser(subparsers):
     from ..fiducials.job import FiducialJob
     from ..jobs import add_arguments
+
     p = subparsers.add_parser(
-        "peak-high-contrast", help="find gold fiducials (beads) in tomograms",
+        "peak-high-contrast",
+        help="find gold fiducials (beads) in tomograms",
         description="Locate gold fiducials in MRC tomograms with the peak-high-contrast "
-                    "algorithm (de Isidro-Gómez et al. 2024, §2.3) and write their "
-                    "coordinates as STAR and text files plus a job record.")
+        "algorithm (de Isidro-Gómez et al. 2024, §2.3) and write their "
+        "coordinates as STAR and text files plus a job record.",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_arguments(p, FiducialJob)
     p.set_defaults(func=run)
@@ -43,6 +47,7 @@ def add_parser(subparsers):
 def run(args):
     from ..fiducials.job import FiducialJob
     from ..jobs import check_job, from_args
+
     job = from_args(FiducialJob, args)
     check_job(job)
     return run_job(job, args.out)
@@ -52,5 +57,6 @@ def run_job(job, out, restart=False):
     """Run ``job`` into ``out`` with progress on stdout (``restart``: nothing
     to restart, every run starts afresh)."""
     from ..fiducials.job import run as run_fiducials
+
     run_fiducials(job, out, progress=lambda line: print(line, flush=True))
     return 0

@@ -7,32 +7,37 @@ seed: the same outputs)::
 
     faml-tomo run results/faml/job.json --out results/faml_again
 """
+
 import json
 from pathlib import Path
 
 from ..errors import InputError
 
 # task of a job record -> (job class, command-line module that runs it)
-_RUNNERS = {"classify": ("faml_tomo.averaging.job:ClassifyJob", "classify"),
-            "peak-high-contrast": ("faml_tomo.fiducials.job:FiducialJob",
-                                   "peak_high_contrast"),
-            "detect-misalignment": ("faml_tomo.misalignment.job:MisalignmentJob",
-                                    "detect_misalignment"),
-            "simulate subtomograms": ("faml_tomo.simulation.job:SubtomogramSimJob",
-                                      "simulate"),
-            "simulate tomogram": ("faml_tomo.simulation.job:TomogramSimJob", "simulate")}
+_RUNNERS = {
+    "classify": ("faml_tomo.averaging.job:ClassifyJob", "classify"),
+    "peak-high-contrast": ("faml_tomo.fiducials.job:FiducialJob", "peak_high_contrast"),
+    "detect-misalignment": ("faml_tomo.misalignment.job:MisalignmentJob", "detect_misalignment"),
+    "simulate subtomograms": ("faml_tomo.simulation.job:SubtomogramSimJob", "simulate"),
+    "simulate tomogram": ("faml_tomo.simulation.job:TomogramSimJob", "simulate"),
+}
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "run", help="replay a recorded job (job.json)",
+        "run",
+        help="replay a recorded job (job.json)",
         description="Run the job recorded in a job.json again, into --out (default: the "
-                    "job.json's folder, where a finished run has nothing left to do and "
-                    "an interrupted one resumes).")
+        "job.json's folder, where a finished run has nothing left to do and "
+        "an interrupted one resumes).",
+    )
     p.add_argument("job", type=Path, help="job.json written by a run")
     p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--restart", action="store_true",
-                   help="ignore a checkpoint in --out (and remove its per-iteration files)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore a checkpoint in --out (and remove its per-iteration files)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -42,6 +47,7 @@ def load_job(path):
     import importlib
 
     from ..jobs import job_from_json
+
     try:
         record = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -50,13 +56,16 @@ def load_job(path):
         raise InputError(f"{path}: not a JSON job record ({exc})") from None
     job = record.get("job") if isinstance(record, dict) else None
     if not isinstance(job, dict):
-        raise InputError(f"{path}: no typed job in this record (written by a faml_tomo "
-                         f"before jobs were recorded, or by a command that does not "
-                         f"record one yet)")
+        raise InputError(
+            f"{path}: no typed job in this record (written by a faml_tomo "
+            f"before jobs were recorded, or by a command that does not "
+            f"record one yet)"
+        )
     task = job.get("task")
     if task not in _RUNNERS:
-        raise InputError(f"{path}: {task!r} jobs cannot be replayed (known: "
-                         f"{', '.join(sorted(_RUNNERS))})")
+        raise InputError(
+            f"{path}: {task!r} jobs cannot be replayed (known: {', '.join(sorted(_RUNNERS))})"
+        )
     module, name = _RUNNERS[task][0].split(":")
     return job_from_json(getattr(importlib.import_module(module), name), job), task
 
@@ -65,6 +74,7 @@ def run(args):
     import importlib
 
     from ..jobs import check_job
+
     job, task = load_job(args.job)
     check_job(job)
     out = args.out if args.out is not None else args.job.parent

@@ -37,10 +37,18 @@ Examples
 >>> res.coordinates.shape, res.scores.shape                        # doctest: +SKIP
 ((42, 3), (42,))
 """
+
 from .evaluate import match_points
 from .params import MIN_BEAD_PX, PeakHighContrastParams, PeakHighContrastResult
 from .border import box_inside
 from .pipeline import peak_high_contrast, peak_high_contrast_file
 
-__all__ = ["PeakHighContrastParams", "PeakHighContrastResult", "peak_high_contrast",
-           "peak_high_contrast_file", "box_inside", "match_points", "MIN_BEAD_PX"]
+__all__ = [
+    "PeakHighContrastParams",
+    "PeakHighContrastResult",
+    "peak_high_contrast",
+    "peak_high_contrast_file",
+    "box_inside",
+    "match_points",
+    "MIN_BEAD_PX",
+]

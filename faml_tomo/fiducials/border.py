@@ -1,5 +1,6 @@
 """The border rule of the fiducial finder: which coordinates' boxes lie
 inside the tomogram."""
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -8,8 +9,9 @@ from numpy.typing import ArrayLike
 __all__ = ["box_inside"]
 
 
-def box_inside(xyz: ArrayLike, shape: Sequence[int], box_size: int,
-               z_size: int | None = None) -> np.ndarray:
+def box_inside(
+    xyz: ArrayLike, shape: Sequence[int], box_size: int, z_size: int | None = None
+) -> np.ndarray:
     """Whether the box of each coordinate lies inside the tomogram.
 
     Parameters

@@ -2,6 +2,7 @@
 and 3): dark outliers in each filtered XY slice, 2D connected components
 filtered by size and circularity, and 3D voting of the 2D objects across
 consecutive slices."""
+
 import logging
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class SliceObjects:
     minimum : numpy.ndarray, shape (n,)
         Darkest filtered value of the object.
     """
+
     labels: np.ndarray
     x: np.ndarray
     y: np.ndarray
@@ -63,8 +65,9 @@ def _measure(lab, xs, ys, vals, n, threshold):
     return area, circularity, wx, wy, mass, np.asarray(minimum, float)
 
 
-def slice_objects(filtered, threshold, min_area, min_circularity, margin=0,
-                  split_levels=(1 / 3, 2 / 3)):
+def slice_objects(
+    filtered, threshold, min_area, min_circularity, margin=0, split_levels=(1 / 3, 2 / 3)
+):
     """Dark-outlier objects of one filtered slice.
 
     Parameters
@@ -128,8 +131,9 @@ def slice_objects(filtered, threshold, min_area, min_circularity, margin=0,
                     break
                 sy, sx = np.nonzero(sub_lab)
                 sl_lab = sub_lab[sy, sx]
-                a, c, px, py, ms, mn = _measure(sl_lab, sx.astype(float), sy.astype(float),
-                                                sub[sy, sx], m, threshold)
+                a, c, px, py, ms, mn = _measure(
+                    sl_lab, sx.astype(float), sy.astype(float), sub[sy, sx], m, threshold
+                )
                 ok = (a >= min_area) & (c >= min_circularity)
                 if not ok.any():
                     continue
@@ -138,8 +142,7 @@ def slice_objects(filtered, threshold, min_area, min_circularity, margin=0,
                 piece = ids[sub_lab]
                 region = out_labels[sl]
                 region[piece > 0] = piece[piece > 0]
-                rows.append(np.column_stack([px + sl[1].start, py + sl[0].start, a, ms,
-                                             mn])[ok])
+                rows.append(np.column_stack([px + sl[1].start, py + sl[0].start, a, ms, mn])[ok])
                 count += int(ok.sum())
                 inside &= ~np.isin(sub_lab, np.nonzero(ok)[0] + 1)
     x, y, a, ms, mn = np.concatenate(rows).T if count else (empty,) * 5
@@ -161,6 +164,7 @@ class Candidates:
     minimum : numpy.ndarray, shape (n,)
         Darkest filtered value of each chain.
     """
+
     xyz: np.ndarray
     voxels: np.ndarray
     n_slices: np.ndarray
@@ -170,8 +174,9 @@ class Candidates:
         return len(self.xyz)
 
     def take(self, index: np.ndarray) -> "Candidates":
-        return Candidates(self.xyz[index], self.voxels[index], self.n_slices[index],
-                          self.minimum[index])
+        return Candidates(
+            self.xyz[index], self.voxels[index], self.n_slices[index], self.minimum[index]
+        )
 
 
 class SliceVoter:
@@ -192,25 +197,35 @@ class SliceVoter:
     """
 
     def __init__(self):
-        self._rows = []          # per slice: arrays z, x, y, area, mass, minimum
-        self._edges = []         # (global id a, global id b)
+        self._rows = []  # per slice: arrays z, x, y, area, mass, minimum
+        self._edges = []  # (global id a, global id b)
         self._count = 0
-        self._prev = None        # (z, labels, first global id)
+        self._prev = None  # (z, labels, first global id)
 
     def add(self, z: int, objects: SliceObjects) -> None:
         """Add the objects of slice ``z`` (slices must come in increasing z)."""
         n = len(objects)
         first = self._count
         if n:
-            self._rows.append(np.column_stack([
-                np.full(n, float(z)), objects.x, objects.y, objects.area, objects.mass,
-                objects.minimum]))
+            self._rows.append(
+                np.column_stack(
+                    [
+                        np.full(n, float(z)),
+                        objects.x,
+                        objects.y,
+                        objects.area,
+                        objects.mass,
+                        objects.minimum,
+                    ]
+                )
+            )
         if self._prev is not None and n and self._prev[0] == z - 1:
             prev_labels, prev_first = self._prev[1], self._prev[2]
             both = (prev_labels > 0) & (objects.labels > 0)
             if both.any():
-                pairs = np.unique(prev_labels[both].astype(np.int64) * (n + 1)
-                                  + objects.labels[both])
+                pairs = np.unique(
+                    prev_labels[both].astype(np.int64) * (n + 1) + objects.labels[both]
+                )
                 a = pairs // (n + 1) - 1 + prev_first
                 b = pairs % (n + 1) - 1 + first
                 self._edges.append(np.column_stack([a, b]))
@@ -241,16 +256,19 @@ class SliceVoter:
             return Candidates(np.zeros((0, 3)), np.zeros(0), np.zeros(0, int), np.zeros(0))
         rows = np.concatenate(self._rows)
         n = len(rows)
-        edges = (np.concatenate(self._edges) if self._edges
-                 else np.zeros((0, 2), np.int64))
+        edges = np.concatenate(self._edges) if self._edges else np.zeros((0, 2), np.int64)
         graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
         n_comp, comp = connected_components(graph, directed=False)
         z, x, y, area, mass, minimum = rows.T
         idx = np.arange(n_comp)
         m = ndimage.sum_labels(mass, comp, idx)
-        xyz = np.column_stack([ndimage.sum_labels(mass * x, comp, idx) / m,
-                               ndimage.sum_labels(mass * y, comp, idx) / m,
-                               ndimage.sum_labels(mass * z, comp, idx) / m])
+        xyz = np.column_stack(
+            [
+                ndimage.sum_labels(mass * x, comp, idx) / m,
+                ndimage.sum_labels(mass * y, comp, idx) / m,
+                ndimage.sum_labels(mass * z, comp, idx) / m,
+            ]
+        )
         voxels = ndimage.sum_labels(area, comp, idx)
         n_slices = np.bincount(comp, minlength=n_comp)
         mins = ndimage.minimum(minimum, comp, idx)

@@ -1,4 +1,5 @@
 """Scoring detections against known bead positions (tests, benchmarks)."""
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
@@ -7,8 +8,9 @@ from scipy.spatial.distance import cdist
 __all__ = ["match_points"]
 
 
-def match_points(found: ArrayLike, truth: ArrayLike, max_distance: float,
-                 valid: ArrayLike | None = None) -> dict:
+def match_points(
+    found: ArrayLike, truth: ArrayLike, max_distance: float, valid: ArrayLike | None = None
+) -> dict:
     """One-to-one matching of detections to true positions.
 
     Parameters
@@ -47,10 +49,13 @@ def match_points(found: ArrayLike, truth: ArrayLike, max_distance: float,
     pairs = pairs[valid[pairs[:, 1]]]
     tp = len(pairs)
     n_valid = int(valid.sum())
-    err = (np.linalg.norm(found[pairs[:, 0]] - truth[pairs[:, 1]], axis=1)
-           if tp else np.zeros(0))
-    return {"tp": tp, "fp": fp, "fn": n_valid - tp,
-            "recall": tp / n_valid if n_valid else 1.0,
-            "precision": tp / (tp + fp) if tp + fp else 1.0,
-            "rms": float(np.sqrt(np.mean(err ** 2))) if tp else float("nan"),
-            "pairs": pairs}
+    err = np.linalg.norm(found[pairs[:, 0]] - truth[pairs[:, 1]], axis=1) if tp else np.zeros(0)
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": n_valid - tp,
+        "recall": tp / n_valid if n_valid else 1.0,
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "rms": float(np.sqrt(np.mean(err**2))) if tp else float("nan"),
+        "pairs": pairs,
+    }

@@ -2,6 +2,7 @@
 step 1): moving average along Z, band-pass at the bead frequency with
 raised-cosine edges and a 2D Laplacian, one XY slice at a time so that a
 memory-mapped tomogram is never loaded whole."""
+
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -12,8 +13,12 @@ from scipy import fft as sfft
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bandpass_laplacian_filter", "preprocessed_slices", "raised_cosine_bandpass",
-           "central_slices"]
+__all__ = [
+    "bandpass_laplacian_filter",
+    "preprocessed_slices",
+    "raised_cosine_bandpass",
+    "central_slices",
+]
 
 # Pass band of the bead frequency f0 = 1/d: [f0/1.1, f0/0.9] (reference), with
 # raised-cosine edges of width EDGE_WIDTH * f0 on each side.  The reference
@@ -86,10 +91,14 @@ def central_slices(nz: int, n: int) -> list[int]:
     return list(range(start, start + n))
 
 
-def preprocessed_slices(volume: Any, bead_diameter_px: float,
-                        z_indices: Sequence[int] | None = None, z_average: int = 5,
-                        workers: int = 1,
-                        transfer: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def preprocessed_slices(
+    volume: Any,
+    bead_diameter_px: float,
+    z_indices: Sequence[int] | None = None,
+    z_average: int = 5,
+    workers: int = 1,
+    transfer: np.ndarray | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield filtered XY slices of a (memory-mapped) tomogram.
 
     Parameters
@@ -119,11 +128,10 @@ def preprocessed_slices(volume: Any, bead_diameter_px: float,
         ``transfer``).
     """
     nz, ny, nx = volume.shape
-    h = (bandpass_laplacian_filter((ny, nx), bead_diameter_px) if transfer is None
-         else transfer)
+    h = bandpass_laplacian_filter((ny, nx), bead_diameter_px) if transfer is None else transfer
     half = int(z_average) // 2
     z_indices = range(nz) if z_indices is None else z_indices
-    cache: deque = deque()            # (z, slice) of raw slices, increasing z
+    cache: deque = deque()  # (z, slice) of raw slices, increasing z
     for z in z_indices:
         lo, hi = max(0, z - half), min(nz, z + half + 1)
         while cache and cache[0][0] < lo:

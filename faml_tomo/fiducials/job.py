@@ -9,6 +9,7 @@ Outputs in ``out``: ``coordinates.star`` (every tomogram's fiducials,
 ``<tomogram>.txt`` per tomogram, ``job.json`` and the run marker
 ``faml_run.json`` (:mod:`faml_tomo.io.publish`).
 """
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,48 +32,65 @@ _D = PeakHighContrastParams()
 class FiducialJob:
     """Settings of a fiducial search (fields: see ``faml-tomo
     peak-high-contrast --help``, generated from them)."""
+
     TASK = "peak-high-contrast"
     SCHEMA = 1
 
-    tomograms: tuple[Path, ...] = option((), "tomograms (dark beads), memory-mapped",
-                                         positional=True, nargs="+", metavar="TOMO.mrc")
-    sampling_rate: float | None = option(None, "voxel size (default: from each MRC header)",
-                                         unit="Å")
+    tomograms: tuple[Path, ...] = option(
+        (), "tomograms (dark beads), memory-mapped", positional=True, nargs="+", metavar="TOMO.mrc"
+    )
+    sampling_rate: float | None = option(
+        None, "voxel size (default: from each MRC header)", unit="Å"
+    )
     bead_size_nm: float = option(_D.bead_diameter_nm, "bead diameter", unit="nm")
-    box_size: int = option(_D.box_size, "box around each fiducial; fiducials whose box "
-                                        "crosses the X or Y border are dropped",
-                           unit="voxels")
-    z_border: str = option(_D.z_border, "Z border rule: 'bead' keeps fiducials whose "
-                                        "two-diameter cube lies inside (beads on the ice "
-                                        "surfaces of thin tomograms), 'box' drops those whose "
-                                        "whole box crosses the top or bottom (the paper's "
-                                        "rule)", choices=Z_BORDER_RULES)
+    box_size: int = option(
+        _D.box_size,
+        "box around each fiducial; fiducials whose box crosses the X or Y border are dropped",
+        unit="voxels",
+    )
+    z_border: str = option(
+        _D.z_border,
+        "Z border rule: 'bead' keeps fiducials whose "
+        "two-diameter cube lies inside (beads on the ice "
+        "surfaces of thin tomograms), 'box' drops those whose "
+        "whole box crosses the top or bottom (the paper's "
+        "rule)",
+        choices=Z_BORDER_RULES,
+    )
     sd_threshold: float = option(_D.sd_threshold, "dark-outlier threshold", unit="SD")
     sampling_slices: int = option(_D.sampling_slices, "central slices for the threshold")
     min_coordinates: int = option(_D.min_coordinates, "minimum outlier voxels per fiducial")
-    mirror_correlation: float = option(_D.mirror_correlation_threshold,
-                                       "minimum mirror correlation")
-    mahalanobis: float = option(_D.mahalanobis_threshold,
-                                "Mahalanobis distance threshold", unit="SD")
-    min_contrast: float = option(_D.min_contrast, "minimum bead contrast, 0 = off",
-                                 unit="robust SD")
-    relaxed_mode: bool = option(_D.relaxed_mode, "never return unfiltered coordinates",
-                                flag="--no-relaxed-mode")
-    relaxed_mode_threshold: int = option(_D.relaxed_mode_threshold,
-                                         "relaxed mode when fewer coordinates pass the "
-                                         "filters")
+    mirror_correlation: float = option(
+        _D.mirror_correlation_threshold, "minimum mirror correlation"
+    )
+    mahalanobis: float = option(
+        _D.mahalanobis_threshold, "Mahalanobis distance threshold", unit="SD"
+    )
+    min_contrast: float = option(
+        _D.min_contrast, "minimum bead contrast, 0 = off", unit="robust SD"
+    )
+    relaxed_mode: bool = option(
+        _D.relaxed_mode, "never return unfiltered coordinates", flag="--no-relaxed-mode"
+    )
+    relaxed_mode_threshold: int = option(
+        _D.relaxed_mode_threshold, "relaxed mode when fewer coordinates pass the filters"
+    )
     smeared_scales: tuple[float, ...] = option(
-        _D.smeared_scales, "with fewer beads than the relaxed-mode threshold, search again "
-                           "for beads S times larger (smeared by misalignment; none: off)",
-        nargs="*", metavar="S")
-    smeared_search: bool = option(_D.smeared_search,
-                                  "never search for beads smeared into lobes, arcs or "
-                                  "streaks when too few round beads are found (on by "
-                                  "default: keep it before detect-misalignment)",
-                                  flag="--no-smeared-search")
+        _D.smeared_scales,
+        "with fewer beads than the relaxed-mode threshold, search again "
+        "for beads S times larger (smeared by misalignment; none: off)",
+        nargs="*",
+        metavar="S",
+    )
+    smeared_search: bool = option(
+        _D.smeared_search,
+        "never search for beads smeared into lobes, arcs or "
+        "streaks when too few round beads are found (on by "
+        "default: keep it before detect-misalignment)",
+        flag="--no-smeared-search",
+    )
     threads: int = option(1, "FFT threads")
-    seed: int = option(0, "seed of the random background positions of the radial-profile "
-                          "filter")
+    seed: int = option(0, "seed of the random background positions of the radial-profile filter")
 
     def __post_init__(self):
         coerce_fields(self)
@@ -80,14 +98,20 @@ class FiducialJob:
     def params(self) -> PeakHighContrastParams:
         """The finder's settings."""
         return PeakHighContrastParams(
-            bead_diameter_nm=self.bead_size_nm, box_size=self.box_size,
-            z_border=self.z_border, relaxed_mode=self.relaxed_mode,
+            bead_diameter_nm=self.bead_size_nm,
+            box_size=self.box_size,
+            z_border=self.z_border,
+            relaxed_mode=self.relaxed_mode,
             relaxed_mode_threshold=self.relaxed_mode_threshold,
-            sampling_slices=self.sampling_slices, sd_threshold=self.sd_threshold,
+            sampling_slices=self.sampling_slices,
+            sd_threshold=self.sd_threshold,
             min_coordinates=self.min_coordinates,
             mirror_correlation_threshold=self.mirror_correlation,
-            mahalanobis_threshold=self.mahalanobis, min_contrast=self.min_contrast,
-            smeared_scales=tuple(self.smeared_scales), smeared_search=self.smeared_search)
+            mahalanobis_threshold=self.mahalanobis,
+            min_contrast=self.min_contrast,
+            smeared_scales=tuple(self.smeared_scales),
+            smeared_search=self.smeared_search,
+        )
 
     def problems(self) -> list[str]:
         """Readable messages for settings that cannot run (empty: fine)."""
@@ -98,19 +122,22 @@ class FiducialJob:
         return out
 
 
-def coordinate_table(name: str, file_name: str, coordinates: ArrayLike,
-                     scores: ArrayLike) -> dict:
+def coordinate_table(name: str, file_name: str, coordinates: ArrayLike, scores: ArrayLike) -> dict:
     """STAR columns of one tomogram's fiducials (RELION labels)."""
     xyz = np.asarray(coordinates, float).reshape(-1, 3)
-    return {"rlnTomoName": [name] * len(xyz),
-            "rlnMicrographName": [file_name] * len(xyz),
-            "rlnCoordinateX": xyz[:, 0], "rlnCoordinateY": xyz[:, 1],
-            "rlnCoordinateZ": xyz[:, 2],
-            "rlnAutopickFigureOfMerit": np.asarray(scores, float)}
+    return {
+        "rlnTomoName": [name] * len(xyz),
+        "rlnMicrographName": [file_name] * len(xyz),
+        "rlnCoordinateX": xyz[:, 0],
+        "rlnCoordinateY": xyz[:, 1],
+        "rlnCoordinateZ": xyz[:, 2],
+        "rlnAutopickFigureOfMerit": np.asarray(scores, float),
+    }
 
 
 def _write_text(path, coordinates):
     from ..io.mrc import atomic_path
+
     with atomic_path(path) as tmp:
         tmp.write_text("".join(f"{x:.2f} {y:.2f} {z:.2f}\n" for x, y, z in coordinates))
     return path
@@ -124,16 +151,17 @@ def check_inputs(job: FiducialJob, out: PathLike) -> tuple[list[str], dict]:
     from ..io.mrc import header_problems
     from ..io.naming import tomogram_name
     from ..io.publish import check_output_folder
+
     problems = job.problems()
     if problems:
         raise InputError(problems[0])
     params = job.params()
     stems = [tomogram_name(t) for t in job.tomograms]
     if len(set(stems)) != len(stems):
-        raise InputError("tomograms must have distinct names (their coordinates files are "
-                         "named after them)")
-    problems, infos = header_problems(job.tomograms, job.sampling_rate,
-                                      "give --sampling-rate")
+        raise InputError(
+            "tomograms must have distinct names (their coordinates files are named after them)"
+        )
+    problems, infos = header_problems(job.tomograms, job.sampling_rate, "give --sampling-rate")
     for path, info in infos.items():
         problems += [f"{path}: {m}" for m in params.problems(info.shape, info.voxel_size)]
     if problems:
@@ -142,8 +170,7 @@ def check_inputs(job: FiducialJob, out: PathLike) -> tuple[list[str], dict]:
     return stems, {p: infos[p].voxel_size for p in job.tomograms}
 
 
-def run(job: FiducialJob, out: PathLike,
-        progress: Callable[[str], None] | None = None) -> dict:
+def run(job: FiducialJob, out: PathLike, progress: Callable[[str], None] | None = None) -> dict:
     """Find the fiducials of every tomogram of ``job`` and write them to ``out``.
 
     Returns
@@ -160,7 +187,8 @@ def run(job: FiducialJob, out: PathLike,
     from ..io.jobjson import write_job_json
     from ..io.publish import Publication
     from ..io.star import write_star
-    from . import peak_high_contrast_file          # the package's (tests replace it)
+    from . import peak_high_contrast_file  # the package's (tests replace it)
+
     say = progress or (lambda line: None)
     out = Path(out)
     stems, sampling = check_inputs(job, out)
@@ -169,37 +197,57 @@ def run(job: FiducialJob, out: PathLike,
     tables, per_tomo = [], {}
     with Publication(out, "peak-high-contrast") as stage:
         for path, stem in zip(job.tomograms, stems):
-            res = peak_high_contrast_file(path, sampling[path], params,
-                                          workers=job.threads, seed=job.seed)
+            res = peak_high_contrast_file(
+                path, sampling[path], params, workers=job.threads, seed=job.seed
+            )
             table = coordinate_table(stem, path.name, res.coordinates, res.scores)
             write_star(stage / f"{stem}.star", table, "particles")
             _write_text(stage / f"{stem}.txt", res.coordinates)
             tables.append(table)
             per_tomo[stem] = _tomogram_record(path, res)
-            say(f"{stem}: {len(res)} fiducials" +
-                (" (relaxed mode)" if res.relaxed_mode_used else ""))
+            say(
+                f"{stem}: {len(res)} fiducials"
+                + (" (relaxed mode)" if res.relaxed_mode_used else "")
+            )
         merged = {k: [v for t in tables for v in list(t[k])] for k in tables[0]}
         write_star(stage / "coordinates.star", merged, "particles")
-        write_job_json(stage / "job.json", "peak-high-contrast",
-                       {"tomograms": [str(t) for t in job.tomograms],
-                        "sampling_rate": job.sampling_rate, "threads": job.threads,
-                        **params.to_dict()},
-                       extra={"tomograms": per_tomo, "star": str(out / "coordinates.star"),
-                              "seconds": round(time.perf_counter() - t0, 3)},
-                       job=job_to_json(job))
-    say(f"wrote {sum(v['count'] for v in per_tomo.values())} coordinates to "
-        f"{out / 'coordinates.star'}")
+        write_job_json(
+            stage / "job.json",
+            "peak-high-contrast",
+            {
+                "tomograms": [str(t) for t in job.tomograms],
+                "sampling_rate": job.sampling_rate,
+                "threads": job.threads,
+                **params.to_dict(),
+            },
+            extra={
+                "tomograms": per_tomo,
+                "star": str(out / "coordinates.star"),
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
+            job=job_to_json(job),
+        )
+    say(
+        f"wrote {sum(v['count'] for v in per_tomo.values())} coordinates to "
+        f"{out / 'coordinates.star'}"
+    )
     return per_tomo
 
 
 def _tomogram_record(path, res):
-    return {"path": str(path), "count": len(res), "relaxed_mode": res.relaxed_mode_used,
-            "warnings": res.warnings, "sampling_rate": res.stats.get("sampling_rate"),
-            "bead_scale": res.stats.get("bead_scale", 1.0),
-            "seconds": round(res.stats.get("time_s", 0.0), 3)}
+    return {
+        "path": str(path),
+        "count": len(res),
+        "relaxed_mode": res.relaxed_mode_used,
+        "warnings": res.warnings,
+        "sampling_rate": res.stats.get("sampling_rate"),
+        "bead_scale": res.stats.get("bead_scale", 1.0),
+        "seconds": round(res.stats.get("time_s", 0.0), 3),
+    }
 
 
 def job_defaults() -> dict:
     """Field name -> default of :class:`FiducialJob`."""
     import dataclasses
+
     return {f.name: f.default for f in dataclasses.fields(FiducialJob)}

@@ -5,6 +5,7 @@ et al. 2024, supplementary Table 1) with sizes in physical units where users
 think in them (bead diameter in nm); everything else is converted to voxels
 with the tomogram's sampling rate.
 """
+
 import logging
 import math
 from collections.abc import Sequence
@@ -99,6 +100,7 @@ class PeakHighContrastParams:
         (:func:`~faml_tomo.fiducials.smeared.find_smeared_beads`): strong
         misalignment leaves no round dark object at any scale.
     """
+
     bead_diameter_nm: float = 10.0
     box_size: int = 32
     z_border: str = "bead"
@@ -122,8 +124,9 @@ class PeakHighContrastParams:
         """Bead diameter in voxels for a sampling rate in Å/voxel."""
         return self.bead_diameter_nm * 10.0 / float(sampling_rate)
 
-    def problems(self, shape: Sequence[int] | None = None,
-                 sampling_rate: float | None = None) -> list[str]:
+    def problems(
+        self, shape: Sequence[int] | None = None, sampling_rate: float | None = None
+    ) -> list[str]:
         """Reasons why these parameters cannot work, as sentences.
 
         Parameters
@@ -149,8 +152,9 @@ class PeakHighContrastParams:
             if ok and integer and int(value) != value:
                 ok = False
             if not ok:
-                out.append(f"{name} must be {'an integer ' if integer else ''}>= {low}, "
-                           f"got {value!r}")
+                out.append(
+                    f"{name} must be {'an integer ' if integer else ''}>= {low}, got {value!r}"
+                )
             return not ok
 
         bad(self.bead_diameter_nm, 1e-6, "bead diameter (nm)")
@@ -183,31 +187,39 @@ class PeakHighContrastParams:
             except (TypeError, ValueError):
                 sr_ok = False
             if not sr_ok:
-                out.append(f"sampling rate must be a positive number of Å/voxel, "
-                           f"got {sampling_rate!r}")
+                out.append(
+                    f"sampling rate must be a positive number of Å/voxel, got {sampling_rate!r}"
+                )
                 sampling_rate = None
         if sampling_rate is not None and not out:
             d = self.bead_diameter_px(sampling_rate)
             if d < MIN_BEAD_PX:
-                out.append(f"bead of {self.bead_diameter_nm:g} nm at {sampling_rate:g} Å/voxel "
-                           f"spans {d:.2f} voxels, under the minimum of {MIN_BEAD_PX:g}: "
-                           f"check the sampling rate or bin less")
+                out.append(
+                    f"bead of {self.bead_diameter_nm:g} nm at {sampling_rate:g} Å/voxel "
+                    f"spans {d:.2f} voxels, under the minimum of {MIN_BEAD_PX:g}: "
+                    f"check the sampling rate or bin less"
+                )
             elif d > self.box_size:
-                out.append(f"bead of {self.bead_diameter_nm:g} nm at {sampling_rate:g} Å/voxel "
-                           f"spans {d:.1f} voxels, larger than the box of {self.box_size}: "
-                           f"increase the box size, bin the tomogram or check the sampling "
-                           f"rate")
+                out.append(
+                    f"bead of {self.bead_diameter_nm:g} nm at {sampling_rate:g} Å/voxel "
+                    f"spans {d:.1f} voxels, larger than the box of {self.box_size}: "
+                    f"increase the box size, bin the tomogram or check the sampling "
+                    f"rate"
+                )
         if shape is not None and not out:
             shape = tuple(int(s) for s in shape)
             if len(shape) != 3:
                 out.append(f"expected a 3D tomogram, got shape {shape}")
             elif self.box_size > min(shape):
-                out.append(f"box of {self.box_size} voxels is larger than the tomogram "
-                           f"(nz, ny, nx) = {shape}: reduce the box size")
+                out.append(
+                    f"box of {self.box_size} voxels is larger than the tomogram "
+                    f"(nz, ny, nx) = {shape}: reduce the box size"
+                )
         return out
 
-    def check(self, shape: Sequence[int] | None = None,
-              sampling_rate: float | None = None) -> "PeakHighContrastParams":
+    def check(
+        self, shape: Sequence[int] | None = None, sampling_rate: float | None = None
+    ) -> "PeakHighContrastParams":
         """Raise :class:`~faml_tomo.errors.InputError` listing every problem
         found by :meth:`problems`."""
         problems = self.problems(shape, sampling_rate)
@@ -239,6 +251,7 @@ class PeakHighContrastResult:
         Counts after each stage and the threshold used (for logs and job
         records).
     """
+
     coordinates: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     relaxed_mode_used: bool = False

@@ -7,6 +7,7 @@ everything along Z and adds the streaks of a limited tilt range.  It is not a
 projection/back-projection simulation (see :mod:`faml_tomo.simulation` for
 that); it gives the fiducial finder realistic distractors in a second.
 """
+
 import logging
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class BeadPhantom:
     bead_diameter_nm : float
         Bead diameter in nm.
     """
+
     volume: np.ndarray
     beads: np.ndarray
     sampling_rate: float
@@ -57,7 +59,8 @@ def wedge_mask(shape, tilt_min=-60.0, tilt_max=60.0):
     -------
     numpy.ndarray, shape (nz, ny, nx // 2 + 1), float32
     """
-    from ..simulation.optics import wedge_mask as _wedge_mask   # one wedge geometry
+    from ..simulation.optics import wedge_mask as _wedge_mask  # one wedge geometry
+
     return _wedge_mask(tuple(shape), tilt_min, tilt_max, rfft=True)
 
 
@@ -73,18 +76,28 @@ def _place_spheres(vol, centres, radius, value, shell=None):
         hi = [min(v, n) for v, n in zip(hi, (nz, ny, nx))]
         if any(h <= lo_ for lo_, h in zip(lo, hi)):
             continue
-        z, y, x = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        z, y, x = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
         if shell is None:
             w = np.clip(radius + 0.5 - d, 0, 1)
         else:
             w = np.clip(shell / 2 + 0.5 - np.abs(d - radius), 0, 1)
-        vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += value * w
+        vol[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] += value * w
 
 
-def bead_phantom(shape=(64, 160, 160), sampling_rate=10.0, bead_diameter_nm=10.0,
-                 n_beads=20, n_proteins=600, n_vesicles=3, bead_contrast=10.0,
-                 noise=1.0, tilt_range=(-60.0, 60.0), seed=0, slab=(0.2, 0.8)):
+def bead_phantom(
+    shape=(64, 160, 160),
+    sampling_rate=10.0,
+    bead_diameter_nm=10.0,
+    n_beads=20,
+    n_proteins=600,
+    n_vesicles=3,
+    bead_contrast=10.0,
+    noise=1.0,
+    tilt_range=(-60.0, 60.0),
+    seed=0,
+    slab=(0.2, 0.8),
+):
     """Make a synthetic tomogram with gold beads and distractors.
 
     Parameters
@@ -124,7 +137,7 @@ def bead_phantom(shape=(64, 160, 160), sampling_rate=10.0, bead_diameter_nm=10.0
     # Protein-like background: ellipsoidal blobs, some as dense as a small bead.
     for _ in range(n_proteins):
         c = rng.uniform([0, 0, z0], [nx, ny, z1])
-        size = rng.uniform(2.0, 8.0) * 10.0 / sampling_rate      # nm -> px
+        size = rng.uniform(2.0, 8.0) * 10.0 / sampling_rate  # nm -> px
         _place_spheres(vol, [c], size / 2, rng.uniform(0.6, 1.4))
     for _ in range(n_vesicles):
         r = rng.uniform(15.0, 35.0) * 10.0 / sampling_rate
@@ -137,8 +150,9 @@ def bead_phantom(shape=(64, 160, 160), sampling_rate=10.0, bead_diameter_nm=10.0
     tries = 0
     while len(beads) < n_beads and tries < 100 * n_beads:
         tries += 1
-        c = rng.uniform([margin, margin, max(z0, margin)],
-                        [nx - margin, ny - margin, min(z1, nz - margin)])
+        c = rng.uniform(
+            [margin, margin, max(z0, margin)], [nx - margin, ny - margin, min(z1, nz - margin)]
+        )
         if all(np.linalg.norm(c - b) >= 2.5 * d_px for b in beads):
             beads.append(c)
     beads = np.array(beads, float).reshape(-1, 3)
@@ -151,6 +165,9 @@ def bead_phantom(shape=(64, 160, 160), sampling_rate=10.0, bead_diameter_nm=10.0
         vol = sfft.irfftn(spec, s=shape, workers=1).astype(np.float32)
     # Slight blur (reconstruction interpolation), then density -> dark.
     vol = ndimage.gaussian_filter(vol, 0.5)
-    return BeadPhantom(volume=-vol.astype(np.float32), beads=beads,
-                       sampling_rate=float(sampling_rate),
-                       bead_diameter_nm=float(bead_diameter_nm))
+    return BeadPhantom(
+        volume=-vol.astype(np.float32),
+        beads=beads,
+        sampling_rate=float(sampling_rate),
+        bead_diameter_nm=float(bead_diameter_nm),
+    )

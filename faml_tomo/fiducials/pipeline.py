@@ -7,6 +7,7 @@ dark-outlier threshold, the second finds 2D objects in every slice and links
 them into 3D candidates.  Candidates are then centred by mirror correlation
 on the raw tomogram, merged, filtered, and dropped at the borders.
 """
+
 import logging
 import time
 from dataclasses import replace
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["peak_high_contrast", "find_beads", "peak_high_contrast_file", "box_inside"]
 
+
 def _threshold_statistics(volume, d, params, margin, workers):
     """Pass 1: statistics of the filtered central slices (mean/SD for the
     outlier threshold, median/MAD for the contrast gate) and the raw SD."""
@@ -43,28 +45,35 @@ def _threshold_statistics(volume, d, params, margin, workers):
     n_vals, s1, s2 = 0, 0.0, 0.0
     raw_sd, sample = [], []
     for z, filt in preprocessed_slices(volume, d, central, params.z_average_slices, workers):
-        inner = filt[margin:ny - margin, margin:nx - margin].astype(np.float64)
+        inner = filt[margin : ny - margin, margin : nx - margin].astype(np.float64)
         if not np.isfinite(inner.sum()):
             raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")
         n_vals += inner.size
         s1 += inner.sum()
         s2 += np.square(inner).sum()
-        sample.append(inner[::3, ::3].ravel())        # enough for a median
+        sample.append(inner[::3, ::3].ravel())  # enough for a median
         raw_sd.append(float(np.std(np.asarray(volume[z], dtype=np.float64))))
     mean = s1 / n_vals
     sample = np.concatenate(sample)
     median = float(np.median(sample))
-    return {"filtered_mean": float(mean),
-            "filtered_sd": float(np.sqrt(max(s2 / n_vals - mean * mean, 0.0))),
-            "filtered_median": median,
-            "filtered_robust_sd": 1.4826 * float(np.median(np.abs(sample - median))),
-            "background_sd": float(np.median(raw_sd)),
-            "central_slices": (central[0], central[-1])}
+    return {
+        "filtered_mean": float(mean),
+        "filtered_sd": float(np.sqrt(max(s2 / n_vals - mean * mean, 0.0))),
+        "filtered_median": median,
+        "filtered_robust_sd": 1.4826 * float(np.median(np.abs(sample - median))),
+        "background_sd": float(np.median(raw_sd)),
+        "central_slices": (central[0], central[-1]),
+    }
 
 
-def peak_high_contrast(volume: Any, sampling_rate: float,
-                       params: PeakHighContrastParams | None = None, workers: int = 1,
-                       seed: int = 0, name: str | None = None) -> PeakHighContrastResult:
+def peak_high_contrast(
+    volume: Any,
+    sampling_rate: float,
+    params: PeakHighContrastParams | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    name: str | None = None,
+) -> PeakHighContrastResult:
     """Find gold fiducials in a tomogram, also where a misaligned tilt series
     smeared them.
 
@@ -126,13 +135,19 @@ def peak_high_contrast(volume: Any, sampling_rate: float,
         if len(r) > len(best):
             r.stats["bead_scale"] = 1.0
             r.stats["nominal"] = dict(result.stats)
-            look = ("drawn out into streaks along the tilt axis (Y)" if streak
-                    else "smeared into lobes or arcs")
-            r.warnings.insert(0, f"{len(r)} fiducial(s) found only by the smeared-bead "
-                                 f"search{' for streaks' if streak else ''} (previous "
-                                 f"searches: {len(best)}): the beads look {look}, as in a "
-                                 f"strongly misaligned tilt series; coordinates are the "
-                                 f"centres of the smears")
+            look = (
+                "drawn out into streaks along the tilt axis (Y)"
+                if streak
+                else "smeared into lobes or arcs"
+            )
+            r.warnings.insert(
+                0,
+                f"{len(r)} fiducial(s) found only by the smeared-bead "
+                f"search{' for streaks' if streak else ''} (previous "
+                f"searches: {len(best)}): the beads look {look}, as in a "
+                f"strongly misaligned tilt series; coordinates are the "
+                f"centres of the smears",
+            )
             best = r
     prefix = f"{name}: " if name else ""
     for w in best.warnings:
@@ -149,7 +164,7 @@ def _larger_beads(volume, sampling_rate, params, workers, seed, name, result):
     for scale in params.smeared_scales:
         larger = replace(params, bead_diameter_nm=params.bead_diameter_nm * scale)
         if larger.problems(shape, sampling_rate):
-            continue                    # the larger bead does not fit the box
+            continue  # the larger bead does not fit the box
         r = find_beads(volume, sampling_rate, larger, workers, seed, name, quiet=True)
         r.stats["bead_scale"] = float(scale)
         r.stats["search"] = "peak"
@@ -158,17 +173,26 @@ def _larger_beads(volume, sampling_rate, params, workers, seed, name, result):
         if len(best) >= params.relaxed_mode_threshold:
             break
     if best is not result:
-        best.warnings.insert(0, f"{len(best)} fiducial(s) found only when searching for "
-                                f"beads {best.stats['bead_scale']:g} x larger (at the "
-                                f"given size: {len(result)}): the beads look smeared, "
-                                f"as in a misaligned tilt series")
+        best.warnings.insert(
+            0,
+            f"{len(best)} fiducial(s) found only when searching for "
+            f"beads {best.stats['bead_scale']:g} x larger (at the "
+            f"given size: {len(result)}): the beads look smeared, "
+            f"as in a misaligned tilt series",
+        )
         best.stats["nominal"] = dict(result.stats)
     return best
 
 
-def find_beads(volume: Any, sampling_rate: float, params: PeakHighContrastParams | None = None,
-               workers: int = 1, seed: int = 0, name: str | None = None,
-               quiet: bool = False) -> PeakHighContrastResult:
+def find_beads(
+    volume: Any,
+    sampling_rate: float,
+    params: PeakHighContrastParams | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    name: str | None = None,
+    quiet: bool = False,
+) -> PeakHighContrastResult:
     """Find gold fiducials of the given bead size in a tomogram (one search).
 
     Parameters, result and errors are those of :func:`peak_high_contrast`;
@@ -207,8 +231,9 @@ def find_beads(volume: Any, sampling_rate: float, params: PeakHighContrastParams
     d = params.bead_diameter_px(sampling_rate)
     result = PeakHighContrastResult()
     stats = result.stats
-    stats.update(bead_diameter_px=d, shape=tuple(int(s) for s in shape),
-                 sampling_rate=float(sampling_rate))
+    stats.update(
+        bead_diameter_px=d, shape=tuple(int(s) for s in shape), sampling_rate=float(sampling_rate)
+    )
     found = _candidates(volume, d, params, workers, result, prefix, quiet, t0)
     if found is None:
         return result
@@ -217,15 +242,18 @@ def find_beads(volume: Any, sampling_rate: float, params: PeakHighContrastParams
     xyz, contrast = _centred(volume, cands.xyz, contrast, d, size_v, params, stats)
     boxes = [centred_box(volume, c, size_v) for c in xyz]
     scores = np.array([mirror_correlation(b) for b in boxes])
-    keep = quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, params,
-                            seed, result)
+    keep = quality_filters(
+        volume, boxes, scores, contrast, all_xyz, d, size_v, st, params, seed, result
+    )
     keep = final_rules(keep, contrast, len(xyz), params, result)
     result.coordinates = xyz[keep]
     result.scores = scores[keep]
     if len(result.coordinates) == 0:
-        result.warnings.append("no fiducials found: check the bead size, the sampling "
-                               "rate, and that beads are dark, or lower the SD threshold "
-                               "or the minimum contrast")
+        result.warnings.append(
+            "no fiducials found: check the bead size, the sampling "
+            "rate, and that beads are dark, or lower the SD threshold "
+            "or the minimum contrast"
+        )
     if not quiet:
         for w in result.warnings:
             logger.warning("%s%s", prefix, w)
@@ -248,13 +276,17 @@ def _candidates(volume, d, params, workers, result, prefix, quiet, t0):
     st = _threshold_statistics(volume, d, params, margin, workers)
     stats.update(st)
     mean, sd = st["filtered_mean"], st["filtered_sd"]
-    if not (sd > 1e-12 * max(1.0, abs(mean)) and st["filtered_robust_sd"] > 0
-            and st["background_sd"] > 0):
-        for z in range(nz):         # the other slices may still hold NaN
+    if not (
+        sd > 1e-12 * max(1.0, abs(mean))
+        and st["filtered_robust_sd"] > 0
+        and st["background_sd"] > 0
+    ):
+        for z in range(nz):  # the other slices may still hold NaN
             if not np.isfinite(np.sum(volume[z], dtype=np.float64)):
                 raise InputError(f"tomogram holds NaN or Inf values (slice z={z})")
-        result.warnings.append("the tomogram has no contrast at the bead size (constant "
-                               "data?): no fiducials")
+        result.warnings.append(
+            "the tomogram has no contrast at the bead size (constant data?): no fiducials"
+        )
         if not quiet:
             logger.warning("%s%s", prefix, result.warnings[-1])
         return None
@@ -267,10 +299,9 @@ def _candidates(volume, d, params, workers, result, prefix, quiet, t0):
     for z, filt in preprocessed_slices(volume, d, None, params.z_average_slices, workers):
         if not np.isfinite(filt.sum()):
             raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")
-        voter.add(z, slice_objects(filt, threshold, min_area, params.min_circularity,
-                                   margin))
+        voter.add(z, slice_objects(filt, threshold, min_area, params.min_circularity, margin))
     # For small beads the voxel threshold scales with the bead's volume.
-    min_voxels = min(params.min_coordinates, 0.5 * np.pi / 6 * d ** 3)
+    min_voxels = min(params.min_coordinates, 0.5 * np.pi / 6 * d**3)
     all_cands = voter.candidates(min_slices=2, min_voxels=min_voxels)
     # Gold is far darker than anything biological: a chain whose darkest
     # voxel is not an extreme outlier (robust SD, unaffected by the beads)
@@ -278,15 +309,27 @@ def _candidates(volume, d, params, workers, result, prefix, quiet, t0):
     contrast = (st["filtered_median"] - all_cands.minimum) / st["filtered_robust_sd"]
     cands = all_cands.take(contrast >= params.min_contrast)
     contrast = contrast[contrast >= params.min_contrast]
-    stats.update(objects_2d=voter.n_objects, chains_3d=len(all_cands),
-                 candidates_3d=len(cands), min_voxels=float(min_voxels),
-                 time_detect_s=time.perf_counter() - t0)
-    logger.info("%s%d 2D objects, %d 3D chains, %d high-contrast candidates (threshold "
-                "%.3g)", prefix, voter.n_objects, len(all_cands), len(cands), threshold)
+    stats.update(
+        objects_2d=voter.n_objects,
+        chains_3d=len(all_cands),
+        candidates_3d=len(cands),
+        min_voxels=float(min_voxels),
+        time_detect_s=time.perf_counter() - t0,
+    )
+    logger.info(
+        "%s%d 2D objects, %d 3D chains, %d high-contrast candidates (threshold %.3g)",
+        prefix,
+        voter.n_objects,
+        len(all_cands),
+        len(cands),
+        threshold,
+    )
     if len(cands) > params.max_candidates:
-        order = np.sort(np.argsort(-contrast)[:params.max_candidates])
-        result.warnings.append(f"{len(cands)} candidates, only the {params.max_candidates} "
-                               f"darkest were refined: raise the SD threshold")
+        order = np.sort(np.argsort(-contrast)[: params.max_candidates])
+        result.warnings.append(
+            f"{len(cands)} candidates, only the {params.max_candidates} "
+            f"darkest were refined: raise the SD threshold"
+        )
         cands, contrast = cands.take(order), contrast[order]
     return cands, contrast, all_cands.xyz, st
 
@@ -300,15 +343,20 @@ def _centred(volume, xyz, contrast, d, size_v, params, stats):
     xyz, kept = merge_close(xyz, params.merge_distance * d, scores, same_object=d / 2)
     contrast = contrast[kept]
     stats["after_merge"] = len(xyz)
-    inside = box_inside(xyz, volume.shape, params.box_size,
-                        size_v if params.z_border == "bead" else None)
+    inside = box_inside(
+        xyz, volume.shape, params.box_size, size_v if params.z_border == "bead" else None
+    )
     stats["inside_border"] = int(np.count_nonzero(inside))
     return xyz[inside], contrast[inside]
 
 
-def peak_high_contrast_file(path: PathLike, sampling_rate: float | None = None,
-                            params: PeakHighContrastParams | None = None, workers: int = 1,
-                            seed: int = 0) -> PeakHighContrastResult:
+def peak_high_contrast_file(
+    path: PathLike,
+    sampling_rate: float | None = None,
+    params: PeakHighContrastParams | None = None,
+    workers: int = 1,
+    seed: int = 0,
+) -> PeakHighContrastResult:
     """Run :func:`peak_high_contrast` on an MRC file, memory-mapped.
 
     Parameters
@@ -329,7 +377,8 @@ def peak_high_contrast_file(path: PathLike, sampling_rate: float | None = None,
         if sampling_rate is None:
             sampling_rate = require_voxel_size(voxel_size, path, "pass the sampling rate")
         try:
-            return peak_high_contrast(data, sampling_rate, params, workers, seed,
-                                      name=Path(path).name)
+            return peak_high_contrast(
+                data, sampling_rate, params, workers, seed, name=Path(path).name
+            )
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None

@@ -1,6 +1,7 @@
 """Quality filters of the fiducial finder: mirror symmetry and
 radial-profile (Mahalanobis) outliers, relaxed mode and the rule for a small
 population of coordinates (de Isidro-Gómez et al. 2024, §2.3)."""
+
 import numpy as np
 
 from .refine import centred_box, equivalent_chi_threshold, mahalanobis_distances, radial_profile
@@ -18,43 +19,57 @@ SMALL_POPULATION_CONTRAST = 2.0
 BEAD_AMPLITUDE_SPREAD = 0.2
 
 
-def _background_profiles(volume, d, size_v, half, scale, avoid, box_size, z_range, rng,
-                         n=128):
+def _background_profiles(volume, d, size_v, half, scale, avoid, box_size, z_range, rng, n=128):
     """Radial profiles at random positions of the central slices away from
     every candidate: how much the surroundings alone make profiles vary."""
     nz, ny, nx = volume.shape
     lo, hi = box_size // 2, np.array([nx, ny]) - box_size // 2
     if np.any(hi <= lo):
         return None
-    pts = np.column_stack([rng.uniform(lo, hi[0], 4 * n), rng.uniform(lo, hi[1], 4 * n),
-                           rng.integers(z_range[0], z_range[1] + 1, 4 * n)]).astype(float)
+    pts = np.column_stack(
+        [
+            rng.uniform(lo, hi[0], 4 * n),
+            rng.uniform(lo, hi[1], 4 * n),
+            rng.integers(z_range[0], z_range[1] + 1, 4 * n),
+        ]
+    ).astype(float)
     if len(avoid):
         from scipy.spatial import cKDTree
+
         far = cKDTree(avoid).query(pts, distance_upper_bound=2 * d)[0] > 2 * d
         pts = pts[far]
     pts = pts[:n]
     if len(pts) < 10:
         return None
-    return np.array([radial_profile(centred_box(volume, c, size_v), half, scale)
-                     for c in pts])
+    return np.array([radial_profile(centred_box(volume, c, size_v), half, scale) for c in pts])
 
 
-def quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, params, seed,
-                     result):
+def quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, params, seed, result):
     """Mirror symmetry, then radial-profile outliers that are less dark than
     the beads (a darker-than-typical profile is still gold).  Returns the
     boolean mask of the coordinates kept."""
     stats = result.stats
     half = max(1, int(round(d / 4)))
-    profiles = (np.array([radial_profile(b, half, st["background_sd"]) for b in boxes])
-                if boxes else np.zeros((0, size_v // 2 + 1)))
-    core = profiles[:, :half + 1].mean(axis=1)
+    profiles = (
+        np.array([radial_profile(b, half, st["background_sd"]) for b in boxes])
+        if boxes
+        else np.zeros((0, size_v // 2 + 1))
+    )
+    core = profiles[:, : half + 1].mean(axis=1)
     keep = scores >= params.mirror_correlation_threshold
     stats["after_mirror"] = int(keep.sum())
     if keep.sum() >= MIN_MAHALANOBIS_POPULATION:
-        bg = _background_profiles(volume, d, size_v, half, st["background_sd"],
-                                  all_xyz, params.box_size, st["central_slices"],
-                                  np.random.default_rng(seed))
+        bg = _background_profiles(
+            volume,
+            d,
+            size_v,
+            half,
+            st["background_sd"],
+            all_xyz,
+            params.box_size,
+            st["central_slices"],
+            np.random.default_rng(seed),
+        )
         # Spread never smaller than the surroundings' nor than the amplitude
         # spread of real gold (polydisperse beads, defocus, depth in ice).
         mean_profile = profiles[keep].mean(axis=0)
@@ -70,9 +85,11 @@ def quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, par
         marginal = contrast[keep] < SMALL_POPULATION_CONTRAST * params.min_contrast
         keep[np.nonzero(keep)[0][(dist > limit) & brighter & marginal]] = False
     elif keep.any():
-        result.warnings.append(f"only {int(keep.sum())} coordinates passed the mirror "
-                               f"filter: too few for the radial-profile (Mahalanobis) "
-                               f"filter, which was skipped")
+        result.warnings.append(
+            f"only {int(keep.sum())} coordinates passed the mirror "
+            f"filter: too few for the radial-profile (Mahalanobis) "
+            f"filter, which was skipped"
+        )
     stats["after_mahalanobis"] = int(keep.sum())
     return keep
 
@@ -83,20 +100,24 @@ def final_rules(keep, contrast, n_coordinates, params, result):
     unmistakably dark).  Returns the final mask."""
     if keep.sum() < params.relaxed_mode_threshold and params.relaxed_mode and n_coordinates:
         result.relaxed_mode_used = True
-        result.warnings.append(f"relaxed mode: only {int(keep.sum())} of {n_coordinates} "
-                               f"coordinates passed the quality filters (fewer than "
-                               f"{params.relaxed_mode_threshold}); all {n_coordinates} are "
-                               f"returned unfiltered")
+        result.warnings.append(
+            f"relaxed mode: only {int(keep.sum())} of {n_coordinates} "
+            f"coordinates passed the quality filters (fewer than "
+            f"{params.relaxed_mode_threshold}); all {n_coordinates} are "
+            f"returned unfiltered"
+        )
         keep[:] = True
     if 0 < keep.sum() < MIN_MAHALANOBIS_POPULATION:
         # Too few to be judged against a population of beads: a lone dark
         # spot (membranes crossing) must be unmistakably gold.
         weak = keep & (contrast < SMALL_POPULATION_CONTRAST * params.min_contrast)
         if weak.any():
-            result.warnings.append(f"{int(weak.sum())} of {int(keep.sum())} coordinates "
-                                   f"dropped: with fewer than {MIN_MAHALANOBIS_POPULATION} "
-                                   f"coordinates each must reach "
-                                   f"{SMALL_POPULATION_CONTRAST:g} x the minimum contrast")
+            result.warnings.append(
+                f"{int(weak.sum())} of {int(keep.sum())} coordinates "
+                f"dropped: with fewer than {MIN_MAHALANOBIS_POPULATION} "
+                f"coordinates each must reach "
+                f"{SMALL_POPULATION_CONTRAST:g} x the minimum contrast"
+            )
             keep &= ~weak
     result.relaxed_mode_used = result.relaxed_mode_used and bool(keep.any())
     return keep

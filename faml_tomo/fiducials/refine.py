@@ -1,6 +1,7 @@
 """Centre refinement and quality filters of the peak-high-contrast finder
 (paper §2.3, step 3 end and step 4): mirror-correlation centring, duplicate
 merge, mirror-correlation score and radial-profile Mahalanobis outliers."""
+
 import logging
 from typing import Any
 
@@ -12,9 +13,16 @@ from scipy.spatial import cKDTree
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["crop", "centred_box", "mirror_refine", "mirror_correlation", "radial_profile",
-           "mahalanobis_distances", "equivalent_chi_threshold",
-           "merge_close"]
+__all__ = [
+    "crop",
+    "centred_box",
+    "mirror_refine",
+    "mirror_correlation",
+    "radial_profile",
+    "mahalanobis_distances",
+    "equivalent_chi_threshold",
+    "merge_close",
+]
 
 
 def crop(volume: Any, centre: ArrayLike, size: int) -> np.ndarray:
@@ -34,7 +42,7 @@ def crop(volume: Any, centre: ArrayLike, size: int) -> np.ndarray:
     numpy.ndarray, shape (size, size, size), float64
         Parts outside the tomogram are filled with the mean of the inside.
     """
-    c = np.rint(np.asarray(centre, float)[::-1]).astype(int)       # z, y, x
+    c = np.rint(np.asarray(centre, float)[::-1]).astype(int)  # z, y, x
     lo = c - size // 2
     hi = lo + size
     src_lo = np.maximum(lo, 0)
@@ -43,14 +51,17 @@ def crop(volume: Any, centre: ArrayLike, size: int) -> np.ndarray:
     if np.any(src_hi <= src_lo):
         out.fill(0.0)
         return out
-    block = np.asarray(volume[src_lo[0]:src_hi[0], src_lo[1]:src_hi[1],
-                              src_lo[2]:src_hi[2]], dtype=np.float64)
+    block = np.asarray(
+        volume[src_lo[0] : src_hi[0], src_lo[1] : src_hi[1], src_lo[2] : src_hi[2]],
+        dtype=np.float64,
+    )
     if block.shape == out.shape:
         return block
     out.fill(block.mean())
     d = src_lo - lo
-    out[d[0]:d[0] + block.shape[0], d[1]:d[1] + block.shape[1],
-        d[2]:d[2] + block.shape[2]] = block
+    out[
+        d[0] : d[0] + block.shape[0], d[1] : d[1] + block.shape[1], d[2] : d[2] + block.shape[2]
+    ] = block
     return out
 
 
@@ -67,8 +78,9 @@ def _parabolic(c_minus, c0, c_plus):
     return 0.0 if denom >= 0 else float(np.clip(0.5 * (c_minus - c_plus) / denom, -0.5, 0.5))
 
 
-def mirror_refine(volume: Any, centre: ArrayLike, bead_diameter_px: float,
-                  iterations: int = 2) -> np.ndarray:
+def mirror_refine(
+    volume: Any, centre: ArrayLike, bead_diameter_px: float, iterations: int = 2
+) -> np.ndarray:
     """Move a centre to the most point-symmetric object around it.
 
     In a cube of about two bead diameters around the centre, the shift ``t``
@@ -106,11 +118,11 @@ def mirror_refine(volume: Any, centre: ArrayLike, bead_diameter_px: float,
         v -= v.mean()
         v *= window
         m = v[::-1, ::-1, ::-1]
-        xc = sfft.irfftn(sfft.rfftn(v, (n,) * 3) * np.conj(sfft.rfftn(m, (n,) * 3)),
-                         (n,) * 3)
+        xc = sfft.irfftn(sfft.rfftn(v, (n,) * 3) * np.conj(sfft.rfftn(m, (n,) * 3)), (n,) * 3)
         # Only shifts up to one bead diameter (offsets up to a radius).
-        xc = np.roll(xc, (max_t,) * 3, axis=(0, 1, 2))[:2 * max_t + 1, :2 * max_t + 1,
-                                                        :2 * max_t + 1]
+        xc = np.roll(xc, (max_t,) * 3, axis=(0, 1, 2))[
+            : 2 * max_t + 1, : 2 * max_t + 1, : 2 * max_t + 1
+        ]
         p = np.array(np.unravel_index(np.argmax(xc), xc.shape))
         t = p - max_t
         sub = np.zeros(3)
@@ -179,7 +191,7 @@ def radial_profile(box: np.ndarray, half_thickness: int, scale: float = 1.0) -> 
     """
     n = box.shape[0]
     c = n // 2
-    slab = box[c - half_thickness:c + half_thickness + 1].mean(axis=0)
+    slab = box[c - half_thickness : c + half_thickness + 1].mean(axis=0)
     g = np.arange(n) - c
     r = np.rint(np.hypot(g[:, None], g[None, :])).astype(int)
     bins = np.arange(c + 1)
@@ -195,12 +207,12 @@ def equivalent_chi_threshold(sd_threshold: float, n_components: int) -> float:
     4.6% of a Gaussian population whatever the dimension."""
     from scipy.special import erf
     from scipy.stats import chi2
+
     p_inside = erf(sd_threshold / np.sqrt(2))
     return float(np.sqrt(chi2.ppf(p_inside, n_components)))
 
 
-def mahalanobis_distances(profiles, core, n_components=2, start_fraction=1 / 3,
-                          floor_cov=None):
+def mahalanobis_distances(profiles, core, n_components=2, start_fraction=1 / 3, floor_cov=None):
     """Robust Mahalanobis distance of each radial profile to the profile
     population of the beads, in the space of its first principal components.
 
@@ -238,6 +250,7 @@ def mahalanobis_distances(profiles, core, n_components=2, start_fraction=1 / 3,
         centre's.
     """
     from scipy.stats import chi2
+
     x = np.asarray(profiles, float)
     core = np.asarray(core, float)
     n = len(x)
@@ -270,8 +283,9 @@ def mahalanobis_distances(profiles, core, n_components=2, start_fraction=1 / 3,
     return np.sqrt(np.maximum(d2, 0)), core > mu_core
 
 
-def merge_close(xyz: np.ndarray, distance: float, scores: np.ndarray,
-                same_object: float) -> tuple[np.ndarray, np.ndarray]:
+def merge_close(
+    xyz: np.ndarray, distance: float, scores: np.ndarray, same_object: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove duplicates: one coordinate per group of coordinates closer than
     ``distance``.
 

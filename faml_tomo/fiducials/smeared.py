@@ -23,6 +23,7 @@ inner Gaussian along Y to ``STREAK`` bead diameters, which integrates a
 streak's darkness (15-27 SDs on the same tomograms) while round objects and
 noise gain nothing.
 """
+
 import logging
 import time
 from collections.abc import Sequence
@@ -75,8 +76,9 @@ STREAK = 1.0
 MAX_VOXELS = 3_000_000
 
 
-def dog_transfer(shape: Sequence[int], sigma: float, surround: float = SURROUND,
-                 sigma_y: float | None = None) -> np.ndarray:
+def dog_transfer(
+    shape: Sequence[int], sigma: float, surround: float = SURROUND, sigma_y: float | None = None
+) -> np.ndarray:
     """Transfer function (rfft2 layout) of a 2D difference of Gaussians.
 
     Parameters
@@ -101,17 +103,18 @@ def dog_transfer(shape: Sequence[int], sigma: float, surround: float = SURROUND,
     ky2 = sfft.fftfreq(ny)[:, None] ** 2
     kx2 = sfft.rfftfreq(nx)[None, :] ** 2
     sy = sigma if sigma_y is None else sigma_y
-    a = -2 * np.pi ** 2
-    inner = np.exp(a * (kx2 * sigma ** 2 + ky2 * sy ** 2))
+    a = -2 * np.pi**2
+    inner = np.exp(a * (kx2 * sigma**2 + ky2 * sy**2))
     return (inner - np.exp(a * (kx2 + ky2) * (surround * sigma) ** 2)).astype(np.float32)
 
 
 def _robust_level(volume, d, z_avg, h, margin, n_slices, workers):
     """Median and robust SD (1.4826 MAD) of the filtered central slices."""
     sample = []
-    for z, filt in preprocessed_slices(volume, d, central_slices(volume.shape[0], n_slices),
-                                       z_avg, workers, transfer=h):
-        inner = filt[margin:filt.shape[0] - margin, margin:filt.shape[1] - margin]
+    for z, filt in preprocessed_slices(
+        volume, d, central_slices(volume.shape[0], n_slices), z_avg, workers, transfer=h
+    ):
+        inner = filt[margin : filt.shape[0] - margin, margin : filt.shape[1] - margin]
         if not np.isfinite(inner.sum()):
             raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")
         sample.append(inner[::2, ::2].ravel())
@@ -125,7 +128,7 @@ def _dark_voxels(volume, d, z_avg, h, margin, med, rsd, workers):
     pts, vals, count = [], [], 0
     nz, ny, nx = volume.shape
     for z, filt in preprocessed_slices(volume, d, None, z_avg, workers, transfer=h):
-        inner = filt[margin:ny - margin, margin:nx - margin]
+        inner = filt[margin : ny - margin, margin : nx - margin]
         if not np.isfinite(inner.sum()):
             raise InputError(f"tomogram holds NaN or Inf values (around slice z={z})")
         score = (inner - med) / rsd
@@ -153,8 +156,9 @@ def _group(xyz, weight, peak, label, n):
     """Weighted centres, total weight and largest ``peak`` per group."""
     idx = np.arange(n)
     mass = ndimage.sum_labels(weight, label, idx)
-    centre = np.column_stack([ndimage.sum_labels(weight * xyz[:, k], label, idx) / mass
-                              for k in range(3)])
+    centre = np.column_stack(
+        [ndimage.sum_labels(weight * xyz[:, k], label, idx) / mass for k in range(3)]
+    )
     return centre, mass, np.asarray(ndimage.maximum(peak, label, idx), float)
 
 
@@ -165,15 +169,14 @@ def _smears(xyz, score, d, stats):
     the darkness-weighted centres and the darkest z-score of each."""
     if not len(xyz):
         return xyz, np.zeros(0)
-    depth = -VOXEL_SD - score                      # >= 0, darker is larger
-    n, label = _components(xyz, 1.75)       # 26-connected voxels
+    depth = -VOXEL_SD - score  # >= 0, darker is larger
+    n, label = _components(xyz, 1.75)  # 26-connected voxels
     centre, mass, deepest = _group(xyz, depth, depth, label, n)
     # pieces of one bead: components within LINK diameters
     m, group = _components(centre, LINK * d)
     xyz, mass, deepest = _group(centre, mass, deepest, group, m)
     size = np.bincount(group, weights=np.bincount(label, minlength=n), minlength=m)
-    keep = ((deepest >= PEAK_SD - VOXEL_SD)
-            & (size <= MAX_VOLUME * np.pi / 6 * d ** 3))
+    keep = (deepest >= PEAK_SD - VOXEL_SD) & (size <= MAX_VOLUME * np.pi / 6 * d**3)
     stats["too_large"] = int(np.sum((deepest >= PEAK_SD - VOXEL_SD) & ~keep))
     return xyz[keep], deepest[keep] + VOXEL_SD
 
@@ -185,16 +188,23 @@ def _dark_enough(xyz, deepest, result):
         floor = RELATIVE * float(np.median(np.sort(deepest)[::-1][:TOP]))
         xyz, deepest = xyz[deepest >= floor], deepest[deepest >= floor]
         if len(deepest) == 1 and deepest[0] < LONE_SD:
-            result.warnings.append(f"smeared-bead search: one dark object "
-                                   f"({deepest[0]:.0f} robust SD), not gold-dark enough "
-                                   f"to be a bead on its own")
+            result.warnings.append(
+                f"smeared-bead search: one dark object "
+                f"({deepest[0]:.0f} robust SD), not gold-dark enough "
+                f"to be a bead on its own"
+            )
             xyz, deepest = xyz[:0], deepest[:0]
     return xyz, deepest
 
 
-def find_smeared_beads(volume: Any, sampling_rate: float,
-                       params: PeakHighContrastParams | None = None, workers: int = 1,
-                       name: str | None = None, streak: bool = False) -> PeakHighContrastResult:
+def find_smeared_beads(
+    volume: Any,
+    sampling_rate: float,
+    params: PeakHighContrastParams | None = None,
+    workers: int = 1,
+    name: str | None = None,
+    streak: bool = False,
+) -> PeakHighContrastResult:
     """Find gold beads smeared by misalignment (lobes, arcs, clouds, or with
     ``streak`` streaks along the tilt axis).
 
@@ -247,22 +257,30 @@ def find_smeared_beads(volume: Any, sampling_rate: float,
     d = params.bead_diameter_px(sampling_rate)
     sigma = max(PIECE_SIGMA * d, 0.7)
     h = dog_transfer((ny, nx), sigma, sigma_y=STREAK * d if streak else None)
-    z_avg = 2 * int(round(1.75 * sigma)) + 1           # a box of SD ~ sigma along Z
+    z_avg = 2 * int(round(1.75 * sigma)) + 1  # a box of SD ~ sigma along Z
     margin = int(min(max(2, np.ceil(d)), (min(ny, nx) - 1) // 4))
     result = PeakHighContrastResult()
     stats = result.stats
-    stats.update(search="streak" if streak else "smeared", bead_diameter_px=d, piece_sigma_px=sigma,
-                 shape=tuple(int(s) for s in volume.shape), sampling_rate=float(sampling_rate))
+    stats.update(
+        search="streak" if streak else "smeared",
+        bead_diameter_px=d,
+        piece_sigma_px=sigma,
+        shape=tuple(int(s) for s in volume.shape),
+        sampling_rate=float(sampling_rate),
+    )
     med, rsd = _robust_level(volume, d, z_avg, h, margin, params.sampling_slices, workers)
     if not rsd > 0:
-        result.warnings.append("smeared-bead search: no contrast at the scale of a bead's "
-                               "pieces (constant data?)")
+        result.warnings.append(
+            "smeared-bead search: no contrast at the scale of a bead's pieces (constant data?)"
+        )
         return result
     dark = _dark_voxels(volume, d, z_avg, h, margin, med, rsd, workers)
     if dark is None:
-        result.warnings.append(f"smeared-bead search: more than {MAX_VOXELS} dark voxels, "
-                               f"the tomogram does not look like dark gold in lighter "
-                               f"surroundings; nothing returned")
+        result.warnings.append(
+            f"smeared-bead search: more than {MAX_VOXELS} dark voxels, "
+            f"the tomogram does not look like dark gold in lighter "
+            f"surroundings; nothing returned"
+        )
         return result
     xyz, score = dark
     stats["dark_voxels"] = len(xyz)
@@ -271,16 +289,23 @@ def find_smeared_beads(volume: Any, sampling_rate: float,
     xyz, kept = merge_close(xyz, params.merge_distance * d, deepest, same_object=d / 2)
     deepest = deepest[kept]
     size_v = 2 * int(round(d)) + 1
-    inside = box_inside(xyz, volume.shape, params.box_size,
-                        size_v if params.z_border == "bead" else None)
+    inside = box_inside(
+        xyz, volume.shape, params.box_size, size_v if params.z_border == "bead" else None
+    )
     xyz, deepest = _dark_enough(xyz[inside], deepest[inside], result)
-    order = np.argsort(-deepest, kind="stable")[:params.max_candidates]
+    order = np.argsort(-deepest, kind="stable")[: params.max_candidates]
     result.coordinates = xyz[order]
-    result.scores = np.array([mirror_correlation(centred_box(volume, c, size_v))
-                              for c in result.coordinates])
+    result.scores = np.array(
+        [mirror_correlation(centred_box(volume, c, size_v)) for c in result.coordinates]
+    )
     stats["darkness_sd"] = deepest[order].tolist()
     stats["final"] = len(result.coordinates)
     stats["time_s"] = time.perf_counter() - t0
-    logger.info("%s%d dark voxels, %d smeared beads (%.1f s)", f"{name}: " if name else "",
-                stats["dark_voxels"], stats["final"], stats["time_s"])
+    logger.info(
+        "%s%d dark voxels, %d smeared beads (%.1f s)",
+        f"{name}: " if name else "",
+        stats["dark_voxels"],
+        stats["final"],
+        stats["time_s"],
+    )
     return result

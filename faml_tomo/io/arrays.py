@@ -1,5 +1,6 @@
 """Deterministic ``.npz`` files: the same arrays give the same bytes (numpy's
 ``savez`` stamps each member with the current time), written atomically."""
+
 import os
 import zipfile
 

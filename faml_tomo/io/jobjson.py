@@ -1,5 +1,6 @@
 """Job records: a JSON file beside each result with the program version,
 the command, every parameter and the seed, so a run can be repeated."""
+
 import datetime
 import json
 import platform
@@ -28,8 +29,14 @@ def _jsonable(value):
     return value
 
 
-def write_job_json(path: PathLike, command: str, params: dict, seed: int | None = None,
-                   extra: dict | None = None, job: dict | None = None) -> PathLike:
+def write_job_json(
+    path: PathLike,
+    command: str,
+    params: dict,
+    seed: int | None = None,
+    extra: dict | None = None,
+    job: dict | None = None,
+) -> PathLike:
     """Write a job record atomically.
 
     Parameters

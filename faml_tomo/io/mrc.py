@@ -6,6 +6,7 @@ data go to a temporary file in the destination folder, which is renamed over
 the target only once it is complete, so an interrupted run never leaves a
 half-written MRC behind.
 """
+
 import logging
 import os
 import tempfile
@@ -26,9 +27,18 @@ from .publish import file_mode, is_atomic_temp
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MRCError", "VolumeInfo", "read_mrc", "open_mrc", "read_mrc_header",
-           "write_mrc", "atomic_path", "check_volume", "require_voxel_size",
-           "header_problems"]
+__all__ = [
+    "MRCError",
+    "VolumeInfo",
+    "read_mrc",
+    "open_mrc",
+    "read_mrc_header",
+    "write_mrc",
+    "atomic_path",
+    "check_volume",
+    "require_voxel_size",
+    "header_problems",
+]
 
 
 class MRCError(InputError):
@@ -50,13 +60,15 @@ class VolumeInfo:
     dtype : numpy.dtype
         Data type of the stored values.
     """
+
     shape: tuple
     voxel_size: Optional[float]
     dtype: np.dtype
 
 
-def check_volume(data: ArrayLike, name: str = "volume",
-                 allow_non_finite: bool = False) -> np.ndarray:
+def check_volume(
+    data: ArrayLike, name: str = "volume", allow_non_finite: bool = False
+) -> np.ndarray:
     """Check that ``data`` is a finite 3D numeric array.
 
     Parameters
@@ -80,8 +92,9 @@ def check_volume(data: ArrayLike, name: str = "volume",
     """
     arr = np.asarray(data)
     if arr.ndim != 3:
-        raise MRCError(f"{name}: expected a 3D volume, got an array of shape "
-                       f"{arr.shape} ({arr.ndim}D)")
+        raise MRCError(
+            f"{name}: expected a 3D volume, got an array of shape {arr.shape} ({arr.ndim}D)"
+        )
     if arr.size == 0:
         raise MRCError(f"{name}: volume is empty (shape {arr.shape})")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -93,8 +106,7 @@ def check_volume(data: ArrayLike, name: str = "volume",
         if not np.isfinite(np.sum(arr, dtype=np.float64)):
             n_bad = int(np.count_nonzero(~np.isfinite(arr)))
             if n_bad:
-                raise MRCError(f"{name}: volume contains {n_bad} NaN or Inf "
-                               f"value(s)")
+                raise MRCError(f"{name}: volume contains {n_bad} NaN or Inf value(s)")
     return arr
 
 
@@ -130,8 +142,7 @@ def _truncation(path):
         return None
     actual = Path(path).stat().st_size
     if actual < expected:
-        return (f"truncated: the header announces {expected} bytes, the file "
-                f"has {actual}")
+        return f"truncated: the header announces {expected} bytes, the file has {actual}"
     return None
 
 
@@ -141,8 +152,9 @@ def _voxel_size(mrc):
     return vs if np.isfinite(vs) and vs > 0 else None
 
 
-def require_voxel_size(voxel_size: float | None, path: PathLike,
-                       hint: str = "set it in the header") -> float:
+def require_voxel_size(
+    voxel_size: float | None, path: PathLike, hint: str = "set it in the header"
+) -> float:
     """``voxel_size`` if it is a positive number, else an :class:`MRCError`
     naming ``path`` (an MRC without voxel size is never read as 1 Å/px).
 
@@ -154,8 +166,9 @@ def require_voxel_size(voxel_size: float | None, path: PathLike,
     return float(voxel_size)
 
 
-def header_problems(paths: Sequence[PathLike], voxel_size: float | None = None,
-                    hint: str = "give the voxel size") -> tuple[list, dict]:
+def header_problems(
+    paths: Sequence[PathLike], voxel_size: float | None = None, hint: str = "give the voxel size"
+) -> tuple[list, dict]:
     """Read the headers of volumes before any work.
 
     Parameters
@@ -210,14 +223,13 @@ def read_mrc_header(path: PathLike) -> VolumeInfo:
     with _open(path, mmap=True) as mrc:
         if mrc.data is None or mrc.data.ndim != 3:
             shape = None if mrc.data is None else mrc.data.shape
-            raise MRCError(f"{path}: expected a 3D volume, header gives shape "
-                           f"{shape}")
-        return VolumeInfo(tuple(int(s) for s in mrc.data.shape),
-                          _voxel_size(mrc), mrc.data.dtype)
+            raise MRCError(f"{path}: expected a 3D volume, header gives shape {shape}")
+        return VolumeInfo(tuple(int(s) for s in mrc.data.shape), _voxel_size(mrc), mrc.data.dtype)
 
 
-def read_mrc(path: PathLike, dtype: DTypeLike = np.float32,
-             check_finite: bool = True) -> tuple[np.ndarray, float | None]:
+def read_mrc(
+    path: PathLike, dtype: DTypeLike = np.float32, check_finite: bool = True
+) -> tuple[np.ndarray, float | None]:
     """Read a 3D MRC volume into memory.
 
     Parameters
@@ -272,8 +284,7 @@ class open_mrc:
         if data is None or data.ndim != 3:
             shape = None if data is None else data.shape
             self._mrc.close()
-            raise MRCError(f"{self.path}: expected a 3D volume, got data of "
-                           f"shape {shape}")
+            raise MRCError(f"{self.path}: expected a 3D volume, got data of shape {shape}")
         return data, _voxel_size(self._mrc)
 
     def __exit__(self, *exc):
@@ -305,24 +316,29 @@ class atomic_path:
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.",
-                                   suffix=".tmp" + self.path.suffix,
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=self.path.parent
+        )
         os.close(fd)
         self.tmp = Path(tmp)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            os.chmod(self.tmp, file_mode())     # mkstemp makes 0600: follow the umask
+            os.chmod(self.tmp, file_mode())  # mkstemp makes 0600: follow the umask
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
         return False
 
 
-def write_mrc(path: PathLike, data: ArrayLike, voxel_size: float,
-              origin: Sequence[float] | None = None, check_finite: bool = True) -> Path:
+def write_mrc(
+    path: PathLike,
+    data: ArrayLike,
+    voxel_size: float,
+    origin: Sequence[float] | None = None,
+    check_finite: bool = True,
+) -> Path:
     """Write a 3D volume atomically as a float32 MRC file.
 
     Parameters

@@ -1,6 +1,7 @@
 """File names of the things a run writes per tomogram or per bead: one
 file-name-safe form of an id, one name of a tomogram file (used by every task
 that writes or matches per-tomogram files), one name of a bead box."""
+
 from pathlib import Path
 
 __all__ = ["safe_name", "tomogram_name", "box_name", "TOMOGRAM_EXTENSIONS"]

@@ -17,6 +17,7 @@ Examples
 >>> with Publication("results/fiducials", "peak-high-contrast") as stage:  # doctest: +SKIP
 ...     write_star(stage / "coordinates.star", table, "particles")
 """
+
 import datetime
 import json
 import logging
@@ -33,8 +34,7 @@ from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RUN_MARKER", "file_mode", "check_output_folder",
-           "read_run_marker", "Publication"]
+__all__ = ["RUN_MARKER", "file_mode", "check_output_folder", "read_run_marker", "Publication"]
 
 RUN_MARKER = "faml_run.json"
 STAGING_PREFIX = ".staging-"
@@ -51,7 +51,7 @@ def is_atomic_temp(name: str) -> bool:
 
 
 def _umask() -> int:
-    try:        # Linux: read it without changing it (no race with other threads)
+    try:  # Linux: read it without changing it (no race with other threads)
         with open("/proc/self/status") as fh:
             for line in fh:
                 if line.startswith("Umask:"):
@@ -70,8 +70,9 @@ def file_mode() -> int:
     return 0o666 & ~_umask()
 
 
-def check_output_folder(out: PathLike, inputs: Iterable = (), option: str = "--out",
-                        managed: Iterable[str] = ()) -> Path:
+def check_output_folder(
+    out: PathLike, inputs: Iterable = (), option: str = "--out", managed: Iterable[str] = ()
+) -> Path:
     """Check, before any work, that results can be written to ``out``.
 
     Parameters
@@ -108,11 +109,14 @@ def check_output_folder(out: PathLike, inputs: Iterable = (), option: str = "--o
             continue
         src = Path(p).resolve()
         if src == target:
-            raise InputError(f"{option} {out}: is the input {p}; choose another folder "
-                             f"for the results")
+            raise InputError(
+                f"{option} {out}: is the input {p}; choose another folder for the results"
+            )
         if src.parent in owned:
-            raise InputError(f"{option} {out}: holds the input {p}, which the results "
-                             f"would overwrite or mix with; choose another folder")
+            raise InputError(
+                f"{option} {out}: holds the input {p}, which the results "
+                f"would overwrite or mix with; choose another folder"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".faml_write_test.", dir=out)
@@ -140,7 +144,8 @@ def _now() -> str:
 
 
 def _write_marker(out: Path, record: dict) -> None:
-    from .mrc import atomic_path            # (mrc imports this module)
+    from .mrc import atomic_path  # (mrc imports this module)
+
     with atomic_path(out / RUN_MARKER) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
 
@@ -179,8 +184,12 @@ class Publication:
         self.previous: Optional[dict] = None
 
     def _record(self, status, files=None, **extra):
-        rec = {"program": "faml-tomo", "command": self.command, "status": status,
-               "started": self.started}
+        rec = {
+            "program": "faml-tomo",
+            "command": self.command,
+            "status": status,
+            "started": self.started,
+        }
         if status == "complete":
             rec["finished"] = _now()
         if files is not None:
@@ -190,7 +199,7 @@ class Publication:
 
     def __enter__(self) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
-        for old in self.out.glob(STAGING_PREFIX + "*"):      # left by a killed run
+        for old in self.out.glob(STAGING_PREFIX + "*"):  # left by a killed run
             shutil.rmtree(old, ignore_errors=True)
         for old in self.out.rglob(".*.tmp*"):
             # half-written files that a killed run left in place
@@ -200,8 +209,9 @@ class Publication:
         self.previous = read_run_marker(self.out)
         if self.in_place and self.previous is not None:
             # the results there are about to change: no longer "complete"
-            _write_marker(self.out, self._record("incomplete", self._previous_files(),
-                                                 note="run in progress"))
+            _write_marker(
+                self.out, self._record("incomplete", self._previous_files(), note="run in progress")
+            )
         self.stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.out))
         return self.stage
 
@@ -210,10 +220,12 @@ class Publication:
             if exc_type is None:
                 self._publish()
             elif self.in_place and (self.previous is not None or self._touched()):
-                reason = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else \
-                    f"failed: {exc}"
-                _write_marker(self.out, self._record("incomplete", self._previous_files(),
-                                                     note=reason))
+                reason = (
+                    "interrupted" if issubclass(exc_type, KeyboardInterrupt) else f"failed: {exc}"
+                )
+                _write_marker(
+                    self.out, self._record("incomplete", self._previous_files(), note=reason)
+                )
         finally:
             shutil.rmtree(self.stage, ignore_errors=True)
         return False
@@ -226,8 +238,7 @@ class Publication:
         return any(p != self.stage for p in self.out.iterdir())
 
     def _publish(self):
-        files = sorted(str(p.relative_to(self.stage)) for p in self.stage.rglob("*")
-                       if p.is_file())
+        files = sorted(str(p.relative_to(self.stage)) for p in self.stage.rglob("*") if p.is_file())
         _write_marker(self.out, self._record("incomplete", files, note="publishing"))
         mode = file_mode()
         for rel in files:

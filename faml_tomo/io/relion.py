@@ -29,6 +29,7 @@ box, ``rlnOrigin*Angst``, ``rlnClassNumber``, ``rlnRandomSubset``...), so that
 size, voltage and Cs: taken from the input where it has them, otherwise from
 the caller's acquisition).
 """
+
 import logging
 import os
 from collections.abc import Sequence
@@ -44,24 +45,46 @@ from .star import StarError, read_star_blocks, write_star_blocks
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ParticleStar", "Acquisition", "read_particle_star", "tomogram_tilt_ranges",
-           "write_relion5_particles", "TILT_COLUMNS"]
+__all__ = [
+    "ParticleStar",
+    "Acquisition",
+    "read_particle_star",
+    "tomogram_tilt_ranges",
+    "write_relion5_particles",
+    "TILT_COLUMNS",
+]
 
 TILT_COLUMNS = ("famlTiltMin", "famlTiltMax")
 _IMAGE_COLUMNS = ("rlnImageName", "rlnSubtomogramName")
-_STRINGS = {c: str for c in ("rlnImageName", "rlnSubtomogramName", "rlnCtfImage",
-                             "rlnTomoName", "rlnMicrographName", "rlnTomoParticleName",
-                             "rlnOpticsGroupName", "rlnTomoTiltSeriesStarFile",
-                             "rlnTomoVisibleFrames")}
-_SUBTOMO_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt",
-                   "rlnTomoSubtomogramPsi")
-_STALE_PRIORS = ("rlnAngleRotPrior", "rlnAngleTiltPrior", "rlnAnglePsiPrior",
-                 "rlnOriginXPriorAngst", "rlnOriginYPriorAngst", "rlnOriginZPriorAngst")
+_STRINGS = {
+    c: str
+    for c in (
+        "rlnImageName",
+        "rlnSubtomogramName",
+        "rlnCtfImage",
+        "rlnTomoName",
+        "rlnMicrographName",
+        "rlnTomoParticleName",
+        "rlnOpticsGroupName",
+        "rlnTomoTiltSeriesStarFile",
+        "rlnTomoVisibleFrames",
+    )
+}
+_SUBTOMO_ANGLES = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
+_STALE_PRIORS = (
+    "rlnAngleRotPrior",
+    "rlnAngleTiltPrior",
+    "rlnAnglePsiPrior",
+    "rlnOriginXPriorAngst",
+    "rlnOriginYPriorAngst",
+    "rlnOriginZPriorAngst",
+)
 
 
 @dataclass(frozen=True)
 class Acquisition:
     """Microscope values a RELION optics table needs (kV, mm, fraction)."""
+
     voltage: float = 300.0
     spherical_aberration: float = 2.7
     amplitude_contrast: float = 0.07
@@ -86,6 +109,7 @@ class ParticleStar:
     tilt_ranges : list of (float, float) or None
         Per subtomogram, from ``famlTiltMin`` / ``famlTiltMax``.
     """
+
     path: Path
     paths: list
     particles: dict
@@ -108,31 +132,42 @@ class ParticleStar:
 def _particle_block(blocks, path):
     if "particles" in blocks:
         return "particles"
-    loops = [n for n, b in blocks.items()
-             if any(c in b for c in _IMAGE_COLUMNS) and not np.isscalar(next(iter(b.values())))]
+    loops = [
+        n
+        for n, b in blocks.items()
+        if any(c in b for c in _IMAGE_COLUMNS) and not np.isscalar(next(iter(b.values())))
+    ]
     if not loops:
-        raise InputError(f"{path}: no particle table with an rlnImageName column (blocks: "
-                         f"{', '.join('data_' + n for n in blocks)})")
+        raise InputError(
+            f"{path}: no particle table with an rlnImageName column (blocks: "
+            f"{', '.join('data_' + n for n in blocks)})"
+        )
     return loops[0]
 
 
 def _optics_voxel(optics, table, path):
     """Voxel size of each particle from its optics group."""
-    groups = np.asarray(table.get("rlnOpticsGroup", np.ones(len(next(iter(table.values()))),
-                                                             int)), int)
-    ids = np.asarray(optics.get("rlnOpticsGroup", np.arange(1, len(next(iter(
-        optics.values()))) + 1)), int)
+    groups = np.asarray(
+        table.get("rlnOpticsGroup", np.ones(len(next(iter(table.values()))), int)), int
+    )
+    ids = np.asarray(
+        optics.get("rlnOpticsGroup", np.arange(1, len(next(iter(optics.values()))) + 1)), int
+    )
     for col in ("rlnImagePixelSize", "rlnPixelSize", "rlnTomoTiltSeriesPixelSize"):
         if col in optics:
             size = dict(zip(ids.tolist(), np.asarray(optics[col], float).tolist()))
             missing = sorted(set(groups.tolist()) - set(size))
             if missing:
-                raise InputError(f"{path}: particles refer to optics group(s) {missing} "
-                                 f"that data_optics does not define")
+                raise InputError(
+                    f"{path}: particles refer to optics group(s) {missing} "
+                    f"that data_optics does not define"
+                )
             values = sorted({size[g] for g in groups.tolist()})
             if len(values) > 1:
-                raise InputError(f"{path}: the optics groups give different voxel sizes "
-                                 f"{values} Å; classify one voxel size at a time")
+                raise InputError(
+                    f"{path}: the optics groups give different voxel sizes "
+                    f"{values} Å; classify one voxel size at a time"
+                )
             return values[0]
     return None
 
@@ -141,8 +176,13 @@ def _column_voxel(table):
     if "rlnPixelSize" in table:
         return float(np.median(np.asarray(table["rlnPixelSize"], float)))
     if "rlnDetectorPixelSize" in table and "rlnMagnification" in table:
-        return float(np.median(1e4 * np.asarray(table["rlnDetectorPixelSize"], float)
-                               / np.asarray(table["rlnMagnification"], float)))
+        return float(
+            np.median(
+                1e4
+                * np.asarray(table["rlnDetectorPixelSize"], float)
+                / np.asarray(table["rlnMagnification"], float)
+            )
+        )
     return None
 
 
@@ -161,8 +201,7 @@ def _resolve(names, path):
     rel = [n for n in names if not Path(n).is_absolute()]
     roots = _roots(path)
     base = next((r for r in roots if rel and (r / rel[0]).is_file()), roots[0])
-    return [Path(n) if Path(n).is_absolute() else Path(os.path.normpath(base / n))
-            for n in names]
+    return [Path(n) if Path(n).is_absolute() else Path(os.path.normpath(base / n)) for n in names]
 
 
 def read_particle_star(path: PathLike) -> ParticleStar:
@@ -199,36 +238,47 @@ def read_particle_star(path: PathLike) -> ParticleStar:
     general = blocks.get("general") or {}
     optics = blocks.get("optics")
     if optics is not None and optics and all(np.ndim(v) == 0 for v in optics.values()):
-        optics = {k: np.asarray([v]) for k, v in optics.items()}     # pairs: one group
+        optics = {k: np.asarray([v]) for k, v in optics.items()}  # pairs: one group
     if optics is not None and (not optics or len(next(iter(optics.values()))) == 0):
-        optics = None                                                 # an empty table
-    dims = set(np.asarray(optics.get("rlnImageDimensionality", [3]), int).tolist()) \
-        if optics else {3}
-    if int(general.get("rlnTomoSubTomosAre2DStacks", 0)) == 1 or 2 in dims or \
-            any(n.endswith(".mrcs") for n in names):
-        raise InputError(f"{path}: the particles are RELION 5 2D stacks (one tilt series "
-                         f"per particle), not 3D subtomograms; extract 3D subtomograms "
-                         f"(RELION 5 'Extract subtomos' with 'Write output as 2D stacks?' "
-                         f"No, or WarpTools ts_export_particles --3d)")
+        optics = None  # an empty table
+    dims = (
+        set(np.asarray(optics.get("rlnImageDimensionality", [3]), int).tolist()) if optics else {3}
+    )
+    if (
+        int(general.get("rlnTomoSubTomosAre2DStacks", 0)) == 1
+        or 2 in dims
+        or any(n.endswith(".mrcs") for n in names)
+    ):
+        raise InputError(
+            f"{path}: the particles are RELION 5 2D stacks (one tilt series "
+            f"per particle), not 3D subtomograms; extract 3D subtomograms "
+            f"(RELION 5 'Extract subtomos' with 'Write output as 2D stacks?' "
+            f"No, or WarpTools ts_export_particles --3d)"
+        )
     if any("@" in n for n in names):
-        raise InputError(f"{path}: image names with '@' index 2D images in a stack; "
-                         f"FAML needs one 3D subtomogram file per particle")
+        raise InputError(
+            f"{path}: image names with '@' index 2D images in a stack; "
+            f"FAML needs one 3D subtomogram file per particle"
+        )
     if all(c in table for c in _SUBTOMO_ANGLES):
         ang = np.stack([np.asarray(table[c], float) for c in _SUBTOMO_ANGLES], axis=1)
         # ZYZ with rot + psi = 0 (mod 360) and tilt = 0 is the identity
         turned = (np.abs(ang[:, 1]) > 0.01) | (
-            np.abs((ang[:, 0] + ang[:, 2] + 180.0) % 360.0 - 180.0) > 0.01)
+            np.abs((ang[:, 0] + ang[:, 2] + 180.0) % 360.0 - 180.0) > 0.01
+        )
         if np.any(turned):
             raise InputError(
                 f"{path}: {int(turned.sum())} of {len(turned)} subtomograms were cut in "
                 f"turned frames (rlnTomoSubtomogramRot/Tilt/Psi not zero): their missing "
                 f"wedges are not about the box's Y axis, which FAML assumes; extract them "
                 f"without subtomogram orientations (RELION 5 'Extract subtomos' keeps the "
-                f"frame of the tomogram when rlnTomoSubtomogram* are zero)")
+                f"frame of the tomogram when rlnTomoSubtomogram* are zero)"
+            )
     if "general" in blocks or "rlnCenteredCoordinateXAngst" in table:
         flavour = "relion5"
-    elif any(c.startswith("famlTilt") for c in table) or (optics is None and "rlnMicrographName"
-                                                          not in table):
+    elif any(c.startswith("famlTilt") for c in table) or (
+        optics is None and "rlnMicrographName" not in table
+    ):
         flavour = "faml"
     elif optics is not None and "rlnTomoName" in table:
         flavour = "relion4"
@@ -243,13 +293,26 @@ def read_particle_star(path: PathLike) -> ParticleStar:
     if all(c in table for c in TILT_COLUMNS):
         tilt = [(float(a), float(b)) for a, b in zip(*(table[c] for c in TILT_COLUMNS))]
     elif any(c in table for c in TILT_COLUMNS):
-        raise InputError(f"{path}: give both {TILT_COLUMNS[0]} and {TILT_COLUMNS[1]} "
-                         f"columns, or neither")
+        raise InputError(
+            f"{path}: give both {TILT_COLUMNS[0]} and {TILT_COLUMNS[1]} columns, or neither"
+        )
     paths = _resolve(names, path)
-    logger.info("%s: %d %s subtomograms%s", path, len(paths), flavour,
-                f" at {voxel:g} Å/px" if voxel else "")
-    return ParticleStar(path=path, paths=paths, particles=table, optics=optics,
-                        flavour=flavour, voxel_size=voxel, tilt_ranges=tilt)
+    logger.info(
+        "%s: %d %s subtomograms%s",
+        path,
+        len(paths),
+        flavour,
+        f" at {voxel:g} Å/px" if voxel else "",
+    )
+    return ParticleStar(
+        path=path,
+        paths=paths,
+        particles=table,
+        optics=optics,
+        flavour=flavour,
+        voxel_size=voxel,
+        tilt_ranges=tilt,
+    )
 
 
 def tomogram_tilt_ranges(tomograms_star: PathLike, names: set | None = None) -> dict:
@@ -278,12 +341,15 @@ def tomogram_tilt_ranges(tomograms_star: PathLike, names: set | None = None) -> 
         raise InputError(str(exc)) from exc
     glob = blocks.get("global")
     if glob is None or "rlnTomoName" not in glob:
-        raise InputError(f"{path}: no data_global table with rlnTomoName (a RELION 5 "
-                         f"tomograms.star)")
+        raise InputError(
+            f"{path}: no data_global table with rlnTomoName (a RELION 5 tomograms.star)"
+        )
     if "rlnTomoTiltSeriesStarFile" not in glob:
-        raise InputError(f"{path}: no rlnTomoTiltSeriesStarFile column (RELION 4 "
-                         f"tomograms.star files keep projection matrices, not tilt angles); "
-                         f"give the tilt range instead")
+        raise InputError(
+            f"{path}: no rlnTomoTiltSeriesStarFile column (RELION 4 "
+            f"tomograms.star files keep projection matrices, not tilt angles); "
+            f"give the tilt range instead"
+        )
     out = {}
     wanted = None if names is None else {str(t) for t in names}
     for tomo, ts in zip(glob["rlnTomoName"], glob["rlnTomoTiltSeriesStarFile"]):
@@ -297,13 +363,14 @@ def tomogram_tilt_ranges(tomograms_star: PathLike, names: set | None = None) -> 
             raise InputError(f"{path}: tomogram {tomo}: {exc}") from exc
         table = tilts.get(str(tomo)) if len(tilts) > 1 else next(iter(tilts.values()))
         if table is None:
-            raise InputError(f"{ts_path}: no block data_{tomo} (blocks: "
-                             f"{', '.join('data_' + b for b in tilts)})")
-        col = next((c for c in ("rlnTomoNominalStageTiltAngle", "rlnTomoYTilt")
-                    if c in table), None)
+            raise InputError(
+                f"{ts_path}: no block data_{tomo} (blocks: {', '.join('data_' + b for b in tilts)})"
+            )
+        col = next(
+            (c for c in ("rlnTomoNominalStageTiltAngle", "rlnTomoYTilt") if c in table), None
+        )
         if col is None:
-            raise InputError(f"{ts_path}: no rlnTomoNominalStageTiltAngle or rlnTomoYTilt "
-                             f"column")
+            raise InputError(f"{ts_path}: no rlnTomoNominalStageTiltAngle or rlnTomoYTilt column")
         angles = np.atleast_1d(np.asarray(table[col], float))
         if angles.size == 0:
             raise InputError(f"{ts_path}: no tilt images listed")
@@ -321,16 +388,22 @@ def _optics_for_output(source, voxel_size, box, acquisition):
         n = 1
         optics = {"rlnOpticsGroup": np.array([1]), "rlnOpticsGroupName": np.array(["optics1"])}
         table = source.particles if source is not None else {}
-        for col, default in (("rlnVoltage", acq.voltage),
-                             ("rlnSphericalAberration", acq.spherical_aberration),
-                             ("rlnAmplitudeContrast", acq.amplitude_contrast)):
-            value = float(np.median(np.asarray(table[col], float))) if col in table \
-                else default
+        for col, default in (
+            ("rlnVoltage", acq.voltage),
+            ("rlnSphericalAberration", acq.spherical_aberration),
+            ("rlnAmplitudeContrast", acq.amplitude_contrast),
+        ):
+            value = float(np.median(np.asarray(table[col], float))) if col in table else default
             optics[col] = np.array([value])
-    defaults = {"rlnVoltage": acq.voltage, "rlnSphericalAberration": acq.spherical_aberration,
-                "rlnAmplitudeContrast": acq.amplitude_contrast,
-                "rlnTomoTiltSeriesPixelSize": voxel_size, "rlnImagePixelSize": voxel_size,
-                "rlnImageSize": int(box), "rlnImageDimensionality": 3}
+    defaults = {
+        "rlnVoltage": acq.voltage,
+        "rlnSphericalAberration": acq.spherical_aberration,
+        "rlnAmplitudeContrast": acq.amplitude_contrast,
+        "rlnTomoTiltSeriesPixelSize": voxel_size,
+        "rlnImagePixelSize": voxel_size,
+        "rlnImageSize": int(box),
+        "rlnImageDimensionality": 3,
+    }
     for col, value in defaults.items():
         if col not in optics:
             optics[col] = np.full(n, value)
@@ -341,11 +414,17 @@ def _optics_for_output(source, voxel_size, box, acquisition):
     return optics
 
 
-def write_relion5_particles(path: PathLike, results: dict, n_particles: int, voxel_size: float,
-                            box: int, source: Optional[ParticleStar] = None,
-                            image_names: Sequence[str] | None = None,
-                            extra: Optional[dict] = None,
-                            acquisition: Optional[Acquisition] = None) -> Path:
+def write_relion5_particles(
+    path: PathLike,
+    results: dict,
+    n_particles: int,
+    voxel_size: float,
+    box: int,
+    source: Optional[ParticleStar] = None,
+    image_names: Sequence[str] | None = None,
+    extra: Optional[dict] = None,
+    acquisition: Optional[Acquisition] = None,
+) -> Path:
     """Write a RELION 5 particle file of 3D subtomograms.
 
     Parameters
@@ -378,8 +457,8 @@ def write_relion5_particles(path: PathLike, results: dict, n_particles: int, vox
         particles["rlnImageName"] = np.asarray([str(p) for p in source.paths])
         if "rlnCtfImage" in particles:
             particles["rlnCtfImage"] = np.asarray(
-                [str(p) for p in _resolve([str(v) for v in particles["rlnCtfImage"]],
-                                          source.path)])
+                [str(p) for p in _resolve([str(v) for v in particles["rlnCtfImage"]], source.path)]
+            )
         for col in _STALE_PRIORS:
             # priors of the poses replaced below would pull RELION back to them
             particles.pop(col, None)
@@ -391,8 +470,7 @@ def write_relion5_particles(path: PathLike, results: dict, n_particles: int, vox
         particles[k] = np.asarray(v)
     bad = {k: len(v) for k, v in particles.items() if len(v) != n_particles}
     if bad:
-        raise InputError(f"particle columns of the wrong length (expected {n_particles}): "
-                         f"{bad}")
+        raise InputError(f"particle columns of the wrong length (expected {n_particles}): {bad}")
     if "rlnOpticsGroup" not in particles:
         particles["rlnOpticsGroup"] = np.ones(n_particles, int)
     if "rlnTomoName" not in particles and "rlnMicrographName" in particles:
@@ -402,6 +480,9 @@ def write_relion5_particles(path: PathLike, results: dict, n_particles: int, vox
     # RELION 5 drops the legacy pixel columns when it writes; so do we
     for col in ("rlnMagnification", "rlnDetectorPixelSize"):
         particles.pop(col, None)
-    blocks = {"general": {"rlnTomoSubTomosAre2DStacks": 0}, "optics": optics,
-              "particles": particles}
+    blocks = {
+        "general": {"rlnTomoSubTomosAre2DStacks": 0},
+        "optics": optics,
+        "particles": particles,
+    }
     return write_star_blocks(path, blocks, version=50001)

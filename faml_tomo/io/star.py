@@ -16,6 +16,7 @@ Examples
 >>> read_star("particles.star")["rlnClassNumber"]                         # doctest: +SKIP
 array([1, 2])
 """
+
 import logging
 import math
 import re
@@ -32,8 +33,14 @@ from .mrc import atomic_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["write_star", "write_star_blocks", "read_star", "read_star_blocks",
-           "star_block_names", "StarError"]
+__all__ = [
+    "write_star",
+    "write_star_blocks",
+    "read_star",
+    "read_star_blocks",
+    "star_block_names",
+    "StarError",
+]
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
@@ -70,18 +77,23 @@ def _columns_of(data, where):
     """Normalise a table to ``(labels, list of columns)``."""
     if isinstance(data, Mapping):
         labels = [str(k).lstrip("_") for k in data]
-        cols = [list(np.atleast_1d(np.asarray(v, dtype=object))) if not _is_scalar(v)
-                else [v] for v in data.values()]
+        cols = [
+            list(np.atleast_1d(np.asarray(v, dtype=object))) if not _is_scalar(v) else [v]
+            for v in data.values()
+        ]
     else:
         rows = list(data)
         if not rows:
-            raise StarError(f"{where}: a table given as rows needs at least one row "
-                            f"(pass a dict of empty columns for an empty table)")
+            raise StarError(
+                f"{where}: a table given as rows needs at least one row "
+                f"(pass a dict of empty columns for an empty table)"
+            )
         labels = [str(k).lstrip("_") for k in rows[0]]
         for i, row in enumerate(rows):
             if list(row) != list(rows[0]):
-                raise StarError(f"{where}: row {i} has labels {list(row)}, expected "
-                                f"{list(rows[0])}")
+                raise StarError(
+                    f"{where}: row {i} has labels {list(row)}, expected {list(rows[0])}"
+                )
         cols = [[row[k] for row in rows] for k in rows[0]]
     for label in labels:
         if not label or any(ch.isspace() for ch in label):
@@ -145,8 +157,7 @@ def write_star_blocks(path: PathLike, blocks: Mapping, version: int = 30001) -> 
                 where = f"{path} block data_{name}"
                 if not re.fullmatch(r"[\w.-]*", str(name)):
                     raise StarError(f"{where}: invalid block name {name!r}")
-                if isinstance(data, Mapping) and data and \
-                        all(_is_scalar(v) for v in data.values()):
+                if isinstance(data, Mapping) and data and all(_is_scalar(v) for v in data.values()):
                     _write_pairs(fh, name, data)
                 else:
                     _write_block(fh, name, data, where)
@@ -218,13 +229,14 @@ def _parse(path):
                 current[1].append(tokens[0][1:])
                 if not current[0]:
                     if len(tokens) < 2:
-                        raise StarError(f"{path}:{lineno}: label {tokens[0]} has no "
-                                        f"value")
+                        raise StarError(f"{path}:{lineno}: label {tokens[0]} has no value")
                     current[2].append(tokens[1])
             elif current[0]:
                 if len(tokens) != len(current[1]):
-                    raise StarError(f"{path}:{lineno}: row has {len(tokens)} values "
-                                    f"for {len(current[1])} columns")
+                    raise StarError(
+                        f"{path}:{lineno}: row has {len(tokens)} values "
+                        f"for {len(current[1])} columns"
+                    )
                 current[2].append(tokens)
             else:
                 raise StarError(f"{path}:{lineno}: unexpected line {line[:40]!r}")
@@ -262,8 +274,7 @@ def star_block_names(path: PathLike) -> list[str]:
     return list(_parse(_check_path(path)))
 
 
-def read_star(path: PathLike, block_name: str | None = None,
-              dtypes: Mapping | None = None) -> dict:
+def read_star(path: PathLike, block_name: str | None = None, dtypes: Mapping | None = None) -> dict:
     """Read one data block of a STAR file.
 
     Parameters
@@ -297,8 +308,10 @@ def read_star(path: PathLike, block_name: str | None = None,
     if block_name is None:
         block_name = "particles" if "particles" in blocks else next(iter(blocks))
     elif block_name not in blocks:
-        raise StarError(f"{path}: no block data_{block_name}; blocks present: "
-                        f"{', '.join('data_' + n for n in blocks)}")
+        raise StarError(
+            f"{path}: no block data_{block_name}; blocks present: "
+            f"{', '.join('data_' + n for n in blocks)}"
+        )
     return _block_dict(blocks[block_name], dtypes)
 
 

@@ -13,6 +13,7 @@ Coordinates are voxel positions ``(x, y, z)`` in the tomogram array
 mean of their valid voxels and reported through ``outside_fraction``; no
 coordinate is ever dropped, so scores stay in sync with coordinates.
 """
+
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,8 @@ from ..models.network import BOX_SIZE
 
 logger = logging.getLogger(__name__)
 
-BEAD_SPAN_PX = 16           # bead diameter in box voxels
-BACKGROUND_RADIUS = 12.0    # box voxels; the bead (radius 8) and its rim lie inside
+BEAD_SPAN_PX = 16  # bead diameter in box voxels
+BACKGROUND_RADIUS = 12.0  # box voxels; the bead (radius 8) and its rim lie inside
 
 __all__ = ["BoxSet", "target_sampling", "extract_boxes", "normalise_boxes"]
 
@@ -49,6 +50,7 @@ class BoxSet:
         Box voxel size in tomogram voxels (> 1 means the tomogram was
         binned, < 1 interpolated).
     """
+
     boxes: np.ndarray
     coords: np.ndarray
     outside_fraction: np.ndarray
@@ -70,9 +72,11 @@ def _check(tomogram, coords, sampling_rate, bead_diameter_A):
         raise InputError(f"bead diameter must be > 0 Å, got {bead_diameter_A}")
     bead_px = bead_diameter_A / sampling_rate
     if bead_px < 2:
-        raise InputError(f"bead diameter {bead_diameter_A:g} Å is {bead_px:.2f} px at "
-                         f"{sampling_rate:g} Å/px: too small to see (check the units: "
-                         f"bead size in Å, sampling in Å/px)")
+        raise InputError(
+            f"bead diameter {bead_diameter_A:g} Å is {bead_px:.2f} px at "
+            f"{sampling_rate:g} Å/px: too small to see (check the units: "
+            f"bead size in Å, sampling in Å/px)"
+        )
     coords = np.asarray(coords, dtype=float).reshape(-1, 3)
     if not np.all(np.isfinite(coords)):
         raise InputError("coordinates contain NaN or Inf")
@@ -94,7 +98,7 @@ def normalise_boxes(boxes: np.ndarray, radius: float = BACKGROUND_RADIUS) -> np.
     """
     b = boxes.shape[-1]
     grid = np.indices((b, b, b), dtype=np.float32) - b // 2
-    outside = np.sum(grid ** 2, axis=0) > radius ** 2
+    outside = np.sum(grid**2, axis=0) > radius**2
     bg = boxes[:, outside]
     mean = bg.mean(axis=1)
     sd = bg.std(axis=1)
@@ -104,9 +108,14 @@ def normalise_boxes(boxes: np.ndarray, radius: float = BACKGROUND_RADIUS) -> np.
     return boxes
 
 
-def extract_boxes(tomogram: Any, coords: np.ndarray, sampling_rate: float,
-                  bead_diameter_A: float, box_size: int = BOX_SIZE,
-                  normalise: bool = True) -> "BoxSet":
+def extract_boxes(
+    tomogram: Any,
+    coords: np.ndarray,
+    sampling_rate: float,
+    bead_diameter_A: float,
+    box_size: int = BOX_SIZE,
+    normalise: bool = True,
+) -> "BoxSet":
     """Extract resampled boxes around coordinates.
 
     Parameters
@@ -137,18 +146,19 @@ def extract_boxes(tomogram: Any, coords: np.ndarray, sampling_rate: float,
     outside = np.zeros(n)
     # box voxel j sits at centre + (j - box//2) * scale, in tomogram voxels
     offsets = (np.arange(box_size) - box_size // 2) * scale
-    half = int(np.ceil(box_size / 2 * scale)) + 4      # crop margin for the spline
+    half = int(np.ceil(box_size / 2 * scale)) + 4  # crop margin for the spline
     shape_xyz = np.array(tomogram.shape[::-1])
     # anti-alias before binning: Gaussian of ~half a box voxel
-    sigma = 0.5 * np.sqrt(max(scale ** 2 - 1.0, 0.0))
+    sigma = 0.5 * np.sqrt(max(scale**2 - 1.0, 0.0))
     for i, c in enumerate(coords):
         lo = np.floor(c).astype(int) - half
         hi = np.floor(c).astype(int) + half + 1
         lo_c = np.clip(lo, 0, shape_xyz)
         hi_c = np.clip(hi, 0, shape_xyz)
-        crop = np.asarray(tomogram[lo_c[2]:hi_c[2], lo_c[1]:hi_c[1], lo_c[0]:hi_c[0]],
-                          dtype=np.float32)
-        pts = [c[ax] + offsets for ax in (2, 1, 0)]                 # z, y, x
+        crop = np.asarray(
+            tomogram[lo_c[2] : hi_c[2], lo_c[1] : hi_c[1], lo_c[0] : hi_c[0]], dtype=np.float32
+        )
+        pts = [c[ax] + offsets for ax in (2, 1, 0)]  # z, y, x
         inside = [(p >= 0) & (p <= shape_xyz[ax] - 1) for p, ax in zip(pts, (2, 1, 0))]
         mask = inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
         outside[i] = 1.0 - mask.mean()
@@ -158,16 +168,21 @@ def extract_boxes(tomogram: Any, coords: np.ndarray, sampling_rate: float,
             continue
         if sigma > 0.1:
             crop = ndimage.gaussian_filter(crop, sigma, mode="nearest")
-        zz, yy, xx = np.meshgrid(pts[0] - lo_c[2], pts[1] - lo_c[1], pts[2] - lo_c[0],
-                                 indexing="ij")
-        box = ndimage.map_coordinates(crop, [zz, yy, xx], order=3, mode="nearest",
-                                      prefilter=True).astype(np.float32)
+        zz, yy, xx = np.meshgrid(
+            pts[0] - lo_c[2], pts[1] - lo_c[1], pts[2] - lo_c[0], indexing="ij"
+        )
+        box = ndimage.map_coordinates(
+            crop, [zz, yy, xx], order=3, mode="nearest", prefilter=True
+        ).astype(np.float32)
         if not mask.all():
             box[~mask] = box[mask].mean()
         boxes[i] = box
     if np.any(outside > 0):
-        logger.info("%d of %d boxes reach past the tomogram border (padded)",
-                    int(np.count_nonzero(outside > 0)), n)
+        logger.info(
+            "%d of %d boxes reach past the tomogram border (padded)",
+            int(np.count_nonzero(outside > 0)),
+            n,
+        )
     if normalise and n:
         normalise_boxes(boxes)
     return BoxSet(boxes, coords, outside, sampling, scale)

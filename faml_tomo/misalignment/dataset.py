@@ -43,6 +43,7 @@ One compressed ``.npz`` per specimen in ``<cache>/<set>/spec_<index>.npz``
 interrupted generation resumes.  Specimen ``i`` of set ``s`` is seeded with
 ``(seed, SET_ID[s], i)``: training and validation never share a specimen.
 """
+
 import logging
 import os
 import time
@@ -61,23 +62,65 @@ from ..simulation.preprocess import preprocess_tilt_series
 from .boxes import BEAD_SPAN_PX, extract_boxes, target_sampling
 
 from ..typealiases import PathLike
-from .specimens import (ALIGNED_ID, BEAD_RANGES, CLASSES, DATA_VERSION, IMAGE_SIZE, KINDS, N_BEADS,
-                        RESIDUAL_RANGES, SET_ID, STRONG_ID, WEAK_ID, apparent_centre, bead_errors,
-                        draw_error_shape, draw_specimen, Processing, scaled_model, SpecimenSpec,
-                        _make_slab_fitting, _misalign_seed, _specimen_rng)
+from .specimens import (
+    ALIGNED_ID,
+    BEAD_RANGES,
+    CLASSES,
+    DATA_VERSION,
+    IMAGE_SIZE,
+    KINDS,
+    N_BEADS,
+    RESIDUAL_RANGES,
+    SET_ID,
+    STRONG_ID,
+    WEAK_ID,
+    apparent_centre,
+    bead_errors,
+    draw_error_shape,
+    draw_specimen,
+    Processing,
+    scaled_model,
+    SpecimenSpec,
+    _make_slab_fitting,
+    _misalign_seed,
+    _specimen_rng,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLASSES", "ALIGNED_ID", "WEAK_ID", "STRONG_ID", "KINDS", "RESIDUAL_RANGES",
-           "SET_ID", "DATA_VERSION", "Processing", "preprocessed_series", "SpecimenSpec",
-           "draw_specimen", "bead_errors", "draw_error_shape", "scaled_model",
-           "bead_box_volume", "series_boxes", "simulate_specimen", "generate_shards",
-           "load_shards", "BoxData"]
+__all__ = [
+    "CLASSES",
+    "ALIGNED_ID",
+    "WEAK_ID",
+    "STRONG_ID",
+    "KINDS",
+    "RESIDUAL_RANGES",
+    "SET_ID",
+    "DATA_VERSION",
+    "Processing",
+    "preprocessed_series",
+    "SpecimenSpec",
+    "draw_specimen",
+    "bead_errors",
+    "draw_error_shape",
+    "scaled_model",
+    "bead_box_volume",
+    "series_boxes",
+    "simulate_specimen",
+    "generate_shards",
+    "load_shards",
+    "BoxData",
+]
 
 
-def bead_box_volume(ts: Any, centre: np.ndarray, bead_diameter: float, thickness: int,
-                    extra: int = 0,
-                    processing: Processing | None = None) -> tuple[np.ndarray, np.ndarray]:
+def bead_box_volume(
+    ts: Any,
+    centre: np.ndarray,
+    bead_diameter: float,
+    thickness: int,
+    extra: int = 0,
+    processing: Processing | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Local reconstruction at the tomogram pixel size around ``centre``
     (rounded to a voxel), big enough for :func:`extract_boxes` plus
     ``extra`` voxels each side.  Returns ``(volume, origin_xyz)`` where
@@ -93,9 +136,17 @@ def bead_box_volume(ts: Any, centre: np.ndarray, bead_diameter: float, thickness
     if processing is None:
         vol = reconstruct_local(ts.images, ts.angles, c, box, thickness, scale=1.0)
     else:
-        vol = reconstruct_local(ts.images, ts.angles, c, box, thickness, scale=1.0,
-                                filter=processing.recon_filter,
-                                lowpass=processing.recon_lowpass, normalize=False)
+        vol = reconstruct_local(
+            ts.images,
+            ts.angles,
+            c,
+            box,
+            thickness,
+            scale=1.0,
+            filter=processing.recon_filter,
+            lowpass=processing.recon_lowpass,
+            normalize=False,
+        )
     return vol, c - half
 
 
@@ -105,9 +156,14 @@ def preprocessed_series(ts: Any, processing: Processing | None) -> Any:
     if processing is None:
         return ts
     pre = preprocess_tilt_series(
-        ts.images, ts.pixel_size, ts.acquisition.ctf, processing.ctf_correction,
+        ts.images,
+        ts.pixel_size,
+        ts.acquisition.ctf,
+        processing.ctf_correction,
         pre_exposure=ts.pre_exposure if processing.dose_weighting else None,
-        dose_per_image=ts.dose_per_image, wiener_snr=processing.wiener_snr)
+        dose_per_image=ts.dose_per_image,
+        wiener_snr=processing.wiener_snr,
+    )
     return replace(ts, images=pre)
 
 
@@ -118,8 +174,9 @@ def _boxes_for_series(ts, centres_guess, bead_d, nz, rng, processing=None):
     jitter = processing.coord_jitter if processing is not None else 0.08
     boxes, centres = [], []
     for g in centres_guess:
-        vol, origin = bead_box_volume(ts, g, bead_d, nz, extra=int(np.ceil(search)) + 1,
-                                      processing=processing)
+        vol, origin = bead_box_volume(
+            ts, g, bead_d, nz, extra=int(np.ceil(search)) + 1, processing=processing
+        )
         c = apparent_centre(vol, g - origin, bead_px, search) + origin
         c = c + rng.normal(0, jitter * bead_px, 3)
         vol2, origin2 = vol, origin
@@ -131,8 +188,9 @@ def _boxes_for_series(ts, centres_guess, bead_d, nz, rng, processing=None):
     return np.asarray(boxes, np.float32).reshape(-1, 32, 32, 32), np.asarray(centres)
 
 
-def series_boxes(ts: Any, rng: np.random.Generator,
-                 keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def series_boxes(
+    ts: Any, rng: np.random.Generator, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes around the beads of a simulated tilt series, centred where a
     fiducial detector would put them (apparent centre + small error).
 
@@ -152,8 +210,14 @@ def series_boxes(ts: Any, rng: np.random.Generator,
         Indices of the beads used.
     """
     p = ts.slab.params
-    disp, res = bead_errors(ts.slab.beads, ts.angles, ts.shift_x / p.pixel_size,
-                            ts.shift_y / p.pixel_size, ts.rotation, p.shape)
+    disp, res = bead_errors(
+        ts.slab.beads,
+        ts.angles,
+        ts.shift_x / p.pixel_size,
+        ts.shift_y / p.pixel_size,
+        ts.rotation,
+        p.shape,
+    )
     guess = ts.slab.beads + disp
     inside = np.all((guess >= 0) & (guess <= np.array(p.shape[::-1]) - 1), axis=1)
     keep = inside if keep is None else (np.asarray(keep, bool) & inside)
@@ -164,9 +228,16 @@ def series_boxes(ts: Any, rng: np.random.Generator,
     return boxes, res[idx], idx
 
 
-def simulate_specimen(seed: int, set_name: str, index: int, kinds: Sequence[str] | None = None,
-                      filter_beads: bool = True, image_size: int = IMAGE_SIZE,
-                      n_beads: int = N_BEADS, series_callback: Callable | None = None) -> dict:
+def simulate_specimen(
+    seed: int,
+    set_name: str,
+    index: int,
+    kinds: Sequence[str] | None = None,
+    filter_beads: bool = True,
+    image_size: int = IMAGE_SIZE,
+    n_beads: int = N_BEADS,
+    series_callback: Callable | None = None,
+) -> dict:
     """Simulate one specimen's aligned, weak and strong tilt series and their
     bead boxes.
 
@@ -188,8 +259,7 @@ def simulate_specimen(seed: int, set_name: str, index: int, kinds: Sequence[str]
     """
     t0 = time.perf_counter()
     rng = _specimen_rng(seed, set_name, index)
-    spec = draw_specimen(rng, image_size=image_size, n_beads=n_beads,
-                         fine=set_name == "fine")
+    spec = draw_specimen(rng, image_size=image_size, n_beads=n_beads, fine=set_name == "fine")
     slab = _make_slab_fitting(spec, np.random.default_rng(spec.seed ^ 0x5EED))
     acq = spec.acquisition.validate()
     angles = acq.angles()
@@ -207,15 +277,25 @@ def simulate_specimen(seed: int, set_name: str, index: int, kinds: Sequence[str]
         else:
             kind = str(rng.choice(mis_kinds))
             target = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        model = scaled_model(kind, target, rng, slab.beads, angles, shape, p.pixel_size,
-                             msd) if target > 0.01 else MisalignmentModel(kind="none")
-        ts = simulate_tilt_series(acquisition=acq, misalignment=model, rng=spec.seed,
-                                  slab=slab, workers=1)
+        model = (
+            scaled_model(kind, target, rng, slab.beads, angles, shape, p.pixel_size, msd)
+            if target > 0.01
+            else MisalignmentModel(kind="none")
+        )
+        ts = simulate_tilt_series(
+            acquisition=acq, misalignment=model, rng=spec.seed, slab=slab, workers=1
+        )
         if series_callback is not None:
             series_callback(cls_id, kind, ts)
         ts = preprocessed_series(ts, spec.processing)
-        disp, res = bead_errors(slab.beads, angles, ts.shift_x / p.pixel_size,
-                                ts.shift_y / p.pixel_size, ts.rotation, shape)
+        disp, res = bead_errors(
+            slab.beads,
+            angles,
+            ts.shift_x / p.pixel_size,
+            ts.shift_y / p.pixel_size,
+            ts.rotation,
+            shape,
+        )
         tomo_res.append(float(np.median(res)))
         blo, bhi = BEAD_RANGES[cls] if filter_beads else (-np.inf, np.inf)
         keep = (res >= blo) & (res <= bhi)
@@ -224,22 +304,31 @@ def simulate_specimen(seed: int, set_name: str, index: int, kinds: Sequence[str]
         keep &= np.all((guess >= 0) & (guess <= np.array(shape[::-1]) - 1), axis=1)
         if not keep.any():
             continue
-        b, _ = _boxes_for_series(ts, guess[keep], p.bead_diameter, p.nz, rng,
-                                 spec.processing)
+        b, _ = _boxes_for_series(ts, guess[keep], p.bead_diameter, p.nz, rng, spec.processing)
         out["boxes"].append(b.astype(np.float16))
         n = len(b)
         out["label"].append(np.full(n, cls_id, np.int8))
         out["kind"].append(np.full(n, KINDS.index(kind), np.int8))
         out["residual"].append(res[keep].astype(np.float32))
         out["tomo"].append(np.full(n, cls_id, np.int8))
-    data: dict = {k: (np.concatenate(v) if v else np.zeros((0,) + ((32, 32, 32) if k == "boxes"
-                                                                  else ()), np.float16))
-                  for k, v in out.items()}
-    data.update(pixel_size=np.float32(p.pixel_size), bead_diameter=np.float32(p.bead_diameter),
-                specimen=np.int32(index), tomo_residual=np.asarray(tomo_res, np.float32),
-                n_images=np.int16(len(angles)), tilt_min=np.float32(acq.tilt_min),
-                tilt_max=np.float32(acq.tilt_max),
-                seconds=np.float32(time.perf_counter() - t0))
+    data: dict = {
+        k: (
+            np.concatenate(v)
+            if v
+            else np.zeros((0,) + ((32, 32, 32) if k == "boxes" else ()), np.float16)
+        )
+        for k, v in out.items()
+    }
+    data.update(
+        pixel_size=np.float32(p.pixel_size),
+        bead_diameter=np.float32(p.bead_diameter),
+        specimen=np.int32(index),
+        tomo_residual=np.asarray(tomo_res, np.float32),
+        n_images=np.int16(len(angles)),
+        tilt_min=np.float32(acq.tilt_min),
+        tilt_max=np.float32(acq.tilt_max),
+        seconds=np.float32(time.perf_counter() - t0),
+    )
     return data
 
 
@@ -261,8 +350,14 @@ def _make_shard(job):
     return index, float(data["seconds"])
 
 
-def generate_shards(cache: PathLike, seed: int, set_name: str, count: int, workers: int = 1,
-                    log: Callable | None = None) -> float:
+def generate_shards(
+    cache: PathLike,
+    seed: int,
+    set_name: str,
+    count: int,
+    workers: int = 1,
+    log: Callable | None = None,
+) -> float:
     """Make (or reuse) the shards of specimens ``0 .. count - 1`` of a set.
 
     Parameters
@@ -279,11 +374,16 @@ def generate_shards(cache: PathLike, seed: int, set_name: str, count: int, worke
     if set_name not in SET_ID:
         raise InputError(f"set must be one of {', '.join(SET_ID)}, got {set_name!r}")
     (Path(cache) / set_name).mkdir(parents=True, exist_ok=True)
-    todo = [(str(cache), int(seed), set_name, i) for i in range(int(count))
-            if not _shard_path(cache, set_name, i).is_file()]
+    todo = [
+        (str(cache), int(seed), set_name, i)
+        for i in range(int(count))
+        if not _shard_path(cache, set_name, i).is_file()
+    ]
     log = log or logger.info
-    log(f"{set_name}: {count - len(todo)} of {count} specimens cached, "
-        f"{len(todo)} to simulate with {workers} worker(s)")
+    log(
+        f"{set_name}: {count - len(todo)} of {count} specimens cached, "
+        f"{len(todo)} to simulate with {workers} worker(s)"
+    )
     t0 = time.perf_counter()
     done = 0
     results: Iterable
@@ -297,8 +397,10 @@ def generate_shards(cache: PathLike, seed: int, set_name: str, count: int, worke
             done += 1
             if done % 10 == 0 or done == len(todo):
                 el = time.perf_counter() - t0
-                log(f"{set_name}: {done}/{len(todo)} specimens in {el:.0f} s "
-                    f"({el / done:.1f} s each)")
+                log(
+                    f"{set_name}: {done}/{len(todo)} specimens in {el:.0f} s "
+                    f"({el / done:.1f} s each)"
+                )
     finally:
         if workers > 1:
             pool.shutdown()
@@ -309,6 +411,7 @@ def generate_shards(cache: PathLike, seed: int, set_name: str, count: int, worke
 class BoxData:
     """Boxes of many specimens (see :func:`simulate_specimen`), with a
     ``tomogram`` id unique across specimens (specimen * 3 + series)."""
+
     boxes: np.ndarray
     label: np.ndarray
     kind: np.ndarray
@@ -337,8 +440,7 @@ class BoxData:
         return BoxData(*(np.concatenate(parts[f]) for f in _BOX_FIELDS))
 
 
-_BOX_FIELDS = ("boxes", "label", "kind", "residual", "tomogram", "pixel_size",
-               "bead_diameter")
+_BOX_FIELDS = ("boxes", "label", "kind", "residual", "tomogram", "pixel_size", "bead_diameter")
 
 
 def load_shards(cache: PathLike, set_name: str, count: int) -> "BoxData":
@@ -350,10 +452,16 @@ def load_shards(cache: PathLike, set_name: str, count: int) -> "BoxData":
             raise InputError(f"{path}: shard missing (generate it first)")
         with np.load(path) as z:
             n = len(z["label"])
-            parts.append(dict(boxes=z["boxes"], label=z["label"], kind=z["kind"],
-                              residual=z["residual"],
-                              tomogram=i * 3 + z["tomo"].astype(np.int64),
-                              pixel_size=np.full(n, z["pixel_size"], np.float32),
-                              bead_diameter=np.full(n, z["bead_diameter"], np.float32)))
+            parts.append(
+                dict(
+                    boxes=z["boxes"],
+                    label=z["label"],
+                    kind=z["kind"],
+                    residual=z["residual"],
+                    tomogram=i * 3 + z["tomo"].astype(np.int64),
+                    pixel_size=np.full(n, z["pixel_size"], np.float32),
+                    bead_diameter=np.full(n, z["bead_diameter"], np.float32),
+                )
+            )
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return BoxData(**cat)

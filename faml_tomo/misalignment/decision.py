@@ -7,6 +7,7 @@ the strong network kept.  Without a weak threshold, the tomograms are only
 split into strongly misaligned and the rest (the published reference code
 instead sends aligned tomograms to the strong set in that case).
 """
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,8 +19,17 @@ from ..errors import InputError
 ALIGNED, WEAK, STRONG, UNCLASSIFIED = "aligned", "weak", "strong", "unclassified"
 CRITERIA = ("mean", "votes")
 
-__all__ = ["ALIGNED", "WEAK", "STRONG", "UNCLASSIFIED", "CRITERIA", "TomogramDecision",
-           "aggregate", "decide", "bead_verdicts"]
+__all__ = [
+    "ALIGNED",
+    "WEAK",
+    "STRONG",
+    "UNCLASSIFIED",
+    "CRITERIA",
+    "TomogramDecision",
+    "aggregate",
+    "decide",
+    "bead_verdicts",
+]
 
 
 @dataclass
@@ -46,6 +56,7 @@ class TomogramDecision:
     n_excluded : int
         Coordinates not scored (box outside the tomogram or non-finite).
     """
+
     label: str
     strong_score: float = float("nan")
     weak_score: float = float("nan")
@@ -56,8 +67,9 @@ class TomogramDecision:
     n_excluded: int = 0
 
 
-def aggregate(scores: "np.ndarray | Sequence[float]", criterion: str = "mean",
-              threshold: float = 0.5) -> float:
+def aggregate(
+    scores: "np.ndarray | Sequence[float]", criterion: str = "mean", threshold: float = 0.5
+) -> float:
     """Aggregate bead scores into one tomogram score.
 
     ``"mean"``: the mean score.  ``"votes"``: the fraction of beads whose
@@ -73,10 +85,13 @@ def aggregate(scores: "np.ndarray | Sequence[float]", criterion: str = "mean",
     raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
 
 
-def decide(strong_scores: "np.ndarray | Sequence[float]",
-           weak_scores: "np.ndarray | Sequence[float] | None" = None,
-           criterion: str = "mean", strong_threshold: float = 0.5,
-           weak_threshold: float | None = None) -> "TomogramDecision":
+def decide(
+    strong_scores: "np.ndarray | Sequence[float]",
+    weak_scores: "np.ndarray | Sequence[float] | None" = None,
+    criterion: str = "mean",
+    strong_threshold: float = 0.5,
+    weak_threshold: float | None = None,
+) -> "TomogramDecision":
     """Classify one tomogram from its bead scores.
 
     Parameters
@@ -100,14 +115,15 @@ def decide(strong_scores: "np.ndarray | Sequence[float]",
     -------
     TomogramDecision
     """
-    for name, thr in (("strong threshold", strong_threshold),
-                      ("weak threshold", weak_threshold)):
+    for name, thr in (("strong threshold", strong_threshold), ("weak threshold", weak_threshold)):
         if thr is not None and not 0.0 <= thr <= 1.0:
             raise InputError(f"{name} must lie in [0, 1], got {thr}")
     strong = np.asarray(strong_scores, dtype=float).ravel()
     if strong.size == 0:
-        return TomogramDecision(UNCLASSIFIED, message="no fiducial coordinates for this "
-                                                      "tomogram: cannot judge its alignment")
+        return TomogramDecision(
+            UNCLASSIFIED,
+            message="no fiducial coordinates for this tomogram: cannot judge its alignment",
+        )
     s = aggregate(strong, criterion, strong_threshold)
     w = float("nan")
     if weak_scores is not None and len(weak_scores):
@@ -118,24 +134,27 @@ def decide(strong_scores: "np.ndarray | Sequence[float]",
     if s <= strong_threshold:
         return TomogramDecision(STRONG, s, w, strong.size)
     if weak_threshold is None:
-        return TomogramDecision(ALIGNED, s, w, strong.size,
-                                message="no weak threshold: not strongly misaligned")
+        return TomogramDecision(
+            ALIGNED, s, w, strong.size, message="no weak threshold: not strongly misaligned"
+        )
     if np.isnan(w):
         raise InputError("a weak threshold was given but no weak scores")
     label = ALIGNED if w > weak_threshold else WEAK
     return TomogramDecision(label, s, w, strong.size)
 
 
-def bead_verdicts(strong_scores: ArrayLike, weak_scores: ArrayLike | None = None,
-                  strong_threshold: float = 0.5,
-                  weak_threshold: float | None = None) -> np.ndarray:
+def bead_verdicts(
+    strong_scores: ArrayLike,
+    weak_scores: ArrayLike | None = None,
+    strong_threshold: float = 0.5,
+    weak_threshold: float | None = None,
+) -> np.ndarray:
     """Each bead's own verdict with the tomogram thresholds: ``"strong"``
     when its strong score is <= ``strong_threshold``, else ``"weak"`` when a
     weak threshold is given and its weak score is <= it, else
     ``"aligned"``; ``""`` for beads without a score (NaN)."""
     s = np.asarray(strong_scores, float).ravel()
-    w = (np.full(s.shape, np.nan) if weak_scores is None
-         else np.asarray(weak_scores, float).ravel())
+    w = np.full(s.shape, np.nan) if weak_scores is None else np.asarray(weak_scores, float).ravel()
     out = np.where(s <= strong_threshold, STRONG, ALIGNED).astype(object)
     if weak_threshold is not None:
         out[(s > strong_threshold) & (w <= weak_threshold)] = WEAK

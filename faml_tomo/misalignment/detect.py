@@ -12,6 +12,7 @@ reported). A tomogram with fewer usable beads than
 explained by the spread of the bead scores and the beads that disagree
 with it.
 """
+
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -25,24 +26,31 @@ from .decision import CRITERIA, UNCLASSIFIED, TomogramDecision, bead_verdicts, d
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINING_PIXEL_RANGE", "TRAINING_BEAD_RANGE", "MAX_OUTSIDE", "TomogramResult",
-           "sampling_warnings", "score_tomogram", "check_parameters"]
+__all__ = [
+    "TRAINING_PIXEL_RANGE",
+    "TRAINING_BEAD_RANGE",
+    "MAX_OUTSIDE",
+    "TomogramResult",
+    "sampling_warnings",
+    "score_tomogram",
+    "check_parameters",
+]
 
 # A box more than half outside the tomogram is mostly padding: not scored
 # (beads on the surfaces of a tightly cropped tomogram stay below it).
 MAX_OUTSIDE = 0.5
 
 # What the shipped networks were trained on (see faml_tomo/models/MODEL_CARD.md).
-TRAINING_PIXEL_RANGE = (4.0, 20.0)         # Å/px
-TRAINING_BEAD_RANGE = (50.0, 200.0)        # Å
-TRAINING_BEAD_PX = (2.5, 50.0)             # bead diameter in tomogram pixels
-TOLERANCE = 1.25                           # "far" = beyond the range by this factor
+TRAINING_PIXEL_RANGE = (4.0, 20.0)  # Å/px
+TRAINING_BEAD_RANGE = (50.0, 200.0)  # Å
+TRAINING_BEAD_PX = (2.5, 50.0)  # bead diameter in tomogram pixels
+TOLERANCE = 1.25  # "far" = beyond the range by this factor
 # Measured on the independent forward model (MODEL_CARD.md), 8 specimens per
 # cell: weak misalignment is missed more often at fine sampling without CTF
 # correction (flagged 5/8 at 5 Å/px with 10 nm beads, 6/8 with 5 nm beads),
 # and with 5 nm beads 1 of 32 aligned tomograms at 5-7 Å/px was flagged.
-VALIDATED_MIN_BEAD = 75.0                   # Å
-WEAK_FINE_SAMPLING = 6.0                    # Å/px
+VALIDATED_MIN_BEAD = 75.0  # Å
+WEAK_FINE_SAMPLING = 6.0  # Å/px
 
 
 @dataclass
@@ -73,6 +81,7 @@ class TomogramResult:
         ``"strong"``; ``""`` when not scored); beads whose verdict differs
         from the tomogram's label are the ones that disagree.
     """
+
     name: str
     coords: np.ndarray
     strong: np.ndarray
@@ -89,8 +98,11 @@ class TomogramResult:
     @property
     def used(self) -> np.ndarray:
         """Which coordinates were scored."""
-        return np.array([not e for e in self.excluded], bool) if self.excluded \
+        return (
+            np.array([not e for e in self.excluded], bool)
+            if self.excluded
             else np.isfinite(np.asarray(self.strong, float))
+        )
 
     @property
     def disagree(self) -> np.ndarray:
@@ -98,9 +110,14 @@ class TomogramResult:
         return np.array([bool(v) and v != self.decision.label for v in self.verdict], bool)
 
 
-def check_parameters(bead_diameter_A: float, criterion: str, strong_threshold: float,
-                     weak_threshold: float | None, min_beads: int = 1,
-                     max_outside: float = MAX_OUTSIDE) -> None:
+def check_parameters(
+    bead_diameter_A: float,
+    criterion: str,
+    strong_threshold: float,
+    weak_threshold: float | None,
+    min_beads: int = 1,
+    max_outside: float = MAX_OUTSIDE,
+) -> None:
     """Raise :class:`InputError` for unusable detection parameters."""
     if int(min_beads) != min_beads or min_beads < 1:
         raise InputError(f"minimum number of beads must be an integer >= 1, got {min_beads}")
@@ -109,10 +126,8 @@ def check_parameters(bead_diameter_A: float, criterion: str, strong_threshold: f
     if not (np.isfinite(bead_diameter_A) and bead_diameter_A > 0):
         raise InputError(f"bead size must be > 0, got {bead_diameter_A} Å")
     if criterion not in CRITERIA:
-        raise InputError(f"criterion must be one of {', '.join(CRITERIA)}, got "
-                         f"{criterion!r}")
-    for name, thr in (("strong threshold", strong_threshold),
-                      ("weak threshold", weak_threshold)):
+        raise InputError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    for name, thr in (("strong threshold", strong_threshold), ("weak threshold", weak_threshold)):
         if thr is not None and not (np.isfinite(thr) and 0.0 <= thr <= 1.0):
             raise InputError(f"{name} must lie in [0, 1], got {thr}")
 
@@ -131,35 +146,54 @@ def sampling_warnings(sampling_rate: float, bead_diameter_A: float) -> list[str]
     box = target_sampling(bead)
     lo, hi = TRAINING_PIXEL_RANGE
     if not lo / TOLERANCE <= px <= hi * TOLERANCE:
-        out.append(f"pixel size {px:g} Å/px is far from the training range {lo:g}-{hi:g} "
-                   f"Å/px: scores may be unreliable")
+        out.append(
+            f"pixel size {px:g} Å/px is far from the training range {lo:g}-{hi:g} "
+            f"Å/px: scores may be unreliable"
+        )
     blo, bhi = TRAINING_BEAD_RANGE
     if not blo / TOLERANCE <= bead <= bhi * TOLERANCE:
-        out.append(f"bead size {bead / 10:g} nm is far from the training range "
-                   f"{blo / 10:g}-{bhi / 10:g} nm (boxes are sampled at {box:.2f} Å/voxel)")
+        out.append(
+            f"bead size {bead / 10:g} nm is far from the training range "
+            f"{blo / 10:g}-{bhi / 10:g} nm (boxes are sampled at {box:.2f} Å/voxel)"
+        )
     if blo / TOLERANCE <= bead < VALIDATED_MIN_BEAD:
-        out.append(f"beads of {bead / 10:g} nm: on independent test data with 5 nm beads "
-                   f"at 5-7 Å/px, 1 of 32 aligned tomograms was called misaligned (see the "
-                   f"model card); check flagged tomograms by eye")
+        out.append(
+            f"beads of {bead / 10:g} nm: on independent test data with 5 nm beads "
+            f"at 5-7 Å/px, 1 of 32 aligned tomograms was called misaligned (see the "
+            f"model card); check flagged tomograms by eye"
+        )
     if px < WEAK_FINE_SAMPLING:
-        out.append(f"at {px:g} Å/px without CTF correction, weak misalignment was missed in "
-                   f"up to 3 of 8 independent test tomograms (see the model card): a tomogram "
-                   f"called aligned may still be weakly misaligned; phase-flipped "
-                   f"tomograms were all flagged")
+        out.append(
+            f"at {px:g} Å/px without CTF correction, weak misalignment was missed in "
+            f"up to 3 of 8 independent test tomograms (see the model card): a tomogram "
+            f"called aligned may still be weakly misaligned; phase-flipped "
+            f"tomograms were all flagged"
+        )
     plo, phi = TRAINING_BEAD_PX
     bead_px = bead / px
     if not plo / TOLERANCE <= bead_px <= phi * TOLERANCE:
-        out.append(f"the bead spans {bead_px:.1f} px; after resampling to 16 px (x"
-                   f"{16 / bead_px:.2f}) this is far from the training range "
-                   f"{plo:g}-{phi:g} px: scores may be unreliable")
+        out.append(
+            f"the bead spans {bead_px:.1f} px; after resampling to 16 px (x"
+            f"{16 / bead_px:.2f}) this is far from the training range "
+            f"{plo:g}-{phi:g} px: scores may be unreliable"
+        )
     return out
 
 
-def score_tomogram(name: str, tomogram: Any, coords: ArrayLike, sampling_rate: float,
-                   bead_diameter_A: float, scorer: Any, criterion: str = "mean",
-                   strong_threshold: float = 0.5, weak_threshold: float | None = None,
-                   keep_boxes: bool = False, min_beads: int = 1,
-                   max_outside: float = MAX_OUTSIDE) -> "TomogramResult":
+def score_tomogram(
+    name: str,
+    tomogram: Any,
+    coords: ArrayLike,
+    sampling_rate: float,
+    bead_diameter_A: float,
+    scorer: Any,
+    criterion: str = "mean",
+    strong_threshold: float = 0.5,
+    weak_threshold: float | None = None,
+    keep_boxes: bool = False,
+    min_beads: int = 1,
+    max_outside: float = MAX_OUTSIDE,
+) -> "TomogramResult":
     """Score the beads of one tomogram and classify it.
 
     Parameters
@@ -187,8 +221,9 @@ def score_tomogram(name: str, tomogram: Any, coords: ArrayLike, sampling_rate: f
     -------
     TomogramResult
     """
-    check_parameters(bead_diameter_A, criterion, strong_threshold, weak_threshold,
-                     min_beads, max_outside)
+    check_parameters(
+        bead_diameter_A, criterion, strong_threshold, weak_threshold, min_beads, max_outside
+    )
     coords = np.asarray(coords, float).reshape(-1, 3)
     warns = sampling_warnings(sampling_rate, bead_diameter_A)
     empty = np.zeros(0, np.float32)
@@ -201,10 +236,16 @@ def score_tomogram(name: str, tomogram: Any, coords: ArrayLike, sampling_rate: f
     outside = np.asarray(bs.outside_fraction) > max_outside
     # a constant box (an empty or zeroed region) has nothing to score
     flat = finite & (np.ptp(bs.boxes.reshape(len(coords), -1), axis=1) <= 1e-6)
-    excluded = ["non-finite values in the box" if not f else
-                (f"{100 * o:.0f}% of the box outside the tomogram" if out else
-                 ("constant values in the box (no data)" if fl else ""))
-                for f, o, out, fl in zip(finite, bs.outside_fraction, outside, flat)]
+    excluded = [
+        "non-finite values in the box"
+        if not f
+        else (
+            f"{100 * o:.0f}% of the box outside the tomogram"
+            if out
+            else ("constant values in the box (no data)" if fl else "")
+        )
+        for f, o, out, fl in zip(finite, bs.outside_fraction, outside, flat)
+    ]
     used = finite & ~outside & ~flat
     strong = np.full(len(coords), np.nan, np.float32)
     weak = np.full(len(coords), np.nan, np.float32)
@@ -218,9 +259,11 @@ def score_tomogram(name: str, tomogram: Any, coords: ArrayLike, sampling_rate: f
         if np.any(flat & ~outside):
             why.append(f"{int(np.sum(flat & ~outside))} in regions of constant values")
         dec = TomogramDecision(
-            UNCLASSIFIED, n_excluded=n_excl,
+            UNCLASSIFIED,
+            n_excluded=n_excl,
             message=f"{n_used} usable bead(s) of {len(coords)} (at least {min_beads} "
-                    f"needed){': ' + ', '.join(why) if why else ''}")
+            f"needed){': ' + ', '.join(why) if why else ''}",
+        )
     else:
         s, w = scorer.score(bs.boxes[used], bs.scale)
         strong[used], weak[used] = s, w
@@ -233,20 +276,35 @@ def score_tomogram(name: str, tomogram: Any, coords: ArrayLike, sampling_rate: f
     notes = []
     n_pad = int(np.count_nonzero((np.asarray(bs.outside_fraction) > 0) & used))
     if n_pad:
-        notes.append(f"{n_pad} of {len(coords)} boxes reach past the tomogram border "
-                     f"(padded, scored)")
+        notes.append(
+            f"{n_pad} of {len(coords)} boxes reach past the tomogram border (padded, scored)"
+        )
     if n_excl and dec.label != UNCLASSIFIED:
-        notes.append(f"{n_excl} of {len(coords)} coordinates not scored (outside the "
-                     f"tomogram, non-finite or constant values)")
+        notes.append(
+            f"{n_excl} of {len(coords)} coordinates not scored (outside the "
+            f"tomogram, non-finite or constant values)"
+        )
     if notes:
         dec.message = "; ".join([dec.message] + notes if dec.message else notes)
-    return TomogramResult(name, bs.coords, strong, weak, bs.outside_fraction, dec,
-                          bs.sampling, bs.scale, warns,
-                          bs.boxes if keep_boxes else None, excluded, list(verdict))
+    return TomogramResult(
+        name,
+        bs.coords,
+        strong,
+        weak,
+        bs.outside_fraction,
+        dec,
+        bs.sampling,
+        bs.scale,
+        warns,
+        bs.boxes if keep_boxes else None,
+        excluded,
+        list(verdict),
+    )
 
 
 def unclassified(name: str, message: str) -> "TomogramResult":
     """A result for a tomogram that could not be judged."""
     empty = np.zeros(0, np.float32)
-    return TomogramResult(name, np.zeros((0, 3)), empty, empty, empty,
-                          TomogramDecision(UNCLASSIFIED, message=message))
+    return TomogramResult(
+        name, np.zeros((0, 3)), empty, empty, empty, TomogramDecision(UNCLASSIFIED, message=message)
+    )

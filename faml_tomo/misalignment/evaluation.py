@@ -1,6 +1,7 @@
 """Evaluation of the trained misalignment networks on simulated boxes: scores
 in batches, tomogram-level scores and decisions, confusion matrices, the
 flagged fraction per misalignment kind and per resampling scale."""
+
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -16,20 +17,20 @@ logger = logging.getLogger(__name__)
 __all__ = ["predict", "tomogram_scores", "confusion", "evaluate", "SCALE_BINS"]
 
 
-def predict(model: Any, boxes: np.ndarray, scale: np.ndarray,
-            batch_size: int = 128) -> np.ndarray:
+def predict(model: Any, boxes: np.ndarray, scale: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Scores of float16/float32 boxes ``(n, 32, 32, 32)`` whose voxel size
     is ``scale`` tomogram pixels (a number or one per box)."""
     out = np.empty(len(boxes), np.float32)
     feature = scale_feature(scale, len(boxes))
     for s in range(0, len(boxes), batch_size):
-        x = boxes[s:s + batch_size].astype(np.float32)[..., None]
-        out[s:s + len(x)] = model([x, feature[s:s + len(x)]], training=False).numpy()[:, 0]
+        x = boxes[s : s + batch_size].astype(np.float32)[..., None]
+        out[s : s + len(x)] = model([x, feature[s : s + len(x)]], training=False).numpy()[:, 0]
     return out
 
 
-def tomogram_scores(tomogram_ids: np.ndarray, labels: np.ndarray, strong: np.ndarray,
-                    weak: np.ndarray | None) -> dict:
+def tomogram_scores(
+    tomogram_ids: np.ndarray, labels: np.ndarray, strong: np.ndarray, weak: np.ndarray | None
+) -> dict:
     """Per-tomogram mean scores.
 
     Returns
@@ -40,8 +41,11 @@ def tomogram_scores(tomogram_ids: np.ndarray, labels: np.ndarray, strong: np.nda
     ids = np.unique(tomogram_ids)
     lab = np.array([labels[tomogram_ids == t][0] for t in ids])
     s = np.array([strong[tomogram_ids == t].mean() for t in ids])
-    w = np.array([weak[tomogram_ids == t].mean() for t in ids]) if weak is not None \
+    w = (
+        np.array([weak[tomogram_ids == t].mean() for t in ids])
+        if weak is not None
         else np.full(len(ids), np.nan)
+    )
     n = np.array([np.sum(tomogram_ids == t) for t in ids])
     return {"tomogram": ids, "label": lab, "strong": s, "weak": w, "n": n}
 
@@ -63,6 +67,7 @@ SCALE_BINS = (0.0, 0.4, 0.7, 1.0, 1.5, np.inf)
 def _by_scale(data, s, w, strong_threshold, weak_threshold):
     """Box-level rates per box-scale bin (the classes are defined in
     tomogram pixels, so fine sampling is where a scale-blind network fails)."""
+
     def rate(sel, ok):
         return float(np.mean(ok[sel])) if np.any(sel) else float("nan")
 
@@ -75,17 +80,25 @@ def _by_scale(data, s, w, strong_threshold, weak_threshold):
             "n": int(m.sum()),
             "aligned_kept_by_weak": rate(a, w > weak_threshold),
             "weak_flagged_by_weak": rate(k, w <= weak_threshold),
-            "strong_flagged_by_strong": rate(st, s <= strong_threshold)}
+            "strong_flagged_by_strong": rate(st, s <= strong_threshold),
+        }
     return out
 
 
-def evaluate(strong_model: Any, weak_model: Any, data: Any, weak_threshold: float = 0.5,
-             strong_threshold: float = 0.5) -> tuple[dict, dict]:
+def evaluate(
+    strong_model: Any,
+    weak_model: Any,
+    data: Any,
+    weak_threshold: float = 0.5,
+    strong_threshold: float = 0.5,
+) -> tuple[dict, dict]:
     """Box- and tomogram-level metrics of both networks on ``data``."""
     s = predict(strong_model, data.boxes, data.scale)
     w = predict(weak_model, data.boxes, data.scale) if weak_model is not None else None
-    out = {"n_boxes": int(len(data)),
-           "boxes_per_class": {c: int(np.sum(data.label == i)) for i, c in enumerate(CLASSES)}}
+    out = {
+        "n_boxes": int(len(data)),
+        "boxes_per_class": {c: int(np.sum(data.label == i)) for i, c in enumerate(CLASSES)},
+    }
     st = data.label == STRONG_ID
     out["box_strong_flagged_strong"] = float(np.mean(s[st] <= strong_threshold))
     out["box_strong_kept_aligned"] = float(np.mean(s[data.label == ALIGNED_ID] > 0.5))
@@ -101,8 +114,10 @@ def evaluate(strong_model: Any, weak_model: Any, data: Any, weak_threshold: floa
     if w is not None:
         out["box_by_scale"] = _by_scale(data, s, w, strong_threshold, weak_threshold)
     ts = tomogram_scores(data.tomogram, data.label, s, w)
-    labels = [decide([a], None if np.isnan(b) else [b], "mean", strong_threshold,
-                     weak_threshold).label for a, b in zip(ts["strong"], ts["weak"])]
+    labels = [
+        decide([a], None if np.isnan(b) else [b], "mean", strong_threshold, weak_threshold).label
+        for a, b in zip(ts["strong"], ts["weak"])
+    ]
     cm = confusion(ts["label"], labels)
     out["tomograms"] = int(len(labels))
     out["confusion_rows_real_aligned_weak_strong"] = cm.tolist()

@@ -12,6 +12,7 @@ own verdict and whether it disagrees with its tomogram), ``tomograms.star``
 (one row per tomogram: label, scores, spread of the bead scores, beads that
 disagree, coordinates excluded, message), ``job.json`` and the run marker.
 """
+
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -37,33 +38,54 @@ NAME_LABELS = ("rlnTomoName", "rlnMicrographName", "tomoName")
 class MisalignmentJob:
     """Settings of a misalignment detection (fields: see ``faml-tomo
     detect-misalignment --help``, generated from them)."""
+
     TASK = "detect-misalignment"
     SCHEMA = 1
 
-    tomograms: tuple[Path, ...] = option((), "tomogram MRC file(s)", positional=True,
-                                         nargs="+", metavar="TOMO.mrc")
-    coords: tuple[Path, ...] = option((), "coordinate STAR file(s): one per tomogram, or "
-                                          "tables naming the tomogram in rlnTomoName",
-                                      required=True, nargs="+", metavar="STAR")
-    sampling_rate: float | None = option(None, "tomogram pixel size (default: from the MRC "
-                                               "header)", unit="Å")
-    bead_size_nm: float = option(10.0, "gold bead diameter; boxes are resampled so it spans "
-                                       "16 voxels", unit="nm")
-    strong_threshold: float = option(0.5, "tomograms whose aggregated strong score is at or "
-                                          "below this are strongly misaligned")
+    tomograms: tuple[Path, ...] = option(
+        (), "tomogram MRC file(s)", positional=True, nargs="+", metavar="TOMO.mrc"
+    )
+    coords: tuple[Path, ...] = option(
+        (),
+        "coordinate STAR file(s): one per tomogram, or tables naming the tomogram in rlnTomoName",
+        required=True,
+        nargs="+",
+        metavar="STAR",
+    )
+    sampling_rate: float | None = option(
+        None, "tomogram pixel size (default: from the MRC header)", unit="Å"
+    )
+    bead_size_nm: float = option(
+        10.0, "gold bead diameter; boxes are resampled so it spans 16 voxels", unit="nm"
+    )
+    strong_threshold: float = option(
+        0.5, "tomograms whose aggregated strong score is at or below this are strongly misaligned"
+    )
     weak_threshold: float | None = option(
-        0.5, "tomograms kept by the strong network whose weak score is at or below this are "
-             "weakly misaligned (the protocol's optional field; empty there: only strongly "
-             "misaligned tomograms are separated)")
-    min_beads: int = option(1, "fewest usable beads to judge a tomogram; with fewer it is "
-                               "reported unclassified with the reason")
-    max_outside: float = option(0.5, "boxes with a larger part outside the tomogram "
-                                     "(coordinates beyond the volume) are not scored")
-    criterion: str = option("mean", "mean of the bead scores, or fraction of bead votes",
-                            choices=CRITERIA)
+        0.5,
+        "tomograms kept by the strong network whose weak score is at or below this are "
+        "weakly misaligned (the protocol's optional field; empty there: only strongly "
+        "misaligned tomograms are separated)",
+    )
+    min_beads: int = option(
+        1,
+        "fewest usable beads to judge a tomogram; with fewer it is "
+        "reported unclassified with the reason",
+    )
+    max_outside: float = option(
+        0.5,
+        "boxes with a larger part outside the tomogram "
+        "(coordinates beyond the volume) are not scored",
+    )
+    criterion: str = option(
+        "mean", "mean of the bead scores, or fraction of bead votes", choices=CRITERIA
+    )
     gpu: str | None = option(None, "GPU index for TensorFlow (default: CPU)")
-    models: Path | None = option(None, "folder with strong.keras and weak.keras (default: "
-                                       "$FAML_TOMO_MODELS or the shipped networks)")
+    models: Path | None = option(
+        None,
+        "folder with strong.keras and weak.keras (default: "
+        "$FAML_TOMO_MODELS or the shipped networks)",
+    )
     batch_size: int = option(64, "boxes scored together by the networks")
 
     def __post_init__(self):
@@ -72,14 +94,21 @@ class MisalignmentJob:
     def problems(self) -> list[str]:
         """Readable messages for settings that cannot run (empty: fine)."""
         from .detect import check_parameters
+
         out = []
         if not self.tomograms:
             out.append("give at least one tomogram")
         if not self.coords:
             out.append("give the coordinates (--coords)")
         try:
-            check_parameters(10.0 * self.bead_size_nm, self.criterion, self.strong_threshold,
-                             self.weak_threshold, self.min_beads, self.max_outside)
+            check_parameters(
+                10.0 * self.bead_size_nm,
+                self.criterion,
+                self.strong_threshold,
+                self.weak_threshold,
+                self.min_beads,
+                self.max_outside,
+            )
         except InputError as exc:
             out.append(str(exc))
         if self.sampling_rate is not None and not self.sampling_rate > 0:
@@ -103,8 +132,7 @@ def _numeric_coordinates(path, table):
             raise InputError(f"{path}: {label} holds {bad!r}, not a number") from None
         if not np.all(np.isfinite(col)):
             row = int(np.flatnonzero(~np.isfinite(col))[0]) + 1
-            raise InputError(f"{path}: {label} of row {row} is {col[row - 1]}, not a "
-                             f"finite number")
+            raise InputError(f"{path}: {label} of row {row} is {col[row - 1]}, not a finite number")
         cols.append(col)
     return np.column_stack(cols).reshape(-1, 3)
 
@@ -129,29 +157,37 @@ def read_coordinates(star_files: Sequence[PathLike], tomo_names: Sequence[str]) 
         ``{name: numpy.ndarray (n, 3)}`` for every tomogram (possibly empty).
     """
     from ..io.star import read_star
+
     out: dict[str, list] = {n: [] for n in tomo_names}
     paired = len(star_files) == len(tomo_names)
     for k, path in enumerate(star_files):
         table = read_star(path, dtypes={lab: str for lab in NAME_LABELS})
-        if not isinstance(table, dict) or not all(f"rlnCoordinate{a}" in table
-                                                  for a in "XYZ"):
-            raise InputError(f"{path}: needs columns rlnCoordinateX, rlnCoordinateY and "
-                             f"rlnCoordinateZ (tomogram voxels)")
+        if not isinstance(table, dict) or not all(f"rlnCoordinate{a}" in table for a in "XYZ"):
+            raise InputError(
+                f"{path}: needs columns rlnCoordinateX, rlnCoordinateY and "
+                f"rlnCoordinateZ (tomogram voxels)"
+            )
         xyz = _numeric_coordinates(path, table)
         if paired:
             out[tomo_names[k]].append(xyz)
             continue
         label = next((lab for lab in NAME_LABELS if lab in table), None)
         if label is None:
-            raise InputError(f"{path}: {len(star_files)} coordinate files for "
-                             f"{len(tomo_names)} tomograms; then each table needs "
-                             f"rlnTomoName to say which tomogram a row belongs to")
+            raise InputError(
+                f"{path}: {len(star_files)} coordinate files for "
+                f"{len(tomo_names)} tomograms; then each table needs "
+                f"rlnTomoName to say which tomogram a row belongs to"
+            )
         names = np.asarray(table[label]).astype(str)
         for name in np.unique(names):
             key = tomogram_name(name)
             if key not in out:
-                logger.warning("%s: %d coordinates of %r match no tomogram given", path,
-                               int(np.sum(names == name)), name)
+                logger.warning(
+                    "%s: %d coordinates of %r match no tomogram given",
+                    path,
+                    int(np.sum(names == name)),
+                    name,
+                )
                 continue
             out[key].append(xyz[names == name])
     return {n: (np.concatenate(v) if v else np.zeros((0, 3))) for n, v in out.items()}
@@ -168,6 +204,7 @@ def check_inputs(job: MisalignmentJob, out: PathLike) -> tuple[list[str], dict, 
     """
     from ..io.mrc import header_problems
     from ..io.publish import check_output_folder
+
     problems = job.problems()
     if problems:
         raise InputError(problems[0])
@@ -177,8 +214,7 @@ def check_inputs(job: MisalignmentJob, out: PathLike) -> tuple[list[str], dict, 
     for p in list(job.tomograms) + list(job.coords):
         if not Path(p).is_file():
             raise InputError(f"{p}: no such file")
-    problems, infos = header_problems(job.tomograms, job.sampling_rate,
-                                      "give --sampling-rate")
+    problems, infos = header_problems(job.tomograms, job.sampling_rate, "give --sampling-rate")
     if problems:
         raise InputError(problems[0])
     coords = read_coordinates(job.coords, names)
@@ -187,8 +223,7 @@ def check_inputs(job: MisalignmentJob, out: PathLike) -> tuple[list[str], dict, 
     return names, sampling, coords
 
 
-def run(job: MisalignmentJob, out: PathLike,
-        progress: Callable[[str], None] | None = None) -> list:
+def run(job: MisalignmentJob, out: PathLike, progress: Callable[[str], None] | None = None) -> list:
     """Score the beads of every tomogram of ``job`` and classify the tomograms.
 
     Returns
@@ -205,6 +240,7 @@ def run(job: MisalignmentJob, out: PathLike,
     from ..io.publish import Publication
     from .detect import score_tomogram
     from .predict import MisalignmentScorer
+
     say = progress or (lambda line: None)
     t0 = time.perf_counter()
     out = Path(out)
@@ -214,9 +250,19 @@ def run(job: MisalignmentJob, out: PathLike,
     results = []
     for path, name in zip(job.tomograms, names):
         with open_mrc(path) as (data, _header_voxel):
-            res = score_tomogram(name, data, coords[name], sampling[name], bead_A, scorer,
-                                 job.criterion, job.strong_threshold, job.weak_threshold,
-                                 min_beads=job.min_beads, max_outside=job.max_outside)
+            res = score_tomogram(
+                name,
+                data,
+                coords[name],
+                sampling[name],
+                bead_A,
+                scorer,
+                job.criterion,
+                job.strong_threshold,
+                job.weak_threshold,
+                min_beads=job.min_beads,
+                max_outside=job.max_outside,
+            )
         for w in res.warnings:
             logger.warning("%s: %s", name, w)
         if res.decision.message:
@@ -231,48 +277,69 @@ def run(job: MisalignmentJob, out: PathLike,
 
 def _write_results(out, results, job, scorer, t0):
     from ..io.star import write_star
+
     rows = [r for r in results if len(r.coords)]
-    cat = (lambda f: np.concatenate([f(r) for r in rows])) if rows else \
-        (lambda f: np.zeros(0))
-    write_star(out / "scores.star", {
-        "rlnTomoName": [r.name for r in rows for _ in range(len(r.coords))],
-        "rlnCoordinateX": cat(lambda r: r.coords[:, 0]),
-        "rlnCoordinateY": cat(lambda r: r.coords[:, 1]),
-        "rlnCoordinateZ": cat(lambda r: r.coords[:, 2]),
-        "famlStrongScore": cat(lambda r: r.strong),
-        "famlWeakScore": cat(lambda r: r.weak),
-        "famlOutsideFraction": cat(lambda r: r.outside_fraction),
-        "famlUsed": cat(lambda r: r.used.astype(int)),
-        "famlBeadVerdict": [v or "-" for r in rows for v in r.verdict],
-        "famlDisagrees": cat(lambda r: r.disagree.astype(int)),
-        "famlExcluded": [(e or "-").replace(" ", "_") for r in rows for e in r.excluded],
-    }, "scores")
-    write_star(out / "tomograms.star", {
-        "rlnTomoName": [r.name for r in results],
-        "famlMisalignment": [r.decision.label for r in results],
-        "famlStrongScore": [r.decision.strong_score for r in results],
-        "famlWeakScore": [r.decision.weak_score for r in results],
-        "famlNumberOfBeads": [r.decision.n_beads for r in results],
-        "famlStrongSpread": [r.decision.strong_spread for r in results],
-        "famlBeadsDisagreeing": [r.decision.n_disagree for r in results],
-        "famlBeadsExcluded": [r.decision.n_excluded for r in results],
-        "famlMessage": [r.decision.message or "-" for r in results],
-    }, "tomograms")
+    cat = (lambda f: np.concatenate([f(r) for r in rows])) if rows else (lambda f: np.zeros(0))
+    write_star(
+        out / "scores.star",
+        {
+            "rlnTomoName": [r.name for r in rows for _ in range(len(r.coords))],
+            "rlnCoordinateX": cat(lambda r: r.coords[:, 0]),
+            "rlnCoordinateY": cat(lambda r: r.coords[:, 1]),
+            "rlnCoordinateZ": cat(lambda r: r.coords[:, 2]),
+            "famlStrongScore": cat(lambda r: r.strong),
+            "famlWeakScore": cat(lambda r: r.weak),
+            "famlOutsideFraction": cat(lambda r: r.outside_fraction),
+            "famlUsed": cat(lambda r: r.used.astype(int)),
+            "famlBeadVerdict": [v or "-" for r in rows for v in r.verdict],
+            "famlDisagrees": cat(lambda r: r.disagree.astype(int)),
+            "famlExcluded": [(e or "-").replace(" ", "_") for r in rows for e in r.excluded],
+        },
+        "scores",
+    )
+    write_star(
+        out / "tomograms.star",
+        {
+            "rlnTomoName": [r.name for r in results],
+            "famlMisalignment": [r.decision.label for r in results],
+            "famlStrongScore": [r.decision.strong_score for r in results],
+            "famlWeakScore": [r.decision.weak_score for r in results],
+            "famlNumberOfBeads": [r.decision.n_beads for r in results],
+            "famlStrongSpread": [r.decision.strong_spread for r in results],
+            "famlBeadsDisagreeing": [r.decision.n_disagree for r in results],
+            "famlBeadsExcluded": [r.decision.n_excluded for r in results],
+            "famlMessage": [r.decision.message or "-" for r in results],
+        },
+        "tomograms",
+    )
     elapsed = time.perf_counter() - t0
     from ..io.jobjson import write_job_json
+
     fields = job_to_json(job)
-    write_job_json(out / "job.json", "detect-misalignment", fields["fields"], job=fields, extra={
-        "tomograms": {r.name: {"label": r.decision.label,
-                               "strong_score": r.decision.strong_score,
-                               "weak_score": r.decision.weak_score,
-                               "n_beads": r.decision.n_beads,
-                               "strong_spread": r.decision.strong_spread,
-                               "n_disagree": r.decision.n_disagree,
-                               "n_excluded": r.decision.n_excluded,
-                               "message": r.decision.message,
-                               "warnings": r.warnings} for r in results},
-        "models": str(scorer.folder) if hasattr(scorer, "folder") else str(job.models),
-        "seconds": round(elapsed, 3)})
+    write_job_json(
+        out / "job.json",
+        "detect-misalignment",
+        fields["fields"],
+        job=fields,
+        extra={
+            "tomograms": {
+                r.name: {
+                    "label": r.decision.label,
+                    "strong_score": r.decision.strong_score,
+                    "weak_score": r.decision.weak_score,
+                    "n_beads": r.decision.n_beads,
+                    "strong_spread": r.decision.strong_spread,
+                    "n_disagree": r.decision.n_disagree,
+                    "n_excluded": r.decision.n_excluded,
+                    "message": r.decision.message,
+                    "warnings": r.warnings,
+                }
+                for r in results
+            },
+            "models": str(scorer.folder) if hasattr(scorer, "folder") else str(job.models),
+            "seconds": round(elapsed, 3),
+        },
+    )
 
 
 def summary(results: Sequence, out: PathLike, elapsed: float) -> list[str]:
@@ -281,19 +348,27 @@ def summary(results: Sequence, out: PathLike, elapsed: float) -> list[str]:
     for r in results:
         counts[r.decision.label] = counts.get(r.decision.label, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    lines = [f"{len(results)} tomogram(s): {summary}; wrote {out}/scores.star and "
-             f"tomograms.star in {elapsed:.1f} s"]
+    lines = [
+        f"{len(results)} tomogram(s): {summary}; wrote {out}/scores.star and "
+        f"tomograms.star in {elapsed:.1f} s"
+    ]
     for r in results:
         d = r.decision
-        why = (f", spread {d.strong_spread:.2f}, {d.n_disagree} disagree"
-               if d.label != "unclassified" else "")
-        lines.append(f"  {r.name}: {d.label} (strong {d.strong_score:.3f}, "
-                     f"weak {d.weak_score:.3f}, {d.n_beads} beads{why})"
-                     f"{' - ' + d.message if d.message else ''}")
+        why = (
+            f", spread {d.strong_spread:.2f}, {d.n_disagree} disagree"
+            if d.label != "unclassified"
+            else ""
+        )
+        lines.append(
+            f"  {r.name}: {d.label} (strong {d.strong_score:.3f}, "
+            f"weak {d.weak_score:.3f}, {d.n_beads} beads{why})"
+            f"{' - ' + d.message if d.message else ''}"
+        )
     return lines
 
 
 def job_defaults() -> dict:
     """Field name -> default of :class:`MisalignmentJob`."""
     import dataclasses
+
     return {f.name: f.default for f in dataclasses.fields(MisalignmentJob)}

@@ -3,6 +3,7 @@
 The networks are loaded once per run and applied in batches.  TensorFlow
 runs on the CPU unless a GPU is asked for.
 """
+
 import logging
 import os
 from pathlib import Path
@@ -56,8 +57,7 @@ class MisalignmentScorer:
             gpus = tf.config.list_physical_devices("GPU")
             index = int(self.device.rsplit(":", 1)[1])
             if index >= len(gpus):
-                raise InputError(f"GPU {index} requested but TensorFlow sees "
-                                 f"{len(gpus)} GPU(s)")
+                raise InputError(f"GPU {index} requested but TensorFlow sees {len(gpus)} GPU(s)")
         self.batch_size = int(batch_size)
         self.strong = load_network(folder / STRONG_FILE)
         self.weak = load_network(folder / WEAK_FILE)
@@ -69,11 +69,12 @@ class MisalignmentScorer:
             for start in range(0, len(boxes), self.batch_size):
                 stop = start + self.batch_size
                 batch = [boxes[start:stop, ..., None], feature[start:stop]]
-                out[start:start + len(batch[0])] = model(batch, training=False).numpy()[:, 0]
+                out[start : start + len(batch[0])] = model(batch, training=False).numpy()[:, 0]
         return out
 
-    def score(self, boxes: np.ndarray, scale: np.ndarray,
-              weak: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    def score(
+        self, boxes: np.ndarray, scale: np.ndarray, weak: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores of normalised boxes.
 
         Parameters

@@ -2,6 +2,7 @@
 residual ranges, a random specimen (slab, beads, acquisition, processing),
 alignment-error shapes scaled to a residual target, and the apparent bead
 centres a user's fiducial coordinates would give."""
+
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,12 +30,12 @@ SET_ID = {"train": 1, "val": 2, "test": 3, "fine": 4}
 # Data version 2: first-principles gold, domain randomisation (cached shards
 # of version 1 live elsewhere and are never mixed in).
 DATA_VERSION = 2
-PIXEL_RANGE = (4.0, 20.0)            # Å/px
-BEAD_RANGE = (50.0, 200.0)           # Å
+PIXEL_RANGE = (4.0, 20.0)  # Å/px
+BEAD_RANGE = (50.0, 200.0)  # Å
 MIN_BEAD_PX = 2.5
 IMAGE_SIZE = 256
 N_BEADS = 20
-COORD_JITTER = (0.03, 0.2)           # of the bead diameter, per axis (SD), per tomogram
+COORD_JITTER = (0.03, 0.2)  # of the bead diameter, per axis (SD), per tomogram
 RECON_FILTERS = ("ramp", "ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 
@@ -56,6 +57,7 @@ class Processing:
     coord_jitter : float
         SD of the box-centre error per axis, in bead diameters.
     """
+
     ctf_correction: str = "none"
     wiener_snr: float = 0.1
     dose_weighting: bool = False
@@ -67,6 +69,7 @@ class Processing:
 @dataclass
 class SpecimenSpec:
     """Everything random about one specimen (drawn by :func:`draw_specimen`)."""
+
     slab: SlabParams
     acquisition: AcquisitionParams
     seed: int
@@ -77,10 +80,15 @@ def _specimen_rng(seed, set_name, index):
     return np.random.default_rng([int(seed), SET_ID[set_name], int(index)])
 
 
-def draw_specimen(rng: np.random.Generator, pixel_size: float | None = None,
-                  bead_diameter: float | None = None, image_size: int = IMAGE_SIZE,
-                  n_beads: int = N_BEADS, symmetric: bool | None = None,
-                  fine: bool = False) -> "SpecimenSpec":
+def draw_specimen(
+    rng: np.random.Generator,
+    pixel_size: float | None = None,
+    bead_diameter: float | None = None,
+    image_size: int = IMAGE_SIZE,
+    n_beads: int = N_BEADS,
+    symmetric: bool | None = None,
+    fine: bool = False,
+) -> "SpecimenSpec":
     """Draw slab, acquisition and processing parameters (domain
     randomisation over what real acquisitions vary).
 
@@ -123,35 +131,49 @@ def draw_specimen(rng: np.random.Generator, pixel_size: float | None = None,
         lo, hi = float(rng.uniform(-66, -40)), float(rng.uniform(40, 66))
     step = (hi - lo) / (n_img - 1)
     hi = lo + step * (n_img - 1) + 1e-4
-    slab = SlabParams(nx=image_size, ny=image_size, nz=nz, pixel_size=px,
-                      slab_thickness=thickness, bead_diameter=bead, n_beads=n_beads,
-                      bead_min_distance=2.5 * bead,
-                      bead_layout="surfaces" if rng.random() < 0.3 else "uniform",
-                      bead_margin=None,
-                      protein_fraction=float(rng.uniform(0.05, 0.25)),
-                      n_vesicles=int(rng.integers(0, 5)),
-                      bead_pair_fraction=float(rng.choice([0.0, 0.0, 0.15, 0.3])),
-                      carbon_edge=(float(rng.uniform(0.2, 0.8) * image_size)
-                                   if rng.random() < 0.2 else None),
-                      carbon_thickness=float(rng.uniform(100, 300)),
-                      thickness_gradient=float(rng.uniform(-0.4, 0.4)))
+    slab = SlabParams(
+        nx=image_size,
+        ny=image_size,
+        nz=nz,
+        pixel_size=px,
+        slab_thickness=thickness,
+        bead_diameter=bead,
+        n_beads=n_beads,
+        bead_min_distance=2.5 * bead,
+        bead_layout="surfaces" if rng.random() < 0.3 else "uniform",
+        bead_margin=None,
+        protein_fraction=float(rng.uniform(0.05, 0.25)),
+        n_vesicles=int(rng.integers(0, 5)),
+        bead_pair_fraction=float(rng.choice([0.0, 0.0, 0.15, 0.3])),
+        carbon_edge=(float(rng.uniform(0.2, 0.8) * image_size) if rng.random() < 0.2 else None),
+        carbon_thickness=float(rng.uniform(100, 300)),
+        thickness_gradient=float(rng.uniform(-0.4, 0.4)),
+    )
     dqe = float(rng.uniform(0.4, 1.0))
     acq = AcquisitionParams(
-        tilt_min=lo, tilt_max=hi, tilt_step=step, dose=float(rng.uniform(60, 180)) * dqe,
+        tilt_min=lo,
+        tilt_max=hi,
+        tilt_step=step,
+        dose=float(rng.uniform(60, 180)) * dqe,
         order=str(rng.choice(["dose-symmetric", "sequential", "bidirectional"])),
-        ctf=CTFParams(voltage=float(rng.choice([300.0, 300.0, 300.0, 200.0])),
-                      defocus=-float(np.exp(rng.uniform(np.log(1.0), np.log(8.0))))),
-        mtf=bool(rng.random() < 0.8), exposure_filter=bool(rng.random() < 0.8),
+        ctf=CTFParams(
+            voltage=float(rng.choice([300.0, 300.0, 300.0, 200.0])),
+            defocus=-float(np.exp(rng.uniform(np.log(1.0), np.log(8.0)))),
+        ),
+        mtf=bool(rng.random() < 0.8),
+        exposure_filter=bool(rng.random() < 0.8),
         b_factor=float(rng.uniform(0, 150)),
-        binning=str(rng.choice(["mean", "fourier"])))
+        binning=str(rng.choice(["mean", "fourier"])),
+    )
     proc = Processing(
         ctf_correction=str(rng.choice(["none", "phase-flip", "wiener"])),
         wiener_snr=float(np.exp(rng.uniform(np.log(0.03), np.log(1.0)))),
         dose_weighting=bool(rng.random() < 0.5),
         recon_filter=str(rng.choice(RECON_FILTERS)),
         recon_lowpass=float(rng.choice([0.0, 0.0, rng.uniform(0.5, 2.5)])),
-        coord_jitter=float(rng.uniform(*COORD_JITTER)))
-    return SpecimenSpec(slab, acq, int(rng.integers(0, 2 ** 62)), proc)
+        coord_jitter=float(rng.uniform(*COORD_JITTER)),
+    )
+    return SpecimenSpec(slab, acq, int(rng.integers(0, 2**62)), proc)
 
 
 def _make_slab_fitting(spec, rng):
@@ -161,17 +183,23 @@ def _make_slab_fitting(spec, rng):
     while True:
         try:
             p.n_beads = n
-            return make_slab(p, rng, max_tilt=max(abs(spec.acquisition.tilt_min),
-                                                  abs(spec.acquisition.tilt_max)))
+            return make_slab(
+                p, rng, max_tilt=max(abs(spec.acquisition.tilt_min), abs(spec.acquisition.tilt_max))
+            )
         except InputError:
             if n <= 4:
                 raise
             n = max(4, int(n * 0.75))
 
 
-def bead_errors(beads: np.ndarray, angles: np.ndarray, shift_x_px: np.ndarray,
-                shift_y_px: np.ndarray, rotation_deg: np.ndarray,
-                shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def bead_errors(
+    beads: np.ndarray,
+    angles: np.ndarray,
+    shift_x_px: np.ndarray,
+    shift_y_px: np.ndarray,
+    rotation_deg: np.ndarray,
+    shape: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-bead projection errors split into a rigid 3D displacement and a
     residual.
 
@@ -200,7 +228,7 @@ def bead_errors(beads: np.ndarray, angles: np.ndarray, shift_x_px: np.ndarray,
     cx, cy, cz = nx // 2, ny // 2, nz // 2
     th = np.radians(np.asarray(angles, float))
     c, s = np.cos(th), np.sin(th)
-    u = (beads[:, :1] - cx) * c + (beads[:, 2:] - cz) * s + cx         # (n, S)
+    u = (beads[:, :1] - cx) * c + (beads[:, 2:] - cz) * s + cx  # (n, S)
     v = np.broadcast_to(beads[:, 1:2], u.shape)
     a = np.radians(np.asarray(rotation_deg, float))
     ca, sa = np.cos(a), np.sin(a)
@@ -208,18 +236,19 @@ def bead_errors(beads: np.ndarray, angles: np.ndarray, shift_x_px: np.ndarray,
     u2 = cx + ca * du_rel - sa * dv_rel + shift_x_px
     v2 = cy + sa * du_rel + ca * dv_rel + shift_y_px
     eu, ev = u2 - u, v2 - v
-    design = np.column_stack([c, s])                                    # (S, 2)
-    coef, *_ = np.linalg.lstsq(design, eu.T, rcond=None)                # (2, n)
+    design = np.column_stack([c, s])  # (S, 2)
+    coef, *_ = np.linalg.lstsq(design, eu.T, rcond=None)  # (2, n)
     ru = eu - (design @ coef).T
     ay = ev.mean(axis=1)
     rv = ev - ay[:, None]
-    residual = np.sqrt(np.mean(ru ** 2 + rv ** 2, axis=1))
+    residual = np.sqrt(np.mean(ru**2 + rv**2, axis=1))
     disp = np.column_stack([coef[0], ay, coef[1]])
     return disp, residual
 
 
-def draw_error_shape(kind: str, rng: np.random.Generator, n_images: int, pixel_size: float,
-                     field_px: float) -> MisalignmentModel:
+def draw_error_shape(
+    kind: str, rng: np.random.Generator, n_images: int, pixel_size: float, field_px: float
+) -> MisalignmentModel:
     """An unscaled misalignment model of a kind (magnitudes of order 1 px).
 
     Twisters rotate about a centre that may lie up to 2.5 fields of view
@@ -234,49 +263,77 @@ def draw_error_shape(kind: str, rng: np.random.Generator, n_images: int, pixel_s
         # X offset, or both
         ramp = float(rng.choice([0.0, 1.0, rng.uniform(-1, 1)]))
         const = float(rng.choice([1.0, 0.0, rng.uniform(-1, 1)]) if ramp else 1.0)
-        return MisalignmentModel(x=(px * (const - ramp), 2 * px * ramp / (n_images - 1),
-                                    0, 0, 0, 0, 0),
-                                 y=zero, angle=zero, kind=kind, magnitude=px)
+        return MisalignmentModel(
+            x=(px * (const - ramp), 2 * px * ramp / (n_images - 1), 0, 0, 0, 0, 0),
+            y=zero,
+            angle=zero,
+            kind=kind,
+            magnitude=px,
+        )
     if kind == "birds":
-        return MisalignmentModel(x=zero, y=(-px, 2 * px / (n_images - 1), 0, 0, 0, 0, 0),
-                                 angle=zero, kind=kind, magnitude=px)
+        return MisalignmentModel(
+            x=zero,
+            y=(-px, 2 * px / (n_images - 1), 0, 0, 0, 0, 0),
+            angle=zero,
+            kind=kind,
+            magnitude=px,
+        )
     if kind == "twisters":
-        alpha = 1.0 * rng.choice([-1, 1])                        # degrees
+        alpha = 1.0 * rng.choice([-1, 1])  # degrees
         off = rng.uniform(-2.5, 2.5, 2) * field_px * (rng.random() < 0.7)
         ar = np.radians(alpha)
         rot = np.array([[np.cos(ar), -np.sin(ar)], [np.sin(ar), np.cos(ar)]])
         # rotation about P = rotation about the centre + (I - R)(c - P), c - P = -off
-        t = (np.eye(2) - rot) @ (-off) * px                       # Å
-        return MisalignmentModel(x=(t[0], 0, 0, 0, 0, 0, 0), y=(t[1], 0, 0, 0, 0, 0, 0),
-                                 angle=(alpha, 0, 0, 0, 0, 0, 0), kind=kind,
-                                 magnitude=alpha)
+        t = (np.eye(2) - rot) @ (-off) * px  # Å
+        return MisalignmentModel(
+            x=(t[0], 0, 0, 0, 0, 0, 0),
+            y=(t[1], 0, 0, 0, 0, 0, 0),
+            angle=(alpha, 0, 0, 0, 0, 0, 0),
+            kind=kind,
+            magnitude=alpha,
+        )
     if kind == "general":
+
         def terms(scale):
             on = rng.random(5) < 0.5
             if not on.any():
                 on[rng.integers(5)] = True
-            p = [rng.normal(0, 1) * on[0],                       # offset
-                 rng.normal(0, 2.0 / n_images) * on[1],          # drift per image
-                 rng.normal(0, 1) * on[2], rng.uniform(0, n_images),
-                 rng.normal(0, 1) * on[3], rng.uniform(0, n_images),
-                 abs(rng.normal(0, 0.5)) * on[4]]                # noise
-            return tuple(float(scale * q) if i not in (3, 5) else float(q)
-                         for i, q in enumerate(p))
+            p = [
+                rng.normal(0, 1) * on[0],  # offset
+                rng.normal(0, 2.0 / n_images) * on[1],  # drift per image
+                rng.normal(0, 1) * on[2],
+                rng.uniform(0, n_images),
+                rng.normal(0, 1) * on[3],
+                rng.uniform(0, n_images),
+                abs(rng.normal(0, 0.5)) * on[4],
+            ]  # noise
+            return tuple(float(scale * q) if i not in (3, 5) else float(q) for i, q in enumerate(p))
+
         ang = terms(0.3) if rng.random() < 0.4 else zero
-        return MisalignmentModel(x=terms(px), y=terms(px), angle=ang, kind=kind,
-                                 magnitude=1.0)
+        return MisalignmentModel(x=terms(px), y=terms(px), angle=ang, kind=kind, magnitude=1.0)
     if kind == "none":
         # jitter of a good alignment: per-image noise
-        return MisalignmentModel(x=(0, 0, 0, 0, 0, 0, px), y=(0, 0, 0, 0, 0, 0, px),
-                                 angle=zero, kind="none", magnitude=0.0)
+        return MisalignmentModel(
+            x=(0, 0, 0, 0, 0, 0, px),
+            y=(0, 0, 0, 0, 0, 0, px),
+            angle=zero,
+            kind="none",
+            magnitude=0.0,
+        )
     raise InputError(f"unknown misalignment kind {kind!r}")
 
 
 def _scale_model(model, k):
     def sc(p):
         return tuple(float(q * k) if i not in (3, 5) else float(q) for i, q in enumerate(p))
-    return MisalignmentModel(x=sc(model.x), y=sc(model.y), angle=sc(model.angle),
-                             kind=model.kind, magnitude=float(model.magnitude * k))
+
+    return MisalignmentModel(
+        x=sc(model.x),
+        y=sc(model.y),
+        angle=sc(model.angle),
+        kind=model.kind,
+        magnitude=float(model.magnitude * k),
+    )
 
 
 def _model_errors(model, beads, angles, shape, pixel_size, misalign_seed):
@@ -284,9 +341,16 @@ def _model_errors(model, beads, angles, shape, pixel_size, misalign_seed):
     return bead_errors(beads, angles, dx / pixel_size, dy / pixel_size, da, shape)
 
 
-def scaled_model(kind: str, target_residual: float, rng: np.random.Generator, beads: np.ndarray,
-                 angles: np.ndarray, shape: Sequence[int], pixel_size: float,
-                 misalign_seed: int) -> MisalignmentModel:
+def scaled_model(
+    kind: str,
+    target_residual: float,
+    rng: np.random.Generator,
+    beads: np.ndarray,
+    angles: np.ndarray,
+    shape: Sequence[int],
+    pixel_size: float,
+    misalign_seed: int,
+) -> MisalignmentModel:
     """A model of ``kind`` scaled so the median bead residual is
     ``target_residual`` pixels (linear in the shifts; the rotation is
     refined once more since it is only nearly linear)."""
@@ -306,19 +370,20 @@ def scaled_model(kind: str, target_residual: float, rng: np.random.Generator, be
 def _misalign_seed(spec_seed):
     # simulate_tilt_series draws 3 child seeds from rng; the 2nd drives the
     # misalignment noise.
-    return np.random.default_rng(spec_seed).integers(0, 2 ** 63, size=3)[1]
+    return np.random.default_rng(spec_seed).integers(0, 2**63, size=3)[1]
 
 
-def apparent_centre(vol: np.ndarray, guess: np.ndarray, bead_px: float,
-                    search: float) -> np.ndarray:
+def apparent_centre(
+    vol: np.ndarray, guess: np.ndarray, bead_px: float, search: float
+) -> np.ndarray:
     """Centre of the dark bead blob near ``guess`` (voxel ``(x, y, z)`` in
     ``vol``), as a fiducial detector would report it: low-pass at the bead
     scale, darkest voxel within ``search`` voxels, then the centroid of the
     dark part within a bead radius."""
     sm = ndimage.gaussian_filter(vol, max(bead_px / 4, 0.7), mode="nearest")
-    g = np.indices(vol.shape).astype(float)                      # z, y, x
-    d2 = ((g[2] - guess[0]) ** 2 + (g[1] - guess[1]) ** 2 + (g[0] - guess[2]) ** 2)
-    cand = np.where(d2 <= search ** 2, sm, np.inf)
+    g = np.indices(vol.shape).astype(float)  # z, y, x
+    d2 = (g[2] - guess[0]) ** 2 + (g[1] - guess[1]) ** 2 + (g[0] - guess[2]) ** 2
+    cand = np.where(d2 <= search**2, sm, np.inf)
     iz, iy, ix = np.unravel_index(np.argmin(cand), vol.shape)
     r2 = (g[2] - ix) ** 2 + (g[1] - iy) ** 2 + (g[0] - iz) ** 2
     near = r2 <= max(bead_px / 2, 1.5) ** 2

@@ -23,6 +23,7 @@ Pipeline (:func:`train_misalignment`):
 Everything is seeded; TensorFlow runs on the CPU with a fixed number of
 threads.
 """
+
 import json
 import logging
 import shutil
@@ -34,19 +35,34 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..models.network import (NETWORK_VERSION, STRONG_FILE, WEAK_FILE, build_network,
-                              scale_feature)
+from ..models.network import NETWORK_VERSION, STRONG_FILE, WEAK_FILE, build_network, scale_feature
 from ..tfutil import import_tensorflow
 from ..typealiases import PathLike
-from .dataset import (ALIGNED_ID, CLASSES, DATA_VERSION, STRONG_ID, WEAK_ID,
-                      generate_shards, load_shards)
+from .dataset import (
+    ALIGNED_ID,
+    CLASSES,
+    DATA_VERSION,
+    STRONG_ID,
+    WEAK_ID,
+    generate_shards,
+    load_shards,
+)
 from .evaluation import confusion, evaluate, tomogram_scores
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["augment_flips", "balanced_batch", "make_batches", "train_network",
-           "tomogram_scores", "confusion", "evaluate", "train_misalignment",
-           "STRONG_GROUPS", "WEAK_GROUPS"]
+__all__ = [
+    "augment_flips",
+    "balanced_batch",
+    "make_batches",
+    "train_network",
+    "tomogram_scores",
+    "confusion",
+    "evaluate",
+    "train_misalignment",
+    "STRONG_GROUPS",
+    "WEAK_GROUPS",
+]
 
 # (class id, fraction of each batch, target: 1 = aligned)
 STRONG_GROUPS = ((STRONG_ID, 0.5, 0.0), (ALIGNED_ID, 0.25, 1.0), (WEAK_ID, 0.25, 1.0))
@@ -64,8 +80,9 @@ def augment_flips(boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return boxes
 
 
-def balanced_batch(data: Any, groups: Sequence, batch_size: int, rng: np.random.Generator,
-                   augment: bool = True) -> tuple:
+def balanced_batch(
+    data: Any, groups: Sequence, batch_size: int, rng: np.random.Generator, augment: bool = True
+) -> tuple:
     """One batch drawn with fixed class proportions.
 
     Parameters
@@ -98,8 +115,9 @@ def balanced_batch(data: Any, groups: Sequence, batch_size: int, rng: np.random.
     return (x[..., None], scale_feature(data.scale[idx])), np.concatenate(ys)
 
 
-def make_batches(data: Any, groups: Sequence, batch_size: int, steps: int, seed: int,
-                 augment: bool = True) -> Any:
+def make_batches(
+    data: Any, groups: Sequence, batch_size: int, steps: int, seed: int, augment: bool = True
+) -> Any:
     """A ``keras.utils.PyDataset`` of ``steps`` balanced batches per epoch,
     different every epoch, reproducible from ``seed``."""
     tf = import_tensorflow()
@@ -132,8 +150,10 @@ def _validation_arrays(data, groups, seed, max_per_group=600):
         idx.append(np.sort(rng.choice(pool, n, replace=False)))
         ys.append(np.full(n, target, np.float32))
     idx = np.concatenate(idx)
-    return ((data.boxes[idx].astype(np.float32)[..., None], scale_feature(data.scale[idx])),
-            np.concatenate(ys))
+    return (
+        (data.boxes[idx].astype(np.float32)[..., None], scale_feature(data.scale[idx])),
+        np.concatenate(ys),
+    )
 
 
 def _set_threads(threads):
@@ -141,7 +161,7 @@ def _set_threads(threads):
     try:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:            # already initialised
+    except RuntimeError:  # already initialised
         pass
     return tf
 
@@ -158,11 +178,23 @@ def _save_plain(model, path, name):
     tmp.replace(path)
 
 
-def train_network(name: str, train: Any, val_xy: tuple, groups: Sequence, workdir: PathLike,
-                  seed: int, epochs: int = 30, steps: int = 150, batch_size: int = 64,
-                  lr: float = 1e-4, init_weights: PathLike | None = None, resume: bool = True,
-                  log: Callable | None = None, lr_patience: int = 2,
-                  stop_patience: int = 5) -> tuple[Any, dict]:
+def train_network(
+    name: str,
+    train: Any,
+    val_xy: tuple,
+    groups: Sequence,
+    workdir: PathLike,
+    seed: int,
+    epochs: int = 30,
+    steps: int = 150,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    init_weights: PathLike | None = None,
+    resume: bool = True,
+    log: Callable | None = None,
+    lr_patience: int = 2,
+    stop_patience: int = 5,
+) -> tuple[Any, dict]:
     """Train one network with per-epoch checkpoints.
 
     Parameters
@@ -209,8 +241,11 @@ def train_network(name: str, train: Any, val_xy: tuple, groups: Sequence, workdi
     model = build_network(name)
     if init_weights is not None:
         model.set_weights(init_weights)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy",
-                  metrics=["accuracy", keras.metrics.AUC(name="auc")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
     t0 = time.perf_counter()
 
     class _Log(keras.callbacks.Callback):  # type: ignore[name-defined]
@@ -220,55 +255,75 @@ def train_network(name: str, train: Any, val_xy: tuple, groups: Sequence, workdi
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             lr_now = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            log(f"{name} epoch {epoch + 1}: loss {logs.get('loss', np.nan):.4f} "
+            log(
+                f"{name} epoch {epoch + 1}: loss {logs.get('loss', np.nan):.4f} "
                 f"acc {logs.get('accuracy', np.nan):.3f} val_loss "
                 f"{logs.get('val_loss', np.nan):.4f} val_acc "
                 f"{logs.get('val_accuracy', np.nan):.3f} val_auc "
                 f"{logs.get('val_auc', np.nan):.3f} lr {lr_now:.1e} "
-                f"({time.perf_counter() - self.t:.0f} s)")
+                f"({time.perf_counter() - self.t:.0f} s)"
+            )
 
-    ckpt = keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss",
-                                           save_best_only=True)
+    ckpt = keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True)
     if best.is_file() and resume:
         # keep the best value across a resume
         try:
             rows = np.genfromtxt(history, delimiter=",", names=True)
             ckpt.best = float(np.min(np.atleast_1d(rows["val_loss"])))
-        except Exception:           # no or partial history
+        except Exception:  # no or partial history
             pass
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
         ckpt,
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
-                                          patience=int(lr_patience), min_lr=1e-6),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.1, patience=int(lr_patience), min_lr=1e-6
+        ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(stop_patience)),
         keras.callbacks.CSVLogger(str(history), append=True),
         _Log(),
     ]
     batches = make_batches(train, groups, batch_size, steps, seed)
-    fit = model.fit(batches, validation_data=val_xy, epochs=int(epochs), verbose=0,
-                    callbacks=callbacks, validation_batch_size=128)
+    fit = model.fit(
+        batches,
+        validation_data=val_xy,
+        epochs=int(epochs),
+        verbose=0,
+        callbacks=callbacks,
+        validation_batch_size=128,
+    )
     seconds = time.perf_counter() - t0
     if best.is_file():
         model.set_weights(keras.models.load_model(str(best), compile=False).get_weights())
     rows = np.genfromtxt(history, delimiter=",", names=True)
     vl = np.atleast_1d(rows["val_loss"])
-    info = {"epochs_run": int(len(vl)), "best_epoch": int(np.argmin(vl)) + 1,
-            "best_val_loss": float(np.min(vl)),
-            "best_val_accuracy": float(np.atleast_1d(rows["val_accuracy"])[np.argmin(vl)]),
-            "best_val_auc": float(np.atleast_1d(rows["val_auc"])[np.argmin(vl)]),
-            "seconds_this_run": round(seconds, 1),
-            "epochs_this_run": len(fit.history.get("loss", []))}
+    info = {
+        "epochs_run": int(len(vl)),
+        "best_epoch": int(np.argmin(vl)) + 1,
+        "best_val_loss": float(np.min(vl)),
+        "best_val_accuracy": float(np.atleast_1d(rows["val_accuracy"])[np.argmin(vl)]),
+        "best_val_auc": float(np.atleast_1d(rows["val_auc"])[np.argmin(vl)]),
+        "seconds_this_run": round(seconds, 1),
+        "epochs_this_run": len(fit.history.get("loss", [])),
+    }
     return model, info
 
 
-def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
-                      lr_patience: int = 2, stop_patience: int = 5, n_fine: int = 0) -> str:
+def checkpoint_folder(
+    n_train: int,
+    n_val: int,
+    steps: int,
+    batch_size: int,
+    lr_patience: int = 2,
+    stop_patience: int = 5,
+    n_fine: int = 0,
+) -> str:
     """Name of a training run's checkpoint folder inside its data cache
     (network version; fine-sampling specimens and patience only when not the
     defaults 0 and 2 / 5)."""
-    name = (f"checkpoints_net{NETWORK_VERSION}_n{int(n_train)}_v{int(n_val)}"
-            f"_s{int(steps)}_b{int(batch_size)}")
+    name = (
+        f"checkpoints_net{NETWORK_VERSION}_n{int(n_train)}_v{int(n_val)}"
+        f"_s{int(steps)}_b{int(batch_size)}"
+    )
     if int(n_fine):
         name += f"_f{int(n_fine)}"
     if (int(lr_patience), int(stop_patience)) != (2, 5):
@@ -276,11 +331,23 @@ def checkpoint_folder(n_train: int, n_val: int, steps: int, batch_size: int,
     return name
 
 
-def train_misalignment(out: PathLike, seed: int = 0, n_train: int = 300, n_val: int = 40,
-                       epochs: int = 30, steps: int = 150, batch_size: int = 64,
-                       cache: PathLike = ".cache/misalignment", resume: bool = False,
-                       workers: int = 2, threads: int = 2, log: Callable | None = None,
-                       lr_patience: int = 2, stop_patience: int = 5, n_fine: int = 0) -> dict:
+def train_misalignment(
+    out: PathLike,
+    seed: int = 0,
+    n_train: int = 300,
+    n_val: int = 40,
+    epochs: int = 30,
+    steps: int = 150,
+    batch_size: int = 64,
+    cache: PathLike = ".cache/misalignment",
+    resume: bool = False,
+    workers: int = 2,
+    threads: int = 2,
+    log: Callable | None = None,
+    lr_patience: int = 2,
+    stop_patience: int = 5,
+    n_fine: int = 0,
+) -> dict:
     """The whole training run (see the module docstring).
 
     Parameters
@@ -317,8 +384,13 @@ def train_misalignment(out: PathLike, seed: int = 0, n_train: int = 300, n_val: 
     """
     if int(n_fine) != n_fine or n_fine < 0:
         raise InputError(f"n_fine must be an integer >= 0, got {n_fine}")
-    for name, v in (("n_train", n_train), ("n_val", n_val), ("epochs", epochs),
-                    ("steps", steps), ("batch_size", batch_size)):
+    for name, v in (
+        ("n_train", n_train),
+        ("n_val", n_val),
+        ("epochs", epochs),
+        ("steps", steps),
+        ("batch_size", batch_size),
+    ):
         if int(v) != v or v < 1:
             raise InputError(f"{name} must be a positive integer, got {v}")
     log = log or logger.info
@@ -334,16 +406,19 @@ def train_misalignment(out: PathLike, seed: int = 0, n_train: int = 300, n_val: 
     if n_fine:
         train = train.extend(load_shards(root, "fine", n_fine))
     val = load_shards(root, "val", n_val)
-    sizes = {"train_boxes": {c: int(np.sum(train.label == i)) for i, c in enumerate(CLASSES)},
-             "val_boxes": {c: int(np.sum(val.label == i)) for i, c in enumerate(CLASSES)},
-             "train_tomograms": int(len(np.unique(train.tomogram))),
-             "val_tomograms": int(len(np.unique(val.tomogram)))}
+    sizes = {
+        "train_boxes": {c: int(np.sum(train.label == i)) for i, c in enumerate(CLASSES)},
+        "val_boxes": {c: int(np.sum(val.label == i)) for i, c in enumerate(CLASSES)},
+        "train_tomograms": int(len(np.unique(train.tomogram))),
+        "val_tomograms": int(len(np.unique(val.tomogram))),
+    }
     log(f"data: {sizes}")
     _set_threads(threads)
     # one checkpoint folder per data size and batch schedule: a resumed run
     # never picks up the epochs of another set-up (more epochs may be added)
-    ck = root / checkpoint_folder(n_train, n_val, steps, batch_size, lr_patience,
-                                  stop_patience, n_fine)
+    ck = root / checkpoint_folder(
+        n_train, n_val, steps, batch_size, lr_patience, stop_patience, n_fine
+    )
     strong_path, weak_path = out / STRONG_FILE, out / WEAK_FILE
     infos = {}
     tf = import_tensorflow()
@@ -355,9 +430,20 @@ def train_misalignment(out: PathLike, seed: int = 0, n_train: int = 300, n_val: 
         log("strong network: already trained, reused")
     else:
         strong, infos["strong"] = train_network(
-            "strong", train, _validation_arrays(val, STRONG_GROUPS, seed), STRONG_GROUPS,
-            ck, seed, epochs, steps, batch_size, resume=resume, log=log,
-            lr_patience=lr_patience, stop_patience=stop_patience)
+            "strong",
+            train,
+            _validation_arrays(val, STRONG_GROUPS, seed),
+            STRONG_GROUPS,
+            ck,
+            seed,
+            epochs,
+            steps,
+            batch_size,
+            resume=resume,
+            log=log,
+            lr_patience=lr_patience,
+            stop_patience=stop_patience,
+        )
         _save_plain(strong, strong_path, "strong")
         (ck / "strong_done").write_text(json.dumps(infos["strong"]))
     if (ck / "strong_done").is_file() and "strong" not in infos:
@@ -368,17 +454,35 @@ def train_misalignment(out: PathLike, seed: int = 0, n_train: int = 300, n_val: 
         log("weak network: already trained, reused")
     else:
         weak, infos["weak"] = train_network(
-            "weak", train, _validation_arrays(val, WEAK_GROUPS, seed), WEAK_GROUPS, ck,
-            seed + 1, epochs, steps, batch_size, init_weights=strong.get_weights(),
-            resume=resume, log=log, lr_patience=lr_patience, stop_patience=stop_patience)
+            "weak",
+            train,
+            _validation_arrays(val, WEAK_GROUPS, seed),
+            WEAK_GROUPS,
+            ck,
+            seed + 1,
+            epochs,
+            steps,
+            batch_size,
+            init_weights=strong.get_weights(),
+            resume=resume,
+            log=log,
+            lr_patience=lr_patience,
+            stop_patience=stop_patience,
+        )
         _save_plain(weak, weak_path, "weak")
         (ck / "weak_done").write_text(json.dumps(infos["weak"]))
     metrics, _ = evaluate(strong, weak, val)
-    result = {"seed": int(seed), "n_train": int(n_train), "n_val": int(n_val),
-              "n_fine": int(n_fine),
-              "sizes": sizes, "training": infos, "validation": metrics,
-              "seconds_generation_this_run": round(t_gen, 1),
-              "seconds_total_this_run": round(time.perf_counter() - t_all, 1)}
+    result = {
+        "seed": int(seed),
+        "n_train": int(n_train),
+        "n_val": int(n_val),
+        "n_fine": int(n_fine),
+        "sizes": sizes,
+        "training": infos,
+        "validation": metrics,
+        "seconds_generation_this_run": round(t_gen, 1),
+        "seconds_total_this_run": round(time.perf_counter() - t_all, 1),
+    }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     log(f"validation: {json.dumps(metrics)}")
     return result

@@ -23,6 +23,7 @@ box around a fiducial comes from an *aligned* tomogram (1 = aligned,
 TensorFlow is imported inside the functions: this module is imported by the
 protocols, which Scipion loads whenever it loads any protocol.
 """
+
 import logging
 from pathlib import Path
 
@@ -87,8 +88,7 @@ def build_network(name="misalignment", box_size=BOX_SIZE):
     scale = layers.Input(shape=(1,), name="scale")
     x = box
     for i, n_filters in enumerate(FILTERS):
-        x = layers.Conv3D(n_filters, 3, padding="same", activation="relu",
-                          name=f"conv{i + 1}")(x)
+        x = layers.Conv3D(n_filters, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
         x = layers.MaxPooling3D(2, name=f"pool{i + 1}")(x)
         x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
     x = layers.GlobalAveragePooling3D(name="gap")(x)
@@ -110,22 +110,25 @@ def load_network(path):
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: trained network not found (expected a .keras "
-                         f"file; set FAML_TOMO_MODELS or pass the model folder)")
+        raise InputError(
+            f"{path}: trained network not found (expected a .keras "
+            f"file; set FAML_TOMO_MODELS or pass the model folder)"
+        )
     tf = import_tensorflow()
     try:
         model = tf.keras.models.load_model(str(path), compile=False)
-    except Exception as exc:        # keras raises many types for bad files
-        raise InputError(f"{path}: cannot load the trained network "
-                         f"({type(exc).__name__}: {exc})") from exc
-    shapes = model.input_shape if isinstance(model.input_shape, list) \
-        else [model.input_shape]
+    except Exception as exc:  # keras raises many types for bad files
+        raise InputError(
+            f"{path}: cannot load the trained network ({type(exc).__name__}: {exc})"
+        ) from exc
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
     shapes = [tuple(s[1:]) for s in shapes]
-    if shapes != [(BOX_SIZE, BOX_SIZE, BOX_SIZE, 1), (1,)] \
-            or model.count_params() != N_PARAMS:
-        raise InputError(f"{path}: not a misalignment network of this architecture "
-                         f"(inputs {shapes}, {model.count_params()} parameters; networks "
-                         f"trained before December 2026 had no scale input: retrain, "
-                         f"or use the weights shipped with this version)")
+    if shapes != [(BOX_SIZE, BOX_SIZE, BOX_SIZE, 1), (1,)] or model.count_params() != N_PARAMS:
+        raise InputError(
+            f"{path}: not a misalignment network of this architecture "
+            f"(inputs {shapes}, {model.count_params()} parameters; networks "
+            f"trained before December 2026 had no scale input: retrain, "
+            f"or use the weights shipped with this version)"
+        )
     logger.info("loaded %s", path)
     return model

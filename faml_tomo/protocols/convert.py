@@ -1,6 +1,7 @@
 """Conversions between Scipion objects and faml_tomo's conventions: the
 transform of an aligned subtomogram, volume paths, and the RELION 5 optics
 and particle columns written for a set of subtomograms."""
+
 import numpy as np
 
 __all__ = ["scipion_matrix", "faml_transform", "relion_optics", "relion_columns"]
@@ -35,7 +36,7 @@ def _volume_path(obj):
     fn = obj.getFileName()
     for suffix in (":mrc", ":mrcs"):
         if fn and fn.endswith(suffix):
-            fn = fn[:-len(suffix)]
+            fn = fn[: -len(suffix)]
     return fn
 
 
@@ -43,6 +44,7 @@ def relion_optics(inset):
     """RELION optics table of the subtomograms (acquisition values where
     Scipion has them, else :class:`~faml_tomo.io.relion.Acquisition`)."""
     from ..io.relion import Acquisition
+
     acq = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
     dflt = Acquisition()
 
@@ -50,25 +52,28 @@ def relion_optics(inset):
         v = getattr(acq, getter)() if acq is not None and hasattr(acq, getter) else None
         return float(v) if v is not None and float(v) > 0 else default
 
-    return {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"],
-            "rlnVoltage": [value("getVoltage", dflt.voltage)],
-            "rlnSphericalAberration": [value("getSphericalAberration",
-                                             dflt.spherical_aberration)],
-            "rlnAmplitudeContrast": [value("getAmplitudeContrast",
-                                           dflt.amplitude_contrast)],
-            "rlnImagePixelSize": [inset.getSamplingRate()],
-            "rlnTomoTiltSeriesPixelSize": [inset.getSamplingRate()],
-            "rlnImageSize": [int(inset.getDimensions()[0])],
-            "rlnImageDimensionality": [3], "rlnCtfDataAreCtfPremultiplied": [0]}
+    return {
+        "rlnOpticsGroup": [1],
+        "rlnOpticsGroupName": ["opticsGroup1"],
+        "rlnVoltage": [value("getVoltage", dflt.voltage)],
+        "rlnSphericalAberration": [value("getSphericalAberration", dflt.spherical_aberration)],
+        "rlnAmplitudeContrast": [value("getAmplitudeContrast", dflt.amplitude_contrast)],
+        "rlnImagePixelSize": [inset.getSamplingRate()],
+        "rlnTomoTiltSeriesPixelSize": [inset.getSamplingRate()],
+        "rlnImageSize": [int(inset.getDimensions()[0])],
+        "rlnImageDimensionality": [3],
+        "rlnCtfDataAreCtfPremultiplied": [0],
+    }
+
 
 def relion_columns(inset):
     """``rlnTomoName`` and, where every subtomogram has its coordinate,
     ``rlnCenteredCoordinateX/Y/ZAngst`` (Scipion keeps coordinates from
     the tomogram centre, in pixels of the coordinates)."""
     from tomo.constants import SCIPION
+
     coords = inset.getCoordinates3D() if hasattr(inset, "getCoordinates3D") else None
-    csr = (coords.getSamplingRate() if coords is not None else None) or \
-        inset.getSamplingRate()
+    csr = (coords.getSamplingRate() if coords is not None else None) or inset.getSamplingRate()
     names, xyz = [], []
     for item in inset.iterItems(orderBy="id"):
         c = item.getCoordinate3D() if hasattr(item, "getCoordinate3D") else None
@@ -85,6 +90,5 @@ def relion_columns(inset):
     out = {"rlnTomoName": names, "rlnOpticsGroup": [1] * len(names)}
     if xyz and all(p is not None for p in xyz):
         arr = np.asarray(xyz, dtype=float)
-        out.update({f"rlnCenteredCoordinate{a}Angst": arr[:, j]
-                    for j, a in enumerate("XYZ")})
+        out.update({f"rlnCenteredCoordinate{a}Angst": arr[:, j] for j, a in enumerate("XYZ")})
     return out

@@ -4,6 +4,7 @@
 Glue only: the compute is :mod:`faml_tomo.misalignment` (boxes, networks,
 decision).  TensorFlow is imported inside the step.
 """
+
 import json
 import logging
 import os
@@ -22,16 +23,24 @@ from . import formjob
 logger = logging.getLogger(__name__)
 
 OUT_SUBTOMOS = "outputSubtomograms"
-OUT_SETS = {ALIGNED: "outputAlignedTomograms", WEAK: "outputWeakMisalignedTomograms",
-            STRONG: "outputStrongMisalignedTomograms"}
+OUT_SETS = {
+    ALIGNED: "outputAlignedTomograms",
+    WEAK: "outputWeakMisalignedTomograms",
+    STRONG: "outputStrongMisalignedTomograms",
+}
 # tomograms without enough usable beads: kept in their own set, with the reason
 OUT_UNCLASSIFIED = "outputUnclassifiedTomograms"
 RESULTS_JSON = "misalignment_results.json"
 # form parameter -> MisalignmentJob field: the job of a form, and the form's defaults
-FORM_FIELDS = {"beadSizeNm": "bead_size_nm", "criterion": "criterion",
-               "strongThreshold": "strong_threshold", "weakThreshold": "weak_threshold",
-               "minBeads": "min_beads", "maxOutside": "max_outside",
-               "batchSize": "batch_size"}
+FORM_FIELDS = {
+    "beadSizeNm": "bead_size_nm",
+    "criterion": "criterion",
+    "strongThreshold": "strong_threshold",
+    "weakThreshold": "weak_threshold",
+    "minBeads": "min_beads",
+    "maxOutside": "max_outside",
+    "batchSize": "batch_size",
+}
 FORM_CHOICES = {"criterion": CRITERIA}
 
 
@@ -39,6 +48,7 @@ def form_default(name):
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..misalignment.job import job_defaults
+
     return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 
 
@@ -46,6 +56,7 @@ def _box_name(ts, i):
     """File of the ``i``-th (0-based) bead box of tomogram ``ts``; the id is
     sanitised (a tsId may hold ``/`` or ``..``)."""
     from ..io.naming import box_name
+
     return box_name(ts, i)
 
 
@@ -59,74 +70,129 @@ class ProtDetectMisalignment(EMProtocol):
     is classified from the mean (or the votes) of its bead scores.
     Tomograms without coordinates are reported as unclassified.
     """
+
     _label = "detect misalignment"
     _devStatus = BETA
     _references = [CITE_MISALIGNMENT]
-    _possibleOutputs = {OUT_SUBTOMOS: None, OUT_UNCLASSIFIED: None,
-                        **{v: None for v in OUT_SETS.values()}}
+    _possibleOutputs = {
+        OUT_SUBTOMOS: None,
+        OUT_UNCLASSIFIED: None,
+        **{v: None for v in OUT_SETS.values()},
+    }
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputCoordinates", params.PointerParam,
-                      pointerClass="SetOfCoordinates3D", important=True,
-                      label="Fiducial coordinates",
-                      help="Gold-bead coordinates (from the tilt-series alignment or a "
-                           "fiducial finder such as peak high contrast).")
-        form.addParam("useOtherTomograms", params.BooleanParam, default=False,
-                      label="Use other tomograms?",
-                      help="Score the beads in another set of tomograms (e.g. "
-                           "reconstructed differently) instead of the ones the "
-                           "coordinates refer to. Tomograms are matched by tilt-series "
-                           "id; coordinates are rescaled by the sampling ratio.")
-        form.addParam("inputTomograms", params.PointerParam,
-                      pointerClass="SetOfTomograms", allowsNull=True,
-                      condition="useOtherTomograms", label="Tomograms")
-        form.addParam("beadSizeNm", params.FloatParam, default=form_default("beadSizeNm"),
-                      label="Bead diameter (nm)",
-                      help="Gold fiducial diameter; boxes are resampled so it spans 16 "
-                           "voxels.")
+        form.addParam(
+            "inputCoordinates",
+            params.PointerParam,
+            pointerClass="SetOfCoordinates3D",
+            important=True,
+            label="Fiducial coordinates",
+            help="Gold-bead coordinates (from the tilt-series alignment or a "
+            "fiducial finder such as peak high contrast).",
+        )
+        form.addParam(
+            "useOtherTomograms",
+            params.BooleanParam,
+            default=False,
+            label="Use other tomograms?",
+            help="Score the beads in another set of tomograms (e.g. "
+            "reconstructed differently) instead of the ones the "
+            "coordinates refer to. Tomograms are matched by tilt-series "
+            "id; coordinates are rescaled by the sampling ratio.",
+        )
+        form.addParam(
+            "inputTomograms",
+            params.PointerParam,
+            pointerClass="SetOfTomograms",
+            allowsNull=True,
+            condition="useOtherTomograms",
+            label="Tomograms",
+        )
+        form.addParam(
+            "beadSizeNm",
+            params.FloatParam,
+            default=form_default("beadSizeNm"),
+            label="Bead diameter (nm)",
+            help="Gold fiducial diameter; boxes are resampled so it spans 16 voxels.",
+        )
         form.addSection(label="Decision")
-        form.addParam("criterion", params.EnumParam, choices=list(CRITERIA),
-                      default=form_default("criterion"),
-                      label="Criterion", display=params.EnumParam.DISPLAY_HLIST,
-                      help="mean: mean of the bead scores (recommended). votes: "
-                           "fraction of beads above the threshold.")
-        form.addParam("strongThreshold", params.FloatParam, default=form_default("strongThreshold"),
-                      label="Strong misalignment threshold",
-                      help="Scores run from 0 (misaligned) to 1 (aligned). A tomogram "
-                           "whose aggregated score from the strong network is at or "
-                           "below this value is strongly misaligned (0.5 suggested).")
-        form.addParam("weakThreshold", params.FloatParam,
-                      default=form_default("weakThreshold"), allowsNull=True,
-                      label="Weak misalignment threshold (optional)",
-                      help="A tomogram that is not strongly misaligned and whose "
-                           "aggregated score from the weak network is at or below this "
-                           "value is weakly misaligned (0.5 suggested). Leave empty to "
-                           "only separate strongly misaligned tomograms from the rest "
-                           "(all others go to the aligned output; sort them by their "
-                           "weak score).")
-        form.addParam("minBeads", params.IntParam, default=form_default("minBeads"),
-                      expertLevel=params.LEVEL_ADVANCED, label="Fewest usable beads",
-                      help="A tomogram with fewer usable beads is not judged: it goes to "
-                           "the unclassified output with the reason. Raise it (e.g. to 3) "
-                           "when single beads should not decide.")
-        form.addParam("maxOutside", params.FloatParam, default=form_default("maxOutside"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Largest box part outside the tomogram",
-                      help="Boxes with a larger fraction of their voxels outside the "
-                           "tomogram (coordinates beyond or at the edge of the volume) are "
-                           "not scored: they would hold mostly padding.")
-        form.addParam("batchSize", params.IntParam, default=form_default("batchSize"),
-                      expertLevel=params.LEVEL_ADVANCED, label="Batch size (boxes)",
-                      help="Boxes scored together by the networks; lower it if the GPU "
-                           "runs out of memory.")
+        form.addParam(
+            "criterion",
+            params.EnumParam,
+            choices=list(CRITERIA),
+            default=form_default("criterion"),
+            label="Criterion",
+            display=params.EnumParam.DISPLAY_HLIST,
+            help="mean: mean of the bead scores (recommended). votes: "
+            "fraction of beads above the threshold.",
+        )
+        form.addParam(
+            "strongThreshold",
+            params.FloatParam,
+            default=form_default("strongThreshold"),
+            label="Strong misalignment threshold",
+            help="Scores run from 0 (misaligned) to 1 (aligned). A tomogram "
+            "whose aggregated score from the strong network is at or "
+            "below this value is strongly misaligned (0.5 suggested).",
+        )
+        form.addParam(
+            "weakThreshold",
+            params.FloatParam,
+            default=form_default("weakThreshold"),
+            allowsNull=True,
+            label="Weak misalignment threshold (optional)",
+            help="A tomogram that is not strongly misaligned and whose "
+            "aggregated score from the weak network is at or below this "
+            "value is weakly misaligned (0.5 suggested). Leave empty to "
+            "only separate strongly misaligned tomograms from the rest "
+            "(all others go to the aligned output; sort them by their "
+            "weak score).",
+        )
+        form.addParam(
+            "minBeads",
+            params.IntParam,
+            default=form_default("minBeads"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Fewest usable beads",
+            help="A tomogram with fewer usable beads is not judged: it goes to "
+            "the unclassified output with the reason. Raise it (e.g. to 3) "
+            "when single beads should not decide.",
+        )
+        form.addParam(
+            "maxOutside",
+            params.FloatParam,
+            default=form_default("maxOutside"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Largest box part outside the tomogram",
+            help="Boxes with a larger fraction of their voxels outside the "
+            "tomogram (coordinates beyond or at the edge of the volume) are "
+            "not scored: they would hold mostly padding.",
+        )
+        form.addParam(
+            "batchSize",
+            params.IntParam,
+            default=form_default("batchSize"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Batch size (boxes)",
+            help="Boxes scored together by the networks; lower it if the GPU runs out of memory.",
+        )
         # Scipion shows these two in the form's header ("GPU IDs")
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=False,
-                       label="Use GPU?",
-                       help="The networks are small: the CPU is usually enough.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
-                       label="GPU id", help="TensorFlow GPU index (the first one is used).")
+        form.addHidden(
+            params.USE_GPU,
+            params.BooleanParam,
+            default=False,
+            label="Use GPU?",
+            help="The networks are small: the CPU is usually enough.",
+        )
+        form.addHidden(
+            params.GPU_LIST,
+            params.StringParam,
+            default="0",
+            label="GPU id",
+            help="TensorFlow GPU index (the first one is used).",
+        )
 
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
@@ -144,19 +210,22 @@ class ProtDetectMisalignment(EMProtocol):
     def _modelsDir():
         try:
             from .. import Plugin
+
             return Plugin.getModelsDir()
-        except Exception:           # plugin class unavailable
+        except Exception:  # plugin class unavailable
             return os.environ.get(MODELS_DIR_VAR) or DEFAULT_MODELS_DIR
 
     def _job(self):
         """The :class:`~faml_tomo.misalignment.job.MisalignmentJob` of the form
         (its settings; the tomograms and coordinates come from Scipion)."""
         from ..misalignment.job import MisalignmentJob
+
         values = formjob.form_values(self, FORM_FIELDS, FORM_CHOICES)
         values["weak_threshold"] = self._weakThreshold()
         gpu = self._gpu()
-        return MisalignmentJob(models=self._modelsDir(),
-                               gpu=None if gpu is None else str(gpu), **values)
+        return MisalignmentJob(
+            models=self._modelsDir(), gpu=None if gpu is None else str(gpu), **values
+        )
 
     def _weakThreshold(self):
         v = self.weakThreshold.get()
@@ -178,6 +247,7 @@ class ProtDetectMisalignment(EMProtocol):
         the coordinate objects in the same order."""
         cset = self.inputCoordinates.get()
         from tomo.constants import BOTTOM_LEFT_CORNER
+
         prec = {self._tsId(t): t for t in cset.getPrecedents().iterItems()}
         c_sr = cset.getSamplingRate() or next(iter(prec.values())).getSamplingRate()
         out, objs = {}, {}
@@ -203,6 +273,7 @@ class ProtDetectMisalignment(EMProtocol):
         from ..io.mrc import open_mrc, write_mrc
         from ..misalignment.detect import score_tomogram
         from ..misalignment.predict import MisalignmentScorer
+
         tomos = self._getTomograms()
         coords, _ = self._coordinatesByTomogram(tomos)
         job = self._job()
@@ -215,32 +286,51 @@ class ProtDetectMisalignment(EMProtocol):
             ts = self._tsId(tomo)
             xyz = coords.get(ts, np.zeros((0, 3)))
             with open_mrc(tomo.getFileName()) as (data, _vs):
-                res = score_tomogram(ts, data, xyz, tomo.getSamplingRate(), bead_A,
-                                     scorer, job.criterion, job.strong_threshold,
-                                     job.weak_threshold, keep_boxes=True,
-                                     min_beads=job.min_beads, max_outside=job.max_outside)
+                res = score_tomogram(
+                    ts,
+                    data,
+                    xyz,
+                    tomo.getSamplingRate(),
+                    bead_A,
+                    scorer,
+                    job.criterion,
+                    job.strong_threshold,
+                    job.weak_threshold,
+                    keep_boxes=True,
+                    min_beads=job.min_beads,
+                    max_outside=job.max_outside,
+                )
             if res.boxes is not None:
                 for i, b in enumerate(res.boxes):
-                    write_mrc(os.path.join(box_dir, _box_name(ts, i)), b,
-                              res.box_sampling)
+                    write_mrc(os.path.join(box_dir, _box_name(ts, i)), b, res.box_sampling)
             for w in res.warnings:
                 logger.warning("%s: %s", ts, w)
             d = res.decision
-            results[ts] = {"label": d.label, "strong_score": d.strong_score,
-                           "weak_score": d.weak_score, "n_beads": d.n_beads,
-                           "message": d.message, "warnings": res.warnings,
-                           "strong": res.strong.tolist(), "weak": res.weak.tolist(),
-                           "outside": np.asarray(res.outside_fraction).tolist(),
-                           "used": res.used.astype(int).tolist(),
-                           "verdict": list(res.verdict),
-                           "disagree": res.disagree.astype(int).tolist(),
-                           "excluded": list(res.excluded),
-                           "strong_spread": d.strong_spread, "n_disagree": d.n_disagree,
-                           "n_excluded": d.n_excluded,
-                           "coords": np.asarray(res.coords).tolist(),
-                           "box_sampling": res.box_sampling}
-            print(f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
-                  f"{d.weak_score:.3f}, {d.n_beads} beads) {d.message}", flush=True)
+            results[ts] = {
+                "label": d.label,
+                "strong_score": d.strong_score,
+                "weak_score": d.weak_score,
+                "n_beads": d.n_beads,
+                "message": d.message,
+                "warnings": res.warnings,
+                "strong": res.strong.tolist(),
+                "weak": res.weak.tolist(),
+                "outside": np.asarray(res.outside_fraction).tolist(),
+                "used": res.used.astype(int).tolist(),
+                "verdict": list(res.verdict),
+                "disagree": res.disagree.astype(int).tolist(),
+                "excluded": list(res.excluded),
+                "strong_spread": d.strong_spread,
+                "n_disagree": d.n_disagree,
+                "n_excluded": d.n_excluded,
+                "coords": np.asarray(res.coords).tolist(),
+                "box_sampling": res.box_sampling,
+            }
+            print(
+                f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
+                f"{d.weak_score:.3f}, {d.n_beads} beads) {d.message}",
+                flush=True,
+            )
         with open(self._getExtraPath(RESULTS_JSON), "w") as fh:
             json.dump(results, fh, indent=1, default=float)
 
@@ -253,6 +343,7 @@ class ProtDetectMisalignment(EMProtocol):
 
     def createOutputStep(self):
         from tomo.objects import SetOfSubTomograms, SetOfTomograms, SubTomogram
+
         results = self._results()
         tomos = self._getTomograms()
         _, objs = self._coordinatesByTomogram(tomos)
@@ -296,9 +387,11 @@ class ProtDetectMisalignment(EMProtocol):
             t._beadsDisagreeing = Integer(r.get("n_disagree", 0))
             t._beadsExcluded = Integer(r.get("n_excluded", 0))
             sets[r["label"]].append(t)
-        src = self.inputTomograms if (self.useOtherTomograms and
-                                      self.inputTomograms.get() is not None) \
+        src = (
+            self.inputTomograms
+            if (self.useOtherTomograms and self.inputTomograms.get() is not None)
             else self.inputCoordinates
+        )
         if subs.getSize():
             self._defineOutputs(**{OUT_SUBTOMOS: subs})
             self._defineSourceRelation(self.inputCoordinates, subs)
@@ -319,30 +412,33 @@ class ProtDetectMisalignment(EMProtocol):
         elif self.inputCoordinates.get() is not None:
             sr = self._getTomograms().getSamplingRate()
             if not (sr or 0) > 0:
-                errors.append("The tomograms have no sampling rate (0 Å/px): set it on "
-                              "the set before scoring")
+                errors.append(
+                    "The tomograms have no sampling rate (0 Å/px): set it on the set before scoring"
+                )
         folder = self._modelsDir()
         for name in ("strong.keras", "weak.keras"):
             path = os.path.join(folder, name)
             if not os.path.isfile(path):
-                errors.append(f"{path}: trained network not found (set {MODELS_DIR_VAR} "
-                              f"or reinstall the plugin)")
+                errors.append(
+                    f"{path}: trained network not found (set {MODELS_DIR_VAR} "
+                    f"or reinstall the plugin)"
+                )
         if self.useGpu:
             try:
                 self._gpu()
             except ValueError:
-                errors.append(f"GPU id must be an integer such as 0, got "
-                              f"{self.gpuList.get()!r}")
+                errors.append(f"GPU id must be an integer such as 0, got {self.gpuList.get()!r}")
         return errors
 
     def _warnings(self):
         from ..misalignment.detect import sampling_warnings
+
         warns = []
         try:
             tomos = self._getTomograms()
             sr = tomos.getSamplingRate()
             warns = sampling_warnings(sr, 10.0 * self.beadSizeNm.get())
-        except Exception as exc:        # inputs not ready yet
+        except Exception as exc:  # inputs not ready yet
             logger.debug("no sampling warnings: %s", exc)
         return warns
 
@@ -352,22 +448,29 @@ class ProtDetectMisalignment(EMProtocol):
             return ["Not run yet."]
         labels = [r["label"] for r in results.values()]
         thr = self._weakThreshold()
-        out = [f"{len(labels)} tomograms, {sum(r['n_beads'] for r in results.values())} "
-               f"beads scored (criterion {CRITERIA[self.criterion.get()]}, strong "
-               f"threshold {self.strongThreshold.get():g}, weak threshold "
-               f"{'none' if thr is None else f'{thr:g}'})."]
-        names = {ALIGNED: "aligned" if thr is not None else "not strongly misaligned",
-                 WEAK: "weakly misaligned", STRONG: "strongly misaligned"}
+        out = [
+            f"{len(labels)} tomograms, {sum(r['n_beads'] for r in results.values())} "
+            f"beads scored (criterion {CRITERIA[self.criterion.get()]}, strong "
+            f"threshold {self.strongThreshold.get():g}, weak threshold "
+            f"{'none' if thr is None else f'{thr:g}'})."
+        ]
+        names = {
+            ALIGNED: "aligned" if thr is not None else "not strongly misaligned",
+            WEAK: "weakly misaligned",
+            STRONG: "strongly misaligned",
+        }
         for label, attr in OUT_SETS.items():
             out.append(f"{names[label]}: {labels.count(label)} ({attr})")
         if len(results) <= 30:
             for ts, r in results.items():
                 if r["label"] != UNCLASSIFIED:
-                    out.append(f"  {ts}: {names[r['label']]} (strong score "
-                               f"{r['strong_score']:.2f}, weak score {r['weak_score']:.2f}, "
-                               f"{r['n_beads']} beads, spread "
-                               f"{r.get('strong_spread', float('nan')):.2f}, "
-                               f"{r.get('n_disagree', 0)} disagree)")
+                    out.append(
+                        f"  {ts}: {names[r['label']]} (strong score "
+                        f"{r['strong_score']:.2f}, weak score {r['weak_score']:.2f}, "
+                        f"{r['n_beads']} beads, spread "
+                        f"{r.get('strong_spread', float('nan')):.2f}, "
+                        f"{r.get('n_disagree', 0)} disagree)"
+                    )
             out.append("Scores run from 0 (misaligned) to 1 (aligned).")
         for ts, r in results.items():
             if r["label"] == UNCLASSIFIED:
@@ -381,12 +484,14 @@ class ProtDetectMisalignment(EMProtocol):
         if not results:
             return []
         thr = self._weakThreshold()
-        return [f"Tomogram alignment was assessed with the deep misalignment detection "
-                f"of de Isidro-Gómez et al. [{CITE_MISALIGNMENT}] (faml_tomo "
-                f"re-implementation trained on simulated tilt series): "
-                f"{sum(r['n_beads'] for r in results.values())} fiducial boxes of 32^3 "
-                f"voxels ({10 * self.beadSizeNm.get() / 16:.2f} Å/voxel, bead diameter "
-                f"{self.beadSizeNm.get():g} nm) from {len(results)} tomograms were scored; "
-                f"tomograms were classified by the {CRITERIA[self.criterion.get()]} score "
-                f"with thresholds {self.strongThreshold.get():g} (strong) and "
-                f"{'none' if thr is None else f'{thr:g}'} (weak)."]
+        return [
+            f"Tomogram alignment was assessed with the deep misalignment detection "
+            f"of de Isidro-Gómez et al. [{CITE_MISALIGNMENT}] (faml_tomo "
+            f"re-implementation trained on simulated tilt series): "
+            f"{sum(r['n_beads'] for r in results.values())} fiducial boxes of 32^3 "
+            f"voxels ({10 * self.beadSizeNm.get() / 16:.2f} Å/voxel, bead diameter "
+            f"{self.beadSizeNm.get():g} nm) from {len(results)} tomograms were scored; "
+            f"tomograms were classified by the {CRITERIA[self.criterion.get()]} score "
+            f"with thresholds {self.strongThreshold.get():g} (strong) and "
+            f"{'none' if thr is None else f'{thr:g}'} (weak)."
+        ]

@@ -1,6 +1,7 @@
 """Scipion protocol: gold fiducial detection in tomograms (peak high
 contrast, de Isidro-Gómez et al. 2024 §2.3).  Glue only: the algorithm is in
 :mod:`faml_tomo.fiducials`, imported inside the steps."""
+
 import json
 import logging
 import os
@@ -20,12 +21,19 @@ OUTPUT_NAME = "Coordinates3D"
 Z_BORDERS = ["bead inside", "whole box inside"]
 # form parameter -> FiducialJob field: the job of a form, and the form's defaults
 FORM_FIELDS = {
-    "fiducialSize": "bead_size_nm", "boxSize": "box_size", "zBorder": "z_border",
-    "relaxedMode": "relaxed_mode", "relaxedModeThr": "relaxed_mode_threshold",
-    "searchSmeared": "smeared_search", "numberSampSlices": "sampling_slices",
-    "sdThr": "sd_threshold", "numberOfCoordinatesThr": "min_coordinates",
-    "mirrorCorrelationThr": "mirror_correlation", "mahalanobisDistanceThr": "mahalanobis",
-    "minContrast": "min_contrast"}
+    "fiducialSize": "bead_size_nm",
+    "boxSize": "box_size",
+    "zBorder": "z_border",
+    "relaxedMode": "relaxed_mode",
+    "relaxedModeThr": "relaxed_mode_threshold",
+    "searchSmeared": "smeared_search",
+    "numberSampSlices": "sampling_slices",
+    "sdThr": "sd_threshold",
+    "numberOfCoordinatesThr": "min_coordinates",
+    "mirrorCorrelationThr": "mirror_correlation",
+    "mahalanobisDistanceThr": "mahalanobis",
+    "minContrast": "min_contrast",
+}
 FORM_CHOICES = {"zBorder": ("bead", "box")}
 
 
@@ -33,6 +41,7 @@ def form_default(name):
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..fiducials.job import job_defaults
+
     return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 
 
@@ -40,6 +49,7 @@ def tomogram_key(tomo):
     """A file-name-safe key of a tomogram: its tsId, else its object id."""
     key = tomo.getTsId() if hasattr(tomo, "getTsId") and tomo.getTsId() else None
     from ..io.naming import safe_name
+
     return safe_name(key or f"tomo_{tomo.getObjId()}")
 
 
@@ -51,8 +61,9 @@ def tomogram_path(tomo):
 
 def _smeared(record):
     """Whether a tomogram's fiducials were found only by a smeared-bead search."""
-    return bool(record["count"]) and (record.get("search") in ("smeared", "streak")
-                                      or record.get("bead_scale", 1.0) > 1)
+    return bool(record["count"]) and (
+        record.get("search") in ("smeared", "streak") or record.get("bead_scale", 1.0) > 1
+    )
 
 
 class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
@@ -67,6 +78,7 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
     the population of beads.  The output coordinates carry their mirror
     correlation as score; they feed misalignment detection or extraction.
     """
+
     _label = "peak high contrast"
     _devStatus = BETA
     _possibleOutputs = {OUTPUT_NAME: SetOfCoordinates3D}
@@ -75,83 +87,134 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms",
-                      important=True, label="Input tomograms",
-                      help="Tomograms with gold fiducials (dark beads).")
-        form.addParam("fiducialSize", params.FloatParam, default=form_default("fiducialSize"),
-                      label="Bead diameter (nm)",
-                      help="Diameter of the gold fiducials (beads), in nanometres "
-                           "(typically 5, 10 or 15).")
-        form.addParam("boxSize", params.IntParam,
-                      default=form_default("boxSize"), label="Box size (voxels)",
-                      help="Box around each fiducial, in voxels of the tomogram; "
-                           "fiducials whose box crosses the X or Y border are "
-                           "dropped.  Must hold a bead.")
-        form.addParam("zBorder", params.EnumParam, choices=Z_BORDERS,
-                      default=form_default("zBorder"), expertLevel=params.LEVEL_ADVANCED,
-                      display=params.EnumParam.DISPLAY_HLIST, label="Z border rule",
-                      help="bead inside (default): keep fiducials near the top and bottom "
-                           "of the tomogram as long as the bead (a cube of two "
-                           "diameters) lies inside; gold beads sit on the ice surfaces, "
-                           "close to the Z border of tightly reconstructed tomograms. "
-                           "whole box inside: the published rule, the whole box must lie "
-                           "inside in Z too.")
-        form.addParam("relaxedMode", params.BooleanParam, default=form_default("relaxedMode"),
-                      label="Run in relaxed mode?",
-                      help="If fewer coordinates than the threshold below pass the "
-                           "mirror-correlation and Mahalanobis filters (typically "
-                           "strongly misaligned tomograms), keep the coordinates "
-                           "found before those filters.")
-        form.addParam("relaxedModeThr", params.IntParam, default=form_default("relaxedModeThr"),
-                      condition="relaxedMode", label="Relaxed mode threshold",
-                      help="Minimum number of filtered coordinates below which "
-                           "relaxed mode applies.")
-        form.addParam("searchSmeared", params.BooleanParam, default=form_default("searchSmeared"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Search smeared beads?",
-                      help="When fewer beads than the relaxed-mode threshold are found, "
-                           "search again for beads 1.5 and 2 times larger, then for "
-                           "beads split into lobes and arcs, then for beads drawn out "
-                           "into streaks along the tilt axis: a misaligned tilt series "
-                           "smears beads into shapes that are no longer round dark "
-                           "spots. Keep it on before misalignment detection.")
-        form.addParam("numberSampSlices", params.IntParam, default=form_default("numberSampSlices"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Number of sampling slices",
-                      help="Central slices whose filtered values give the mean and "
-                           "standard deviation of the outlier threshold.")
-        form.addParam("sdThr", params.FloatParam, default=form_default("sdThr"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Threshold for initial coordinates (SD)",
-                      help="A filtered voxel is a dark outlier when it lies more "
-                           "than this many standard deviations below the mean.")
-        form.addParam("numberOfCoordinatesThr", params.IntParam,
-                      default=form_default("numberOfCoordinatesThr"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Number of coordinates threshold",
-                      help="Minimum number of outlier voxels attracted to a 3D "
-                           "coordinate (lowered to half the bead volume for beads "
-                           "smaller than that).")
-        form.addParam("mirrorCorrelationThr", params.FloatParam,
-                      default=form_default("mirrorCorrelationThr"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Minimum mirror correlation",
-                      help="Minimum correlation between the region around a "
-                           "fiducial (two bead diameters) and its point mirror.")
-        form.addParam("mahalanobisDistanceThr", params.FloatParam,
-                      default=form_default("mahalanobisDistanceThr"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Mahalanobis distance threshold",
-                      help="Radial profiles farther than this (in standard "
-                           "deviations) from the population of bead profiles, and "
-                           "less dark, are removed.")
-        form.addParam("minContrast", params.FloatParam, default=form_default("minContrast"),
-                      expertLevel=params.LEVEL_ADVANCED,
-                      label="Minimum contrast (SD)",
-                      help="The darkest filtered voxel of a fiducial must lie this "
-                           "many robust standard deviations below the median: gold "
-                           "is far darker than protein; this keeps tomograms "
-                           "without gold empty.  0 disables the check.")
+        form.addParam(
+            "inputTomograms",
+            params.PointerParam,
+            pointerClass="SetOfTomograms",
+            important=True,
+            label="Input tomograms",
+            help="Tomograms with gold fiducials (dark beads).",
+        )
+        form.addParam(
+            "fiducialSize",
+            params.FloatParam,
+            default=form_default("fiducialSize"),
+            label="Bead diameter (nm)",
+            help="Diameter of the gold fiducials (beads), in nanometres (typically 5, 10 or 15).",
+        )
+        form.addParam(
+            "boxSize",
+            params.IntParam,
+            default=form_default("boxSize"),
+            label="Box size (voxels)",
+            help="Box around each fiducial, in voxels of the tomogram; "
+            "fiducials whose box crosses the X or Y border are "
+            "dropped.  Must hold a bead.",
+        )
+        form.addParam(
+            "zBorder",
+            params.EnumParam,
+            choices=Z_BORDERS,
+            default=form_default("zBorder"),
+            expertLevel=params.LEVEL_ADVANCED,
+            display=params.EnumParam.DISPLAY_HLIST,
+            label="Z border rule",
+            help="bead inside (default): keep fiducials near the top and bottom "
+            "of the tomogram as long as the bead (a cube of two "
+            "diameters) lies inside; gold beads sit on the ice surfaces, "
+            "close to the Z border of tightly reconstructed tomograms. "
+            "whole box inside: the published rule, the whole box must lie "
+            "inside in Z too.",
+        )
+        form.addParam(
+            "relaxedMode",
+            params.BooleanParam,
+            default=form_default("relaxedMode"),
+            label="Run in relaxed mode?",
+            help="If fewer coordinates than the threshold below pass the "
+            "mirror-correlation and Mahalanobis filters (typically "
+            "strongly misaligned tomograms), keep the coordinates "
+            "found before those filters.",
+        )
+        form.addParam(
+            "relaxedModeThr",
+            params.IntParam,
+            default=form_default("relaxedModeThr"),
+            condition="relaxedMode",
+            label="Relaxed mode threshold",
+            help="Minimum number of filtered coordinates below which relaxed mode applies.",
+        )
+        form.addParam(
+            "searchSmeared",
+            params.BooleanParam,
+            default=form_default("searchSmeared"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Search smeared beads?",
+            help="When fewer beads than the relaxed-mode threshold are found, "
+            "search again for beads 1.5 and 2 times larger, then for "
+            "beads split into lobes and arcs, then for beads drawn out "
+            "into streaks along the tilt axis: a misaligned tilt series "
+            "smears beads into shapes that are no longer round dark "
+            "spots. Keep it on before misalignment detection.",
+        )
+        form.addParam(
+            "numberSampSlices",
+            params.IntParam,
+            default=form_default("numberSampSlices"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Number of sampling slices",
+            help="Central slices whose filtered values give the mean and "
+            "standard deviation of the outlier threshold.",
+        )
+        form.addParam(
+            "sdThr",
+            params.FloatParam,
+            default=form_default("sdThr"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Threshold for initial coordinates (SD)",
+            help="A filtered voxel is a dark outlier when it lies more "
+            "than this many standard deviations below the mean.",
+        )
+        form.addParam(
+            "numberOfCoordinatesThr",
+            params.IntParam,
+            default=form_default("numberOfCoordinatesThr"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Number of coordinates threshold",
+            help="Minimum number of outlier voxels attracted to a 3D "
+            "coordinate (lowered to half the bead volume for beads "
+            "smaller than that).",
+        )
+        form.addParam(
+            "mirrorCorrelationThr",
+            params.FloatParam,
+            default=form_default("mirrorCorrelationThr"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Minimum mirror correlation",
+            help="Minimum correlation between the region around a "
+            "fiducial (two bead diameters) and its point mirror.",
+        )
+        form.addParam(
+            "mahalanobisDistanceThr",
+            params.FloatParam,
+            default=form_default("mahalanobisDistanceThr"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Mahalanobis distance threshold",
+            help="Radial profiles farther than this (in standard "
+            "deviations) from the population of bead profiles, and "
+            "less dark, are removed.",
+        )
+        form.addParam(
+            "minContrast",
+            params.FloatParam,
+            default=form_default("minContrast"),
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Minimum contrast (SD)",
+            help="The darkest filtered voxel of a fiducial must lie this "
+            "many robust standard deviations below the median: gold "
+            "is far darker than protein; this keeps tomograms "
+            "without gold empty.  0 disables the check.",
+        )
         form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------
@@ -165,6 +228,7 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         """The :class:`~faml_tomo.fiducials.job.FiducialJob` of the form (its
         settings; the tomograms come one per step)."""
         from ..fiducials.job import FiducialJob, job_defaults
+
         values = formjob.form_values(self, FORM_FIELDS, FORM_CHOICES)
         if not values["smeared_search"]:
             values["smeared_scales"] = ()
@@ -182,26 +246,38 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
     def pickStep(self, tomoId):
         from ..fiducials import peak_high_contrast_file
         from ..io.mrc import atomic_path
+
         tomo = self.inputTomograms.get()[tomoId]
         key = tomogram_key(tomo)
-        res = peak_high_contrast_file(tomogram_path(tomo), tomo.getSamplingRate(),
-                                      self.getParams(),
-                                      workers=max(1, int(self.numberOfThreads.get())))
-        record = {"tomogram": key, "objId": int(tomoId),
-                  "coordinates": res.coordinates.tolist(), "scores": res.scores.tolist(),
-                  "relaxed_mode": bool(res.relaxed_mode_used), "warnings": res.warnings,
-                  "stats": {k: v for k, v in res.stats.items()
-                            if isinstance(v, (int, float, str, tuple, list))}}
+        res = peak_high_contrast_file(
+            tomogram_path(tomo),
+            tomo.getSamplingRate(),
+            self.getParams(),
+            workers=max(1, int(self.numberOfThreads.get())),
+        )
+        record = {
+            "tomogram": key,
+            "objId": int(tomoId),
+            "coordinates": res.coordinates.tolist(),
+            "scores": res.scores.tolist(),
+            "relaxed_mode": bool(res.relaxed_mode_used),
+            "warnings": res.warnings,
+            "stats": {
+                k: v for k, v in res.stats.items() if isinstance(v, (int, float, str, tuple, list))
+            },
+        }
         with atomic_path(self._resultPath(key)) as tmp:
             tmp.write_text(json.dumps(record, indent=1))
-        self.info(f"{key}: {len(res)} fiducials" +
-                  (" (relaxed mode)" if res.relaxed_mode_used else ""))
+        self.info(
+            f"{key}: {len(res)} fiducials" + (" (relaxed mode)" if res.relaxed_mode_used else "")
+        )
         for w in res.warnings:
             self.warning(f"{key}: {w}")
 
     def createOutputStep(self):
         import tomo.constants as const
         from tomo.objects import Coordinate3D
+
         tomos = self.inputTomograms.get()
         # a pointer (protocol + output name), not the set: object ids differ
         # between run databases when the workflow is scheduled
@@ -219,11 +295,16 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
                 coord.setScore(float(score))
                 coords.append(coord)
             stats = rec.get("stats", {})
-            summary.append({"tomogram": rec["tomogram"], "count": len(rec["scores"]),
-                            "relaxed_mode": rec["relaxed_mode"],
-                            "search": stats.get("search", "peak"),
-                            "bead_scale": stats.get("bead_scale", 1.0),
-                            "warnings": rec["warnings"]})
+            summary.append(
+                {
+                    "tomogram": rec["tomogram"],
+                    "count": len(rec["scores"]),
+                    "relaxed_mode": rec["relaxed_mode"],
+                    "search": stats.get("search", "peak"),
+                    "bead_scale": stats.get("bead_scale", 1.0),
+                    "warnings": rec["warnings"],
+                }
+            )
         with open(self._getExtraPath("summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
         self._defineOutputs(**{OUTPUT_NAME: coords})
@@ -242,8 +323,9 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         if summary is None:
             return ["Output not ready yet."]
         total = sum(s["count"] for s in summary)
-        lines = [f"{total} fiducials ({self.fiducialSize.get():g} nm beads) in "
-                 f"{len(summary)} tomograms:"]
+        lines = [
+            f"{total} fiducials ({self.fiducialSize.get():g} nm beads) in {len(summary)} tomograms:"
+        ]
         for s in summary:
             line = f"  {s['tomogram']}: {s['count']}"
             if _smeared(s) and s.get("search") == "smeared":
@@ -259,14 +341,18 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             lines.append(line)
         smeared = [s["tomogram"] for s in summary if _smeared(s)]
         if smeared:
-            lines.append(f"Smeared beads in {len(smeared)} tomogram(s): {', '.join(smeared)} "
-                         f"(as a misaligned tilt series leaves them; check them with "
-                         f"'Detect misalignment').")
+            lines.append(
+                f"Smeared beads in {len(smeared)} tomogram(s): {', '.join(smeared)} "
+                f"(as a misaligned tilt series leaves them; check them with "
+                f"'Detect misalignment')."
+            )
         relaxed = [s["tomogram"] for s in summary if s["relaxed_mode"]]
         if relaxed:
-            lines.append(f"Relaxed mode used for {len(relaxed)} tomogram(s): "
-                         f"{', '.join(relaxed)} (few coordinates passed the quality "
-                         f"filters: possibly misaligned).")
+            lines.append(
+                f"Relaxed mode used for {len(relaxed)} tomogram(s): "
+                f"{', '.join(relaxed)} (few coordinates passed the quality "
+                f"filters: possibly misaligned)."
+            )
         return lines
 
     def _methods(self):
@@ -274,13 +360,15 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         if summary is None:
             return []
         total = sum(s["count"] for s in summary)
-        return [f"Gold fiducials of {self.fiducialSize.get():g} nm were located in "
-                f"{len(summary)} tomograms with the peak-high-contrast algorithm "
-                f"[{CITE_MISALIGNMENT}] (outlier threshold {self.sdThr.get():g} SD, "
-                f"minimum mirror correlation {self.mirrorCorrelationThr.get():g}, "
-                f"Mahalanobis threshold {self.mahalanobisDistanceThr.get():g}, relaxed "
-                f"mode {'on' if self.relaxedMode.get() else 'off'}): {total} "
-                f"coordinates, box {self.boxSize.get()} voxels."]
+        return [
+            f"Gold fiducials of {self.fiducialSize.get():g} nm were located in "
+            f"{len(summary)} tomograms with the peak-high-contrast algorithm "
+            f"[{CITE_MISALIGNMENT}] (outlier threshold {self.sdThr.get():g} SD, "
+            f"minimum mirror correlation {self.mirrorCorrelationThr.get():g}, "
+            f"Mahalanobis threshold {self.mahalanobisDistanceThr.get():g}, relaxed "
+            f"mode {'on' if self.relaxedMode.get() else 'off'}): {total} "
+            f"coordinates, box {self.boxSize.get()} voxels."
+        ]
 
     def _validate(self):
         errors = []

@@ -15,6 +15,7 @@ sphere grows with its diameter; the phase per volt with ``sigma``). Beyond
 the table (down to 20 Å and up to 400 Å, other voltages) the nearest entry
 is scaled the same way.
 """
+
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -28,12 +29,20 @@ from .optics import electron_wavelength, interaction_constant
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TABLE_PATH", "load_table", "n_orientations", "exit_wave_profile",
-           "log_transmission_profile", "log_transmission_spectrum", "halo_spectrum",
-           "band_power", "DIAMETER_LIMITS"]
+__all__ = [
+    "TABLE_PATH",
+    "load_table",
+    "n_orientations",
+    "exit_wave_profile",
+    "log_transmission_profile",
+    "log_transmission_spectrum",
+    "halo_spectrum",
+    "band_power",
+    "DIAMETER_LIMITS",
+]
 
 TABLE_PATH = Path(__file__).with_name("data") / "gold_table.npz"
-DIAMETER_LIMITS = (20.0, 400.0)          # Å, where the scaled table is used at all
+DIAMETER_LIMITS = (20.0, 400.0)  # Å, where the scaled table is used at all
 
 
 @lru_cache(maxsize=2)
@@ -41,8 +50,10 @@ def load_table(path: Optional[str] = None) -> dict:
     """The gold table as a dict of arrays (see :mod:`.gold_multislice`)."""
     p = Path(path) if path else TABLE_PATH
     if not p.exists():
-        raise InputError(f"gold table not found: {p} (make it with python -m "
-                         "faml_tomo.simulation.gold_multislice --out ...)")
+        raise InputError(
+            f"gold table not found: {p} (make it with python -m "
+            "faml_tomo.simulation.gold_multislice --out ...)"
+        )
     with np.load(p) as z:
         return {k: z[k] for k in z.files}
 
@@ -58,8 +69,7 @@ def _orientation(orientation: Optional[int]) -> Optional[int]:
         return None
     n = n_orientations()
     if int(orientation) != orientation or not 0 <= orientation < n:
-        raise InputError(f"gold lattice orientation must be 0-{n - 1} or None, got "
-                         f"{orientation}")
+        raise InputError(f"gold lattice orientation must be 0-{n - 1} or None, got {orientation}")
     return int(orientation)
 
 
@@ -95,10 +105,12 @@ def _bracket(values: np.ndarray, x: float) -> Tuple[int, int, float]:
     return j - 1, j, float((x - values[j - 1]) / (values[j] - values[j - 1]))
 
 
-def log_transmission_profile(diameter: float, voltage: float = 300.0,
-                             r: Optional[np.ndarray] = None,
-                             orientation: Optional[int] = None
-                             ) -> Tuple[np.ndarray, np.ndarray]:
+def log_transmission_profile(
+    diameter: float,
+    voltage: float = 300.0,
+    r: Optional[np.ndarray] = None,
+    orientation: Optional[int] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     """``log psi(r)`` of one gold bead (complex: log-amplitude + i phase).
 
     Parameters
@@ -136,8 +148,9 @@ def log_transmission_profile(diameter: float, voltage: float = 300.0,
         # at the same relative radius, scaled with diameter and sigma
         logw = _log_wave(t["wave"][i, j] if o is None else t["wave_orient"][i, j, o])
         rel = np.abs(r) / (diameter / 2) * (ds[i] / 2)
-        val = (np.interp(rel, wr, logw.real, right=0.0)
-               + 1j * np.interp(rel, wr, logw.imag, right=0.0))
+        val = np.interp(rel, wr, logw.real, right=0.0) + 1j * np.interp(
+            rel, wr, logw.imag, right=0.0
+        )
         return val * (diameter / ds[i])
 
     def at_diameter(i):
@@ -150,9 +163,12 @@ def log_transmission_profile(diameter: float, voltage: float = 300.0,
     return r, out
 
 
-def exit_wave_profile(diameter: float, voltage: float = 300.0,
-                      r: Optional[np.ndarray] = None,
-                      orientation: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def exit_wave_profile(
+    diameter: float,
+    voltage: float = 300.0,
+    r: Optional[np.ndarray] = None,
+    orientation: Optional[int] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Exit wave ``psi(r)`` (complex, 1 in vacuum) of one gold bead, band-
     limited to 4 Å; see :func:`log_transmission_profile` for the arguments."""
     r, lp = log_transmission_profile(diameter, voltage, r, orientation)
@@ -161,9 +177,9 @@ def exit_wave_profile(diameter: float, voltage: float = 300.0,
 
 @lru_cache(maxsize=256)
 def _spectrum_table(diameter: float, voltage: float, kmax: float, orientation):
-    r, lp = log_transmission_profile(diameter, voltage,
-                                     np.arange(0.125, 0.75 * diameter + 30.0, 0.25),
-                                     orientation)
+    r, lp = log_transmission_profile(
+        diameter, voltage, np.arange(0.125, 0.75 * diameter + 30.0, 0.25), orientation
+    )
     dr = 0.25
     k = np.linspace(0.0, kmax, 2048)
     # 2D Fourier transform of a radial function: 2 pi int f(r) J0(2 pi k r) r dr
@@ -171,9 +187,9 @@ def _spectrum_table(diameter: float, voltage: float, kmax: float, orientation):
     return k, kern @ lp.real, kern @ lp.imag
 
 
-def log_transmission_spectrum(k: np.ndarray, diameter: float, voltage: float = 300.0,
-                              orientation: Optional[int] = None
-                              ) -> Tuple[np.ndarray, np.ndarray]:
+def log_transmission_spectrum(
+    k: np.ndarray, diameter: float, voltage: float = 300.0, orientation: Optional[int] = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """2D Fourier transforms of a bead's log-amplitude and phase at ``|k|``.
 
     Both are real (radially symmetric functions), in Å² (per unit weight of
@@ -196,13 +212,15 @@ def log_transmission_spectrum(k: np.ndarray, diameter: float, voltage: float = 3
     """
     k = np.asarray(k, float)
     kmax = max(float(k.max(initial=0.0)), 1e-3) * 1.0001
-    kk, a, p = _spectrum_table(float(diameter), float(voltage), round(kmax, 6) + 1e-6,
-                               _orientation(orientation))
+    kk, a, p = _spectrum_table(
+        float(diameter), float(voltage), round(kmax, 6) + 1e-6, _orientation(orientation)
+    )
     return np.interp(k, kk, a), np.interp(k, kk, p)
 
 
-def band_power(diameter: float, voltage: float = 300.0,
-               orientation: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def band_power(
+    diameter: float, voltage: float = 300.0, orientation: Optional[int] = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """Power a bead scatters between the 4 Å band and the objective
     aperture, per ring of spatial frequency.
 
@@ -238,24 +256,30 @@ def band_power(diameter: float, voltage: float = 300.0,
 
 
 @lru_cache(maxsize=256)
-def _halo_table(diameter: float, voltage: float, defocus: float, cs: float, kmax: float,
-                orientation):
+def _halo_table(
+    diameter: float, voltage: float, defocus: float, cs: float, kmax: float, orientation
+):
     kb, pb = band_power(diameter, voltage, orientation)
     lam = float(electron_wavelength(voltage))
     # where a ray scattered to spatial frequency k lands (geometric optics):
     # (1 / 2 pi) d chi / dk = lambda df k - Cs lambda^3 k^3
-    rho = np.abs(lam * defocus * kb - cs * 1e7 * lam ** 3 * kb ** 3)
+    rho = np.abs(lam * defocus * kb - cs * 1e7 * lam**3 * kb**3)
     k = np.linspace(0.0, kmax, 2048)
     rings = special.j0(2 * np.pi * k[:, None] * rho[None, :]) @ pb
     x = 2 * np.pi * k * diameter / 2
     xs = np.where(x < 1e-3, 1.0, x)
-    source = np.where(x < 1e-3, 1.0, 3 * (np.sin(xs) - xs * np.cos(xs)) / xs ** 3)
+    source = np.where(x < 1e-3, 1.0, 3 * (np.sin(xs) - xs * np.cos(xs)) / xs**3)
     return k, rings * source
 
 
-def halo_spectrum(k: np.ndarray, diameter: float, voltage: float = 300.0,
-                  defocus: float = 0.0, cs: float = 2.7,
-                  orientation: Optional[int] = None) -> np.ndarray:
+def halo_spectrum(
+    k: np.ndarray,
+    diameter: float,
+    voltage: float = 300.0,
+    defocus: float = 0.0,
+    cs: float = 2.7,
+    orientation: Optional[int] = None,
+) -> np.ndarray:
     """2D Fourier transform of the intensity a bead scatters outside the 4 Å
     band but inside the aperture, as the defocus spreads it on the detector.
 
@@ -287,6 +311,12 @@ def halo_spectrum(k: np.ndarray, diameter: float, voltage: float = 300.0,
     """
     k = np.asarray(k, float)
     kmax = max(float(k.max(initial=0.0)), 1e-3) * 1.0001
-    kk, h = _halo_table(float(diameter), float(voltage), float(abs(defocus)), float(cs),
-                        round(kmax, 6) + 1e-6, _orientation(orientation))
+    kk, h = _halo_table(
+        float(diameter),
+        float(voltage),
+        float(abs(defocus)),
+        float(cs),
+        round(kmax, 6) + 1e-6,
+        _orientation(orientation),
+    )
     return np.interp(k, kk, h)

@@ -35,6 +35,7 @@ What is computed, per bead diameter and voltage
 
 About 10 minutes on 2 cores.
 """
+
 import argparse
 import logging
 import os
@@ -48,21 +49,21 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DIAMETERS", "VOLTAGES", "REF_DEFOCUS", "REF_PIXEL", "make_table", "main"]
 
-DIAMETERS = (50.0, 100.0, 150.0, 200.0)      # Å
-VOLTAGES = (200.0, 300.0)                    # kV
-REF_DEFOCUS = (1.0, 3.0, 6.0)                # µm underfocus
-REF_PIXEL = (5.0, 7.0, 10.0, 15.0, 20.0)     # Å/px
-LATTICE = 4.078                              # Å, fcc gold
-SAMPLING = 0.2                               # Å, multislice grid
-SLICE = 2.0                                  # Å
-MARGIN = 30.0                                # Å of vacuum around the sphere
-WAVE_KMAX = 0.25                             # 1/Å, band of the stored exit wave
-WAVE_DR = 0.5                                # Å, radial step of the stored wave
-APERTURE = 20.0                              # mrad
-CS = 2.7                                     # mm
-FIELD = 4200                                 # samples (840 Å) for reference images
-REF_RMAX = 300.0                             # Å, extent of the reference profiles
-BAND_K = np.arange(WAVE_KMAX, 1.2, 0.01)     # 1/Å, ring edges of band_power
+DIAMETERS = (50.0, 100.0, 150.0, 200.0)  # Å
+VOLTAGES = (200.0, 300.0)  # kV
+REF_DEFOCUS = (1.0, 3.0, 6.0)  # µm underfocus
+REF_PIXEL = (5.0, 7.0, 10.0, 15.0, 20.0)  # Å/px
+LATTICE = 4.078  # Å, fcc gold
+SAMPLING = 0.2  # Å, multislice grid
+SLICE = 2.0  # Å
+MARGIN = 30.0  # Å of vacuum around the sphere
+WAVE_KMAX = 0.25  # 1/Å, band of the stored exit wave
+WAVE_DR = 0.5  # Å, radial step of the stored wave
+APERTURE = 20.0  # mrad
+CS = 2.7  # mm
+FIELD = 4200  # samples (840 Å) for reference images
+REF_RMAX = 300.0  # Å, extent of the reference profiles
+BAND_K = np.arange(WAVE_KMAX, 1.2, 0.01)  # 1/Å, ring edges of band_power
 
 
 def _gold_sphere(diameter, rng):
@@ -74,6 +75,7 @@ def _gold_sphere(diameter, rng):
     atoms = unit.repeat((n, n, n))
     pos = atoms.positions - atoms.positions.mean(axis=0)
     from scipy.spatial.transform import Rotation
+
     pos = pos @ Rotation.random(random_state=rng).as_matrix().T
     keep = np.linalg.norm(pos, axis=1) <= diameter / 2
     atoms = atoms[keep]
@@ -98,8 +100,13 @@ def _radial_mean(values, r, edges):
 def _exit_wave(atoms, voltage):
     import abtem
 
-    pot = abtem.Potential(atoms, sampling=SAMPLING, slice_thickness=SLICE,
-                          projection="infinite", parametrization="lobato")
+    pot = abtem.Potential(
+        atoms,
+        sampling=SAMPLING,
+        slice_thickness=SLICE,
+        projection="infinite",
+        parametrization="lobato",
+    )
     wave = abtem.PlaneWave(energy=voltage * 1e3).multislice(pot)
     return np.asarray(wave.compute(progress_bar=False).array, np.complex128)
 
@@ -112,28 +119,30 @@ def _reference_images(psi, voltage):
     n = psi.shape[0]
     big = np.ones((FIELD, FIELD), np.complex64)
     c0 = FIELD // 2 - n // 2
-    big[c0:c0 + n, c0:c0 + n] = psi
-    cidx = c0 + n // 2                          # bead centre (sample i lies at i * s)
+    big[c0 : c0 + n, c0 : c0 + n] = psi
+    cidx = c0 + n // 2  # bead centre (sample i lies at i * s)
     centre = cidx * SAMPLING
     out = np.full((len(REF_DEFOCUS), len(REF_PIXEL), int(REF_RMAX / 2.5) + 1), np.nan)
     for i, df in enumerate(REF_DEFOCUS):
         waves = abtem.Waves(big, energy=voltage * 1e3, sampling=SAMPLING)
-        ctf = abtem.CTF(defocus=df * 1e4, Cs=CS * 1e7, semiangle_cutoff=APERTURE,
-                        energy=voltage * 1e3)
-        inten = np.asarray(waves.apply_ctf(ctf).intensity().compute(progress_bar=False)
-                           .array, np.float64)
+        ctf = abtem.CTF(
+            defocus=df * 1e4, Cs=CS * 1e7, semiangle_cutoff=APERTURE, energy=voltage * 1e3
+        )
+        inten = np.asarray(
+            waves.apply_ctf(ctf).intensity().compute(progress_bar=False).array, np.float64
+        )
         for j, px in enumerate(REF_PIXEL):
             b = int(round(px / SAMPLING))
-            start = (cidx - (b - 1) // 2) % b         # a pixel centred on the bead
+            start = (cidx - (b - 1) // 2) % b  # a pixel centred on the bead
             m = (FIELD - start) // b
-            crop = inten[start:start + m * b, start:start + m * b]
+            crop = inten[start : start + m * b, start : start + m * b]
             binned = crop.reshape(m, b, m, b).mean(axis=(1, 3))
-            pos = (start + np.arange(m) * b + (b - 1) / 2) * SAMPLING    # centres, Å
+            pos = (start + np.arange(m) * b + (b - 1) / 2) * SAMPLING  # centres, Å
             r = np.hypot(pos[:, None] - centre, pos[None, :] - centre)
             edges = np.arange(0, REF_RMAX + px / 2, px / 2) - px / 4
             edges[0] = 0
             prof = _radial_mean(binned, r, edges)
-            out[i, j, :len(prof)] = prof
+            out[i, j, : len(prof)] = prof
     return out
 
 
@@ -164,58 +173,83 @@ def make_table(diameters=DIAMETERS, voltages=VOLTAGES, n_orientations=6, seed=0)
                 f = np.fft.fft2(psi)
                 lam = 12.2642598 / np.sqrt(v * 1e3 * (1 + v * 1e3 / (2 * 510998.95)))
                 k_ap = APERTURE * 1e-3 / lam
-                to_area = SAMPLING ** 2 / psi.size
+                to_area = SAMPLING**2 / psi.size
                 lost[a, b] += np.sum(np.abs(f[kk > k_ap]) ** 2) * to_area / n_orientations
                 inband = (kk > WAVE_KMAX) & (kk <= k_ap)
-                ring, _ = np.histogram(kk[inband], BAND_K,
-                                       weights=np.abs(f[inband]) ** 2 * to_area)
+                ring, _ = np.histogram(kk[inband], BAND_K, weights=np.abs(f[inband]) ** 2 * to_area)
                 band_o[a, b, o] = ring
                 lp = np.fft.ifft2(np.where(kk <= WAVE_KMAX, f, 0))
                 pos = np.arange(n) * SAMPLING - (n // 2) * SAMPLING
                 r = np.hypot(pos[:, None], pos[None, :])
                 edges = np.append(wave_r - WAVE_DR / 2, wave_r[-1] + WAVE_DR / 2)
                 prof = _radial_mean(lp, r, edges)
-                prof = np.where(np.isnan(prof), 1.0, prof)       # beyond the cell: vacuum
+                prof = np.where(np.isnan(prof), 1.0, prof)  # beyond the cell: vacuum
                 wave_o[a, b, o] = prof
                 refs = _reference_images(psi, v)
                 if ref is None:
                     ref = np.zeros((nd, nv) + refs.shape)
                 ref[a, b] += refs / n_orientations
-            logger.info("bead %g Å, orientation %d: %d atoms, %.0f s", d, o + 1, len(atoms),
-                        time.perf_counter() - t0)
+            logger.info(
+                "bead %g Å, orientation %d: %d atoms, %.0f s",
+                d,
+                o + 1,
+                len(atoms),
+                time.perf_counter() - t0,
+            )
     import abtem
+
     # the typical bead: geometric mean over orientations (a plain mean of
     # complex waves with different phases would be too dark)
     amp = np.log(np.abs(wave_o)).mean(axis=2)
     ph = np.unwrap(np.angle(wave_o)[..., ::-1], axis=-1)[..., ::-1]
     wave = np.exp(amp + 1j * (ph - ph[..., -1:]).mean(axis=2))
     return {
-        "diameters": np.asarray(diameters, float), "voltages": np.asarray(voltages, float),
-        "wave_r": wave_r, "wave": wave, "wave_orient": wave_o.astype(np.complex64),
+        "diameters": np.asarray(diameters, float),
+        "voltages": np.asarray(voltages, float),
+        "wave_r": wave_r,
+        "wave": wave,
+        "wave_orient": wave_o.astype(np.complex64),
         "wave_kmax": np.float64(WAVE_KMAX),
-        "lost": lost, "band_k": 0.5 * (BAND_K[1:] + BAND_K[:-1]),
-        "band_power": band_o.mean(axis=2), "band_power_orient": band_o,
+        "lost": lost,
+        "band_k": 0.5 * (BAND_K[1:] + BAND_K[:-1]),
+        "band_power": band_o.mean(axis=2),
+        "band_power_orient": band_o,
         "aperture": np.float64(APERTURE),
-        "ref_defocus": np.asarray(REF_DEFOCUS, float), "ref_pixel": np.asarray(REF_PIXEL),
-        "ref_profile": ref, "ref_cs": np.float64(CS), "ref_aperture": np.float64(APERTURE),
-        "n_orientations": np.int64(n_orientations), "seed": np.int64(seed),
+        "ref_defocus": np.asarray(REF_DEFOCUS, float),
+        "ref_pixel": np.asarray(REF_PIXEL),
+        "ref_profile": ref,
+        "ref_cs": np.float64(CS),
+        "ref_aperture": np.float64(APERTURE),
+        "n_orientations": np.int64(n_orientations),
+        "seed": np.int64(seed),
         "provenance": np.array(
             f"abTEM {abtem.__version__} multislice, lobato potentials, sampling {SAMPLING} Å, "
             f"slices {SLICE} Å, fcc Au a={LATTICE} Å, {n_orientations} random orientations "
-            f"(seed {seed}); python -m faml_tomo.simulation.gold_multislice"),
+            f"(seed {seed}); python -m faml_tomo.simulation.gold_multislice"
+        ),
     }
 
 
 def main(argv=None):
     """Command line: write the table atomically; returns an exit code."""
-    ap = argparse.ArgumentParser(prog="python -m faml_tomo.simulation.gold_multislice",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m faml_tomo.simulation.gold_multislice", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--out", type=Path, required=True, help="output .npz")
-    ap.add_argument("--orientations", type=int, default=6,
-                    help="random lattice orientations averaged per bead (default 6)")
+    ap.add_argument(
+        "--orientations",
+        type=int,
+        default=6,
+        help="random lattice orientations averaged per bead (default 6)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the orientations")
-    ap.add_argument("--diameters", type=float, nargs="+", default=list(DIAMETERS),
-                    help="bead diameters in Å (default 50 100 150 200)")
+    ap.add_argument(
+        "--diameters",
+        type=float,
+        nargs="+",
+        default=list(DIAMETERS),
+        help="bead diameters in Å (default 50 100 150 200)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -223,8 +257,7 @@ def main(argv=None):
     except ImportError:
         print("error: abTEM is not installed; pip install -e '.[gold]'", file=sys.stderr)
         return 2
-    table = make_table(tuple(args.diameters), n_orientations=args.orientations,
-                       seed=args.seed)
+    table = make_table(tuple(args.diameters), n_orientations=args.orientations, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".part.npz")
     np.savez_compressed(tmp, **table)

@@ -1,4 +1,5 @@
 """Measurements on simulated data: bead centres and shape, SNR, correlation."""
+
 import logging
 
 import numpy as np
@@ -8,8 +9,7 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ncc", "bead_centroids", "bead_distortion", "bead_spread", "pair_snr",
-           "extract_box"]
+__all__ = ["ncc", "bead_centroids", "bead_distortion", "bead_spread", "pair_snr", "extract_box"]
 
 
 def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -36,7 +36,7 @@ def extract_box(vol: np.ndarray, center: ArrayLike, box: int) -> np.ndarray:
     """Box of ``box`` voxels around ``center = (x, y, z)`` (rounded), padded
     with the volume mean where it crosses the border."""
     vol = np.asarray(vol)
-    c = np.round(np.asarray(center, float)[::-1]).astype(int)       # z, y, x
+    c = np.round(np.asarray(center, float)[::-1]).astype(int)  # z, y, x
     lo = c - box // 2
     out = np.full((box,) * 3, vol.mean(), dtype=vol.dtype)
     src = tuple(slice(max(l, 0), min(l + box, n)) for l, n in zip(lo, vol.shape))
@@ -47,12 +47,13 @@ def extract_box(vol: np.ndarray, center: ArrayLike, box: int) -> np.ndarray:
 
 
 def _sphere(h):
-    zz, yy, xx = np.mgrid[-h:h + 1, -h:h + 1, -h:h + 1]
-    return xx, yy, zz, (xx ** 2 + yy ** 2 + zz ** 2) <= h * h
+    zz, yy, xx = np.mgrid[-h : h + 1, -h : h + 1, -h : h + 1]
+    return xx, yy, zz, (xx**2 + yy**2 + zz**2) <= h * h
 
 
-def bead_centroids(tomo: np.ndarray, approx: ArrayLike, radius: float,
-                   iterations: int = 2) -> np.ndarray:
+def bead_centroids(
+    tomo: np.ndarray, approx: ArrayLike, radius: float, iterations: int = 2
+) -> np.ndarray:
     """Refine bead centres in a tomogram (beads dark).
 
     Parameters
@@ -87,8 +88,13 @@ def bead_centroids(tomo: np.ndarray, approx: ArrayLike, radius: float,
     return pts
 
 
-def bead_distortion(tomo: np.ndarray, reference: np.ndarray, centers: np.ndarray, box: int,
-                    mask_radius: float | None = None) -> np.ndarray:
+def bead_distortion(
+    tomo: np.ndarray,
+    reference: np.ndarray,
+    centers: np.ndarray,
+    box: int,
+    mask_radius: float | None = None,
+) -> np.ndarray:
     """Shape change of beads against a reference reconstruction.
 
     Parameters
@@ -118,7 +124,7 @@ def bead_distortion(tomo: np.ndarray, reference: np.ndarray, centers: np.ndarray
     h = box // 2
     r = h if mask_radius is None else mask_radius
     zz, yy, xx = np.mgrid[:box, :box, :box] - h
-    mask = xx ** 2 + yy ** 2 + zz ** 2 <= r * r
+    mask = xx**2 + yy**2 + zz**2 <= r * r
     return np.array([1 - ncc(x, y, mask) for x, y in zip(a, b)])
 
 

@@ -20,6 +20,7 @@ Conventions
   sin theta)``: a component ``(kx, ky, kz)`` is observed by that image when
   ``atan2(kz, kx)`` (folded into ``(-90, 90]``) equals ``theta``.
 """
+
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,12 +32,22 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CTFParams", "electron_wavelength", "interaction_constant",
-           "frequency_grid", "radial_frequency", "aberration_phase", "ctf",
-           "detector_mtf", "wedge_mask", "wedge_fraction", "check_tilt_range",
-           "exposure_filter"]
+__all__ = [
+    "CTFParams",
+    "electron_wavelength",
+    "interaction_constant",
+    "frequency_grid",
+    "radial_frequency",
+    "aberration_phase",
+    "ctf",
+    "detector_mtf",
+    "wedge_mask",
+    "wedge_fraction",
+    "check_tilt_range",
+    "exposure_filter",
+]
 
-_MC2_EV = 510998.95          # electron rest energy
+_MC2_EV = 510998.95  # electron rest energy
 
 
 @dataclass
@@ -54,6 +65,7 @@ class CTFParams:
     amplitude_contrast : float
         Fraction of amplitude contrast in [0, 1) (default 0.07).
     """
+
     voltage: float = 300.0
     cs: float = 2.7
     defocus: float = -6.0
@@ -68,8 +80,7 @@ class CTFParams:
         if not np.isfinite(self.defocus):
             raise InputError(f"defocus must be a finite number of µm, got {self.defocus}")
         if not 0 <= self.amplitude_contrast < 1:
-            raise InputError("amplitude_contrast must be in [0, 1), got "
-                             f"{self.amplitude_contrast}")
+            raise InputError(f"amplitude_contrast must be in [0, 1), got {self.amplitude_contrast}")
         return self
 
     @property
@@ -95,8 +106,9 @@ def interaction_constant(voltage_kv: ArrayLike) -> np.ndarray:
     return 2 * np.pi / (lam * v) * (_MC2_EV + v) / (2 * _MC2_EV + v)
 
 
-def frequency_grid(shape: Sequence[int], pixel_size: float = 1.0,
-                   rfft: bool = False) -> list[np.ndarray]:
+def frequency_grid(
+    shape: Sequence[int], pixel_size: float = 1.0, rfft: bool = False
+) -> list[np.ndarray]:
     """Per-axis spatial frequencies, broadcastable to ``shape``.
 
     Parameters
@@ -127,8 +139,9 @@ def frequency_grid(shape: Sequence[int], pixel_size: float = 1.0,
     return out
 
 
-def radial_frequency(shape: Sequence[int], pixel_size: float = 1.0,
-                     rfft: bool = False) -> np.ndarray:
+def radial_frequency(
+    shape: Sequence[int], pixel_size: float = 1.0, rfft: bool = False
+) -> np.ndarray:
     """Modulus of the spatial frequency ``|k|`` (cycles/Å) on an FFT grid of
     ``shape`` (see :func:`frequency_grid`)."""
     grids = frequency_grid(shape, pixel_size, rfft)
@@ -156,7 +169,7 @@ def aberration_phase(freq: ArrayLike, params: "CTFParams") -> np.ndarray:
     df = params.defocus_angstrom
     cs = params.cs * 1e7
     k2 = np.asarray(freq, float) ** 2
-    return np.pi * lam * df * k2 - 0.5 * np.pi * cs * lam ** 3 * k2 * k2
+    return np.pi * lam * df * k2 - 0.5 * np.pi * cs * lam**3 * k2 * k2
 
 
 def ctf(freq: ArrayLike, params: "CTFParams") -> np.ndarray:
@@ -189,7 +202,7 @@ def detector_mtf(freq_px: ArrayLike) -> np.ndarray:
     0.64 at Nyquist.
     """
     w = 2 * np.abs(np.asarray(freq_px, float))
-    return np.sinc(w / 2)          # numpy's sinc(x) is sin(pi x)/(pi x)
+    return np.sinc(w / 2)  # numpy's sinc(x) is sin(pi x)/(pi x)
 
 
 def check_tilt_range(tilt_min: float, tilt_max: float, name: str = "tilt range") -> None:
@@ -198,15 +211,20 @@ def check_tilt_range(tilt_min: float, tilt_max: float, name: str = "tilt range")
         if not np.isfinite(v):
             raise InputError(f"{name}: tilt angles must be finite, got {v}")
     if tilt_min < -90 or tilt_max > 90:
-        raise InputError(f"{name}: tilt angles must lie in [-90, 90] degrees, got "
-                         f"{tilt_min:g}..{tilt_max:g}")
+        raise InputError(
+            f"{name}: tilt angles must lie in [-90, 90] degrees, got {tilt_min:g}..{tilt_max:g}"
+        )
     if tilt_min > tilt_max:
-        raise InputError(f"{name}: tilt_min ({tilt_min:g}) must not exceed tilt_max "
-                         f"({tilt_max:g})")
+        raise InputError(f"{name}: tilt_min ({tilt_min:g}) must not exceed tilt_max ({tilt_max:g})")
 
 
-def wedge_mask(shape: Sequence[int], tilt_min: float, tilt_max: float, rfft: bool = False,
-               dtype: DTypeLike = np.float32) -> np.ndarray:
+def wedge_mask(
+    shape: Sequence[int],
+    tilt_min: float,
+    tilt_max: float,
+    rfft: bool = False,
+    dtype: DTypeLike = np.float32,
+) -> np.ndarray:
     """Missing-wedge mask of a single-axis tilt series about Y.
 
     Parameters
@@ -240,7 +258,8 @@ def wedge_mask(shape: Sequence[int], tilt_min: float, tilt_max: float, rfft: boo
     >>> round(float(m[in_sphere].mean()), 2)
     0.67
     """
-    from ..averaging.wedge import wedge_observed      # the one wedge geometry
+    from ..averaging.wedge import wedge_observed  # the one wedge geometry
+
     check_tilt_range(tilt_min, tilt_max)
     if len(shape) != 3:
         raise InputError(f"wedge_mask: shape must be (nz, ny, nx), got {shape}")

@@ -20,6 +20,7 @@ the phantom's diameter and rendered at any pixel size and box:
     Two rods joined at a right angle with a knob (clearly different from the
     rings).
 """
+
 import logging
 from pathlib import Path
 
@@ -33,8 +34,14 @@ from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PHANTOMS", "make_phantom", "load_structure", "get_structure",
-           "structure_extent", "check_box"]
+__all__ = [
+    "PHANTOMS",
+    "make_phantom",
+    "load_structure",
+    "get_structure",
+    "structure_extent",
+    "check_box",
+]
 
 
 def _ring7(cap):
@@ -55,16 +62,20 @@ def _ring7(cap):
 def _twolobe():
     large = Rotation.from_euler("zyx", (20, 10, 0), degrees=True).as_matrix()
     small = Rotation.from_euler("zyx", (-30, 25, 10), degrees=True).as_matrix()
-    return [((-0.06, -0.10, 0.00), (0.30, 0.24, 0.27), large),
-            ((0.10, 0.20, 0.05), (0.25, 0.13, 0.19), small),
-            ((0.30, -0.12, -0.12), (0.11, 0.05, 0.05), None),     # stalk
-            ((-0.25, 0.10, 0.12), (0.08, 0.08, 0.06), None)]      # knob
+    return [
+        ((-0.06, -0.10, 0.00), (0.30, 0.24, 0.27), large),
+        ((0.10, 0.20, 0.05), (0.25, 0.13, 0.19), small),
+        ((0.30, -0.12, -0.12), (0.11, 0.05, 0.05), None),  # stalk
+        ((-0.25, 0.10, 0.12), (0.08, 0.08, 0.06), None),
+    ]  # knob
 
 
 def _lshape():
-    return [((0.0, -0.25, 0.0), (0.36, 0.10, 0.12), None),
-            ((-0.26, 0.05, 0.0), (0.10, 0.30, 0.12), None),
-            ((0.20, 0.04, 0.10), (0.10, 0.10, 0.10), None)]
+    return [
+        ((0.0, -0.25, 0.0), (0.36, 0.10, 0.12), None),
+        ((-0.26, 0.05, 0.0), (0.10, 0.30, 0.12), None),
+        ((0.20, 0.04, 0.10), (0.10, 0.10, 0.10), None),
+    ]
 
 
 # name -> (primitives, family): members of a family share one scale, so
@@ -90,13 +101,16 @@ def check_box(extent_px: float, box: int, what: str) -> None:
     """Raise :class:`InputError` when a structure ``extent_px`` voxels across
     does not fit in a ``box``."""
     if extent_px > box:
-        raise InputError(f"box of {box} px is smaller than the structure {what} "
-                         f"({extent_px:.1f} px across after resampling); use a larger "
-                         f"box or a larger pixel size")
+        raise InputError(
+            f"box of {box} px is smaller than the structure {what} "
+            f"({extent_px:.1f} px across after resampling); use a larger "
+            f"box or a larger pixel size"
+        )
 
 
-def make_phantom(name: str, box: int, pixel_size: float, diameter: float = 240.0,
-                 edge: float | None = None) -> np.ndarray:
+def make_phantom(
+    name: str, box: int, pixel_size: float, diameter: float = 240.0, edge: float | None = None
+) -> np.ndarray:
     """Render a procedural phantom.
 
     Parameters
@@ -126,14 +140,15 @@ def make_phantom(name: str, box: int, pixel_size: float, diameter: float = 240.0
         Unknown name, non-positive sizes, or a phantom larger than the box.
     """
     if name not in PHANTOMS:
-        raise InputError(f"unknown phantom {name!r}; choose one of "
-                         f"{', '.join(PHANTOMS)} or give an MRC file")
+        raise InputError(
+            f"unknown phantom {name!r}; choose one of {', '.join(PHANTOMS)} or give an MRC file"
+        )
     _check_sizes(box, pixel_size)
     if not np.isfinite(diameter) or diameter <= 0:
         raise InputError(f"phantom diameter must be > 0 Å, got {diameter}")
     check_box(diameter / pixel_size, box, f"{name} (diameter {diameter:g} Å)")
     prims, radius = _primitives(name)
-    scale = 0.5 * diameter / radius                        # Å per phantom unit
+    scale = 0.5 * diameter / radius  # Å per phantom unit
     width = 0.6 * pixel_size if edge is None else float(edge)
     c = box // 2
     ax = (np.arange(box) - c) * pixel_size
@@ -143,10 +158,12 @@ def make_phantom(name: str, box: int, pixel_size: float, diameter: float = 240.0
         cx, cy, cz = np.asarray(centre) * scale
         r = np.asarray(radii) * scale
         dx, dy, dz = x - cx, y - cy, z - cz
-        if rot is not None:          # body coordinates: R^T (x - c)
-            dx, dy, dz = (rot[0, 0] * dx + rot[1, 0] * dy + rot[2, 0] * dz,
-                          rot[0, 1] * dx + rot[1, 1] * dy + rot[2, 1] * dz,
-                          rot[0, 2] * dx + rot[1, 2] * dy + rot[2, 2] * dz)
+        if rot is not None:  # body coordinates: R^T (x - c)
+            dx, dy, dz = (
+                rot[0, 0] * dx + rot[1, 0] * dy + rot[2, 0] * dz,
+                rot[0, 1] * dx + rot[1, 1] * dy + rot[2, 1] * dz,
+                rot[0, 2] * dx + rot[1, 2] * dy + rot[2, 2] * dz,
+            )
         q = np.sqrt((dx / r[0]) ** 2 + (dy / r[1]) ** 2 + (dz / r[2]) ** 2)
         # Signed distance approximated on the smallest semi-axis.
         dens = 0.5 * (1 - np.tanh((q - 1) * r.min() / width))
@@ -184,8 +201,9 @@ def structure_extent(vol: np.ndarray, threshold: float = 0.02) -> np.ndarray:
     return 2 * half + 1.0
 
 
-def load_structure(path: PathLike, pixel_size: float, box: int,
-                   threshold: float = 0.02) -> np.ndarray:
+def load_structure(
+    path: PathLike, pixel_size: float, box: int, threshold: float = 0.02
+) -> np.ndarray:
     """Read a density MRC and resample it to a pixel size and box.
 
     The map's centre voxel ``n // 2`` stays the centre (no re-centring), so
@@ -221,32 +239,43 @@ def load_structure(path: PathLike, pixel_size: float, box: int,
     src_px = require_voxel_size(src_px, path)
     factor = pixel_size / src_px
     extent = structure_extent(src, threshold) / factor
-    check_box(float(extent.max()), box,
-              f"in {Path(path).name} ({src_px:g} Å/px source, extent "
-              f"{' x '.join(f'{e * pixel_size:.0f}' for e in extent)} Å)")
+    check_box(
+        float(extent.max()),
+        box,
+        f"in {Path(path).name} ({src_px:g} Å/px source, extent "
+        f"{' x '.join(f'{e * pixel_size:.0f}' for e in extent)} Å)",
+    )
     work = src.astype(np.float64)
     if factor > 1:
         work = ndimage.gaussian_filter(work, (factor - 1) / 2)
     c_src = np.array(src.shape) // 2
     c_out = box // 2
     offset = c_src - factor * c_out
-    out = ndimage.affine_transform(work, np.diag(np.full(3, factor)), offset=offset,
-                                   output_shape=(box,) * 3, order=3, mode="constant")
+    out = ndimage.affine_transform(
+        work,
+        np.diag(np.full(3, factor)),
+        offset=offset,
+        output_shape=(box,) * 3,
+        order=3,
+        mode="constant",
+    )
     if src.min() >= 0:
         np.maximum(out, 0, out=out)
-    logger.info("loaded %s: %s at %.2f Å/px -> %d^3 at %.2f Å/px", path, src.shape,
-                src_px, box, pixel_size)
+    logger.info(
+        "loaded %s: %s at %.2f Å/px -> %d^3 at %.2f Å/px", path, src.shape, src_px, box, pixel_size
+    )
     return out.astype(np.float32)
 
 
-def get_structure(spec: str, box: int, pixel_size: float,
-                  diameter: float = 240.0) -> np.ndarray:
+def get_structure(spec: str, box: int, pixel_size: float, diameter: float = 240.0) -> np.ndarray:
     """A phantom by name or a density map by path (see :func:`make_phantom`
     and :func:`load_structure`)."""
     if str(spec) in PHANTOMS:
         return make_phantom(str(spec), box, pixel_size, diameter)
     path = Path(spec)
     if not path.exists():
-        raise InputError(f"structure {spec!r} is neither a phantom "
-                         f"({', '.join(PHANTOMS)}) nor an existing MRC file")
+        raise InputError(
+            f"structure {spec!r} is neither a phantom "
+            f"({', '.join(PHANTOMS)}) nor an existing MRC file"
+        )
     return load_structure(path, pixel_size, box)

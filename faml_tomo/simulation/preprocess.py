@@ -6,6 +6,7 @@ Both act on contrast images (``I / mean(I) - 1``, see
 a time, with the image's own defocus (no defocus gradient across a tilted
 image, as in the simulator).
 """
+
 import logging
 from typing import Optional, Sequence
 
@@ -23,9 +24,14 @@ __all__ = ["CTF_CORRECTIONS", "correct_ctf", "dose_weight", "preprocess_tilt_ser
 CTF_CORRECTIONS = ("none", "phase-flip", "wiener")
 
 
-def correct_ctf(images: np.ndarray, pixel_size: float, params: CTFParams,
-                mode: str = "phase-flip", wiener_snr: float = 0.1,
-                workers: Optional[int] = None) -> np.ndarray:
+def correct_ctf(
+    images: np.ndarray,
+    pixel_size: float,
+    params: CTFParams,
+    mode: str = "phase-flip",
+    wiener_snr: float = 0.1,
+    workers: Optional[int] = None,
+) -> np.ndarray:
     """CTF-correct contrast images.
 
     Parameters
@@ -51,15 +57,16 @@ def correct_ctf(images: np.ndarray, pixel_size: float, params: CTFParams,
         tomogram still shows dark gold and protein.
     """
     if mode not in CTF_CORRECTIONS:
-        raise InputError(f"CTF correction must be one of {', '.join(CTF_CORRECTIONS)}, "
-                         f"got {mode!r}")
+        raise InputError(
+            f"CTF correction must be one of {', '.join(CTF_CORRECTIONS)}, got {mode!r}"
+        )
     images = np.asarray(images, np.float32)
     if mode == "none":
         return images
     if not np.isfinite(wiener_snr) or wiener_snr <= 0:
         raise InputError(f"wiener_snr must be > 0, got {wiener_snr}")
     shape = images.shape[1:]
-    c = -ctf(radial_frequency(shape, pixel_size, rfft=True), params)    # + at low k
+    c = -ctf(radial_frequency(shape, pixel_size, rfft=True), params)  # + at low k
     if mode == "phase-flip":
         filt = np.where(c >= 0, 1.0, -1.0)
     else:
@@ -68,9 +75,14 @@ def correct_ctf(images: np.ndarray, pixel_size: float, params: CTFParams,
     return sfft.irfft2(spec, s=shape, workers=workers).astype(np.float32)
 
 
-def dose_weight(images: np.ndarray, pixel_size: float, pre_exposure: Sequence[float],
-                dose_per_image: float, voltage: float = 300.0,
-                workers: Optional[int] = None) -> np.ndarray:
+def dose_weight(
+    images: np.ndarray,
+    pixel_size: float,
+    pre_exposure: Sequence[float],
+    dose_per_image: float,
+    voltage: float = 300.0,
+    workers: Optional[int] = None,
+) -> np.ndarray:
     """Attenuate each image's frequencies with the exposure it had received
     (Grant & Grigorieff 2015 critical exposure, at the middle of its own
     exposure), as dose-weighting tools do.
@@ -101,12 +113,16 @@ def dose_weight(images: np.ndarray, pixel_size: float, pre_exposure: Sequence[fl
     return out
 
 
-def preprocess_tilt_series(images: np.ndarray, pixel_size: float,
-                           params: Optional[CTFParams], ctf_correction: str = "none",
-                           pre_exposure: Optional[Sequence[float]] = None,
-                           dose_per_image: Optional[float] = None,
-                           wiener_snr: float = 0.1,
-                           workers: Optional[int] = None) -> np.ndarray:
+def preprocess_tilt_series(
+    images: np.ndarray,
+    pixel_size: float,
+    params: Optional[CTFParams],
+    ctf_correction: str = "none",
+    pre_exposure: Optional[Sequence[float]] = None,
+    dose_per_image: Optional[float] = None,
+    wiener_snr: float = 0.1,
+    workers: Optional[int] = None,
+) -> np.ndarray:
     """Counts -> contrast images, CTF-corrected and dose-weighted as asked
     (``pre_exposure`` given: dose weighting on)."""
     out = normalize_tilt_series(images)
@@ -115,6 +131,12 @@ def preprocess_tilt_series(images: np.ndarray, pixel_size: float,
             raise InputError("CTF correction needs the CTF parameters")
         out = correct_ctf(out, pixel_size, params, ctf_correction, wiener_snr, workers)
     if pre_exposure is not None:
-        out = dose_weight(out, pixel_size, pre_exposure, float(dose_per_image or 0.0),
-                          params.voltage if params is not None else 300.0, workers)
+        out = dose_weight(
+            out,
+            pixel_size,
+            pre_exposure,
+            float(dose_per_image or 0.0),
+            params.voltage if params is not None else 300.0,
+            workers,
+        )
     return out

@@ -17,6 +17,7 @@ the output stays in cache; each tilt costs two row gathers (linear
 interpolation along u), which makes a 512 x 512 x 128 tomogram from 41 tilts
 take a few seconds on one core.
 """
+
 import logging
 
 import numpy as np
@@ -27,8 +28,15 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ramp_filter", "filter_projections", "reconstruct_wbp", "reconstruct_local",
-           "binned_coordinates", "angular_weights", "normalize_tilt_series"]
+__all__ = [
+    "ramp_filter",
+    "filter_projections",
+    "reconstruct_wbp",
+    "reconstruct_local",
+    "binned_coordinates",
+    "angular_weights",
+    "normalize_tilt_series",
+]
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
@@ -65,9 +73,9 @@ def ramp_filter(n: int, kind: str = "ramp", sigma: float = 0.0) -> tuple[np.ndar
     h[0] = 0.25
     odd = m % 2 == 1
     h[odd] = -1.0 / (np.pi * m[odd]) ** 2
-    filt = np.real(np.fft.rfft(h))          # ~ |k| in cycles/px (1/2 at Nyquist)
+    filt = np.real(np.fft.rfft(h))  # ~ |k| in cycles/px (1/2 at Nyquist)
     k = np.fft.rfftfreq(n_pad)
-    w = 2 * k                               # fraction of Nyquist
+    w = 2 * k  # fraction of Nyquist
     if kind == "shepp-logan":
         filt *= np.sinc(w / 2)
     elif kind == "cosine":
@@ -114,13 +122,15 @@ def _check_series(images, angles):
     if angles.shape != (images.shape[0],):
         raise InputError(f"{angles.size} tilt angles for {images.shape[0]} images")
     if np.any(np.abs(angles) > 90):
-        raise InputError(f"tilt angles must lie in [-90, 90] degrees, got "
-                         f"{angles.min():g}..{angles.max():g}")
+        raise InputError(
+            f"tilt angles must lie in [-90, 90] degrees, got {angles.min():g}..{angles.max():g}"
+        )
     return images, angles
 
 
-def filter_projections(rows: np.ndarray, filter: str = "ramp", sigma: float = 0.0,
-                       workers: int | None = None) -> np.ndarray:
+def filter_projections(
+    rows: np.ndarray, filter: str = "ramp", sigma: float = 0.0, workers: int | None = None
+) -> np.ndarray:
     """Ramp-filter projection rows along their last axis (u).
 
     Parameters
@@ -156,7 +166,7 @@ def _backproject(filt_t, angles, weights, xs, zs, cx, cz, u_origin, u_step, chun
     # Two zero columns each side; the difference array is zero there too, so
     # clipped indices read zeros.
     p = np.zeros((n_t, nu + 2 * pad, nrows), np.float32)
-    p[:, pad:pad + nu] = filt_t
+    p[:, pad : pad + nu] = filt_t
     d = np.zeros_like(p)
     d[:, :-1] = p[:, 1:] - p[:, :-1]
     nzo, nxo = zs.size, xs.size
@@ -176,7 +186,7 @@ def _backproject(filt_t, angles, weights, xs, zs, cx, cz, u_origin, u_step, chun
         for i in range(n_t):
             u = (x_rel * cos[i] + z_rel * sin[i] + cx - u_origin) / u_step + pad
             u = np.clip(u, 0, hi).ravel()
-            i0 = u.astype(np.intp)          # u >= 0: truncation is floor
+            i0 = u.astype(np.intp)  # u >= 0: truncation is floor
             w = (u - i0).astype(np.float32) * weights[i]
             np.take(p[i], i0, axis=0, out=b1, mode="clip")
             np.take(d[i], i0, axis=0, out=b2, mode="clip")
@@ -191,13 +201,19 @@ def _backproject(filt_t, angles, weights, xs, zs, cx, cz, u_origin, u_step, chun
 def _bin_images(images, b):
     n_t, ny, nx = images.shape
     ny_b, nx_b = ny // b, nx // b
-    v = images[:, :ny_b * b, :nx_b * b].reshape(n_t, ny_b, b, nx_b, b)
+    v = images[:, : ny_b * b, : nx_b * b].reshape(n_t, ny_b, b, nx_b, b)
     return v.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
 
 
-def reconstruct_wbp(images: np.ndarray, angles: np.ndarray, thickness: int, binning: int = 1,
-                    filter: str = "ramp", normalize: bool = True,
-                    workers: int | None = None) -> np.ndarray:
+def reconstruct_wbp(
+    images: np.ndarray,
+    angles: np.ndarray,
+    thickness: int,
+    binning: int = 1,
+    filter: str = "ramp",
+    normalize: bool = True,
+    workers: int | None = None,
+) -> np.ndarray:
     """Weighted back-projection of a whole tomogram.
 
     Parameters
@@ -238,19 +254,28 @@ def reconstruct_wbp(images: np.ndarray, angles: np.ndarray, thickness: int, binn
     if b > 1:
         work = _bin_images(work, b)
     filt = filter_projections(work, filter, workers=workers) / b
-    filt_t = np.ascontiguousarray(filt.transpose(0, 2, 1))        # (n_t, u, rows)
+    filt_t = np.ascontiguousarray(filt.transpose(0, 2, 1))  # (n_t, u, rows)
     off = (b - 1) / 2
     xs = b * np.arange(nx // b) + off
     zs = b * np.arange(int(thickness) // b) + off
-    out = _backproject(filt_t, angles, angular_weights(angles), xs, zs, nx // 2,
-                       int(thickness) // 2, off, b)
+    out = _backproject(
+        filt_t, angles, angular_weights(angles), xs, zs, nx // 2, int(thickness) // 2, off, b
+    )
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
-def reconstruct_local(images: np.ndarray, angles: np.ndarray, center: np.ndarray, box: int,
-                      thickness: int, scale: float = 1.0, filter: str = "ramp",
-                      normalize: bool = True, workers: int | None = None,
-                      lowpass: float = 0.0) -> np.ndarray:
+def reconstruct_local(
+    images: np.ndarray,
+    angles: np.ndarray,
+    center: np.ndarray,
+    box: int,
+    thickness: int,
+    scale: float = 1.0,
+    filter: str = "ramp",
+    normalize: bool = True,
+    workers: int | None = None,
+    lowpass: float = 0.0,
+) -> np.ndarray:
     """Weighted back-projection of a small box only (fast path for training
     sets of subtomograms around fiducials).
 
@@ -302,8 +327,7 @@ def reconstruct_local(images: np.ndarray, angles: np.ndarray, center: np.ndarray
     r0 = max(0, int(np.floor(ys.min())) - margin)
     r1 = min(ny, int(np.ceil(ys.max())) + margin + 1)
     if r0 >= r1:
-        raise InputError(f"box around y = {center[1]:g} lies outside the images "
-                         f"(0..{ny - 1})")
+        raise InputError(f"box around y = {center[1]:g} lies outside the images (0..{ny - 1})")
     rows = images[:, r0:r1].astype(np.float32)
     if normalize:
         mean = images.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
@@ -315,11 +339,16 @@ def reconstruct_local(images: np.ndarray, angles: np.ndarray, center: np.ndarray
     # Resample rows at the output y positions (linear; zero outside the images).
     yy = ys - r0
     filt = ndimage.map_coordinates(
-        filt, np.meshgrid(np.arange(n_t), yy, np.arange(nx), indexing="ij"),
-        order=1, mode="constant", cval=0.0).astype(np.float32)
+        filt,
+        np.meshgrid(np.arange(n_t), yy, np.arange(nx), indexing="ij"),
+        order=1,
+        mode="constant",
+        cval=0.0,
+    ).astype(np.float32)
     filt_t = np.ascontiguousarray(filt.transpose(0, 2, 1))
-    out = _backproject(filt_t, angles, angular_weights(angles), xs, zs, nx // 2,
-                       int(thickness) // 2, 0.0, 1.0)
+    out = _backproject(
+        filt_t, angles, angular_weights(angles), xs, zs, nx // 2, int(thickness) // 2, 0.0, 1.0
+    )
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 

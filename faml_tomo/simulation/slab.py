@@ -1,6 +1,7 @@
 """The specimen slab of the tilt-series simulator (:mod:`.tiltseries`): ice
 with gold beads, protein-like blobs, vesicles and carbon, as real-space
 potential."""
+
 import logging
 from dataclasses import dataclass
 from typing import Optional
@@ -13,7 +14,7 @@ from .tiltparams import SlabParams
 
 logger = logging.getLogger(__name__)
 
-_BLOB_SIGMAS = (15.0, 25.0, 40.0, 60.0)       # Å, protein-like size classes
+_BLOB_SIGMAS = (15.0, 25.0, 40.0, 60.0)  # Å, protein-like size classes
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Slab:
         Lattice orientation of each bead in the multislice table (see
         :func:`.gold.n_orientations`); None or -1: the mean bead.
     """
+
     params: SlabParams
     beads: np.ndarray
     blobs: np.ndarray
@@ -59,31 +61,38 @@ def _place_beads(p, rng):
     zc, half = p.nz // 2, 0.5 * p.slab_thickness / px
     zlo, zhi = zc - half + r_px, zc + half - r_px
     if p.nx - 1 - 2 * margin < 0 or p.ny - 1 - 2 * margin < 0:
-        raise InputError(f"bead_margin ({margin:g} px) leaves no room in a {p.nx} x {p.ny} "
-                         f"field of view")
+        raise InputError(
+            f"bead_margin ({margin:g} px) leaves no room in a {p.nx} x {p.ny} field of view"
+        )
     beads = np.empty((0, 3))
     for _ in range(50):
         before = len(beads)
         if before >= n:
             break
         m = 20 * n + 100
-        cand = np.column_stack([rng.uniform(margin, p.nx - 1 - margin, m),
-                                rng.uniform(margin, p.ny - 1 - margin, m),
-                                rng.uniform(zlo, zhi, m)])
+        cand = np.column_stack(
+            [
+                rng.uniform(margin, p.nx - 1 - margin, m),
+                rng.uniform(margin, p.ny - 1 - margin, m),
+                rng.uniform(zlo, zhi, m),
+            ]
+        )
         if p.bead_layout == "surfaces":
             cand[:, 2] = np.where(rng.random(m) < 0.5, zlo, zhi)
         for c in cand:
-            if len(beads) and np.min(np.sum((beads - c) ** 2, axis=1)) < dmin ** 2:
+            if len(beads) and np.min(np.sum((beads - c) ** 2, axis=1)) < dmin**2:
                 continue
             beads = np.vstack([beads, c])
             if len(beads) >= n:
                 break
-        if len(beads) == before:         # a whole batch rejected: the slab is full
+        if len(beads) == before:  # a whole batch rejected: the slab is full
             break
     if len(beads) < n:
-        raise InputError(f"cannot place {n} beads at least {dmin * px:g} Å apart in the "
-                         f"field of view (placed {len(beads)}); lower n_beads or "
-                         f"bead_min_distance")
+        raise InputError(
+            f"cannot place {n} beads at least {dmin * px:g} Å apart in the "
+            f"field of view (placed {len(beads)}); lower n_beads or "
+            f"bead_min_distance"
+        )
     n_pairs = int(round(p.bead_pair_fraction * n / 2))
     for i in range(n_pairs):
         # the last beads become partners touching the first ones
@@ -124,15 +133,19 @@ def make_slab(params, rng=None, max_tilt=60.0):
     side = half * np.tan(np.radians(min(abs(max_tilt), 80))) + 8
     x0, x1 = -side, p.nx - 1 + side
     y0, y1 = -8, p.ny - 1 + 8
-    volume = (x1 - x0) * (y1 - y0) * 2 * half * px ** 3          # Å^3
+    volume = (x1 - x0) * (y1 - y0) * 2 * half * px**3  # Å^3
     pos, sig = [], []
     for s in _BLOB_SIGMAS:
         # Equal share of the protein mass per size class.
-        m = int(round(p.protein_fraction * volume / len(_BLOB_SIGMAS)
-                      / ((2 * np.pi) ** 1.5 * s ** 3)))
+        m = int(
+            round(p.protein_fraction * volume / len(_BLOB_SIGMAS) / ((2 * np.pi) ** 1.5 * s**3))
+        )
         lim = max(half - s / px, 0)
-        pos.append(np.column_stack([rng.uniform(x0, x1, m), rng.uniform(y0, y1, m),
-                                    zc + rng.uniform(-lim, lim, m)]))
+        pos.append(
+            np.column_stack(
+                [rng.uniform(x0, x1, m), rng.uniform(y0, y1, m), zc + rng.uniform(-lim, lim, m)]
+            )
+        )
         sig.append(np.full(m, s))
     blobs = np.vstack(pos) if pos else np.empty((0, 3))
     blob_sigma = np.concatenate(sig) if sig else np.empty(0)
@@ -144,8 +157,12 @@ def make_slab(params, rng=None, max_tilt=60.0):
         k = 0
     radius = rng.uniform(lo, hi, k)
     zlim = np.maximum(half - (radius + p.membrane_thickness) / px, 0)
-    vesicles = np.column_stack([rng.uniform(0, p.nx - 1, k), rng.uniform(0, p.ny - 1, k),
-                                zc + rng.uniform(-1, 1, k) * zlim])
-    orient = (rng.integers(0, n_orientations(), len(beads)) if p.gold == "multislice"
-              else None)
+    vesicles = np.column_stack(
+        [
+            rng.uniform(0, p.nx - 1, k),
+            rng.uniform(0, p.ny - 1, k),
+            zc + rng.uniform(-1, 1, k) * zlim,
+        ]
+    )
+    orient = rng.integers(0, n_orientations(), len(beads)) if p.gold == "multislice" else None
     return Slab(p, beads, blobs, blob_sigma, vesicles.reshape(-1, 3), radius, orient)

@@ -17,6 +17,7 @@ modelled.
 SNR is ``var(signal) / var(noise)`` over the box, for each subtomogram: the
 noise is scaled to the variance of that particle's noise-free signal.
 """
+
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -30,9 +31,15 @@ from .optics import CTFParams, check_tilt_range, ctf, detector_mtf, radial_frequ
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SubtomogramParams", "SubtomogramTruth", "SubtomogramSet",
-           "simulate_subtomograms", "random_shifts", "acquisition_filter",
-           "apply_acquisition"]
+__all__ = [
+    "SubtomogramParams",
+    "SubtomogramTruth",
+    "SubtomogramSet",
+    "simulate_subtomograms",
+    "random_shifts",
+    "acquisition_filter",
+    "apply_acquisition",
+]
 
 
 @dataclass
@@ -68,6 +75,7 @@ class SubtomogramParams:
         contrast inversion most averaging programs expect); default False
         keeps cryo-ET contrast (protein dark).
     """
+
     box: int = 32
     pixel_size: float = 20.0
     snr: float = 0.01
@@ -92,11 +100,12 @@ class SubtomogramParams:
         if not np.isfinite(self.max_shift) or self.max_shift < 0:
             raise InputError(f"max_shift must be >= 0 voxels, got {self.max_shift}")
         if self.max_shift > self.box / 4:
-            raise InputError(f"max_shift ({self.max_shift:g} px) must not exceed a quarter "
-                             f"of the box ({self.box} px)")
+            raise InputError(
+                f"max_shift ({self.max_shift:g} px) must not exceed a quarter "
+                f"of the box ({self.box} px)"
+            )
         if self.orientations not in ("uniform", "y"):
-            raise InputError(f"orientations must be 'uniform' or 'y', got "
-                             f"{self.orientations!r}")
+            raise InputError(f"orientations must be 'uniform' or 'y', got {self.orientations!r}")
         if self.ctf is not None:
             self.ctf.validate()
         if not np.isfinite(self.defocus_spread) or self.defocus_spread < 0:
@@ -127,6 +136,7 @@ class SubtomogramTruth:
     pixel_size : float
         Å per voxel.
     """
+
     class_index: np.ndarray
     class_names: list
     rotations: np.ndarray
@@ -167,6 +177,7 @@ class SubtomogramSet:
     clean : numpy.ndarray or None
         Noise-free subtomograms (same shape as ``volumes``) if requested.
     """
+
     volumes: np.ndarray
     truth: SubtomogramTruth
     references: dict
@@ -211,8 +222,13 @@ def acquisition_filter(shape, params, defocus=None, rfft=True):
     if params.ctf is None:
         h = -h
     else:
-        c = params.ctf if defocus is None else CTFParams(
-            params.ctf.voltage, params.ctf.cs, defocus, params.ctf.amplitude_contrast)
+        c = (
+            params.ctf
+            if defocus is None
+            else CTFParams(
+                params.ctf.voltage, params.ctf.cs, defocus, params.ctf.amplitude_contrast
+            )
+        )
         h = h * ctf(k, c)
     if params.invert:
         h = -h
@@ -239,17 +255,19 @@ def apply_acquisition(volume, signal_filter, noise_filter, snr, rng, workers=Non
     noisy, clean : numpy.ndarray, float32
     """
     shape = volume.shape
-    clean = sfft.irfftn(sfft.rfftn(volume, workers=workers) * signal_filter, s=shape,
-                        workers=workers)
+    clean = sfft.irfftn(
+        sfft.rfftn(volume, workers=workers) * signal_filter, s=shape, workers=workers
+    )
     if not np.isfinite(snr):
         return clean.astype(np.float32), clean.astype(np.float32)
     white = rng.standard_normal(shape)
-    noise = sfft.irfftn(sfft.rfftn(white, workers=workers) * noise_filter, s=shape,
-                        workers=workers)
+    noise = sfft.irfftn(sfft.rfftn(white, workers=workers) * noise_filter, s=shape, workers=workers)
     vs, vn = clean.var(), noise.var()
     if vs == 0:
-        raise InputError("the structure has no signal in the box after the acquisition "
-                         "filters (empty or constant volume?)")
+        raise InputError(
+            "the structure has no signal in the box after the acquisition "
+            "filters (empty or constant volume?)"
+        )
     noise *= np.sqrt(vs / (snr * vn))
     return (clean + noise).astype(np.float32), clean.astype(np.float32)
 
@@ -270,8 +288,7 @@ def _class_counts(n, n_classes):
     return counts
 
 
-def simulate_subtomograms(structures, n, params=None, rng=None, keep_clean=False,
-                          workers=None):
+def simulate_subtomograms(structures, n, params=None, rng=None, keep_clean=False, workers=None):
     """Simulate subtomograms of one or more structures.
 
     Parameters
@@ -312,14 +329,12 @@ def simulate_subtomograms(structures, n, params=None, rng=None, keep_clean=False
     for name in names:
         vol = np.asarray(structures[name], np.float32)
         if vol.shape != (box,) * 3:
-            raise InputError(f"structure {name!r} has shape {vol.shape}, expected a "
-                             f"{box}^3 box")
+            raise InputError(f"structure {name!r} has shape {vol.shape}, expected a {box}^3 box")
         refs[name] = vol
     counts = _class_counts(n, len(names))
     labels = rng.permutation(np.repeat(np.arange(len(names)), counts))
     total = labels.size
-    rots = random_rotations(total, rng, axis=None if params.orientations == "uniform"
-                            else "y")
+    rots = random_rotations(total, rng, axis=None if params.orientations == "uniform" else "y")
     shifts = random_shifts(total, params.max_shift, rng)
     if params.ctf is not None:
         defocus = params.ctf.defocus + rng.uniform(-1, 1, total) * params.defocus_spread
@@ -334,16 +349,24 @@ def simulate_subtomograms(structures, n, params=None, rng=None, keep_clean=False
     snr = np.empty(total)
     for i in range(total):
         moved = transform_volume(refs[names[labels[i]]], rots[i], shifts[i], order=3)
-        filt = fixed_filter if fixed_filter is not None else acquisition_filter(
-            shape, params, defocus[i])
+        filt = (
+            fixed_filter
+            if fixed_filter is not None
+            else acquisition_filter(shape, params, defocus[i])
+        )
         noisy, cl = apply_acquisition(moved, filt, noise_filter, params.snr, rng, workers)
         out[i] = noisy
         if keep_clean:
             clean[i] = cl
         noise_var = np.var(noisy.astype(np.float64) - cl)
         snr[i] = np.inf if noise_var == 0 else cl.var() / noise_var
-    truth = SubtomogramTruth(labels, names, rots, shifts, defocus, snr,
-                             float(params.pixel_size))
-    logger.info("simulated %d subtomograms of %s (%d^3, %.1f Å/px, SNR %g)", total,
-                ", ".join(names), box, params.pixel_size, params.snr)
+    truth = SubtomogramTruth(labels, names, rots, shifts, defocus, snr, float(params.pixel_size))
+    logger.info(
+        "simulated %d subtomograms of %s (%d^3, %.1f Å/px, SNR %g)",
+        total,
+        ", ".join(names),
+        box,
+        params.pixel_size,
+        params.snr,
+    )
     return SubtomogramSet(out, truth, refs, params, clean)

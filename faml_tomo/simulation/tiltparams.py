@@ -1,5 +1,6 @@
 """Settings of the tilt-series simulator (:mod:`.tiltseries`): the slab, the
 acquisition, and the misalignment model with its presets."""
+
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -9,7 +10,6 @@ import numpy as np
 from ..errors import InputError
 from .gold import DIAMETER_LIMITS
 from .optics import CTFParams, check_tilt_range
-
 
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class SlabParams:
     bead_absorption : float
         ``"analytic"`` gold: amplitude absorption per Å of path (default 1/400).
     """
+
     nx: int = 512
     ny: int = 512
     nz: int = 128
@@ -110,51 +111,61 @@ class SlabParams:
         _positive("slab_thickness", self.slab_thickness, "Å")
         _positive("bead_diameter", self.bead_diameter, "Å")
         if self.slab_thickness > self.nz * self.pixel_size + 1e-6:
-            raise InputError(f"slab_thickness ({self.slab_thickness:g} Å) exceeds the "
-                             f"tomogram thickness nz * pixel_size = "
-                             f"{self.nz * self.pixel_size:g} Å")
+            raise InputError(
+                f"slab_thickness ({self.slab_thickness:g} Å) exceeds the "
+                f"tomogram thickness nz * pixel_size = "
+                f"{self.nz * self.pixel_size:g} Å"
+            )
         if self.bead_diameter > self.slab_thickness:
-            raise InputError(f"bead_diameter ({self.bead_diameter:g} Å) is larger than "
-                             f"the slab thickness ({self.slab_thickness:g} Å)")
+            raise InputError(
+                f"bead_diameter ({self.bead_diameter:g} Å) is larger than "
+                f"the slab thickness ({self.slab_thickness:g} Å)"
+            )
         if self.bead_diameter / self.pixel_size < 1:
-            raise InputError(f"bead_diameter ({self.bead_diameter:g} Å) is smaller than "
-                             f"one pixel ({self.pixel_size:g} Å)")
+            raise InputError(
+                f"bead_diameter ({self.bead_diameter:g} Å) is smaller than "
+                f"one pixel ({self.pixel_size:g} Å)"
+            )
         if int(self.n_beads) != self.n_beads or self.n_beads < 0:
             raise InputError(f"n_beads must be an integer >= 0, got {self.n_beads}")
         if self.bead_min_distance is not None and self.bead_min_distance < 0:
-            raise InputError(f"bead_min_distance must be >= 0 Å, got "
-                             f"{self.bead_min_distance}")
+            raise InputError(f"bead_min_distance must be >= 0 Å, got {self.bead_min_distance}")
         if self.bead_layout not in ("uniform", "surfaces"):
-            raise InputError(f"bead_layout must be 'uniform' or 'surfaces', got "
-                             f"{self.bead_layout!r}")
+            raise InputError(
+                f"bead_layout must be 'uniform' or 'surfaces', got {self.bead_layout!r}"
+            )
         if self.bead_margin is not None and self.bead_margin < 0:
             raise InputError(f"bead_margin must be >= 0 px, got {self.bead_margin}")
         if not 0 <= self.bead_pair_fraction <= 1:
-            raise InputError(f"bead_pair_fraction must be in [0, 1], got "
-                             f"{self.bead_pair_fraction}")
+            raise InputError(f"bead_pair_fraction must be in [0, 1], got {self.bead_pair_fraction}")
         if self.carbon_edge is not None and not np.isfinite(self.carbon_edge):
             raise InputError(f"carbon_edge must be a column in px, got {self.carbon_edge}")
         _positive("carbon_thickness", self.carbon_thickness, "Å")
         if not np.isfinite(self.thickness_gradient) or abs(self.thickness_gradient) >= 1:
-            raise InputError(f"thickness_gradient must be in (-1, 1), got "
-                             f"{self.thickness_gradient}")
+            raise InputError(
+                f"thickness_gradient must be in (-1, 1), got {self.thickness_gradient}"
+            )
         if not 0 <= self.protein_fraction <= 0.5:
-            raise InputError(f"protein_fraction must be in [0, 0.5], got "
-                             f"{self.protein_fraction}")
+            raise InputError(f"protein_fraction must be in [0, 0.5], got {self.protein_fraction}")
         if int(self.n_vesicles) != self.n_vesicles or self.n_vesicles < 0:
             raise InputError(f"n_vesicles must be an integer >= 0, got {self.n_vesicles}")
         lo, hi = self.vesicle_radius
         if not 0 < lo <= hi:
-            raise InputError(f"vesicle_radius must be (min, max) with 0 < min <= max Å, "
-                             f"got {self.vesicle_radius}")
+            raise InputError(
+                f"vesicle_radius must be (min, max) with 0 < min <= max Å, "
+                f"got {self.vesicle_radius}"
+            )
         _positive("membrane_thickness", self.membrane_thickness, "Å")
         if self.gold not in ("multislice", "analytic"):
             raise InputError(f"gold must be 'multislice' or 'analytic', got {self.gold!r}")
         if self.gold == "multislice" and not (
-                DIAMETER_LIMITS[0] <= self.bead_diameter <= DIAMETER_LIMITS[1]):
-            raise InputError(f"bead_diameter must be {DIAMETER_LIMITS[0]:g}-"
-                             f"{DIAMETER_LIMITS[1]:g} Å for multislice gold, got "
-                             f"{self.bead_diameter:g}")
+            DIAMETER_LIMITS[0] <= self.bead_diameter <= DIAMETER_LIMITS[1]
+        ):
+            raise InputError(
+                f"bead_diameter must be {DIAMETER_LIMITS[0]:g}-"
+                f"{DIAMETER_LIMITS[1]:g} Å for multislice gold, got "
+                f"{self.bead_diameter:g}"
+            )
         for name in ("protein_potential", "bead_potential", "bead_absorption"):
             v = getattr(self, name)
             if not np.isfinite(v) or v < 0:
@@ -216,6 +227,7 @@ class AcquisitionParams:
         How finely rendered images are binned: averaging (what summing
         detector pixels does; aliases) or Fourier cropping (anti-aliased).
     """
+
     tilt_min: float = -60.0
     tilt_max: float = 60.0
     tilt_step: float = 3.0
@@ -235,12 +247,16 @@ class AcquisitionParams:
         check_tilt_range(self.tilt_min, self.tilt_max)
         _positive("tilt_step", self.tilt_step, "degrees")
         if self.tilt_max - self.tilt_min < self.tilt_step:
-            raise InputError(f"tilt range {self.tilt_min:g}..{self.tilt_max:g} with step "
-                             f"{self.tilt_step:g} gives fewer than 2 images")
+            raise InputError(
+                f"tilt range {self.tilt_min:g}..{self.tilt_max:g} with step "
+                f"{self.tilt_step:g} gives fewer than 2 images"
+            )
         _positive("dose", self.dose, "e/Å²")
         if self.order not in ("dose-symmetric", "sequential", "bidirectional"):
-            raise InputError(f"order must be 'dose-symmetric', 'sequential' or "
-                             f"'bidirectional', got {self.order!r}")
+            raise InputError(
+                f"order must be 'dose-symmetric', 'sequential' or "
+                f"'bidirectional', got {self.order!r}"
+            )
         if self.ctf is not None:
             self.ctf.validate()
         if self.inelastic_mfp is not None:
@@ -303,6 +319,7 @@ class MisalignmentModel:
     magnitude : float
         Size of a preset (Å or degrees), for the record.
     """
+
     x: tuple = (0.0,) * 7
     y: tuple = (0.0,) * 7
     angle: tuple = (0.0,) * 7
@@ -313,11 +330,12 @@ class MisalignmentModel:
         for name in ("x", "y", "angle"):
             p = np.asarray(getattr(self, name), float)
             if p.shape != (7,) or not np.all(np.isfinite(p)):
-                raise InputError(f"misalignment {name} needs 7 finite parameters p0..p6, "
-                                 f"got {getattr(self, name)}")
+                raise InputError(
+                    f"misalignment {name} needs 7 finite parameters p0..p6, "
+                    f"got {getattr(self, name)}"
+                )
             if p[6] < 0:
-                raise InputError(f"misalignment {name}: p6 (noise SD) must be >= 0, "
-                                 f"got {p[6]}")
+                raise InputError(f"misalignment {name}: p6 (noise SD) must be >= 0, got {p[6]}")
         return self
 
     def evaluate(self, n_images, rng=None):
@@ -344,8 +362,12 @@ class MisalignmentModel:
         out = []
         for name in ("x", "y", "angle"):
             p = np.asarray(getattr(self, name), float)
-            d = (p[0] + p[1] * i + p[2] * np.abs(np.sin((i + p[3]) / s * np.pi))
-                 + p[4] * np.sin((i + p[5]) / s * 2 * np.pi))
+            d = (
+                p[0]
+                + p[1] * i
+                + p[2] * np.abs(np.sin((i + p[3]) / s * np.pi))
+                + p[4] * np.sin((i + p[5]) / s * 2 * np.pi)
+            )
             if p[6] > 0:
                 d = d + rng.normal(0, p[6], n_images)
             out.append(d)
@@ -372,8 +394,9 @@ def misalignment_preset(kind, magnitude, n_images):
     MisalignmentModel
     """
     if kind not in MISALIGNMENT_KINDS:
-        raise InputError(f"misalignment kind must be one of "
-                         f"{', '.join(MISALIGNMENT_KINDS)}, got {kind!r}")
+        raise InputError(
+            f"misalignment kind must be one of {', '.join(MISALIGNMENT_KINDS)}, got {kind!r}"
+        )
     if not np.isfinite(magnitude):
         raise InputError(f"misalignment magnitude must be finite, got {magnitude}")
     zero = (0.0,) * 7
@@ -383,10 +406,17 @@ def misalignment_preset(kind, magnitude, n_images):
         raise InputError("a misalignment preset needs at least 2 images")
     linear = (-magnitude, 2 * magnitude / (n_images - 1), 0, 0, 0, 0, 0)
     if kind == "bananas":
-        return MisalignmentModel(x=(magnitude, 0, 0, 0, 0, 0, 0), y=zero, angle=zero,
-                                 kind=kind, magnitude=float(magnitude))
+        return MisalignmentModel(
+            x=(magnitude, 0, 0, 0, 0, 0, 0),
+            y=zero,
+            angle=zero,
+            kind=kind,
+            magnitude=float(magnitude),
+        )
     if kind == "birds":
-        return MisalignmentModel(x=zero, y=linear, angle=zero, kind=kind,
-                                 magnitude=float(magnitude))
-    return MisalignmentModel(x=zero, y=zero, angle=(magnitude, 0, 0, 0, 0, 0, 0),
-                             kind=kind, magnitude=float(magnitude))
+        return MisalignmentModel(
+            x=zero, y=linear, angle=zero, kind=kind, magnitude=float(magnitude)
+        )
+    return MisalignmentModel(
+        x=zero, y=zero, angle=(magnitude, 0, 0, 0, 0, 0, 0), kind=kind, magnitude=float(magnitude)
+    )

@@ -68,6 +68,7 @@ grows linearly across the series is, to first order, only a Z displacement
 of every bead (its projections are those of a moved bead): use the general
 model (``x=(-m, 2m/(S-1), 0, ...)``) for it.
 """
+
 import logging
 from dataclasses import dataclass
 
@@ -77,20 +78,43 @@ from scipy import special
 
 from ..errors import InputError
 from .gold import halo_spectrum, log_transmission_spectrum
-from .optics import (aberration_phase, detector_mtf, exposure_filter, frequency_grid,
-                     interaction_constant)
+from .optics import (
+    aberration_phase,
+    detector_mtf,
+    exposure_filter,
+    frequency_grid,
+    interaction_constant,
+)
 from .slab import Slab, make_slab
-from .tiltparams import (MISALIGNMENT_KINDS, AcquisitionParams, MisalignmentModel, SlabParams,
-                         acquisition_order, misalignment_preset, tilt_angles)
+from .tiltparams import (
+    MISALIGNMENT_KINDS,
+    AcquisitionParams,
+    MisalignmentModel,
+    SlabParams,
+    acquisition_order,
+    misalignment_preset,
+    tilt_angles,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SlabParams", "AcquisitionParams", "MisalignmentModel", "Slab", "TiltSeries",
-           "MISALIGNMENT_KINDS", "misalignment_preset", "make_slab", "tilt_angles",
-           "acquisition_order", "simulate_tilt_series", "project_slab"]
+__all__ = [
+    "SlabParams",
+    "AcquisitionParams",
+    "MisalignmentModel",
+    "Slab",
+    "TiltSeries",
+    "MISALIGNMENT_KINDS",
+    "misalignment_preset",
+    "make_slab",
+    "tilt_angles",
+    "acquisition_order",
+    "simulate_tilt_series",
+    "project_slab",
+]
 
-_CARBON_POTENTIAL = 5.0                        # V above ice (amorphous carbon)
-_CARBON_MFP = 2000.0                           # Å, inelastic mean free path
+_CARBON_POTENTIAL = 5.0  # V above ice (amorphous carbon)
+_CARBON_MFP = 2000.0  # Å, inelastic mean free path
 _SUPERSAMPLE = 4
 # Images are rendered in single precision: twice as fast, and its rounding
 # (1e-7) is far below the shot noise of any dose.
@@ -119,6 +143,7 @@ class TiltSeries:
     acquisition : AcquisitionParams
     misalignment : MisalignmentModel
     """
+
     images: np.ndarray
     angles: np.ndarray
     rank: np.ndarray
@@ -149,8 +174,8 @@ def _ball_ft(k, r):
     x = 2 * np.pi * k * r
     small = x < 1e-3
     xs = np.where(small, 1.0, x)
-    val = (np.sin(xs) - xs * np.cos(xs)) / xs ** 3
-    return 4 * np.pi * r ** 3 * np.where(small, 1 / 3 - x * x / 30, val)
+    val = (np.sin(xs) - xs * np.cos(xs)) / xs**3
+    return 4 * np.pi * r**3 * np.where(small, 1 / 3 - x * x / 30, val)
 
 
 def _splat(shape, u, v, weight):
@@ -180,12 +205,18 @@ def _bead_thickness(shape, u, v, radius_px, pixel_size):
     sub = (np.arange(_SUPERSAMPLE) + 0.5) / _SUPERSAMPLE - 0.5
     iu, iv = np.round(u).astype(np.intp), np.round(v).astype(np.intp)
     # (n, patch_y, patch_x, sub_y, sub_x) distances in pixels
-    dx = (iu - u)[:, None, None, None, None] + off[None, None, :, None, None] \
+    dx = (
+        (iu - u)[:, None, None, None, None]
+        + off[None, None, :, None, None]
         + sub[None, None, None, None, :]
-    dy = (iv - v)[:, None, None, None, None] + off[None, :, None, None, None] \
+    )
+    dy = (
+        (iv - v)[:, None, None, None, None]
+        + off[None, :, None, None, None]
         + sub[None, None, None, :, None]
+    )
     rho2 = dx * dx + dy * dy
-    t = 2 * pixel_size * np.sqrt(np.maximum(radius_px ** 2 - rho2, 0))
+    t = 2 * pixel_size * np.sqrt(np.maximum(radius_px**2 - rho2, 0))
     t = t.mean(axis=(3, 4))
     rows = iv[:, None, None] + off[None, :, None]
     cols = iu[:, None, None] + off[None, None, :]
@@ -216,49 +247,54 @@ class _Projector:
         self.m = max(1, int(np.ceil(p.pixel_size / acq.render_sampling - 1e-9)))
         m = self.m
         self.pad = 32 * m
-        self.canvas = (sfft.next_fast_len(p.ny * m + 2 * self.pad),
-                       sfft.next_fast_len(p.nx * m + 2 * self.pad))
+        self.canvas = (
+            sfft.next_fast_len(p.ny * m + 2 * self.pad),
+            sfft.next_fast_len(p.nx * m + 2 * self.pad),
+        )
         px = p.pixel_size / m
         ky, kx = frequency_grid(self.canvas, px, rfft=True)
-        self.k_r = np.sqrt(ky ** 2 + kx ** 2)                     # rfft2 grid, 1/Å
+        self.k_r = np.sqrt(ky**2 + kx**2)  # rfft2 grid, 1/Å
         kyf, kxf = frequency_grid(self.canvas, px, rfft=False)
-        self.k_full = np.sqrt(kyf ** 2 + kxf ** 2)                 # fft2 grid
+        self.k_full = np.sqrt(kyf**2 + kxf**2)  # fft2 grid
         # Analytic 2D profiles (projected density, Å per unit density) of each
         # background class, per splatted unit weight.
         self.classes = []
         for s in np.unique(slab.blob_sigma):
             sel = slab.blob_sigma == s
-            kern = (2 * np.pi) ** 1.5 * s ** 3 * np.exp(-2 * (np.pi * s * self.k_r) ** 2)
-            self.classes.append((slab.blobs[sel], (kern / px ** 2).astype(_REAL)))
-        smooth = np.exp(-2 * (np.pi * 5.0 * self.k_r) ** 2)      # 5 Å membrane edge
+            kern = (2 * np.pi) ** 1.5 * s**3 * np.exp(-2 * (np.pi * s * self.k_r) ** 2)
+            self.classes.append((slab.blobs[sel], (kern / px**2).astype(_REAL)))
+        smooth = np.exp(-2 * (np.pi * 5.0 * self.k_r) ** 2)  # 5 Å membrane edge
         t = p.membrane_thickness
-        radii = np.round(slab.vesicle_radius / 20) * 20           # 20 Å classes
+        radii = np.round(slab.vesicle_radius / 20) * 20  # 20 Å classes
         for r in np.unique(radii):
             sel = radii == r
-            kern = (_ball_ft(self.k_r, r + t / 2) - _ball_ft(self.k_r, max(r - t / 2, 0)))
-            self.classes.append((slab.vesicles[sel], (kern * smooth / px ** 2).astype(_REAL)))
+            kern = _ball_ft(self.k_r, r + t / 2) - _ball_ft(self.k_r, max(r - t / 2, 0))
+            self.classes.append((slab.vesicles[sel], (kern * smooth / px**2).astype(_REAL)))
         self.mtf = detector_mtf(self.k_r * px) if acq.mtf else None
         if acq.b_factor > 0:
-            env = np.exp(-acq.b_factor * self.k_r ** 2 / 4)
+            env = np.exp(-acq.b_factor * self.k_r**2 / 4)
             self.mtf = env if self.mtf is None else self.mtf * env
         if self.mtf is not None:
             self.mtf = self.mtf.astype(_REAL)
         voltage = acq.ctf.voltage if acq.ctf is not None else 300.0
         self.gold_spectra = None
         if p.gold == "multislice" and len(slab.beads):
-            df, cs = ((acq.ctf.defocus_angstrom, acq.ctf.cs) if acq.ctf is not None
-                      else (0.0, 0.0))
-            orient = (np.full(len(slab.beads), -1) if slab.bead_orientation is None
-                      else np.asarray(slab.bead_orientation, int))
+            df, cs = (acq.ctf.defocus_angstrom, acq.ctf.cs) if acq.ctf is not None else (0.0, 0.0)
+            orient = (
+                np.full(len(slab.beads), -1)
+                if slab.bead_orientation is None
+                else np.asarray(slab.bead_orientation, int)
+            )
             # one set of spectra per lattice orientation present
             self.gold_spectra = []
             for o in np.unique(orient):
                 oo = None if o < 0 else int(o)
                 amp, ph = log_transmission_spectrum(self.k_r, p.bead_diameter, voltage, oo)
                 halo = halo_spectrum(self.k_r, p.bead_diameter, voltage, df, cs, oo)
-                self.gold_spectra.append((orient == o, *(
-                    (x / px ** 2).astype(_REAL) for x in (amp, ph, halo))))
-            kyr, kxr = frequency_grid(self.canvas, 1.0, rfft=True)     # cycles/px
+                self.gold_spectra.append(
+                    (orient == o, *((x / px**2).astype(_REAL) for x in (amp, ph, halo)))
+                )
+            kyr, kxr = frequency_grid(self.canvas, 1.0, rfft=True)  # cycles/px
             self.k_px = (kyr, kxr)
         if acq.ctf is not None:
             self.sigma = float(interaction_constant(acq.ctf.voltage))
@@ -281,8 +317,8 @@ class _Projector:
             if not np.any(sel):
                 continue
             # sum over beads of exp(-2 pi i (ky v + kx u)) as one matrix product
-            ey = np.exp(-2j * np.pi * ky * v[sel][None, :]).astype(_COMPLEX)   # (ny, n)
-            ex = np.exp(-2j * np.pi * u[sel][:, None] * kx).astype(_COMPLEX)   # (n, nx_r)
+            ey = np.exp(-2j * np.pi * ky * v[sel][None, :]).astype(_COMPLEX)  # (ny, n)
+            ex = np.exp(-2j * np.pi * u[sel][:, None] * kx).astype(_COMPLEX)  # (n, nx_r)
             spec = ey @ ex
             for acc, kern in zip(total, (amp, ph, halo)):
                 acc += spec * kern
@@ -319,14 +355,14 @@ class _Projector:
 
     def _bin(self, inten):
         p, m, pad = self.p, self.m, self.pad
-        fine = inten[pad:pad + p.ny * m, pad:pad + p.nx * m]
+        fine = inten[pad : pad + p.ny * m, pad : pad + p.nx * m]
         if m == 1:
             return fine
         if self.acq.binning == "mean":
             return fine.reshape(p.ny, m, p.nx, m).mean(axis=(1, 3))
         f = sfft.fftshift(sfft.fft2(fine))
         cy0, cx0 = (p.ny * m) // 2 - p.ny // 2, (p.nx * m) // 2 - p.nx // 2
-        crop = sfft.ifftshift(f[cy0:cy0 + p.ny, cx0:cx0 + p.nx])
+        crop = sfft.ifftshift(f[cy0 : cy0 + p.ny, cx0 : cx0 + p.nx])
         return sfft.ifft2(crop).real / (m * m)
 
     def render(self, theta, dx_px, dy_px, alpha, exposure, workers=None):
@@ -337,13 +373,12 @@ class _Projector:
             if len(pts) == 0:
                 continue
             u, v = self._canvas_points(pts, theta, dx_px, dy_px, alpha)
-            spec += sfft.rfft2(_splat(self.canvas, u, v, 1.0).astype(_REAL),
-                               workers=workers) * kern
+            spec += sfft.rfft2(_splat(self.canvas, u, v, 1.0).astype(_REAL), workers=workers) * kern
         if self.acq.exposure_filter:
-            spec *= exposure_filter(self.k_r, exposure,
-                                    self.acq.ctf.voltage if self.acq.ctf else 300.0
-                                    ).astype(_REAL)
-        protein = sfft.irfft2(spec, s=self.canvas, workers=workers)       # Å
+            spec *= exposure_filter(
+                self.k_r, exposure, self.acq.ctf.voltage if self.acq.ctf else 300.0
+            ).astype(_REAL)
+        protein = sfft.irfft2(spec, s=self.canvas, workers=workers)  # Å
         u, v = self._canvas_points(self.slab.beads, theta, dx_px, dy_px, alpha)
         phi_p = self.sigma * p.protein_potential * protein
         halo = None
@@ -352,8 +387,9 @@ class _Projector:
             phi = phi_p + phase
             alpha_amp = self.amp_ratio * phi_p - log_amp
         else:
-            gold = _bead_thickness(self.canvas, u, v, self.slab.bead_radius_px * self.m,
-                                   p.pixel_size / self.m)
+            gold = _bead_thickness(
+                self.canvas, u, v, self.slab.bead_radius_px * self.m, p.pixel_size / self.m
+            )
             phi = phi_p + self.sigma * p.bead_potential * gold
             alpha_amp = self.amp_ratio * phi_p + p.bead_absorption * gold
         carbon = self._carbon(theta, dx_px, dy_px, alpha)
@@ -370,13 +406,13 @@ class _Projector:
         if halo is not None:
             inten += halo
         if self.mtf is not None:
-            inten = sfft.irfft2(sfft.rfft2(inten, workers=workers) * self.mtf,
-                                s=self.canvas, workers=workers)
+            inten = sfft.irfft2(
+                sfft.rfft2(inten, workers=workers) * self.mtf, s=self.canvas, workers=workers
+            )
         return self._bin(inten)
 
 
-def project_slab(slab, acq, shift_x=None, shift_y=None, rotation=None, rng=None,
-                 workers=None):
+def project_slab(slab, acq, shift_x=None, shift_y=None, rotation=None, rng=None, workers=None):
     """Tilt images of a specimen.
 
     Parameters
@@ -414,14 +450,14 @@ def project_slab(slab, acq, shift_x=None, shift_y=None, rotation=None, rng=None,
     dose = acq.dose / n
     pre = rank * dose
     proj = _Projector(slab, acq)
-    dose_px = dose * p.pixel_size ** 2
+    dose_px = dose * p.pixel_size**2
     # ice thickness per image column (a gradient across x)
-    thickness = p.slab_thickness * (1 + p.thickness_gradient
-                                    * (np.arange(p.nx) / p.nx - 0.5))
+    thickness = p.slab_thickness * (1 + p.thickness_gradient * (np.arange(p.nx) / p.nx - 0.5))
     images = np.empty((n, p.ny, p.nx), np.float32)
     for i, theta in enumerate(angles):
-        inten = proj.render(theta, sx[i] / p.pixel_size, sy[i] / p.pixel_size, rot[i],
-                            pre[i] + dose / 2, workers)
+        inten = proj.render(
+            theta, sx[i] / p.pixel_size, sy[i] / p.pixel_size, rot[i], pre[i] + dose / 2, workers
+        )
         counts = dose_px * inten
         if acq.inelastic_mfp is not None:
             counts *= np.exp(-thickness / (acq.inelastic_mfp * np.cos(np.radians(theta))))
@@ -430,8 +466,9 @@ def project_slab(slab, acq, shift_x=None, shift_y=None, rotation=None, rng=None,
     return images, rank, pre
 
 
-def simulate_tilt_series(slab_params=None, acquisition=None, misalignment=None, rng=None,
-                         slab=None, workers=None):
+def simulate_tilt_series(
+    slab_params=None, acquisition=None, misalignment=None, rng=None, slab=None, workers=None
+):
     """Simulate a tilt series (and its specimen) with optional misalignment.
 
     The random streams of the specimen, the misalignment noise and the image
@@ -457,17 +494,26 @@ def simulate_tilt_series(slab_params=None, acquisition=None, misalignment=None, 
     """
     acq = (acquisition or AcquisitionParams()).validate()
     rng = np.random.default_rng(rng)
-    seeds = rng.integers(0, 2 ** 63, size=3)
+    seeds = rng.integers(0, 2**63, size=3)
     if slab is None:
-        slab = make_slab(slab_params or SlabParams(),
-                         np.random.default_rng(seeds[0]),
-                         max_tilt=max(abs(acq.tilt_min), abs(acq.tilt_max)))
+        slab = make_slab(
+            slab_params or SlabParams(),
+            np.random.default_rng(seeds[0]),
+            max_tilt=max(abs(acq.tilt_min), abs(acq.tilt_max)),
+        )
     model = misalignment or MisalignmentModel(kind="none")
     angles = acq.angles()
     dx, dy, da = model.evaluate(angles.size, np.random.default_rng(seeds[1]))
-    images, rank, pre = project_slab(slab, acq, dx, dy, da, np.random.default_rng(seeds[2]),
-                                     workers)
-    logger.info("simulated %d tilts (%g..%g), %d beads, misalignment %s %g",
-                angles.size, angles[0], angles[-1], len(slab.beads), model.kind,
-                model.magnitude)
+    images, rank, pre = project_slab(
+        slab, acq, dx, dy, da, np.random.default_rng(seeds[2]), workers
+    )
+    logger.info(
+        "simulated %d tilts (%g..%g), %d beads, misalignment %s %g",
+        angles.size,
+        angles[0],
+        angles[-1],
+        len(slab.beads),
+        model.kind,
+        model.magnitude,
+    )
     return TiltSeries(images, angles, rank, pre, dx, dy, da, slab, acq, model)

@@ -17,6 +17,7 @@ Tilt series and tomograms (:func:`write_tilt_series`)::
     <out>/<name>_beads.star    true bead centres in the tomogram's voxel frame
     <out>/<name>_beads.txt     the same as "x y z" lines (Scipion text import)
 """
+
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,7 @@ from .reconstruct import binned_coordinates
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["write_subtomograms", "write_tilt_series", "write_stack",
-           "subtomogram_star_tables"]
+__all__ = ["write_subtomograms", "write_tilt_series", "write_stack", "subtomogram_star_tables"]
 
 
 def write_stack(path: PathLike, images: np.ndarray, pixel_size: float) -> Path:
@@ -47,8 +47,9 @@ def write_stack(path: PathLike, images: np.ndarray, pixel_size: float) -> Path:
     return Path(path)
 
 
-def subtomogram_star_tables(sset: Any, image_names: Sequence[str],
-                            tomo_name: str = "simulated") -> dict:
+def subtomogram_star_tables(
+    sset: Any, image_names: Sequence[str], tomo_name: str = "simulated"
+) -> dict:
     """The ``optics`` and ``particles`` tables of a simulated set.
 
     Parameters
@@ -104,9 +105,8 @@ def subtomogram_star_tables(sset: Any, image_names: Sequence[str],
         "famlTiltMax": np.full(n, float(p.tilt_max)),
     }
     if ctf is not None:
-        df = -t.defocus * 1e4                  # RELION: Å, positive underfocus
-        parts.update({"rlnDefocusU": df, "rlnDefocusV": df,
-                      "rlnDefocusAngle": np.zeros(n)})
+        df = -t.defocus * 1e4  # RELION: Å, positive underfocus
+        parts.update({"rlnDefocusU": df, "rlnDefocusV": df, "rlnDefocusAngle": np.zeros(n)})
     parts["famlClassName"] = [t.class_names[i] for i in t.class_index]
     for k, ax in enumerate("XYZ"):
         parts[f"famlShift{ax}Px"] = t.shifts[:, k]
@@ -117,8 +117,9 @@ def subtomogram_star_tables(sset: Any, image_names: Sequence[str],
     return {"optics": optics, "particles": parts}
 
 
-def write_subtomograms(out_dir: PathLike, sset: Any, prefix: str = "subtomo",
-                       write_clean: bool = False) -> dict:
+def write_subtomograms(
+    out_dir: PathLike, sset: Any, prefix: str = "subtomo", write_clean: bool = False
+) -> dict:
     """Write a :class:`~.subtomograms.SubtomogramSet`.
 
     Returns
@@ -138,15 +139,22 @@ def write_subtomograms(out_dir: PathLike, sset: Any, prefix: str = "subtomo",
     if write_clean and sset.clean is not None:
         for i, vol in enumerate(sset.clean):
             clean.append(write_mrc(out / f"clean/{prefix}_{i + 1:06d}.mrc", vol, px))
-    refs = {name: write_mrc(out / f"references/{name}.mrc", vol, px)
-            for name, vol in sset.references.items()}
+    refs = {
+        name: write_mrc(out / f"references/{name}.mrc", vol, px)
+        for name, vol in sset.references.items()
+    }
     star = write_star_blocks(out / "particles.star", subtomogram_star_tables(sset, names))
     logger.info("wrote %d subtomograms and %s", len(paths), star)
     return {"star": star, "subtomograms": paths, "references": refs, "clean": clean}
 
 
-def write_tilt_series(out_dir: PathLike, ts: Any, name: str = "TS_01",
-                      tomogram: np.ndarray | None = None, binning: int = 1) -> dict:
+def write_tilt_series(
+    out_dir: PathLike,
+    ts: Any,
+    name: str = "TS_01",
+    tomogram: np.ndarray | None = None,
+    binning: int = 1,
+) -> dict:
     """Write a :class:`~.tiltseries.TiltSeries` (and its tomogram).
 
     Parameters
@@ -172,28 +180,39 @@ def write_tilt_series(out_dir: PathLike, ts: Any, name: str = "TS_01",
     with atomic_path(tlt) as tmp:
         tmp.write_text("".join(f"{a:.2f}\n" for a in ts.angles))
     paths["tlt"] = tlt
-    paths["tilts_star"] = write_star(out / f"{name}_tilts.star", {
-        "rlnMicrographName": [f"{i + 1}@{name}.mrcs" for i in range(len(ts.angles))],
-        "rlnTomoNominalStageTiltAngle": ts.angles,
-        "rlnMicrographPreExposure": ts.pre_exposure,
-        "famlAcquisitionRank": ts.rank,
-        "famlMisalignXAngst": ts.shift_x,
-        "famlMisalignYAngst": ts.shift_y,
-        "famlMisalignRotDeg": ts.rotation,
-        "famlMisalignXPx": ts.shift_x / px,
-        "famlMisalignYPx": ts.shift_y / px,
-    }, name)
+    paths["tilts_star"] = write_star(
+        out / f"{name}_tilts.star",
+        {
+            "rlnMicrographName": [f"{i + 1}@{name}.mrcs" for i in range(len(ts.angles))],
+            "rlnTomoNominalStageTiltAngle": ts.angles,
+            "rlnMicrographPreExposure": ts.pre_exposure,
+            "famlAcquisitionRank": ts.rank,
+            "famlMisalignXAngst": ts.shift_x,
+            "famlMisalignYAngst": ts.shift_y,
+            "famlMisalignRotDeg": ts.rotation,
+            "famlMisalignXPx": ts.shift_x / px,
+            "famlMisalignYPx": ts.shift_y / px,
+        },
+        name,
+    )
     b = int(binning)
     xyz = binned_coordinates(ts.beads, b)
     full = ts.beads
-    paths["beads_star"] = write_star(out / f"{name}_beads.star", {
-        "rlnTomoName": [name] * len(xyz),
-        "rlnCoordinateX": xyz[:, 0], "rlnCoordinateY": xyz[:, 1],
-        "rlnCoordinateZ": xyz[:, 2],
-        "famlFullResX": full[:, 0], "famlFullResY": full[:, 1], "famlFullResZ": full[:, 2],
-        "famlBinning": np.full(len(xyz), b),
-        "famlBeadDiameterAngst": np.full(len(xyz), ts.slab.params.bead_diameter),
-    }, "beads")
+    paths["beads_star"] = write_star(
+        out / f"{name}_beads.star",
+        {
+            "rlnTomoName": [name] * len(xyz),
+            "rlnCoordinateX": xyz[:, 0],
+            "rlnCoordinateY": xyz[:, 1],
+            "rlnCoordinateZ": xyz[:, 2],
+            "famlFullResX": full[:, 0],
+            "famlFullResY": full[:, 1],
+            "famlFullResZ": full[:, 2],
+            "famlBinning": np.full(len(xyz), b),
+            "famlBeadDiameterAngst": np.full(len(xyz), ts.slab.params.bead_diameter),
+        },
+        "beads",
+    )
     txt = out / f"{name}_beads.txt"
     with atomic_path(txt) as tmp:
         tmp.write_text("".join(f"{x:.2f} {y:.2f} {z:.2f}\n" for x, y, z in xyz))

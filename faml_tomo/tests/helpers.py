@@ -5,6 +5,7 @@ protocol-test base class is in :mod:`faml_tomo.tests.protocol_base`.
 Skips use ``unittest`` decorators so pytest and Scipion's runner both honour
 them.
 """
+
 import os
 import unittest
 from pathlib import Path
@@ -20,7 +21,8 @@ STRUCTURES_DIR = SHARED_DIR / "data" / "structures"
 requires_shared = unittest.skipUnless(
     STRUCTURES_DIR.is_dir(),
     f"needs the reference density maps in {STRUCTURES_DIR} (../shared beside the "
-    f"repository); absent here")
+    f"repository); absent here",
+)
 
 
 def structure_path(name):
@@ -34,12 +36,15 @@ def write_volumes(folder, volumes, voxel_size, prefix="vol"):
     Returns the list of paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_mrc(folder / f"{prefix}_{i:03d}.mrc", vol, voxel_size)
-            for i, vol in enumerate(volumes)]
+    return [
+        write_mrc(folder / f"{prefix}_{i:03d}.mrc", vol, voxel_size)
+        for i, vol in enumerate(volumes)
+    ]
 
 
 def random_volume(shape=(16, 16, 16), seed=0):
     """Smooth random test volume (float32)."""
     from scipy import ndimage
+
     rng = np.random.default_rng(seed)
     return ndimage.gaussian_filter(rng.normal(size=shape), 1.5).astype(np.float32)

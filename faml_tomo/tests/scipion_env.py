@@ -6,6 +6,7 @@ is imported, so plain ``pytest`` runs protocol tests from an empty shell.
 example ``python -m pyworkflow.apps.pw_run_tests faml_tomo.tests``) in the
 same environment.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ def _workflow_env():
     """:mod:`faml_tomo.workflow.env`, loaded by path: importing the package
     would import pwem, and with it pyworkflow's configuration, too early."""
     import importlib.util
+
     path = Path(__file__).resolve().parents[1] / "workflow" / "env.py"
     spec = importlib.util.spec_from_file_location("_faml_tomo_workflow_env", path)
     module = importlib.util.module_from_spec(spec)
@@ -44,7 +46,7 @@ def setup_scipion_env(root=None):
     return values
 
 
-if __name__ == "__main__":      # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover
     setup_scipion_env()
     if len(sys.argv) < 2:
         for key, value in setup_scipion_env().items():

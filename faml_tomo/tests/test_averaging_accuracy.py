@@ -36,6 +36,7 @@ particles at this SNR and size lies below the thresholds, so no
 initialisation or schedule meets them.  In the paper's regime (64^3 at
 6 Å/px, below) the same code meets both.
 """
+
 import pytest
 
 from faml_tomo.averaging import AlignParams, classify
@@ -43,13 +44,19 @@ from faml_tomo.averaging.cases import CASES, run_case, simulate_case
 from faml_tomo.averaging.testing import f1_score
 from faml_tomo.tests.helpers import STRUCTURES_DIR
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not STRUCTURES_DIR.is_dir(),
-                                 reason=f"needs the density maps in {STRUCTURES_DIR}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not STRUCTURES_DIR.is_dir(), reason=f"needs the density maps in {STRUCTURES_DIR}"
+    ),
+]
 
 
-@pytest.mark.parametrize("r_max, init", [(CASES["a"].box // 4, "random"), (None, "kmeans")],
-                         ids=["80A_random", "full_band_kmeans"])
+@pytest.mark.parametrize(
+    "r_max, init",
+    [(CASES["a"].box // 4, "random"), (None, "kmeans")],
+    ids=["80A_random", "full_band_kmeans"],
+)
 def test_a_ribosome_vs_proteasome_k2(r_max, init):
     """4v4r vs 3j9i, 100 each, SNR 0.01, ±60°, K=2: FAML F1 >= 0.99."""
     case = CASES["a"]
@@ -63,9 +70,15 @@ def test_a_ribosome_vs_proteasome_k2(r_max, init):
     # Session 2 (faster alignment, same values to 1e-12): 1.000 for both
     # variants (5 and 8 min); single-precision interpolation weights gave
     # 0.985 at 80 Å: at this SNR the outcome is sensitive to rounding.
-    res = classify(s.volumes, case.tilt, n_classes=2, max_iter=case.max_iter,
-                   seed=case.run_seed, align=AlignParams(r_max=r_max, lmax=case.lmax),
-                   init=init)
+    res = classify(
+        s.volumes,
+        case.tilt,
+        n_classes=2,
+        max_iter=case.max_iter,
+        seed=case.run_seed,
+        align=AlignParams(r_max=r_max, lmax=case.lmax),
+        init=init,
+    )
     f1 = f1_score(s.truth.class_index, res.classes)
     print(f"F1 {f1:.4f} after {res.n_iterations} iterations, band {res.radius}")
     assert f1 >= 0.99
@@ -85,10 +98,9 @@ def test_b_single_structure_snr0003():
     0.523 (before marching/FSC weighting/leave-one-out: 0.523 vs 0.463);
     true transforms 0.84, no alignment 0.67 (~1.5 min)."""
     out = _faml_vs_fa("b")
-    assert out["faml"] >= out["fa"] - 0.02          # never worse than the comparator
+    assert out["faml"] >= out["fa"] - 0.02  # never worse than the comparator
     if not (out["faml"] >= 0.7 and out["faml"] >= out["fa"] + 0.2):
-        pytest.xfail(f"issue-4 target (b) not met: FAML {out['faml']:.3f}, "
-                     f"FA {out['fa']:.3f}")
+        pytest.xfail(f"issue-4 target (b) not met: FAML {out['faml']:.3f}, FA {out['fa']:.3f}")
 
 
 def test_c_preferred_orientation_wedge40():
@@ -99,13 +111,13 @@ def test_c_preferred_orientation_wedge40():
     out = _faml_vs_fa("c")
     assert out["faml"] >= out["fa"]
     if out["faml"] < 0.75:
-        pytest.xfail(f"issue-4 target (c) not met: FAML {out['faml']:.3f}, "
-                     f"FA {out['fa']:.3f}")
+        pytest.xfail(f"issue-4 target (c) not met: FAML {out['faml']:.3f}, FA {out['fa']:.3f}")
 
 
 # --- The paper's regime (64^3 at 6 Å/px instead of the issue's 32^3 at 20 Å/px) -----
 # Same SNR definition, same structure (4v4r; the paper used GroEL): every particle then
 # spans ~42 voxels instead of ~12, and both FAML and the FA comparator align well.
+
 
 def test_b_paper_regime():
     """(b) at 64^3 / 6 Å/px: FAML r >= 0.7 is met (measured 0.94, ~4 min); the
@@ -131,8 +143,20 @@ def test_subtle_pair_at_snr_001(tmp_path):
     (FA 0.46, the paper's random start with own candidates 0.46; oracle at
     the true poses 0.965); ~3 min on 2 cores."""
     from faml_tomo.averaging.cases import AccuracyCase, subtle_pair
+
     subtle_pair(STRUCTURES_DIR, tmp_path)
-    case = AccuracyCase("pair", ("4v4r", "4v4r_cut"), (100, 100), 0.01, (-60.0, 60.0),
-                        "uniform", 32, 12.0, data_seed=200, run_seed=1, max_iter=20)
+    case = AccuracyCase(
+        "pair",
+        ("4v4r", "4v4r_cut"),
+        (100, 100),
+        0.01,
+        (-60.0, 60.0),
+        "uniform",
+        32,
+        12.0,
+        data_seed=200,
+        run_seed=1,
+        max_iter=20,
+    )
     out = run_case(case, tmp_path, modes=("faml",), workers=2)
     assert out["faml"]["value"] >= 0.85, out

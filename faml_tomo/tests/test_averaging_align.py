@@ -1,11 +1,17 @@
 """Fast alignment: known answers and the acceptance criterion of issue 4
 (SNR 0.1, ±60° wedge, box 32: best candidate within two Euler grid steps and
 1 px of the truth for >= 95% of pairs)."""
+
 import numpy as np
 import pytest
 
-from faml_tomo.averaging.align import (AlignParams, align, fast_align, prepare_reference,
-                                       prepare_subtomogram)
+from faml_tomo.averaging.align import (
+    AlignParams,
+    align,
+    fast_align,
+    prepare_reference,
+    prepare_subtomogram,
+)
 from faml_tomo.averaging.testing import phantom, simulate_subtomograms
 from faml_tomo.errors import InputError
 from faml_tomo.geometry import rotation_angle_deg
@@ -42,8 +48,7 @@ def test_result_is_sorted_and_consistent():
     res = fast_align(sim.volumes[0], ref, (-50, 70))
     assert 1 <= len(res) <= 50
     assert np.all(np.diff(res.scores) <= 0)
-    assert np.allclose(res.rotations @ res.rotations.transpose(0, 2, 1), np.eye(3),
-                       atol=1e-9)
+    assert np.allclose(res.rotations @ res.rotations.transpose(0, 2, 1), np.eye(3), atol=1e-9)
     assert np.all(np.abs(res.shifts) <= 24 / 4 + 1e-9)
     assert np.all(res.scores <= 1 + 1e-9)
     # Squared distance and score come from the same correlation.

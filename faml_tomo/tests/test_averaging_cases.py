@@ -1,6 +1,7 @@
 """References of the accuracy cases (faml_tomo.averaging.cases): the true-pose
 average recovers the structure from wedge-limited copies, and the
 orientation average keeps only what no alignment needs."""
+
 import numpy as np
 
 from faml_tomo.averaging.cases import CASES, orientation_average, true_pose_average
@@ -15,10 +16,9 @@ def test_true_pose_average_fills_the_wedge():
     rng = np.random.default_rng(0)
     rots = random_rotations(30, rng)
     shifts = rng.uniform(-2, 2, (30, 3))
-    vols = np.stack([apply_wedge(transform_volume(ref, r, t), tilt)
-                     for r, t in zip(rots, shifts)])
+    vols = np.stack([apply_wedge(transform_volume(ref, r, t), tilt) for r, t in zip(rots, shifts)])
     avg = true_pose_average(vols, rots, shifts, tilt)
-    one = apply_wedge(ref, tilt)                  # a single wedge-limited view
+    one = apply_wedge(ref, tilt)  # a single wedge-limited view
     inner = np.zeros_like(ref, bool)
     inner[4:-4, 4:-4, 4:-4] = True
     r_avg, r_one = correlation(avg, ref, inner), correlation(one, ref, inner)
@@ -41,8 +41,7 @@ def test_orientation_average_is_symmetric():
 
 def test_cases_match_the_issue():
     a, b, c = CASES["a"], CASES["b"], CASES["c"]
-    assert (a.counts, a.snr, a.tilt, a.box, a.pixel_size) == ((100, 100), 0.01, (-60, 60),
-                                                               32, 20.0)
+    assert (a.counts, a.snr, a.tilt, a.box, a.pixel_size) == ((100, 100), 0.01, (-60, 60), 32, 20.0)
     assert (b.counts, b.snr, b.tilt) == ((100,), 0.003, (-60, 60))
     assert (c.counts, c.snr, c.tilt, c.orientations) == ((50,), 0.01, (-40, 40), "y")
     assert CASES["b_paper"].box == 64 and CASES["b_paper"].pixel_size == 6.0

@@ -1,15 +1,20 @@
 """Classes started from a consensus (wedge-masked differences) and classes
 scored on shared candidate rotations: known answers, resume, bad settings."""
+
 import numpy as np
 import pytest
 
-from faml_tomo.averaging.align import (AlignParams, align, band_geometry,
-                                       prepare_reference, prepare_subtomogram)
+from faml_tomo.averaging.align import (
+    AlignParams,
+    align,
+    band_geometry,
+    prepare_reference,
+    prepare_subtomogram,
+)
 from faml_tomo.averaging.backrotate import hard_sums
 from faml_tomo.averaging.cases import cut_surface
 from faml_tomo.averaging.consensus import wmd_split
-from faml_tomo.averaging.em import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, EMParams,
-                                    classify)
+from faml_tomo.averaging.em import CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, EMParams, classify
 from faml_tomo.averaging.em.estep import _shared_candidates
 from faml_tomo.averaging.parallel import add_arrays, make_runner
 from faml_tomo.averaging.testing import f1_score, phantom, simulate_subtomograms
@@ -37,11 +42,28 @@ def test_wmd_split_finds_a_subtle_difference_at_known_poses():
     geom = band_geometry(n, *FAST.band(n))
     ranges = [sim.tilt_range] * len(sim.volumes)
     with make_runner(sim.volumes, ranges, params) as runner:
-        num, cnt = runner.reduce(hard_sums, set(range(len(sim.volumes))), sim.rotations,
-                                 sim.shifts, geom, FAST.pad, add=add_arrays)
+        num, cnt = runner.reduce(
+            hard_sums,
+            set(range(len(sim.volumes))),
+            sim.rotations,
+            sim.shifts,
+            geom,
+            FAST.pad,
+            add=add_arrays,
+        )
         consensus = np.where(cnt > 0, num / np.maximum(cnt, 1), 0)
-        labels = wmd_split(runner, sim.rotations, sim.shifts, np.ones(len(sim.volumes)),
-                           consensus, geom, 2, 6, FAST.pad, seed=0)
+        labels = wmd_split(
+            runner,
+            sim.rotations,
+            sim.shifts,
+            np.ones(len(sim.volumes)),
+            consensus,
+            geom,
+            2,
+            6,
+            FAST.pad,
+            seed=0,
+        )
     assert f1_score(sim.classes, labels) >= 0.95
 
 
@@ -67,8 +89,16 @@ def test_consensus_start_classifies_and_resumes(tmp_path):
     result, and a finished consensus is not run again."""
     full, cut = _subtle_pair(20, seed=1)
     sim = simulate_subtomograms([full, cut], 16, 0.5, (-60, 60), seed=4, max_shift=1.5)
-    kw = dict(n_classes=2, max_iter=3, tol=0, seed=2, align=FAST, n_voronoi=1000,
-              chunk_size=4, consensus_iterations=5)
+    kw = dict(
+        n_classes=2,
+        max_iter=3,
+        tol=0,
+        seed=2,
+        align=FAST,
+        n_voronoi=1000,
+        chunk_size=4,
+        consensus_iterations=5,
+    )
     assert EMParams(**kw).initial_split() == "consensus"
     whole = classify(sim.volumes, sim.tilt_range, checkpoint_dir=tmp_path / "a", **kw)
     assert (tmp_path / "a" / CONSENSUS_CHECKPOINT_NAME).is_file()

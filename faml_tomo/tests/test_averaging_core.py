@@ -1,20 +1,36 @@
 """Known-answer tests of the FAML building blocks: wedge masks, Fourier
 sampling, shell expansions, the SO(3) FFT and Voronoi weights."""
+
 import numpy as np
 import pytest
 from scipy.linalg import expm
 from scipy.spatial.transform import Rotation
 from scipy.special import sph_harm
 
-from faml_tomo.averaging.fourier import (PaddedSpectrum, half_frequencies, spectrum,
-                                         volume_from_spectrum)
-from faml_tomo.averaging.so3 import (euler_grid_angles, find_peaks, shell_inner_products,
-                                     so3_correlation, wigner_d, wigner_d_half_pi)
+from faml_tomo.averaging.fourier import (
+    PaddedSpectrum,
+    half_frequencies,
+    spectrum,
+    volume_from_spectrum,
+)
+from faml_tomo.averaging.so3 import (
+    euler_grid_angles,
+    find_peaks,
+    shell_inner_products,
+    so3_correlation,
+    wigner_d,
+    wigner_d_half_pi,
+)
 from faml_tomo.averaging.sph import expand_shells, shell_layout
 from faml_tomo.averaging.testing import phantom
 from faml_tomo.averaging.voronoi import haar_rotations, voronoi_weights
-from faml_tomo.averaging.wedge import (apply_wedge, check_tilt_range, observed_fraction,
-                                       wedge_mask, wedge_observed)
+from faml_tomo.averaging.wedge import (
+    apply_wedge,
+    check_tilt_range,
+    observed_fraction,
+    wedge_mask,
+    wedge_observed,
+)
 from faml_tomo.errors import InputError
 from faml_tomo.geometry import random_rotations, rotation_angle_deg, transform_volume
 
@@ -26,8 +42,7 @@ def test_wedge_symmetric_keeps_two_thirds():
     full = wedge_mask(n, (-60, 60), half=False)
     k = np.fft.fftfreq(n, 1.0 / n)
     kz, ky, kx = np.meshgrid(k, k, k, indexing="ij")
-    shell = (np.sqrt(kx ** 2 + ky ** 2 + kz ** 2) > 8) & (np.sqrt(kx ** 2 + ky ** 2 + kz ** 2)
-                                                          < 30)
+    shell = (np.sqrt(kx**2 + ky**2 + kz**2) > 8) & (np.sqrt(kx**2 + ky**2 + kz**2) < 30)
     # 2/3 of the directions in the XZ plane; the fraction of 3D components
     # in a shell is the same (the wedge is a product of an angle and ky).
     assert abs(full[shell].mean() - 2 / 3) < 0.01
@@ -56,10 +71,10 @@ def test_wedge_mask_half_matches_full_and_is_point_symmetric():
     n = 16
     full = wedge_mask(n, (-45, 65), half=False)
     half = wedge_mask(n, (-45, 65), half=True)
-    assert np.array_equal(full[:, :, :n // 2 + 1], half)
+    assert np.array_equal(full[:, :, : n // 2 + 1], half)
     idx = (-np.arange(n)) % n
     flipped = full[idx][:, idx][:, :, idx]
-    inner = np.r_[0:n // 2, n // 2 + 1:n]          # -(n/2) is not on the grid
+    inner = np.r_[0 : n // 2, n // 2 + 1 : n]  # -(n/2) is not on the grid
     sub = np.ix_(inner, inner, inner)
     assert np.array_equal(full[sub], flipped[sub])
 
@@ -68,12 +83,13 @@ def test_apply_wedge_removes_power():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(24, 24, 24))
     w = apply_wedge(v, 60)
-    assert 0.6 < np.sum(w ** 2) / np.sum(v ** 2) < 0.72
+    assert 0.6 < np.sum(w**2) / np.sum(v**2) < 0.72
     assert np.allclose(apply_wedge(w, 60), w)
 
 
-@pytest.mark.parametrize("bad", [(-95, 60), (-60, 91), (30, 30), (60, -60), (np.nan, 60),
-                                 (1, 2, 3)])
+@pytest.mark.parametrize(
+    "bad", [(-95, 60), (-60, 91), (30, 30), (60, -60), (np.nan, 60), (1, 2, 3)]
+)
 def test_bad_tilt_range(bad):
     with pytest.raises(InputError, match="tilt range"):
         check_tilt_range(bad)
@@ -81,6 +97,7 @@ def test_bad_tilt_range(bad):
 
 def test_tilt_range_scalar():
     assert check_tilt_range(60) == (-60.0, 60.0)
+
 
 # --------------------------------------------------------------------------- Fourier
 
@@ -95,7 +112,7 @@ def test_spectrum_roundtrip_and_parseval():
     assert np.allclose(volume_from_spectrum(s, 16), v)
     w = np.full(9, 2.0)
     w[0] = w[-1] = 1.0
-    assert np.sum(w * np.abs(s) ** 2) == pytest.approx(np.sum(v ** 2))
+    assert np.sum(w * np.abs(s) ** 2) == pytest.approx(np.sum(v**2))
 
 
 def test_padded_sampling_on_grid_and_rotated():
@@ -105,11 +122,10 @@ def test_padded_sampling_on_grid_and_rotated():
     pad = PaddedSpectrum(v, pad=2)
     kz, ky, kx = half_frequencies(n)
     k = np.stack(np.broadcast_arrays(kx, ky, kz), -1).reshape(-1, 3)
-    sel = (np.linalg.norm(k, axis=1) <= n // 2 - 1)
+    sel = np.linalg.norm(k, axis=1) <= n // 2 - 1
     q = k[sel]
     assert np.allclose(pad.sample(q), s.reshape(-1)[sel], atol=1e-5 * np.abs(s).max())
-    assert np.allclose(pad.sample(-q), np.conj(s.reshape(-1)[sel]),
-                       atol=1e-5 * np.abs(s).max())
+    assert np.allclose(pad.sample(-q), np.conj(s.reshape(-1)[sel]), atol=1e-5 * np.abs(s).max())
     # Rotation + shift in real space == sampling at R^T k times a phase.
     rot = random_rotations(1, np.random.default_rng(1))[0]
     t = np.array([1.5, -2.0, 0.7])
@@ -118,6 +134,7 @@ def test_padded_sampling_on_grid_and_rotated():
     low = np.linalg.norm(q, axis=1) < 12
     err = np.linalg.norm(pred[low] - moved[low]) / np.linalg.norm(moved[low])
     assert err < 0.05
+
 
 # --------------------------------------------------------------------------- SH / SO(3)
 
@@ -140,7 +157,7 @@ def _angular_cube(n, func):
     """Centred cube of func(polar, azimuth) of each frequency's direction."""
     c = n // 2
     z, y, x = np.mgrid[:n, :n, :n] - c
-    r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
+    r = np.sqrt(x**2 + y**2 + z**2)
     pol = np.arccos(np.clip(z / np.maximum(r, 1e-9), -1, 1))
     az = np.arctan2(y, x)
     return func(pol, az)
@@ -175,12 +192,15 @@ def test_shell_expansion_rotation_convention():
     rot = Rotation.from_euler("ZYZ", [a0, b0, g0]).as_matrix()
 
     def f(pol, az):
-        return (np.real(sph_harm(2, 4, az, pol)) + 0.3 * np.imag(sph_harm(1, 2, az, pol))
-                + 0.2 * np.real(sph_harm(3, 6, az, pol)))
+        return (
+            np.real(sph_harm(2, 4, az, pol))
+            + 0.3 * np.imag(sph_harm(1, 2, az, pol))
+            + 0.2 * np.real(sph_harm(3, 6, az, pol))
+        )
 
     def g(pol, az):
         v = np.stack([np.sin(pol) * np.cos(az), np.sin(pol) * np.sin(az), np.cos(pol)], -1)
-        u = v @ rot                                    # R^T v per point
+        u = v @ rot  # R^T v per point
         return f(np.arccos(np.clip(u[..., 2], -1, 1)), np.arctan2(u[..., 1], u[..., 0]))
 
     cf = expand_shells(_angular_cube(n, f), layout)
@@ -223,7 +243,7 @@ def test_so3_correlation_matches_reference_formula():
         blk = np.einsum("mn,hm,hn->mhn", ph * np.outer(g[l], np.conj(f[l])), dl, dl)
         ii = m % n_grid
         t[np.ix_(ii, ii, ii)] += blk
-    ref = np.fft.ifftn(t) * n_grid ** 3
+    ref = np.fft.ifftn(t) * n_grid**3
     assert np.abs(ref.imag).max() < 1e-9 * np.abs(ref.real).max()
     assert np.allclose(ours, ref.real, atol=1e-9 * np.abs(ref.real).max())
 
@@ -262,13 +282,14 @@ def test_find_peaks_merges_double_cover():
     score[i, j, k] = 1.0
     score[(i + n // 2) % n, (n - j) % n, (k + n // 2) % n] = 1.0
     rots, vals = find_peaks(score, max_peaks=50)
-    assert vals[0] == 1.0 and vals[1] < 1.0       # the twin was merged
+    assert vals[0] == 1.0 and vals[1] < 1.0  # the twin was merged
     truth = Rotation.from_euler("ZYZ", euler_grid_angles([i, j, k], n)).as_matrix()
     assert rotation_angle_deg(rots[0], truth) < 1e-6 + 360 / n
     # Candidates are pairwise separated by the merge radius.
     d = rotation_angle_deg(rots[:, None], rots[None, :])
     assert np.all(d[~np.eye(len(rots), dtype=bool)] >= 720 / n - 1e-6)
     assert len(find_peaks(score, max_peaks=3)[0]) == 3
+
 
 # --------------------------------------------------------------------------- Voronoi
 
@@ -292,8 +313,7 @@ def test_voronoi_weights_known_cases():
     w = voronoi_weights(np.stack([np.eye(3), r180]), np.zeros((2, 3)), 20000, rng=1)
     assert w.sum() == pytest.approx(1.0) and abs(w[0] - 0.5) < 0.02
     # A cluster of three close rotations shares what one isolated one gets.
-    near = [Rotation.from_rotvec(v).as_matrix() for v in ([0, 0, 0], [0.1, 0, 0],
-                                                           [0, 0.1, 0])]
+    near = [Rotation.from_rotvec(v).as_matrix() for v in ([0, 0, 0], [0.1, 0, 0], [0, 0.1, 0])]
     w = voronoi_weights(np.stack(near + [r180]), np.zeros((4, 3)), 20000, rng=2)
     assert w[3] > 0.4 and np.all(w[:3] < 0.3)
     # Seeded: reproducible.

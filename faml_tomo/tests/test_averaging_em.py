@@ -2,16 +2,21 @@
 and resume, bad inputs.  Default tests use small boxes; the slow ones follow
 the accuracy criteria of issue 4 on procedural phantoms (and, when
 ../shared/data/structures is present, on real maps)."""
+
 import numpy as np
 import pytest
 
 from faml_tomo.averaging.align import AlignParams
 from faml_tomo.averaging.em import CHECKPOINT_NAME, classify
-from faml_tomo.averaging.testing import (aligned_correlation, f1_score, phantom,
-                                         simulate_subtomograms)
+from faml_tomo.averaging.testing import (
+    aligned_correlation,
+    f1_score,
+    phantom,
+    simulate_subtomograms,
+)
 from faml_tomo.errors import CheckpointMismatch, InputError
 
-FAST = AlignParams(lmax=23)        # 48^3 Euler grid (7.5 degrees): quick tests
+FAST = AlignParams(lmax=23)  # 48^3 Euler grid (7.5 degrees): quick tests
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +30,9 @@ def two_class_set():
 
 def test_two_classes_recovered(two_class_set):
     sim = two_class_set
-    res = classify(sim.volumes, sim.tilt_range, n_classes=2, max_iter=4, seed=0,
-                   align=FAST, n_voronoi=2000)
+    res = classify(
+        sim.volumes, sim.tilt_range, n_classes=2, max_iter=4, seed=0, align=FAST, n_voronoi=2000
+    )
     assert f1_score(sim.classes, res.classes) >= 0.99
     assert res.averages.shape == (2, 24, 24, 24)
     assert res.alpha.sum() == pytest.approx(1.0)
@@ -43,23 +49,32 @@ def test_two_classes_recovered(two_class_set):
 
 def test_user_references_and_transforms(two_class_set):
     sim = two_class_set
-    res = classify(sim.volumes, sim.tilt_range, references=list(sim.references),
-                   n_classes=2, max_iter=1, align=FAST, n_voronoi=2000, marching=False)
+    res = classify(
+        sim.volumes,
+        sim.tilt_range,
+        references=list(sim.references),
+        n_classes=2,
+        max_iter=1,
+        align=FAST,
+        n_voronoi=2000,
+        marching=False,
+    )
     # Given the true structures, classes and transforms are right at once
     # (full band: frequency marching would start at 3 shells).
     assert np.array_equal(res.classes, sim.classes)
     from faml_tomo.geometry import rotation_angle_deg
+
     ang = rotation_angle_deg(res.rotations, sim.rotations)
-    assert np.median(ang) < 5 and np.median(np.linalg.norm(res.shifts - sim.shifts,
-                                                            axis=1)) < 0.6
+    assert np.median(ang) < 5 and np.median(np.linalg.norm(res.shifts - sim.shifts, axis=1)) < 0.6
 
 
 @pytest.mark.parametrize("mode", ["faml", "fa"])
 def test_resume_equals_uninterrupted(tmp_path, mode):
     ref = phantom(20, seed=2)
     sim = simulate_subtomograms([ref], 6, 0.3, (-60, 60), seed=7)
-    kw = dict(n_classes=1, mode=mode, max_iter=3, tol=0, seed=5, align=FAST,
-              n_voronoi=1000, chunk_size=4)
+    kw = dict(
+        n_classes=1, mode=mode, max_iter=3, tol=0, seed=5, align=FAST, n_voronoi=1000, chunk_size=4
+    )
     full = classify(sim.volumes, sim.tilt_range, **kw)
 
     class Killed(Exception):
@@ -71,8 +86,7 @@ def test_resume_equals_uninterrupted(tmp_path, mode):
 
     ck = tmp_path / "run"
     with pytest.raises(Killed):
-        classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, callback=kill_after_two,
-                 **kw)
+        classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, callback=kill_after_two, **kw)
     assert (ck / CHECKPOINT_NAME).exists()
     resumed = classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **kw)
     assert resumed.n_iterations == full.n_iterations == 3
@@ -96,7 +110,7 @@ def test_same_seed_same_result_serial_and_pool():
     a = classify(sim.volumes, sim.tilt_range, **kw)
     b = classify(sim.volumes, sim.tilt_range, **kw)
     assert np.array_equal(a.averages, b.averages)
-    c = classify(sim.volumes, sim.tilt_range, workers=2, **kw)      # process pool
+    c = classify(sim.volumes, sim.tilt_range, workers=2, **kw)  # process pool
     assert np.array_equal(a.averages, c.averages)
     assert np.array_equal(a.rotations, c.rotations)
 
@@ -104,8 +118,7 @@ def test_same_seed_same_result_serial_and_pool():
 def test_convergence_rule_stops_early():
     ref = phantom(20, seed=2)
     sim = simulate_subtomograms([ref], 6, 5.0, (-60, 60), seed=9)
-    res = classify(sim.volumes, sim.tilt_range, max_iter=15, tol=0.02, align=FAST,
-                   n_voronoi=500)
+    res = classify(sim.volumes, sim.tilt_range, max_iter=15, tol=0.02, align=FAST, n_voronoi=500)
     assert res.converged and res.n_iterations < 15
 
 
@@ -144,13 +157,20 @@ def test_twolobe_vs_ring7_default_init():
     (frequency marching, FSC weighting, leave-one-out) it is classified."""
     from faml_tomo.simulation import SubtomogramParams, make_phantom
     from faml_tomo.simulation import simulate_subtomograms as simulate
+
     box, pixel = 24, 20.0
     structures = {n: make_phantom(n, box, pixel) for n in ("twolobe", "ring7")}
-    params = SubtomogramParams(box=box, pixel_size=pixel, snr=0.05, tilt_min=-60,
-                               tilt_max=60)
+    params = SubtomogramParams(box=box, pixel_size=pixel, snr=0.05, tilt_min=-60, tilt_max=60)
     sset = simulate(structures, [12, 12], params, np.random.default_rng(1))
-    res = classify(sset.volumes, (-60, 60), n_classes=2, max_iter=3, seed=1,
-                   align=AlignParams(lmax=17), n_voronoi=1000)
+    res = classify(
+        sset.volumes,
+        (-60, 60),
+        n_classes=2,
+        max_iter=3,
+        seed=1,
+        align=AlignParams(lmax=17),
+        n_voronoi=1000,
+    )
     assert f1_score(np.asarray(sset.truth.class_index), res.classes) >= 0.95
     # Marching: starts band-limited (the consensus run starts at 3 shells and
     # the classes go on from the band it reached), never narrows, stays
@@ -162,13 +182,14 @@ def test_twolobe_vs_ring7_default_init():
 
 def test_kmeans_seeded_and_init_options():
     from faml_tomo.averaging.consensus import kmeans
+
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (20, 2)), rng.normal(6, 1, (15, 2))])
     a, ia = kmeans(x, 2, np.random.default_rng(5))
     b, ib = kmeans(x, 2, np.random.default_rng(5))
     assert np.array_equal(a, b) and ia == ib
     assert f1_score(np.r_[np.zeros(20, int), np.ones(15, int)], a) == 1.0
-    assert np.bincount(kmeans(x[:3], 3, rng)[0]).tolist() == [1, 1, 1]   # none empty
+    assert np.bincount(kmeans(x[:3], 3, rng)[0]).tolist() == [1, 1, 1]  # none empty
     v = phantom(16, seed=1)
     vols = np.stack([v, np.roll(v, 1, axis=0), np.roll(v, 2, axis=1)])
     with pytest.raises(InputError, match="init"):
@@ -183,13 +204,21 @@ def test_full_band_paper_mode():
     ref = phantom(20, seed=2)
     sim = simulate_subtomograms([ref], 6, 0.3, (-60, 60), seed=7)
     kw = dict(max_iter=2, tol=0, align=FAST, n_voronoi=500)
-    paper = classify(sim.volumes, sim.tilt_range, marching=False, fsc_weight=False,
-                     leave_one_out=False, init="random", **kw)
+    paper = classify(
+        sim.volumes,
+        sim.tilt_range,
+        marching=False,
+        fsc_weight=False,
+        leave_one_out=False,
+        init="random",
+        **kw,
+    )
     assert paper.radius == [9, 9]
     assert len(paper.fsc_radius) == 2
     # Leave-one-out changes the second iteration's scores only.
-    loo = classify(sim.volumes, sim.tilt_range, marching=False, fsc_weight=False,
-                   init="random", **kw)
+    loo = classify(
+        sim.volumes, sim.tilt_range, marching=False, fsc_weight=False, init="random", **kw
+    )
     assert loo.log_likelihood[0] == paper.log_likelihood[0]
     assert loo.log_likelihood[1] != paper.log_likelihood[1]
 
@@ -240,6 +269,7 @@ def test_mpi_two_ranks_equal_serial(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     pytest.importorskip("mpi4py")
     mpiexec = Path(sys.executable).with_name("mpiexec")
     mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
@@ -248,22 +278,35 @@ def test_mpi_two_ranks_equal_serial(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_MPI_SCRIPT)
     out = tmp_path / "avg.npy"
-    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0 and "mpi" in proc.stderr.lower() and not out.exists():
         pytest.skip(f"MPI runtime unusable here: {proc.stderr[-300:]}")
     assert proc.returncode == 0, proc.stderr
     sim = simulate_subtomograms([phantom(20, seed=2)], 6, 0.3, (-60, 60), seed=7)
-    res = classify(sim.volumes, sim.tilt_range, max_iter=2, tol=0, seed=5, align=FAST,
-                   n_voronoi=500, chunk_size=2)
+    res = classify(
+        sim.volumes,
+        sim.tilt_range,
+        max_iter=2,
+        tol=0,
+        seed=5,
+        align=FAST,
+        n_voronoi=500,
+        chunk_size=2,
+    )
     assert np.array_equal(np.load(out), res.averages)
 
 
 def test_streaming_from_files_equals_in_memory(tmp_path):
     from faml_tomo.averaging.parallel import VolumeFiles
     from faml_tomo.io import write_mrc
+
     sim = simulate_subtomograms([phantom(20, seed=2)], 5, 0.3, (-60, 60), seed=7)
-    vols = sim.volumes.astype(np.float32)       # MRC stores float32
+    vols = sim.volumes.astype(np.float32)  # MRC stores float32
     paths = [write_mrc(tmp_path / f"p{i}.mrc", v, 20.0) for i, v in enumerate(vols)]
     kw = dict(max_iter=1, tol=0, seed=5, align=FAST, n_voronoi=500, chunk_size=2)
     a = classify(VolumeFiles(paths), sim.tilt_range, **kw)
@@ -273,11 +316,12 @@ def test_streaming_from_files_equals_in_memory(tmp_path):
 
 def _soft_sphere(n, radius):
     z, y, x = np.mgrid[:n, :n, :n] - n // 2
-    return np.clip(radius + 0.5 - np.sqrt(x ** 2 + y ** 2 + z ** 2), 0.0, 1.0)
+    return np.clip(radius + 0.5 - np.sqrt(x**2 + y**2 + z**2), 0.0, 1.0)
 
 
 def test_mask_checks():
     from faml_tomo.averaging.em import check_mask
+
     m = _soft_sphere(12, 4)
     assert check_mask(m, 12).shape == (12, 12, 12)
     with pytest.raises(InputError, match="shape"):
@@ -297,6 +341,7 @@ def test_masked_run_recovers_poses_and_is_part_of_the_checkpoint(tmp_path):
     mask keeps the structure); the mask changes the scores (it is used) and a
     checkpoint made with one mask is not resumed with another."""
     from faml_tomo.geometry import rotation_angle_deg
+
     ref = phantom(20, seed=2)
     sim = simulate_subtomograms([ref], 8, 1.0, (-60, 60), seed=4)
     kw = dict(n_classes=1, max_iter=1, seed=1, align=FAST, n_voronoi=500, references=[ref])
@@ -308,8 +353,9 @@ def test_masked_run_recovers_poses_and_is_part_of_the_checkpoint(tmp_path):
     assert masked.logliks.shape == (8,)
     assert np.isclose(masked.logliks.sum(), masked.log_likelihood[-1])
     with pytest.raises(CheckpointMismatch, match="checkpoint"):
-        classify(sim.volumes, sim.tilt_range, mask=_soft_sphere(20, 6),
-                 checkpoint_dir=tmp_path, **kw)
+        classify(
+            sim.volumes, sim.tilt_range, mask=_soft_sphere(20, 6), checkpoint_dir=tmp_path, **kw
+        )
 
 
 def test_reference_of_opposite_contrast_is_inverted(caplog):
@@ -318,6 +364,7 @@ def test_reference_of_opposite_contrast_is_inverted(caplog):
     import logging
 
     from faml_tomo.geometry import rotation_angle_deg
+
     ref = phantom(20, seed=2)
     sim = simulate_subtomograms([ref], 8, 1.0, (-60, 60), seed=4)
     kw = dict(n_classes=1, max_iter=1, seed=1, align=FAST, n_voronoi=500)
@@ -338,18 +385,28 @@ def test_starved_class_is_reseeded(tmp_path):
     refs = [phantom(24, seed=1), phantom(24, seed=2)]
     sim = simulate_subtomograms(refs, 8, 0.5, (-60, 60), seed=4)
     # the paper's random start and per-class candidates, where starving happens
-    kw = dict(n_classes=2, max_iter=8, seed=4, n_voronoi=500, align=FAST,
-              noise_correction=False, init="random", shared_candidates=0)
+    kw = dict(
+        n_classes=2,
+        max_iter=8,
+        seed=4,
+        n_voronoi=500,
+        align=FAST,
+        noise_correction=False,
+        init="random",
+        shared_candidates=0,
+    )
     off = classify(sim.volumes, sim.tilt_range, min_class_size=0, **kw)
     assert np.bincount(off.classes, minlength=2).min() < 3 and not off.reseeded
     # the default consensus start splits them at once
-    consensus = classify(sim.volumes, sim.tilt_range, min_class_size=0,
-                         **{**kw, "init": "consensus"})
+    consensus = classify(
+        sim.volumes, sim.tilt_range, min_class_size=0, **{**kw, "init": "consensus"}
+    )
     assert f1_score(sim.classes, consensus.classes) == 1.0 and not consensus.reseeded
     # The correction for the noise of the smaller class's average alone keeps
     # both classes here (no re-seeding needed).
-    corrected = classify(sim.volumes, sim.tilt_range, min_class_size=0,
-                         **{**kw, "noise_correction": True})
+    corrected = classify(
+        sim.volumes, sim.tilt_range, min_class_size=0, **{**kw, "noise_correction": True}
+    )
     assert f1_score(sim.classes, corrected.classes) == 1.0 and not corrected.reseeded
     res = classify(sim.volumes, sim.tilt_range, **kw)
     assert f1_score(sim.classes, res.classes) == 1.0
@@ -361,8 +418,9 @@ def test_starved_class_is_reseeded(tmp_path):
     # (one iteration per call, as the protocol does) changes nothing
     it = res.reseeded[0][0]
     for stop in (it - 1, kw["max_iter"]):
-        cont = classify(sim.volumes, sim.tilt_range, checkpoint_dir=tmp_path,
-                        **{**kw, "max_iter": stop})
+        cont = classify(
+            sim.volumes, sim.tilt_range, checkpoint_dir=tmp_path, **{**kw, "max_iter": stop}
+        )
     assert cont.reseeded == res.reseeded
     np.testing.assert_allclose(cont.averages, res.averages, atol=1e-10)
     with pytest.raises(InputError, match="min_class_size"):
@@ -375,6 +433,7 @@ def test_rerun_removes_a_checkpoint_temp_file_left_by_a_kill(tmp_path):
     stale = tmp_path / ".faml_checkpoint.npz.abc12345.tmp.npz"
     stale.write_bytes(b"")
     sim = simulate_subtomograms([phantom(16, seed=1)], 4, 1.0, seed=1)
-    classify(sim.volumes, sim.tilt_range, max_iter=1, align=FAST, n_voronoi=100,
-             checkpoint_dir=tmp_path)
+    classify(
+        sim.volumes, sim.tilt_range, max_iter=1, align=FAST, n_voronoi=100, checkpoint_dir=tmp_path
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faml_checkpoint.npz"]

@@ -1,6 +1,7 @@
 """The compiled alignment kernels against the numpy / scipy expressions they
 replace (known answers: the same numbers to rounding), and the pruned
 translation correlation against a full inverse FFT for even and odd boxes."""
+
 import numpy as np
 import pytest
 from scipy import fft as sfft
@@ -11,8 +12,12 @@ from faml_tomo.averaging.align import band_geometry, rotation_scores, translatio
 from faml_tomo.averaging.fourier import PaddedSpectrum, oversampled_spectrum, sample_spectrum
 from faml_tomo.averaging.so3 import shell_inner_products, so3_correlation
 from faml_tomo.averaging.testing import phantom
-from faml_tomo.averaging.translation import (_centring_signs, _freq_index, _shift_window,
-                                             _windowed_correlation)
+from faml_tomo.averaging.translation import (
+    _centring_signs,
+    _freq_index,
+    _shift_window,
+    _windowed_correlation,
+)
 from faml_tomo.averaging.voronoi import haar_rotations
 
 
@@ -26,8 +31,11 @@ def _numpy_trilinear(ps, q):
     sy = shape[1] * shape[2]
     base = np.zeros(len(q), dtype=np.intp)
     weights = []
-    for axis, comp, stride, centre in ((0, 2, sy, shape[0] // 2),
-                                       (1, 1, shape[2], shape[0] // 2), (2, 0, 1, 0)):
+    for axis, comp, stride, centre in (
+        (0, 2, sy, shape[0] // 2),
+        (1, 1, shape[2], shape[0] // 2),
+        (2, 0, 1, 0),
+    ):
         c = q[:, comp] * sgn + centre
         i = np.clip(np.floor(c), 0, shape[axis] - 2)
         weights.append(np.clip(c - i, 0.0, 1.0))
@@ -56,10 +64,10 @@ def test_sampling_equals_the_numpy_sampler_and_map_coordinates(spectrum_and_poin
     vol, ps, freq, rots = spectrum_and_points
     q = np.concatenate([freq @ r for r in rots])
     ours = ps.sample(q)
-    assert np.array_equal(ours, _numpy_trilinear(ps, q))       # same operations, same order
+    assert np.array_equal(ours, _numpy_trilinear(ps, q))  # same operations, same order
     ref = sample_spectrum(oversampled_spectrum(vol, 2), 2, q)
     assert np.allclose(ours, ref, atol=1e-5 * np.abs(ref).max())
-    turned = ps.sample_rotated(freq, rots)        # (k pad) R instead of (k R) pad: rounding
+    turned = ps.sample_rotated(freq, rots)  # (k pad) R instead of (k R) pad: rounding
     assert np.allclose(turned, ours.reshape(len(rots), -1), rtol=0, atol=1e-12)
 
 
@@ -99,7 +107,7 @@ def test_shifted_real_sums_equal_explicit_phases(spectrum_and_points):
 def test_local_maxima_equal_the_maximum_filter():
     rng = np.random.default_rng(4)
     score = ndimage.gaussian_filter(rng.normal(size=(20, 20, 20)), 1.5, mode="wrap")
-    score = np.round(score, 2)             # plateaus: ties count as maxima in both
+    score = np.round(score, 2)  # plateaus: ties count as maxima in both
     ref = ndimage.maximum_filter(score, size=3, mode="wrap") == score
     ref[:, 11:, :] = False
     for dtype in (np.float64, np.float32):
@@ -114,8 +122,9 @@ def test_windowed_correlation_is_the_full_inverse_fft_in_the_window(n):
     spec = sfft.rfftn(rng.normal(size=(2, n, n, n)), axes=(1, 2, 3))
     full = sfft.irfftn(spec, s=(n, n, n), axes=(1, 2, 3), norm="forward")
     axis_index, _ = _shift_window(n, 3.0)
-    kz, ky, kx = np.meshgrid(np.fft.fftfreq(n, 1 / n), np.fft.fftfreq(n, 1 / n),
-                             np.arange(n // 2 + 1), indexing="ij")
+    kz, ky, kx = np.meshgrid(
+        np.fft.fftfreq(n, 1 / n), np.fft.fftfreq(n, 1 / n), np.arange(n // 2 + 1), indexing="ij"
+    )
     k = np.stack([kx.ravel(), ky.ravel(), kz.ravel()], axis=1)
     sign = _centring_signs(_freq_index(k, n), n).reshape(kz.shape)
     cc = _windowed_correlation((spec * sign).astype(np.complex64), n, axis_index)
@@ -130,6 +139,7 @@ def test_single_precision_rotation_grid_ranks_like_double():
     part = prepare_subtomogram(np.roll(vol, 1, axis=0), (-60, 60), params)
     ref = prepare_reference(vol, params)
     from faml_tomo.averaging.sph import shell_layout
+
     layout = shell_layout(n, params.lmax, *params.band(n))
     inner = shell_inner_products(part.coeffs, ref.coeffs, layout)
     double = so3_correlation(inner, params.euler_grid())

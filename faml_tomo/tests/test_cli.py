@@ -1,4 +1,5 @@
 """The ``faml-tomo`` command line frame: version, info, exit codes."""
+
 import json
 import subprocess
 import sys
@@ -18,8 +19,12 @@ def test_version(capsys):
 
 
 def test_console_script_version():
-    out = subprocess.run([sys.executable, "-m", "faml_tomo.cli", "--version"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "faml_tomo.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == f"faml-tomo {__version__}"
 
 
@@ -56,6 +61,7 @@ def test_input_error_becomes_exit_code_2(capsys, monkeypatch):
 
     def fail(args):
         raise InputError("tilt range -100..60 is outside [-90, 90]")
+
     monkeypatch.setattr(info, "run", fail)
     assert main(["info"]) == 2
     err = capsys.readouterr().err

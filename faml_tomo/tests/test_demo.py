@@ -3,6 +3,7 @@ from the two workflow templates, runs it headless to the end (synchronous
 loader) and its results are right: fiducials found, tomograms sorted into
 aligned / weak / strong, FAML classes that agree with the truth; summaries
 printed, viewer figures and the report written."""
+
 import json
 
 from faml_tomo.cli import main
@@ -26,8 +27,11 @@ def test_quick_demo(tmp_path, capsys):
     assert fid["TS_weak_birds"]["found"] >= 3
     assert fid["TS_strong_bananas"]["found"] >= 3
     decisions = {r["tomogram"]: r["decision"] for r in job["misalignment"]}
-    assert decisions == {"TS_aligned": "aligned", "TS_weak_birds": "weak",
-                         "TS_strong_bananas": "strong"}
+    assert decisions == {
+        "TS_aligned": "aligned",
+        "TS_weak_birds": "weak",
+        "TS_strong_bananas": "strong",
+    }
     faml = job["faml"]
     assert faml["assigned"] == faml["n"] == 32
     assert faml["accuracy"] >= 0.9
@@ -37,9 +41,13 @@ def test_quick_demo(tmp_path, capsys):
     assert results["path"] == str(out / "faml_tomo_demo")
     assert (out / "faml_tomo_demo" / "project.sqlite").is_file()
     classes = [p["class"] for p in results["protocols"]]
-    assert classes == ["ProtImportTomograms", "ProtPeakHighContrast",
-                       "ProtDetectMisalignment", "ProtImportSubTomograms",
-                       "ProtFAMLClassify"]
+    assert classes == [
+        "ProtImportTomograms",
+        "ProtPeakHighContrast",
+        "ProtDetectMisalignment",
+        "ProtImportSubTomograms",
+        "ProtFAMLClassify",
+    ]
     assert all(p["status"] == "finished" for p in results["protocols"])
     by_class = {p["class"]: p for p in results["protocols"]}
     assert by_class["ProtFAMLClassify"]["outputs"]["outputClasses"].endswith("(2)")
@@ -47,9 +55,15 @@ def test_quick_demo(tmp_path, capsys):
 
     report = (out / "report.md").read_text()
     assert "| TS_strong_bananas | bananas 300 Å | strong | strong |" in report
-    for name in ("report.md", "workflows/misalignment.json", "workflows/classify.json",
-                 "figures/fiducials_TS_aligned.png", "figures/misalignment_scores.png",
-                 "figures/misalignment_tomograms.png", "data/tomograms/TS_aligned.mrc"):
+    for name in (
+        "report.md",
+        "workflows/misalignment.json",
+        "workflows/classify.json",
+        "figures/fiducials_TS_aligned.png",
+        "figures/misalignment_scores.png",
+        "figures/misalignment_tomograms.png",
+        "data/tomograms/TS_aligned.mrc",
+    ):
         assert (out / name).is_file(), name
     for fig in (f for p in results["protocols"] for f in p["figures"]):
         assert fig.endswith(".png") and (out / "figures").exists()

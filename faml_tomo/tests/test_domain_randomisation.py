@@ -2,22 +2,35 @@
 bead pairs, a carbon-film edge, ice-thickness gradients, B-factor, binning,
 and the user's preprocessing (CTF correction, dose weighting, SIRT-like
 low-pass)."""
+
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from faml_tomo.errors import InputError
-from faml_tomo.simulation import (AcquisitionParams, CTFParams, SlabParams, make_slab,
-                                  reconstruct_local)
+from faml_tomo.simulation import (
+    AcquisitionParams,
+    CTFParams,
+    SlabParams,
+    make_slab,
+    reconstruct_local,
+)
 from faml_tomo.simulation.optics import ctf, radial_frequency
 from faml_tomo.simulation.preprocess import correct_ctf, dose_weight, preprocess_tilt_series
 from faml_tomo.simulation.tiltseries import project_slab
 
-BARE = dict(nx=96, ny=96, nz=40, pixel_size=12.0, slab_thickness=400.0, n_beads=0,
-            protein_fraction=0.0, n_vesicles=0)
-QUIET = dict(tilt_min=0, tilt_max=3, tilt_step=3, noise=False, mtf=False,
-             exposure_filter=False)
+BARE = dict(
+    nx=96,
+    ny=96,
+    nz=40,
+    pixel_size=12.0,
+    slab_thickness=400.0,
+    n_beads=0,
+    protein_fraction=0.0,
+    n_vesicles=0,
+)
+QUIET = dict(tilt_min=0, tilt_max=3, tilt_step=3, noise=False, mtf=False, exposure_filter=False)
 
 
 def _image(slab_kw, acq_kw=None):
@@ -28,12 +41,19 @@ def _image(slab_kw, acq_kw=None):
 
 
 def test_touching_bead_pairs():
-    p = SlabParams(**{**BARE, "n_beads": 8, "bead_pair_fraction": 0.5,
-                      "slab_thickness": 450.0, "bead_min_distance": 200.0})
+    p = SlabParams(
+        **{
+            **BARE,
+            "n_beads": 8,
+            "bead_pair_fraction": 0.5,
+            "slab_thickness": 450.0,
+            "bead_min_distance": 200.0,
+        }
+    )
     b = make_slab(p, rng=3).beads
     d = np.linalg.norm(b[:, None] - b[None], axis=-1) + np.eye(8) * 1e9
     touching = np.sum(d.min(axis=1) * p.pixel_size <= 1.12 * p.bead_diameter)
-    assert touching >= 4                                  # 2 pairs: 4 beads touch one
+    assert touching >= 4  # 2 pairs: 4 beads touch one
     with pytest.raises(InputError, match="bead_pair_fraction"):
         SlabParams(**{**BARE, "bead_pair_fraction": 1.5}).validate()
 
@@ -41,7 +61,7 @@ def test_touching_bead_pairs():
 def test_carbon_edge_darkens_its_side():
     img = _image({"carbon_edge": 48.0, "carbon_thickness": 300.0})
     left, right = img[:, 10:40].mean(), img[:, 56:86].mean()
-    assert right < left - 0.05                      # amplitude loss through the film
+    assert right < left - 0.05  # amplitude loss through the film
     flat = _image({})
     assert abs(flat[:, 10:40].mean() - flat[:, 56:86].mean()) < 1e-3
 
@@ -74,9 +94,11 @@ def test_b_factor_and_binning_modes():
 def test_ctf_correction_restores_the_signal():
     rng = np.random.default_rng(0)
     px, params = 5.0, CTFParams(defocus=-3.0)
-    truth = np.fft.irfft2(np.fft.rfft2(rng.normal(size=(128, 128)))
-                          * np.exp(-(radial_frequency((128, 128), px, rfft=True) * 12) ** 2),
-                          s=(128, 128))
+    truth = np.fft.irfft2(
+        np.fft.rfft2(rng.normal(size=(128, 128)))
+        * np.exp(-((radial_frequency((128, 128), px, rfft=True) * 12) ** 2)),
+        s=(128, 128),
+    )
     k = radial_frequency((128, 128), px, rfft=True)
     # the CTF of this package is negative at low k: dark protein
     observed = np.fft.irfft2(np.fft.rfft2(truth) * ctf(k, params), s=(128, 128))[None]
@@ -85,7 +107,7 @@ def test_ctf_correction_restores_the_signal():
     r1 = np.corrcoef(-flipped.ravel(), truth.ravel())[0, 1]
     wiener = correct_ctf(observed, px, params, "wiener", wiener_snr=1.0)
     r2 = np.corrcoef(-wiener.ravel(), truth.ravel())[0, 1]
-    assert r1 > r0 + 0.2 and r2 > r0 + 0.2          # and the sign stays: dark stays dark
+    assert r1 > r0 + 0.2 and r2 > r0 + 0.2  # and the sign stays: dark stays dark
     assert np.allclose(correct_ctf(observed, px, params, "none"), observed, atol=1e-6)
     with pytest.raises(InputError, match="CTF correction"):
         correct_ctf(observed, px, params, "flip")
@@ -118,6 +140,7 @@ def test_sirt_like_lowpass_smooths_reconstructions():
 
 def test_specimen_draws_use_the_processing_they_name():
     from faml_tomo.misalignment.dataset import Processing, draw_specimen
+
     spec = draw_specimen(np.random.default_rng(4))
     assert isinstance(spec.processing, Processing)
     assert replace(spec.processing, ctf_correction="none").ctf_correction == "none"

@@ -1,4 +1,5 @@
 """FAML viewer figures that need no Scipion project: posterior histograms."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,9 +17,9 @@ def test_posterior_histograms_count_every_subtomogram():
     edges, counts = posterior_histograms(post, classes, 3, bins=4)
     assert edges.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert counts.sum(axis=1).tolist() == [3, 4, 1]
-    assert counts[0].tolist() == [1, 0, 0, 2]             # 0 -> first bin, 1 + eps -> last
+    assert counts[0].tolist() == [1, 0, 0, 2]  # 0 -> first bin, 1 + eps -> last
     assert counts[1].tolist() == [1, 0, 1, 2]
-    assert counts[2].tolist() == [0, 1, 0, 0]             # 0.25 on an edge: upper bin
+    assert counts[2].tolist() == [0, 1, 0, 0]  # 0.25 on an edge: upper bin
 
 
 def test_posterior_histograms_empty_class():

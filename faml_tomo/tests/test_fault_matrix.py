@@ -5,6 +5,7 @@ file changes; results are published together under a run marker, follow the
 umask, replace stale files of an earlier run; the same input and seed give
 byte-identical results, also after a kill -9 at a random moment and a rerun.
 """
+
 import hashlib
 import json
 import os
@@ -27,8 +28,18 @@ from faml_tomo.io.star import read_star, write_star
 
 # Files that record when and where a run happened, not what it found.
 NOT_RESULTS = {"job.json", RUN_MARKER}
-FAST_CLASSIFY = ["--iterations", "2", "--lmax", "15", "--voronoi-samples", "300",
-                 "--max-candidates", "10", "--seed", "3"]
+FAST_CLASSIFY = [
+    "--iterations",
+    "2",
+    "--lmax",
+    "15",
+    "--voronoi-samples",
+    "300",
+    "--max-candidates",
+    "10",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +47,9 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     sub = root / "subtomos"
     sub.mkdir()
-    sim = simulate_subtomograms([phantom(16, seed=2), phantom(16, seed=5)], 8, 1.0,
-                                (-60, 60), seed=3)
+    sim = simulate_subtomograms(
+        [phantom(16, seed=2), phantom(16, seed=5)], 8, 1.0, (-60, 60), seed=3
+    )
     names = []
     for i, v in enumerate(sim.volumes):
         write_mrc(sub / f"p{i:02d}.mrc", v.astype(np.float32), 20.0)
@@ -46,16 +58,34 @@ def data(tmp_path_factory):
     tomos = root / "tomos"
     coords = []
     for i in range(2):
-        ph = bead_phantom(shape=(64, 128, 128), n_beads=10, n_proteins=500,
-                          n_vesicles=1, slab=(0.3, 0.7), seed=11 + i)
+        ph = bead_phantom(
+            shape=(64, 128, 128),
+            n_beads=10,
+            n_proteins=500,
+            n_vesicles=1,
+            slab=(0.3, 0.7),
+            seed=11 + i,
+        )
         name = f"TS_0{i + 1}"
         write_mrc(tomos / f"{name}.mrc", ph.volume, 10.0)
-        write_star(tomos / f"{name}_beads.star", {
-            "rlnTomoName": [name] * len(ph.beads), "rlnCoordinateX": ph.beads[:, 0],
-            "rlnCoordinateY": ph.beads[:, 1], "rlnCoordinateZ": ph.beads[:, 2]}, "beads")
+        write_star(
+            tomos / f"{name}_beads.star",
+            {
+                "rlnTomoName": [name] * len(ph.beads),
+                "rlnCoordinateX": ph.beads[:, 0],
+                "rlnCoordinateY": ph.beads[:, 1],
+                "rlnCoordinateZ": ph.beads[:, 2],
+            },
+            "beads",
+        )
         coords.append(tomos / f"{name}_beads.star")
-    return {"root": root, "sub": sub, "star": sub / "particles.star",
-            "tomos": [tomos / "TS_01.mrc", tomos / "TS_02.mrc"], "coords": coords}
+    return {
+        "root": root,
+        "sub": sub,
+        "star": sub / "particles.star",
+        "tomos": [tomos / "TS_01.mrc", tomos / "TS_02.mrc"],
+        "coords": coords,
+    }
 
 
 def checksums(*folders):
@@ -70,8 +100,11 @@ def checksums(*folders):
 
 def results(folder):
     """Bytes of every result file of a run (not the job record or marker)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in NOT_RESULTS}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in NOT_RESULTS
+    }
 
 
 def run(argv, capsys):
@@ -90,29 +123,43 @@ def _copy_with_header(src, dest, voxel=None, data=None):
 
 
 def _classify(data, out, *extra):
-    return ["classify", "--star", str(data["star"]), "--out", str(out), *FAST_CLASSIFY,
-            *extra]
+    return ["classify", "--star", str(data["star"]), "--out", str(out), *FAST_CLASSIFY, *extra]
 
 
 def _fiducials(data, out, *tomos):
-    return ["peak-high-contrast", *[str(t) for t in (tomos or data["tomos"])],
-            "--bead-size-nm", "10", "--out", str(out)]
+    return [
+        "peak-high-contrast",
+        *[str(t) for t in (tomos or data["tomos"])],
+        "--bead-size-nm",
+        "10",
+        "--out",
+        str(out),
+    ]
 
 
 def _detect(data, out, *extra):
-    return ["detect-misalignment", *map(str, data["tomos"]), "--coords",
-            *map(str, data["coords"]), "--bead-size-nm", "10", "--out", str(out), *extra]
+    return [
+        "detect-misalignment",
+        *map(str, data["tomos"]),
+        "--coords",
+        *map(str, data["coords"]),
+        "--bead-size-nm",
+        "10",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 # --------------------------------------------------------------------------- classify
+
 
 def _classify_case(case, data, tmp):
     sub = data["sub"]
     if case == "out-holds-input-star":
         return _classify(data, sub), "holds the input"
     if case == "out-is-input-folder":
-        return ["classify", "--folder", str(sub), "--out", str(sub), *FAST_CLASSIFY], \
-            "is the input"
+        return ["classify", "--folder", str(sub), "--out", str(sub), *FAST_CLASSIFY], "is the input"
     if case == "out-is-a-file":
         f = tmp / "file"
         f.write_text("x")
@@ -144,19 +191,32 @@ def _classify_case(case, data, tmp):
                 dest.write_bytes(f.read_bytes()[:2000])
             else:
                 dest.write_bytes(f.read_bytes())
-        msg = {"voxel-size-0": "p03.mrc: the header gives no voxel size",
-               "voxel-sizes-differ": "different voxel sizes: 10 Å",
-               "nan": "NaN", "mixed-boxes": "different box sizes",
-               "truncated": "p03.mrc: not a valid MRC file: truncated"}[case]
-        return ["classify", "--folder", str(folder), "--out", str(tmp / "o"),
-                *FAST_CLASSIFY], msg
+        msg = {
+            "voxel-size-0": "p03.mrc: the header gives no voxel size",
+            "voxel-sizes-differ": "different voxel sizes: 10 Å",
+            "nan": "NaN",
+            "mixed-boxes": "different box sizes",
+            "truncated": "p03.mrc: not a valid MRC file: truncated",
+        }[case]
+        return ["classify", "--folder", str(folder), "--out", str(tmp / "o"), *FAST_CLASSIFY], msg
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["out-holds-input-star", "out-is-input-folder",
-                                  "out-is-a-file", "out-unwritable", "workers-0",
-                                  "voxel-size-0", "voxel-sizes-differ", "nan",
-                                  "mixed-boxes", "truncated"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "out-holds-input-star",
+        "out-is-input-folder",
+        "out-is-a-file",
+        "out-unwritable",
+        "workers-0",
+        "voxel-size-0",
+        "voxel-sizes-differ",
+        "nan",
+        "mixed-boxes",
+        "truncated",
+    ],
+)
 def test_classify_refuses_bad_input(case, data, tmp_path, capsys):
     argv, message = _classify_case(case, data, tmp_path)
     before = checksums(data["root"], tmp_path)
@@ -178,13 +238,21 @@ def test_classify_voxel_size_option_and_results_published(data, tmp_path, capsys
     old = os.umask(0o027)
     try:
         a, b = tmp_path / "a", tmp_path / "b"
-        base = ["classify", "--folder", str(folder), *FAST_CLASSIFY, "--classes", "3",
-                "--voxel-size", "20"]
+        base = [
+            "classify",
+            "--folder",
+            str(folder),
+            *FAST_CLASSIFY,
+            "--classes",
+            "3",
+            "--voxel-size",
+            "20",
+        ]
         assert run(base + ["--out", str(a)], capsys)[0] == 0
         assert run(base + ["--out", str(b)], capsys)[0] == 0
     finally:
         os.umask(old)
-    assert results(a) == results(b)            # checkpoint and npz files included
+    assert results(a) == results(b)  # checkpoint and npz files included
     with mrcfile.open(str(a / "class_01.mrc")) as m:
         assert float(m.voxel_size.x) == pytest.approx(20.0)
     star = read_star(a / "particles.star")
@@ -201,8 +269,7 @@ def test_classify_voxel_size_option_and_results_published(data, tmp_path, capsys
     assert "class_03.mrc" not in read_run_marker(a)["files"]
 
 
-def test_classify_kill_between_checkpoint_and_files_keeps_history_complete(
-        data, tmp_path, capsys):
+def test_classify_kill_between_checkpoint_and_files_keeps_history_complete(data, tmp_path, capsys):
     out = tmp_path / "o"
     argv = _classify(data, out)
     assert run(argv, capsys)[0] == 0
@@ -218,8 +285,18 @@ def test_classify_kill_between_checkpoint_and_files_keeps_history_complete(
 
 # --------------------------------------------------------------------------- fiducials
 
-@pytest.mark.parametrize("case", ["out-holds-input", "out-is-a-file", "out-unwritable",
-                                  "no-voxel-size", "truncated", "threads-0"])
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "out-holds-input",
+        "out-is-a-file",
+        "out-unwritable",
+        "no-voxel-size",
+        "truncated",
+        "threads-0",
+    ],
+)
 def test_fiducials_refuse_bad_input(case, data, tmp_path, capsys):
     tomos = list(data["tomos"])
     out = tmp_path / "o"
@@ -250,8 +327,9 @@ def test_fiducials_refuse_bad_input(case, data, tmp_path, capsys):
     assert checksums(data["root"], tmp_path) == before
 
 
-def test_fiducials_one_bad_tomogram_leaves_the_previous_results(data, tmp_path, capsys,
-                                                                 monkeypatch):
+def test_fiducials_one_bad_tomogram_leaves_the_previous_results(
+    data, tmp_path, capsys, monkeypatch
+):
     out = tmp_path / "o"
     assert run(_fiducials(data, out), capsys)[0] == 0
     previous = checksums(out)
@@ -263,9 +341,10 @@ def test_fiducials_one_bad_tomogram_leaves_the_previous_results(data, tmp_path, 
     bad = write_mrc(tmp_path / "TS_03.mrc", arr, 10.0, check_finite=False)
     rc, err = run(_fiducials(data, out, data["tomos"][0], bad), capsys)
     assert rc == 2 and "TS_03.mrc" in err and "NaN" in err, err
-    assert checksums(out) == previous           # not half-updated
+    assert checksums(out) == previous  # not half-updated
     # Ctrl-C in the middle: same
     from faml_tomo import fiducials
+
     real = fiducials.peak_high_contrast_file
     calls = []
 
@@ -284,8 +363,10 @@ def test_fiducials_one_bad_tomogram_leaves_the_previous_results(data, tmp_path, 
 
 # --------------------------------------------------------------------------- misalignment
 
-@pytest.mark.parametrize("case", ["out-holds-coords", "no-voxel-size", "non-numeric",
-                                  "out-unwritable"])
+
+@pytest.mark.parametrize(
+    "case", ["out-holds-coords", "no-voxel-size", "non-numeric", "out-unwritable"]
+)
 def test_detect_refuses_bad_input(case, data, tmp_path, capsys):
     argv = _detect(data, tmp_path / "o")
     if case == "out-holds-coords":
@@ -303,7 +384,7 @@ def test_detect_refuses_bad_input(case, data, tmp_path, capsys):
         text = data["coords"][1].read_text().splitlines()
         row = next(i for i, line in enumerate(text) if line.strip().startswith("TS_02"))
         parts = text[row].split()
-        parts[2] = "12,5"                       # a decimal comma
+        parts[2] = "12,5"  # a decimal comma
         text[row] = " ".join(parts)
         star.write_text("\n".join(text) + "\n")
         argv[argv.index(str(data["coords"][1]))] = str(star)
@@ -315,16 +396,27 @@ def test_detect_refuses_bad_input(case, data, tmp_path, capsys):
 
 
 def test_detect_without_voxel_size_runs_with_sampling_rate_and_zero_tomogram(
-        data, tmp_path, capsys):
+    data, tmp_path, capsys
+):
     """--sampling-rate replaces a missing header value; an all-zero tomogram
     is unclassified with the reason, not called misaligned."""
     zero = tmp_path / "TS_02.mrc"
     with mrcfile.new(str(zero)) as m:
         m.set_data(np.zeros((64, 128, 128), np.float32))
     t1 = _copy_with_header(data["tomos"][0], tmp_path / "TS_01.mrc", voxel=None)
-    argv = ["detect-misalignment", str(t1), str(zero), "--coords",
-            *map(str, data["coords"]), "--bead-size-nm", "10", "--sampling-rate", "10",
-            "--out", str(tmp_path / "o")]
+    argv = [
+        "detect-misalignment",
+        str(t1),
+        str(zero),
+        "--coords",
+        *map(str, data["coords"]),
+        "--bead-size-nm",
+        "10",
+        "--sampling-rate",
+        "10",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     rc, err = run(argv, capsys)
     assert rc == 0, err
     tomos = read_star(tmp_path / "o" / "tomograms.star", dtypes={"famlMessage": str})
@@ -334,6 +426,7 @@ def test_detect_without_voxel_size_runs_with_sampling_rate_and_zero_tomogram(
 
 
 # --------------------------------------------------------------------------- determinism
+
 
 def test_fiducials_and_detect_same_input_same_bytes(data, tmp_path, capsys):
     """Same input twice: byte-identical results, files readable by the group
@@ -349,16 +442,20 @@ def test_fiducials_and_detect_same_input_same_bytes(data, tmp_path, capsys):
         assert results(a) == results(b) and len(results(a)) >= 2
         assert {p.stat().st_mode & 0o777 for p in a.iterdir()} == {0o640}
     found = read_star(tmp_path / "_fiducials_a" / "coordinates.star")
-    assert len(found["rlnCoordinateX"]) >= 10           # not trivially empty
+    assert len(found["rlnCoordinateX"]) >= 10  # not trivially empty
 
 
 def _subprocess(argv):
-    return subprocess.Popen([sys.executable, "-m", "faml_tomo.cli", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "faml_tomo.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-@pytest.mark.parametrize("make", [_classify, _fiducials, _detect],
-                         ids=["classify", "fiducials", "detect"])
+@pytest.mark.parametrize(
+    "make", [_classify, _fiducials, _detect], ids=["classify", "fiducials", "detect"]
+)
 def test_kill_at_random_moments_then_rerun_gives_the_same_results(make, data, tmp_path):
     ref = tmp_path / "ref"
     t0 = time.perf_counter()
@@ -411,11 +508,25 @@ def test_no_raw_library_warnings_reach_the_terminal(data, tmp_path):
         vol = np.array(m.data)
     star = read_star(data["coords"][0])
     x, y, z = (int(round(float(star[f"rlnCoordinate{a}"][0]))) for a in "XYZ")
-    vol[z - 3:z + 3, y - 3:y + 3, x - 3:x + 3] = np.nan
+    vol[z - 3 : z + 3, y - 3 : y + 3, x - 3 : x + 3] = np.nan
     tomo = write_mrc(tmp_path / "TS_01.mrc", vol, 10.0, check_finite=False)
-    r = subprocess.run([sys.executable, "-m", "faml_tomo.cli", "detect-misalignment",
-                        str(tomo), "--coords", str(data["coords"][0]), "--bead-size-nm", "10",
-                        "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faml_tomo.cli",
+            "detect-misalignment",
+            str(tomo),
+            "--coords",
+            str(data["coords"][0]),
+            "--bead-size-nm",
+            "10",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "Warning" not in r.stderr, r.stderr
     assert "1 of 10 coordinates not scored" in r.stdout
@@ -424,17 +535,19 @@ def test_no_raw_library_warnings_reach_the_terminal(data, tmp_path):
 def test_library_runtime_warnings_become_log_lines():
     """A RuntimeWarning raised inside a command is a log line for -v, not
     raw text on the terminal."""
-    code = ("import sys, warnings\n"
-            "import faml_tomo.cli as cli, faml_tomo.cli.info as info\n"
-            "real = info.run\n"
-            "def noisy(args):\n"
-            "    warnings.warn('Mean of empty slice', RuntimeWarning)\n"
-            "    return real(args)\n"
-            "info.run = noisy\n"
-            "sys.exit(cli.main(sys.argv[1:]))\n")
-    quiet = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True,
-                           text=True)
+    code = (
+        "import sys, warnings\n"
+        "import faml_tomo.cli as cli, faml_tomo.cli.info as info\n"
+        "real = info.run\n"
+        "def noisy(args):\n"
+        "    warnings.warn('Mean of empty slice', RuntimeWarning)\n"
+        "    return real(args)\n"
+        "info.run = noisy\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True, text=True)
     assert quiet.returncode == 0 and "Mean of empty slice" not in quiet.stderr
-    loud = subprocess.run([sys.executable, "-c", code, "-v", "info"], capture_output=True,
-                          text=True)
+    loud = subprocess.run(
+        [sys.executable, "-c", code, "-v", "info"], capture_output=True, text=True
+    )
     assert "py.warnings" in loud.stderr and "Mean of empty slice" in loud.stderr

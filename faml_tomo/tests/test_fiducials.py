@@ -1,6 +1,7 @@
 """Known-answer tests of the peak-high-contrast fiducial finder
 (faml_tomo.fiducials): filters, 2D objects, 3D voting, mirror refinement,
 filters, the whole pipeline on a synthetic tomogram, and bad input."""
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -43,8 +44,9 @@ def ball(shape, centre_xyz, radius, value=-1.0):
 
 @pytest.fixture(scope="module")
 def phantom():
-    return bead_phantom(shape=(80, 160, 160), n_beads=20, n_proteins=1500, n_vesicles=3,
-                        slab=(0.3, 0.7), seed=3)
+    return bead_phantom(
+        shape=(80, 160, 160), n_beads=20, n_proteins=1500, n_vesicles=3, slab=(0.3, 0.7), seed=3
+    )
 
 
 # ----------------------------------------------------------------- filters --
@@ -67,7 +69,7 @@ def test_filtered_dark_disc_is_a_dark_outlier_at_its_centre():
     out = np.fft.irfft2(np.fft.rfft2(img) * h, s=img.shape)
     assert np.unravel_index(np.argmin(out), out.shape) == (34, 30)
     assert out.min() < -3 * out.std()
-    assert abs(out.mean()) < 1e-6            # no DC
+    assert abs(out.mean()) < 1e-6  # no DC
 
 
 class CountingVolume:
@@ -92,7 +94,7 @@ def test_slices_match_a_whole_volume_computation_and_read_few_slices():
     got = np.array([s for _, s in preprocessed_slices(counted, d, z_average=5)])
     assert counted.max_slices == 1
     # Reference: truncated 5-slice moving average, then the 2D filter.
-    avg = np.array([vol[max(0, z - 2):z + 3].mean(axis=0) for z in range(12)])
+    avg = np.array([vol[max(0, z - 2) : z + 3].mean(axis=0) for z in range(12)])
     h = bandpass_laplacian_filter((32, 40), d)
     ref = np.fft.irfft2(np.fft.rfft2(avg) * h, s=(32, 40))
     np.testing.assert_allclose(got, ref, atol=1e-4 * np.abs(ref).max())
@@ -104,9 +106,9 @@ def test_slices_match_a_whole_volume_computation_and_read_few_slices():
 def test_slice_objects_keep_round_reject_elongated_and_small():
     img = np.zeros((80, 80), np.float32)
     yy, xx = np.mgrid[:80, :80]
-    img[(xx - 20.3) ** 2 + (yy - 20.6) ** 2 <= 16] = -5          # disc r=4
+    img[(xx - 20.3) ** 2 + (yy - 20.6) ** 2 <= 16] = -5  # disc r=4
     img[((xx - 55) / 10) ** 2 + ((yy - 20) / 2.5) ** 2 <= 1] = -5  # ellipse 4:1
-    img[60:62, 60:62] = -5                                        # 4 px speck
+    img[60:62, 60:62] = -5  # 4 px speck
     objs = slice_objects(img, -1.0, min_area=8, min_circularity=0.75)
     assert len(objs) == 1
     assert abs(objs.x[0] - 20.3) < 0.3 and abs(objs.y[0] - 20.6) < 0.3
@@ -116,8 +118,8 @@ def test_slice_objects_keep_round_reject_elongated_and_small():
 def test_fused_bead_and_membrane_are_split_at_a_deeper_level():
     img = np.zeros((60, 60), np.float32)
     yy, xx = np.mgrid[:60, :60]
-    img[(xx - 30) ** 2 + (yy - 30) ** 2 <= 16] = -10              # dark bead
-    img[28:32, 5:27] = -2                                         # faint line touching it
+    img[(xx - 30) ** 2 + (yy - 30) ** 2 <= 16] = -10  # dark bead
+    img[28:32, 5:27] = -2  # faint line touching it
     assert len(slice_objects(img, -1.0, 8, 0.75, split_levels=())) == 0
     objs = slice_objects(img, -1.0, 8, 0.75)
     assert len(objs) == 1
@@ -129,9 +131,9 @@ def test_voting_links_chains_and_drops_isolated_objects():
     for z in range(10):
         img = np.zeros((40, 40), np.float32)
         yy, xx = np.mgrid[:40, :40]
-        if 2 <= z <= 6:                                            # chain of 5
+        if 2 <= z <= 6:  # chain of 5
             img[(xx - 10) ** 2 + (yy - 12) ** 2 <= 9] = -3
-        if z == 8:                                                 # lone object
+        if z == 8:  # lone object
             img[(xx - 30) ** 2 + (yy - 30) ** 2 <= 9] = -3
         voter.add(z, slice_objects(img, -1, 4, 0.75))
     assert voter.n_objects == 6
@@ -161,11 +163,11 @@ def test_mirror_correlation_of_symmetric_and_antisymmetric_boxes():
 
 
 def test_crop_pads_outside_and_centred_box_interpolates():
-    vol = np.arange(10 ** 3, dtype=np.float32).reshape(10, 10, 10)
+    vol = np.arange(10**3, dtype=np.float32).reshape(10, 10, 10)
     c = crop(vol, (0, 0, 0), 5)
     assert c.shape == (5, 5, 5) and c[2, 2, 2] == vol[0, 0, 0]
     assert c[0, 0, 0] == pytest.approx(vol[:3, :3, :3].mean())
-    b = centred_box(vol, (4.5, 4.0, 4.0), 4)            # linear along x
+    b = centred_box(vol, (4.5, 4.0, 4.0), 4)  # linear along x
     assert b.shape == (5, 5, 5) and b[2, 2, 2] == pytest.approx(vol[4, 4, 4] + 0.5)
 
 
@@ -194,8 +196,8 @@ def test_mahalanobis_flags_faint_outliers_not_dark_ones():
     rng = np.random.default_rng(2)
     shape = -np.exp(-np.arange(8) / 2.0)
     beads = shape * rng.normal(5, 0.3, (30, 1)) + rng.normal(0, 0.05, (30, 8))
-    faint = shape * 1.0 + rng.normal(0, 0.05, (10, 8))              # protein-like
-    darker = shape * 9.0                                              # a big bead
+    faint = shape * 1.0 + rng.normal(0, 0.05, (10, 8))  # protein-like
+    darker = shape * 9.0  # a big bead
     prof = np.vstack([beads, faint, darker])
     core = prof[:, :2].mean(axis=1)
     dist, brighter = mahalanobis_distances(prof, core)
@@ -219,8 +221,9 @@ def test_match_points_counts_and_rms():
 
 
 def test_box_inside_border_rule():
-    inside = box_inside(np.array([[16, 16, 16], [15, 16, 16], [48, 48, 48], [49, 20, 20]]),
-                        (64, 64, 64), 32)
+    inside = box_inside(
+        np.array([[16, 16, 16], [15, 16, 16], [48, 48, 48], [49, 20, 20]]), (64, 64, 64), 32
+    )
     assert list(inside) == [True, False, True, False]
 
 
@@ -244,7 +247,7 @@ def test_pipeline_on_synthetic_tomogram(phantom):
 def test_memory_mapped_file_gives_the_same_result(phantom, tmp_path):
     path = write_mrc(tmp_path / "tomo.mrc", phantom.volume, phantom.sampling_rate)
     a = peak_high_contrast(phantom.volume, phantom.sampling_rate)
-    b = peak_high_contrast_file(path)                  # sampling rate from the header
+    b = peak_high_contrast_file(path)  # sampling rate from the header
     np.testing.assert_allclose(a.coordinates, b.coordinates, atol=1e-4)
 
 
@@ -270,14 +273,21 @@ def test_relaxed_mode_keeps_unfiltered_coordinates(phantom):
     assert res.relaxed_mode_used and len(res) >= 10
     assert any("relaxed mode" in w for w in res.warnings)
     strict.relaxed_mode = False
-    strict.smeared_search = False          # it would find these round beads
+    strict.smeared_search = False  # it would find these round beads
     res = peak_high_contrast(phantom.volume, phantom.sampling_rate, strict)
     assert not res.relaxed_mode_used and len(res) == 0
 
 
-@pytest.mark.parametrize("sampling_rate, match", [
-    (0.0, "sampling rate"), (-5.0, "sampling rate"), (float("nan"), "sampling rate"),
-    (40.0, "under the minimum of 3"), (2.0, "larger than the box")])
+@pytest.mark.parametrize(
+    "sampling_rate, match",
+    [
+        (0.0, "sampling rate"),
+        (-5.0, "sampling rate"),
+        (float("nan"), "sampling rate"),
+        (40.0, "under the minimum of 3"),
+        (2.0, "larger than the box"),
+    ],
+)
 def test_bad_sampling_rate_is_refused(sampling_rate, match):
     with pytest.raises(InputError, match=match):
         peak_high_contrast(np.zeros((40, 64, 64), np.float32), sampling_rate)
@@ -295,8 +305,9 @@ def test_bad_data_and_sizes_are_refused():
     with pytest.raises(InputError, match="larger than the tomogram"):
         peak_high_contrast(np.zeros((20, 64, 64), np.float32), 10.0)
     with pytest.raises(InputError, match="SD threshold"):
-        peak_high_contrast(np.zeros((40, 64, 64), np.float32), 10.0,
-                           PeakHighContrastParams(sd_threshold=-1))
+        peak_high_contrast(
+            np.zeros((40, 64, 64), np.float32), 10.0, PeakHighContrastParams(sd_threshold=-1)
+        )
 
 
 def test_params_problems_lists_every_issue():
@@ -314,25 +325,40 @@ def test_smeared_beads_are_found_by_searching_larger_beads():
     from faml_tomo.fiducials import box_inside, match_points
     from faml_tomo.fiducials.phantom import bead_phantom
     from faml_tomo.fiducials.pipeline import find_beads
-    ph = bead_phantom(shape=(64, 160, 160), n_beads=12, n_proteins=600, slab=(0.3, 0.7),
-                      seed=5, sampling_rate=15.0)
+
+    ph = bead_phantom(
+        shape=(64, 160, 160),
+        n_beads=12,
+        n_proteins=600,
+        slab=(0.3, 0.7),
+        seed=5,
+        sampling_rate=15.0,
+    )
     arc = np.linspace(-1.2, 1.2, 9)
-    smeared = np.mean([np.roll(ph.volume, (int(round(3 * np.cos(a))),
-                                           int(round(6 * np.sin(a)))), axis=(0, 1))
-                       for a in arc], axis=0)
+    smeared = np.mean(
+        [
+            np.roll(ph.volume, (int(round(3 * np.cos(a))), int(round(6 * np.sin(a)))), axis=(0, 1))
+            for a in arc
+        ],
+        axis=0,
+    )
     assert len(find_beads(smeared, 15.0, quiet=True)) == 0
-    assert len(peak_high_contrast(smeared, 15.0, PeakHighContrastParams(
-        smeared_scales=(), smeared_search=False))) == 0
+    assert (
+        len(
+            peak_high_contrast(
+                smeared, 15.0, PeakHighContrastParams(smeared_scales=(), smeared_search=False)
+            )
+        )
+        == 0
+    )
     r = peak_high_contrast(smeared, 15.0, PeakHighContrastParams(smeared_search=False))
     assert r.stats["bead_scale"] == 1.5 and "look smeared" in r.warnings[0]
-    m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape,
-                                                                   32))
+    m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape, 32))
     assert m["tp"] >= 3 and m["fp"] == 0, m
     # the lobe-and-arc search alone finds them too
     r = peak_high_contrast(smeared, 15.0, PeakHighContrastParams(smeared_scales=()))
     assert r.stats["search"] == "smeared" and "smeared-bead search" in r.warnings[0]
-    m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape,
-                                                                   32))
+    m = match_points(r.coordinates, ph.beads, 100 / 15, box_inside(ph.beads, ph.volume.shape, 32))
     assert m["tp"] >= 6 and m["fp"] == 0, m
     with pytest.raises(InputError, match="smeared-bead scales"):
         PeakHighContrastParams(smeared_scales=(0.5,)).check()

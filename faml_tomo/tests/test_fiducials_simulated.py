@@ -6,6 +6,7 @@ Aligned: recall >= 0.9 of the beads whose box lies inside the tomogram,
 at most 2% false positives, RMS position error <= 1 voxel.  Strongly
 misaligned: coordinates are still returned.  No beads: empty result.
 """
+
 import functools
 
 import numpy as np
@@ -20,19 +21,23 @@ from faml_tomo.fiducials import (
 
 sim = pytest.importorskip("faml_tomo.simulation")
 
-SHAPE = (96, 256, 256)          # nz, ny, nx
+SHAPE = (96, 256, 256)  # nz, ny, nx
 
 
 @functools.lru_cache(maxsize=None)
 def simulated(pixel_size, kind="none", magnitude=0.0, n_beads=30, seed=0):
     """(tomogram, true bead centres) of a simulated 256 x 256 x 96 tomogram."""
     nz, ny, nx = SHAPE
-    slab = sim.SlabParams(nx=nx, ny=ny, nz=nz, pixel_size=pixel_size,
-                          slab_thickness=min(1500.0, 0.8 * nz * pixel_size),
-                          n_beads=n_beads)
+    slab = sim.SlabParams(
+        nx=nx,
+        ny=ny,
+        nz=nz,
+        pixel_size=pixel_size,
+        slab_thickness=min(1500.0, 0.8 * nz * pixel_size),
+        n_beads=n_beads,
+    )
     acq = sim.AcquisitionParams()
-    model = (None if kind == "none"
-             else sim.misalignment_preset(kind, magnitude, len(acq.angles())))
+    model = None if kind == "none" else sim.misalignment_preset(kind, magnitude, len(acq.angles()))
     ts = sim.simulate_tilt_series(slab, acq, model, rng=seed, workers=1)
     tomo = sim.reconstruct_wbp(ts.images, ts.angles, nz, workers=1)
     return tomo, ts.beads
@@ -53,8 +58,9 @@ def test_aligned_tomograms_meet_recall_precision_and_accuracy(pixel_size, seed):
     assert np.all(res.scores > 0.5)
 
 
-@pytest.mark.parametrize("kind, magnitude", [("bananas", 200.0), ("twisters", 5.0),
-                                             ("birds", 100.0)])
+@pytest.mark.parametrize(
+    "kind, magnitude", [("bananas", 200.0), ("twisters", 5.0), ("birds", 100.0)]
+)
 def test_strongly_misaligned_tomograms_still_give_coordinates(kind, magnitude):
     tomo, beads = simulated(15.0, kind, magnitude, seed=4)
     res = peak_high_contrast(tomo, 15.0)
@@ -87,8 +93,9 @@ def test_thin_tomogram_keeps_beads_near_the_z_border():
     whole-box rule keeps only the few in the central 16 slices."""
     pixel = 15.0
     nz, ny, nx = 48, 192, 192
-    slab = sim.SlabParams(nx=nx, ny=ny, nz=nz, pixel_size=pixel,
-                          slab_thickness=0.75 * nz * pixel, n_beads=24)
+    slab = sim.SlabParams(
+        nx=nx, ny=ny, nz=nz, pixel_size=pixel, slab_thickness=0.75 * nz * pixel, n_beads=24
+    )
     ts = sim.simulate_tilt_series(slab, sim.AcquisitionParams(), None, rng=5, workers=1)
     tomo = sim.reconstruct_wbp(ts.images, ts.angles, nz, workers=1)
     p = PeakHighContrastParams(bead_diameter_nm=10.0)
@@ -100,8 +107,9 @@ def test_thin_tomogram_keeps_beads_near_the_z_border():
     assert valid.sum() >= 2 * max(paper_valid.sum(), 1)
     m = match_points(res.coordinates, ts.beads, 0.5 * d, valid)
     assert m["recall"] >= 0.9 and m["fp"] <= 0.02 * max(len(res), 1), m
-    paper = peak_high_contrast(tomo, pixel, PeakHighContrastParams(bead_diameter_nm=10.0,
-                                                                   z_border="box"))
+    paper = peak_high_contrast(
+        tomo, pixel, PeakHighContrastParams(bead_diameter_nm=10.0, z_border="box")
+    )
     assert np.all(box_inside(paper.coordinates, tomo.shape, p.box_size))
     assert len(paper) < len(res)
     assert PeakHighContrastParams(z_border="top").problems()

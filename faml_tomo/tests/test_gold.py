@@ -1,15 +1,21 @@
 """Gold beads from first principles: the multislice table, its interpolation
 and the training simulator's beads against the table's reference images."""
+
 import numpy as np
 import pytest
 
 from faml_tomo.errors import InputError
-from faml_tomo.simulation.gold import (band_power, exit_wave_profile, halo_spectrum,
-                                       load_table, log_transmission_profile,
-                                       log_transmission_spectrum, n_orientations)
+from faml_tomo.simulation.gold import (
+    band_power,
+    exit_wave_profile,
+    halo_spectrum,
+    load_table,
+    log_transmission_profile,
+    log_transmission_spectrum,
+    n_orientations,
+)
 from faml_tomo.simulation.optics import CTFParams
-from faml_tomo.simulation.tiltseries import (AcquisitionParams, Slab, SlabParams,
-                                             project_slab)
+from faml_tomo.simulation.tiltseries import AcquisitionParams, Slab, SlabParams, project_slab
 
 
 def _radial(im, centre, px, rmax=300.0):
@@ -26,27 +32,55 @@ def _radial(im, centre, px, rmax=300.0):
     return out
 
 
-def single_bead_profile(diameter, voltage, defocus_um, px, gold="multislice",
-                        binning="mean", orientation=None):
+def single_bead_profile(
+    diameter, voltage, defocus_um, px, gold="multislice", binning="mean", orientation=None
+):
     """Noise-free image of one bead at a pixel centre, relative intensity,
     radial profile on the reference's bins; ``orientation="all"`` averages
     the images of every tabulated lattice orientation (as the reference
     images do)."""
     if orientation == "all":
-        return np.mean([single_bead_profile(diameter, voltage, defocus_um, px, gold,
-                                            binning, o) for o in range(n_orientations())],
-                       axis=0)
+        return np.mean(
+            [
+                single_bead_profile(diameter, voltage, defocus_um, px, gold, binning, o)
+                for o in range(n_orientations())
+            ],
+            axis=0,
+        )
     n = 128
-    p = SlabParams(nx=n, ny=n, nz=64, pixel_size=px, slab_thickness=diameter + 10,
-                   bead_diameter=diameter, n_beads=1, protein_fraction=0, n_vesicles=0,
-                   gold=gold)
-    slab = Slab(p, np.array([[n // 2, n // 2, 32.0]]), np.empty((0, 3)), np.empty(0),
-                np.empty((0, 3)), np.empty(0),
-                None if orientation is None else np.array([orientation]))
-    acq = AcquisitionParams(tilt_min=0, tilt_max=3, tilt_step=3, dose=100,
-                            ctf=CTFParams(voltage=voltage, defocus=-defocus_um), mtf=False,
-                            exposure_filter=False, inelastic_mfp=None, noise=False,
-                            binning=binning)
+    p = SlabParams(
+        nx=n,
+        ny=n,
+        nz=64,
+        pixel_size=px,
+        slab_thickness=diameter + 10,
+        bead_diameter=diameter,
+        n_beads=1,
+        protein_fraction=0,
+        n_vesicles=0,
+        gold=gold,
+    )
+    slab = Slab(
+        p,
+        np.array([[n // 2, n // 2, 32.0]]),
+        np.empty((0, 3)),
+        np.empty(0),
+        np.empty((0, 3)),
+        np.empty(0),
+        None if orientation is None else np.array([orientation]),
+    )
+    acq = AcquisitionParams(
+        tilt_min=0,
+        tilt_max=3,
+        tilt_step=3,
+        dose=100,
+        ctf=CTFParams(voltage=voltage, defocus=-defocus_um),
+        mtf=False,
+        exposure_filter=False,
+        inelastic_mfp=None,
+        noise=False,
+        binning=binning,
+    )
     img, _, _ = project_slab(slab, acq)
     return _radial(img[0] / (50 * px * px), n // 2, px)
 
@@ -60,8 +94,8 @@ def test_table_is_physical():
         for b in range(len(t["voltages"])):
             w = t["wave"][a, b]
             outside = r > diam / 2 + 10
-            assert np.allclose(w[outside], 1, atol=0.02)            # vacuum
-            assert abs(w[0]) < 0.97                                  # absorbed in the band
+            assert np.allclose(w[outside], 1, atol=0.02)  # vacuum
+            assert abs(w[0]) < 0.97  # absorbed in the band
     # the central phase grows with the diameter (projected potential)
     ph = [log_transmission_profile(x, 300.0, np.array([0.25]))[1][0].imag for x in d]
     assert np.all(np.diff(ph) > 0)
@@ -123,7 +157,7 @@ def test_simulated_bead_matches_multislice_reference(diameter):
     for b, voltage in enumerate(t["voltages"]):
         for i, df in enumerate(t["ref_defocus"]):
             for j, px in enumerate(t["ref_pixel"]):
-                if diameter / px < 2.5 or px == 15.0:          # 15: time; like 10 and 20
+                if diameter / px < 2.5 or px == 15.0:  # 15: time; like 10 and 20
                     continue
                 ref = t["ref_profile"][a, b, i, j]
                 nr = int(np.ceil(1.5 * diameter / px)) + 1
@@ -140,7 +174,7 @@ def test_simulated_bead_matches_multislice_reference(diameter):
     assert np.median(errors) < 0.03
     assert worst_new < 0.09
     if diameter >= 100:
-        assert worst_old > 1.5 * worst_new          # what the table corrected
+        assert worst_old > 1.5 * worst_new  # what the table corrected
 
 
 def test_fourier_binning_is_antialiased():

@@ -1,5 +1,6 @@
 """Refactors keep results: small runs compared byte for byte with recorded
 outputs (:mod:`faml_tomo.tests.golden`)."""
+
 import os
 
 import numpy as np
@@ -21,6 +22,9 @@ def test_outputs_equal_the_recording(task):
         recorded = {k: z[k] for k in z.files}
     fresh = flatten(TASKS[task]())
     assert sorted(fresh) == sorted(recorded)
-    differ = [k for k in fresh if not (fresh[k].shape == recorded[k].shape
-                                       and np.array_equal(fresh[k], recorded[k]))]
+    differ = [
+        k
+        for k in fresh
+        if not (fresh[k].shape == recorded[k].shape and np.array_equal(fresh[k], recorded[k]))
+    ]
     assert not differ, f"outputs differ from {path.name}: {differ}"

@@ -4,6 +4,7 @@
 Small volumes (about 96 x 96 x 48 voxels, 41 tilts) keep the file under a
 minute on one core.
 """
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -33,8 +34,16 @@ from faml_tomo.simulation.independent import (
     tilt_angles,
 )
 
-SMALL = dict(nx=96, ny=96, nz=48, pixel_size_A=10.0, thickness_A=320.0, ice_gradient=0.0,
-             n_vesicles=0, tilt_step_deg=3.0)
+SMALL = dict(
+    nx=96,
+    ny=96,
+    nz=48,
+    pixel_size_A=10.0,
+    thickness_A=320.0,
+    ice_gradient=0.0,
+    n_vesicles=0,
+    tilt_step_deg=3.0,
+)
 
 
 def _dark_centroid(tomo, approx, radius, iterations=4):
@@ -46,15 +55,16 @@ def _dark_centroid(tomo, approx, radius, iterations=4):
     for _ in range(iterations):
         d2 = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
         ring = (d2 > (2 * radius) ** 2) & (d2 < (3 * radius) ** 2)
-        w = np.clip(np.median(tomo[ring]) - tomo, 0, None) * (d2 <= radius ** 2)
+        w = np.clip(np.median(tomo[ring]) - tomo, 0, None) * (d2 <= radius**2)
         p = np.array([(w * x).sum(), (w * y).sum(), (w * z).sum()]) / w.sum()
     return p
 
 
 def _sphere_mask(shape, centre_xyz, radius):
-    z, y, x = np.ogrid[0:shape[0], 0:shape[1], 0:shape[2]]
-    return ((x - centre_xyz[0]) ** 2 + (y - centre_xyz[1]) ** 2
-            + (z - centre_xyz[2]) ** 2) <= radius ** 2
+    z, y, x = np.ogrid[0 : shape[0], 0 : shape[1], 0 : shape[2]]
+    return (
+        (x - centre_xyz[0]) ** 2 + (y - centre_xyz[1]) ** 2 + (z - centre_xyz[2]) ** 2
+    ) <= radius**2
 
 
 def _ball(shape, centre_xyz, radius, ss=4):
@@ -66,17 +76,27 @@ def _ball(shape, centre_xyz, radius, ss=4):
     for oz in offs:
         for oy in offs:
             for ox in offs:
-                vol += ((x + ox - centre_xyz[0]) ** 2 + (y + oy - centre_xyz[1]) ** 2
-                        + (z + oz - centre_xyz[2]) ** 2) <= radius ** 2
-    return vol / ss ** 3
+                vol += (
+                    (x + ox - centre_xyz[0]) ** 2
+                    + (y + oy - centre_xyz[1]) ** 2
+                    + (z + oz - centre_xyz[2]) ** 2
+                ) <= radius**2
+    return vol / ss**3
 
 
 @pytest.fixture(scope="module")
 def bead_run():
     """One specimen with beads, reconstructed aligned and with a constant X
     offset of 4 px in every image."""
-    p = IndependentParams(**SMALL, n_beads=4, bead_diameter_A=100.0, protein_fraction=0.05,
-                          dose_e_per_A2=160.0, defocus_um=3.0, bead_surface_fraction=0.0)
+    p = IndependentParams(
+        **SMALL,
+        n_beads=4,
+        bead_diameter_A=100.0,
+        protein_fraction=0.05,
+        dose_e_per_A2=160.0,
+        defocus_um=3.0,
+        bead_surface_fraction=0.0,
+    )
     return simulate(p, {"aligned": (0.0, 0.0, 0.0), "x4": (40.0, 0.0, 0.0)}, seed=11)
 
 
@@ -116,12 +136,12 @@ def test_projector_matches_analytic_ball():
     centre = (45.0, 17.0, 17.0)
     radius = 12.0
     proj = FourierSliceProjector(_ball(shape, centre, radius), oversampling=2.0)
-    vv, uu = np.mgrid[0:shape[1], 0:shape[2]]
+    vv, uu = np.mgrid[0 : shape[1], 0 : shape[2]]
     for angle in (0.0, 30.0, 55.0):
         th = np.radians(angle)
         u0 = (centre[0] - 40) * np.cos(th) + (centre[2] - 20) * np.sin(th) + 40
         rho2 = (uu - u0) ** 2 + (vv - centre[1]) ** 2
-        exact = 2 * np.sqrt(np.clip(radius ** 2 - rho2, 0, None))
+        exact = 2 * np.sqrt(np.clip(radius**2 - rho2, 0, None))
         img = proj.project(angle)
         inner = rho2 < (0.85 * radius) ** 2
         assert np.abs(img - exact)[inner].max() < 0.02 * 2 * radius, angle
@@ -144,7 +164,7 @@ def test_misalignment_warp_moves_features_as_specified():
     ny, nx = 64, 80
     vv, uu = np.mgrid[0:ny, 0:nx]
     u, v = 52.3, 20.6
-    img = np.exp(-((uu - u) ** 2 + (vv - v) ** 2) / (2 * 2.0 ** 2))
+    img = np.exp(-((uu - u) ** 2 + (vv - v) ** 2) / (2 * 2.0**2))
     sx, sy, rot = 3.5, -2.25, 7.0
     out = apply_misalignment(img, sx, sy, rot)
     c, s = np.cos(np.radians(rot)), np.sin(np.radians(rot))
@@ -180,8 +200,7 @@ def test_aligned_bead_centres_within_half_pixel(bead_run):
         # gold is dark: the bead's sphere is well below the tomogram median
         # (a dark shell with a less dark core, as its flat-amplitude
         # multislice exit wave reconstructs)
-        assert tomo[_sphere_mask(tomo.shape, b, radius)].mean() \
-            < np.median(tomo) - 3 * tomo.std()
+        assert tomo[_sphere_mask(tomo.shape, b, radius)].mean() < np.median(tomo) - 3 * tomo.std()
 
 
 def test_misaligned_bead_appears_where_bead_errors_says(bead_run):
@@ -203,8 +222,10 @@ def test_misaligned_bead_appears_where_bead_errors_says(bead_run):
         assert np.corrcoef(moved[box].ravel(), shifted[box].ravel())[0, 1] < 0.9
 
 
-@pytest.mark.skipif(not TABLE_PATH.exists(), reason="gold table (faml_tomo/simulation/data/"
-                    "gold_table.npz) not computed yet")
+@pytest.mark.skipif(
+    not TABLE_PATH.exists(),
+    reason="gold table (faml_tomo/simulation/data/gold_table.npz) not computed yet",
+)
 def test_gold_bead_dark_disc_matches_multislice_table():
     px, n = 7.0, 160
     im = TiltImager((n, n), px, Optics(), 1, 2.5)
@@ -213,8 +234,13 @@ def test_gold_bead_dark_disc_matches_multislice_table():
     r = np.hypot(uu - n // 2, vv - n // 2) * px
     for diameter in (100.0, 150.0):
         prof = bead_wave_profile(diameter, 300.0, im.band_limit)
-        wave = im.exit_wave(np.zeros((n, n), np.float32), 0.0, None,
-                            bead_uv=np.array([[n // 2, n // 2]]), bead_profiles=[prof])
+        wave = im.exit_wave(
+            np.zeros((n, n), np.float32),
+            0.0,
+            None,
+            bead_uv=np.array([[n // 2, n // 2]]),
+            bead_profiles=[prof],
+        )
         inten = im.intensity(wave, 3.0)
         rel = inten / np.median(inten)
         # a dark disc (with Fresnel structure: darkest at the centre and rim)
@@ -225,10 +251,12 @@ def test_gold_bead_dark_disc_matches_multislice_table():
         if diameter != 100.0:
             continue
         # radial profile against the abTEM reference image (7 Å/px, 3 µm)
-        table = ref["ref_profile"][list(ref["diameters"]).index(diameter),
-                                   list(ref["voltages"]).index(300.0),
-                                   list(ref["ref_defocus"]).index(3.0),
-                                   list(ref["ref_pixel"]).index(px)]
+        table = ref["ref_profile"][
+            list(ref["diameters"]).index(diameter),
+            list(ref["voltages"]).index(300.0),
+            list(ref["ref_defocus"]).index(3.0),
+            list(ref["ref_pixel"]).index(px),
+        ]
         radii = np.arange(len(table)) * px / 2
         ok = np.isfinite(table) & (radii < diameter)
         mine = np.array([rel[np.abs(r - q) < px / 4].mean() for q in radii[ok]])
@@ -239,24 +267,55 @@ def test_gold_bead_dark_disc_matches_multislice_table():
 
 
 def test_ctf_sign_protein_dark_and_phase_flip_helps():
-    p = IndependentParams(**SMALL, n_beads=0, protein_fraction=0.15, defocus_um=6.0,
-                          radiation_damage=False, dose_weighting=False, detector="ideal",
-                          ctf_correction="none")
+    p = IndependentParams(
+        **SMALL,
+        n_beads=0,
+        protein_fraction=0.15,
+        defocus_um=6.0,
+        radiation_damage=False,
+        dose_weighting=False,
+        detector="ideal",
+        ctf_correction="none",
+    )
     run = simulate(p, seed=5, keep_volume=True, noise=False)
     truth = run.volume
     inside = truth > 0.5 * p.protein_potential_V
     optics = make_optics(p)
     corr = {}
     for method in ("none", "phase-flip", "wiener"):
-        stack = preprocess_series(run.tilt_series, run.defocus_um, run.exposure_e_per_A2,
-                                  optics, p.pixel_size_A, None, method, 1.0, False)
+        stack = preprocess_series(
+            run.tilt_series,
+            run.defocus_um,
+            run.exposure_e_per_A2,
+            optics,
+            p.pixel_size_A,
+            None,
+            method,
+            1.0,
+            False,
+        )
         tomo = reconstruct(stack, run.angles, p.shape[0])
-        assert tomo[inside].mean() < tomo[~inside].mean(), method        # dark protein
+        assert tomo[inside].mean() < tomo[~inside].mean(), method  # dark protein
         corr[method] = np.corrcoef(tomo.ravel(), truth.ravel())[0, 1]
-    np.testing.assert_allclose(run.tomograms["aligned"], reconstruct(
-        preprocess_series(run.tilt_series, run.defocus_um, run.exposure_e_per_A2, optics,
-                          p.pixel_size_A, None, "none", 1.0, False), run.angles, p.shape[0]),
-        atol=1e-6)
+    np.testing.assert_allclose(
+        run.tomograms["aligned"],
+        reconstruct(
+            preprocess_series(
+                run.tilt_series,
+                run.defocus_um,
+                run.exposure_e_per_A2,
+                optics,
+                p.pixel_size_A,
+                None,
+                "none",
+                1.0,
+                False,
+            ),
+            run.angles,
+            p.shape[0],
+        ),
+        atol=1e-6,
+    )
     # dark: anti-correlated with the potential; phase flip restores the
     # flipped bands (Wiener with SNR 1 also damps the low frequencies)
     assert corr["none"] < -0.3 and corr["wiener"] < -0.3
@@ -267,9 +326,19 @@ def test_ctf_sign_protein_dark_and_phase_flip_helps():
 
 
 def test_same_seed_same_output_different_seed_different_noise():
-    p = IndependentParams(nx=48, ny=48, nz=32, pixel_size_A=12.0, thickness_A=250.0,
-                          n_beads=2, n_vesicles=0, tilt_min_deg=-30, tilt_max_deg=30,
-                          tilt_step_deg=6.0, protein_fraction=0.05)
+    p = IndependentParams(
+        nx=48,
+        ny=48,
+        nz=32,
+        pixel_size_A=12.0,
+        thickness_A=250.0,
+        n_beads=2,
+        n_vesicles=0,
+        tilt_min_deg=-30,
+        tilt_max_deg=30,
+        tilt_step_deg=6.0,
+        protein_fraction=0.05,
+    )
     a = simulate(p, seed=7)
     b = simulate(p, seed=7)
     c = simulate(p, seed=8)
@@ -280,11 +349,21 @@ def test_same_seed_same_output_different_seed_different_noise():
     assert np.abs(a.tilt_series - c.tilt_series).mean() > 0.01
 
 
-@pytest.mark.parametrize("field, value", [
-    ("defocus_um", -1.0), ("recon_filter", "fbp"), ("nx", 95), ("bead_diameter_A", 300.0),
-    ("ctf_correction", "flip"), ("voltage_kv", 120.0), ("tilt_step_deg", 0.0),
-    ("n_structures", 3), ("dose_e_per_A2", float("nan")), ("tomogram_binning", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("defocus_um", -1.0),
+        ("recon_filter", "fbp"),
+        ("nx", 95),
+        ("bead_diameter_A", 300.0),
+        ("ctf_correction", "flip"),
+        ("voltage_kv", 120.0),
+        ("tilt_step_deg", 0.0),
+        ("n_structures", 3),
+        ("dose_e_per_A2", float("nan")),
+        ("tomogram_binning", 0),
+    ],
+)
 def test_bad_parameters_raise_input_error_naming_them(field, value):
     p = IndependentParams(**{field: value})
     assert any(field in msg for msg in p.problems())
@@ -295,8 +374,9 @@ def test_bad_parameters_raise_input_error_naming_them(field, value):
 
 
 def test_bad_misalignment_raises_input_error():
-    p = IndependentParams(nx=32, ny=32, nz=24, thickness_A=200.0, n_beads=0,
-                          tilt_min_deg=-9, tilt_max_deg=9)
+    p = IndependentParams(
+        nx=32, ny=32, nz=24, thickness_A=200.0, n_beads=0, tilt_min_deg=-9, tilt_max_deg=9
+    )
     with pytest.raises(InputError, match="misalignment"):
         simulate(p, {"weak": (np.zeros(3), 0.0, 0.0)})
     assert IndependentParams().validate().shape == (188, 256, 256)
@@ -306,8 +386,17 @@ def test_bad_misalignment_raises_input_error():
 
 
 def test_ice_and_carbon_attenuate_with_path_length():
-    base = dict(nx=64, ny=64, pixel_size_A=10.0, thickness_A=1500.0, n_beads=0,
-                protein_fraction=0.0, n_vesicles=0, detector="ideal", tilt_step_deg=30.0)
+    base = dict(
+        nx=64,
+        ny=64,
+        pixel_size_A=10.0,
+        thickness_A=1500.0,
+        n_beads=0,
+        protein_fraction=0.0,
+        n_vesicles=0,
+        detector="ideal",
+        tilt_step_deg=30.0,
+    )
     run = simulate(IndependentParams(**base, ice_gradient=0.0), noise=False)
     np.testing.assert_allclose(run.angles, [-60, -30, 0, 30, 60])
     mean = run.tilt_series.mean(axis=(1, 2))
@@ -327,6 +416,7 @@ def test_ice_and_carbon_attenuate_with_path_length():
 
 def test_detector_noise_is_poisson_for_ideal_and_excess_for_k3():
     from faml_tomo.simulation.independent import detect
+
     flat = np.full((256, 256), 0.8)
     ideal = detect(flat, 50.0, "ideal", np.random.default_rng(0))
     assert ideal.mean() == pytest.approx(0.8, rel=0.01)
@@ -341,12 +431,22 @@ def test_detector_noise_is_poisson_for_ideal_and_excess_for_k3():
 def test_pasted_density_maps(tmp_path):
     from faml_tomo.io.mrc import write_mrc
     from faml_tomo.simulation.independent import SlabGeometry, build_specimen, place_beads
+
     z, y, x = np.mgrid[0:12, 0:12, 0:12]
     blob = 100.0 * (((x - 6) / 5.0) ** 2 + ((y - 6) / 3.0) ** 2 + ((z - 6) / 4.0) ** 2 < 1)
     write_mrc(tmp_path / "blob.mrc", blob.astype(np.float32), 10.0)
-    p = IndependentParams(nx=64, ny=64, nz=40, pixel_size_A=20.0, thickness_A=600.0,
-                          protein_fraction=0.0, n_vesicles=0, n_beads=0,
-                          structures_dir=str(tmp_path), n_structures=3)
+    p = IndependentParams(
+        nx=64,
+        ny=64,
+        nz=40,
+        pixel_size_A=20.0,
+        thickness_A=600.0,
+        protein_fraction=0.0,
+        n_vesicles=0,
+        n_beads=0,
+        structures_dir=str(tmp_path),
+        n_structures=3,
+    )
     assert p.problems() == []
     rng = np.random.default_rng(0)
     slab = SlabGeometry(p.shape, p.pixel_size_A, p.thickness_A)
@@ -358,12 +458,17 @@ def test_pasted_density_maps(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="no .mrc"):
-        build_specimen(IndependentParams(**{**p.to_dict(), "structures_dir": str(empty)}),
-                       slab, place_beads(slab, 0, 100.0, rng), rng)
+        build_specimen(
+            IndependentParams(**{**p.to_dict(), "structures_dir": str(empty)}),
+            slab,
+            place_beads(slab, 0, 100.0, rng),
+            rng,
+        )
 
 
 def test_filters_and_sirt_limit():
     from faml_tomo.simulation.independent import reconstruction_filter
+
     f = np.fft.rfftfreq(512)
     ramp = reconstruction_filter(512, "ramp")
     assert ramp[-1] == pytest.approx(0.5, abs=1e-3)
@@ -378,26 +483,49 @@ def test_filters_and_sirt_limit():
 
 
 def test_radiation_damage_fades_late_images():
-    p = IndependentParams(nx=64, ny=64, nz=32, pixel_size_A=8.0, thickness_A=200.0,
-                          n_beads=0, n_vesicles=0, protein_fraction=0.2, tilt_min_deg=-6,
-                          tilt_max_deg=6, tilt_step_deg=6.0, dose_e_per_A2=300.0,
-                          detector="ideal")
-    fresh = simulate(IndependentParams(**{**p.to_dict(), "radiation_damage": False}),
-                     seed=2, noise=False).tilt_series
+    p = IndependentParams(
+        nx=64,
+        ny=64,
+        nz=32,
+        pixel_size_A=8.0,
+        thickness_A=200.0,
+        n_beads=0,
+        n_vesicles=0,
+        protein_fraction=0.2,
+        tilt_min_deg=-6,
+        tilt_max_deg=6,
+        tilt_step_deg=6.0,
+        dose_e_per_A2=300.0,
+        detector="ideal",
+    )
+    fresh = simulate(
+        IndependentParams(**{**p.to_dict(), "radiation_damage": False}), seed=2, noise=False
+    ).tilt_series
     aged = simulate(p, seed=2, noise=False).tilt_series
+
     # 0 deg was recorded first (least damage), -6 deg last (250 e/Å²)
     def hf_power(img):
         spec = np.abs(np.fft.rfft2(img / img.mean())) ** 2
         return spec[8:, 8:24].sum()
+
     assert hf_power(aged[1]) > 0.5 * hf_power(fresh[1])
     assert hf_power(aged[0]) < 0.5 * hf_power(fresh[0])
 
 
 def test_bead_placement_touching_pairs_and_min_distance():
     from faml_tomo.simulation.independent import SlabGeometry, place_beads
+
     slab = SlabGeometry((60, 128, 128), 10.0, 500.0)
-    beads = place_beads(slab, 12, 100.0, np.random.default_rng(4), diameter_sd=0.1,
-                        surface_fraction=0.5, cluster_fraction=0.5, min_distance_A=250.0)
+    beads = place_beads(
+        slab,
+        12,
+        100.0,
+        np.random.default_rng(4),
+        diameter_sd=0.1,
+        surface_fraction=0.5,
+        cluster_fraction=0.5,
+        min_distance_A=250.0,
+    )
     assert len(beads) == 12
     assert np.all((beads.diameters_A >= 50) & (beads.diameters_A <= 200))
     p = beads.positions
@@ -406,10 +534,10 @@ def test_bead_placement_touching_pairs_and_min_distance():
     np.fill_diagonal(d, np.inf)
     touching = np.isclose(d, contact, atol=1.0)
     same = beads.cluster[:, None] == beads.cluster[None]
-    assert touching.any() and np.all(same[touching])            # some pairs touch
+    assert touching.any() and np.all(same[touching])  # some pairs touch
     assert len(np.unique(beads.cluster)) < 12
-    assert np.all(d > contact - 0.1)                            # none overlap
-    assert np.all(same | (d >= 250.0 - 1e-6))                   # clusters keep apart
+    assert np.all(d > contact - 0.1)  # none overlap
+    assert np.all(same | (d >= 250.0 - 1e-6))  # clusters keep apart
     lo, hi = slab.bounds(p[:, 0])
     radius = 0.5 * beads.diameters_A / 10.0
     assert np.all((p[:, 2] > lo - radius - 1e-6) & (p[:, 2] < hi + radius + 1e-6))
@@ -418,22 +546,33 @@ def test_bead_placement_touching_pairs_and_min_distance():
 def test_binned_200kv_series_keeps_bead_positions_and_sirt_smooths(bead_run):
     runs = {}
     for method in ("mean", "fourier"):
-        p = IndependentParams(**SMALL, n_beads=3, protein_fraction=0.05, voltage_kv=200.0,
-                              dose_e_per_A2=160.0, bead_surface_fraction=0.0,
-                              tomogram_binning=2, binning_method=method)
+        p = IndependentParams(
+            **SMALL,
+            n_beads=3,
+            protein_fraction=0.05,
+            voltage_kv=200.0,
+            dose_e_per_A2=160.0,
+            bead_surface_fraction=0.0,
+            tomogram_binning=2,
+            binning_method=method,
+        )
         runs[method] = simulate(p, seed=21)
-    assert not np.array_equal(runs["mean"].tomograms["aligned"],
-                              runs["fourier"].tomograms["aligned"])
+    assert not np.array_equal(
+        runs["mean"].tomograms["aligned"], runs["fourier"].tomograms["aligned"]
+    )
     for run in runs.values():
         for b in run.beads:
             c = _dark_centroid(run.tomograms["aligned"], b, 7.0)
             assert np.linalg.norm(c - b) < 0.5, (b, c)
     run = runs["fourier"]
-    stack = preprocess_series(run.tilt_series, run.defocus_um, run.exposure_e_per_A2,
-                              make_optics(run.params), 10.0)
+    stack = preprocess_series(
+        run.tilt_series, run.defocus_um, run.exposure_e_per_A2, make_optics(run.params), 10.0
+    )
     ramp = reconstruct(stack, run.angles, 48, "ramp")
     sirt = reconstruct(stack, run.angles, 48, "sirt", 10)
     np.testing.assert_allclose(ramp, run.tomograms["aligned"], atol=1e-6)
-    hf = [np.abs(np.fft.rfft(t, axis=2)[..., 30:]).mean() / np.abs(t.mean(axis=(0, 1))).std()
-          for t in (ramp, sirt)]
+    hf = [
+        np.abs(np.fft.rfft(t, axis=2)[..., 30:]).mean() / np.abs(t.mean(axis=(0, 1))).std()
+        for t in (ramp, sirt)
+    ]
     assert hf[1] < 0.5 * hf[0]

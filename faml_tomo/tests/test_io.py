@@ -1,4 +1,5 @@
 """MRC helpers: round trips, atomic writes and the error cases."""
+
 import os
 
 import mrcfile
@@ -113,6 +114,7 @@ def test_one_tomogram_name_for_every_task():
     part before the first dot, so 'TS_01.rec.mrc' and 'TS_01.mrc' collided
     and detect-misalignment could not match them)."""
     from faml_tomo.io.naming import box_name, tomogram_name
+
     assert tomogram_name("a/TS_01.mrc") == "TS_01"
     assert tomogram_name("TS_01.rec.mrc") == "TS_01.rec"
     assert tomogram_name("TS_01.rec") == "TS_01"

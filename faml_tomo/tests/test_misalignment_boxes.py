@@ -1,10 +1,18 @@
 """Boxes around beads and tomogram decisions (known answers)."""
+
 import numpy as np
 import pytest
 
 from faml_tomo.errors import InputError
-from faml_tomo.misalignment import (ALIGNED, STRONG, UNCLASSIFIED, WEAK, decide,
-                                    extract_boxes, target_sampling)
+from faml_tomo.misalignment import (
+    ALIGNED,
+    STRONG,
+    UNCLASSIFIED,
+    WEAK,
+    decide,
+    extract_boxes,
+    target_sampling,
+)
 
 
 def bead_tomogram(shape, centre_xyz, diameter_px, noise=0.0, seed=0):
@@ -12,7 +20,7 @@ def bead_tomogram(shape, centre_xyz, diameter_px, noise=0.0, seed=0):
     z, y, x = np.indices(shape, dtype=float)
     cx, cy, cz = centre_xyz
     r = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
-    vol = -np.clip(diameter_px / 2 - r + 0.5, 0, 1)      # antialiased edge
+    vol = -np.clip(diameter_px / 2 - r + 0.5, 0, 1)  # antialiased edge
     vol += noise * np.random.default_rng(seed).normal(size=shape)
     return vol.astype(np.float32)
 
@@ -30,7 +38,7 @@ def test_bead_spans_16_voxels_centred(sampling):
     box = bs.boxes[0]
     dark = box < box.min() / 2
     # sphere of diameter 16 voxels: 4/3 pi 8^3 = 2145 voxels
-    assert dark.sum() == pytest.approx(4 / 3 * np.pi * 8 ** 3, rel=0.12)
+    assert dark.sum() == pytest.approx(4 / 3 * np.pi * 8**3, rel=0.12)
     com = np.array(np.nonzero(dark)).mean(axis=1)
     np.testing.assert_allclose(com, [16, 16, 16], atol=0.35)
     assert bs.outside_fraction[0] == 0
@@ -40,7 +48,7 @@ def test_background_is_normalised_and_bead_is_dark():
     tomo = bead_tomogram((48, 64, 64), (32, 32, 24), 10, noise=0.3, seed=3)
     box = extract_boxes(tomo, [(32, 32, 24)], 10.0, 100.0).boxes[0]
     g = np.indices(box.shape) - 16
-    r = np.sqrt((g ** 2).sum(0))
+    r = np.sqrt((g**2).sum(0))
     assert abs(box[r > 12].mean()) < 1e-4
     assert box[r > 12].std() == pytest.approx(1.0, abs=1e-4)
     assert box[r < 4].mean() < -1.5
@@ -60,6 +68,7 @@ def test_border_boxes_are_padded_and_kept_in_order():
 
 def test_memmap_tomogram(tmp_path):
     from faml_tomo.io import open_mrc, write_mrc
+
     tomo = bead_tomogram((40, 64, 64), (30, 34, 20), 10)
     write_mrc(tmp_path / "t.mrc", tomo, 10.0)
     with open_mrc(tmp_path / "t.mrc") as (data, vs):
@@ -72,7 +81,7 @@ def test_bad_inputs():
     with pytest.raises(InputError, match="sampling rate must be > 0"):
         extract_boxes(tomo, [(4, 4, 4)], 0, 100)
     with pytest.raises(InputError, match="too small to see"):
-        extract_boxes(tomo, [(4, 4, 4)], 100, 10)       # nm given as Å
+        extract_boxes(tomo, [(4, 4, 4)], 100, 10)  # nm given as Å
     with pytest.raises(InputError, match="NaN"):
         extract_boxes(tomo, [(np.nan, 4, 4)], 10, 100)
     with pytest.raises(InputError, match="3D"):

@@ -1,17 +1,22 @@
 """ProtDetectMisalignment in a headless Scipion project, on simulated
 tomograms with the shipped networks: an aligned tomogram, a grossly
 misaligned one, and one without coordinates."""
+
 import numpy as np
 
 from faml_tomo.io import write_mrc
 from faml_tomo.protocols import ProtDetectMisalignment
-from faml_tomo.simulation import (AcquisitionParams, SlabParams, misalignment_preset,
-                                  reconstruct_wbp, simulate_tilt_series)
+from faml_tomo.simulation import (
+    AcquisitionParams,
+    SlabParams,
+    misalignment_preset,
+    reconstruct_wbp,
+    simulate_tilt_series,
+)
 from faml_tomo.tests.protocol_base import FamlTomoProtocolTest
 
 
 class TestDetectMisalignment(FamlTomoProtocolTest):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -20,25 +25,41 @@ class TestDetectMisalignment(FamlTomoProtocolTest):
         coord_dir.mkdir(parents=True, exist_ok=True)
         # TS_01 aligned, TS_02 birds of +-400 Å (strong), TS_03 without coordinates
         for i, (kind, mag) in enumerate((("none", 0), ("birds", 400), ("none", 0))):
-            sp = SlabParams(nx=160, ny=160, nz=56, pixel_size=15.0, slab_thickness=700,
-                            bead_diameter=100, n_beads=6, n_vesicles=1)
-            ts = simulate_tilt_series(sp, AcquisitionParams(tilt_step=3),
-                                      misalignment_preset(kind, mag, 41), rng=10 + i)
+            sp = SlabParams(
+                nx=160,
+                ny=160,
+                nz=56,
+                pixel_size=15.0,
+                slab_thickness=700,
+                bead_diameter=100,
+                n_beads=6,
+                n_vesicles=1,
+            )
+            ts = simulate_tilt_series(
+                sp, AcquisitionParams(tilt_step=3), misalignment_preset(kind, mag, 41), rng=10 + i
+            )
             tomo = reconstruct_wbp(ts.images, ts.angles, sp.nz)
             write_mrc(tomo_dir / f"TS_{i + 1:02d}.mrc", tomo, 15.0)
             if i < 2:
                 np.savetxt(coord_dir / f"TS_{i + 1:02d}.txt", ts.beads, fmt="%.2f")
         cls.protTomos = cls.importTomograms(tomo_dir, "TS_*.mrc", samplingRate=15.0)
         from tomo.protocols import ProtImportCoordinates3D
-        prot = cls.newProtocol(ProtImportCoordinates3D, importFrom=0,
-                               filesPath=str(coord_dir), filesPattern="*.txt",
-                               boxSize=16, importTomograms=cls.protTomos.Tomograms)
+
+        prot = cls.newProtocol(
+            ProtImportCoordinates3D,
+            importFrom=0,
+            filesPath=str(coord_dir),
+            filesPattern="*.txt",
+            boxSize=16,
+            importTomograms=cls.protTomos.Tomograms,
+        )
         cls.launchProtocol(prot)
         cls.coords = prot.outputCoordinates
 
     def _run(self, **kw):
-        prot = self.newProtocol(ProtDetectMisalignment, inputCoordinates=self.coords,
-                                beadSizeNm=10.0, **kw)
+        prot = self.newProtocol(
+            ProtDetectMisalignment, inputCoordinates=self.coords, beadSizeNm=10.0, **kw
+        )
         self.launchProtocol(prot)
         return prot
 
@@ -89,6 +110,7 @@ class TestDetectMisalignment(FamlTomoProtocolTest):
         self.assertEqual(out["StrongMisaligned"], ["TS_02"])
         self.assertEqual(sorted(out["Aligned"] + out["WeakMisaligned"]), ["TS_01"])
         from faml_tomo.viewers.viewer_misalignment import MisalignmentViewer
+
         viewer = MisalignmentViewer(project=prot.getProject(), protocol=prot)
         for show in (viewer._histograms, viewer._tomograms, viewer._gallery):
             plotter = show()[0]
@@ -98,19 +120,25 @@ class TestDetectMisalignment(FamlTomoProtocolTest):
 
     def test_other_tomograms(self):
         """Scores computed in another set of tomograms (matched by tsId)."""
-        prot = self._run(weakThreshold=None, useOtherTomograms=True,
-                         inputTomograms=self.protTomos.Tomograms)
+        prot = self._run(
+            weakThreshold=None, useOtherTomograms=True, inputTomograms=self.protTomos.Tomograms
+        )
         self.assertEqual(prot.outputSubtomograms.getSize(), 12)
         strong = prot.outputStrongMisalignedTomograms
         self.assertEqual([t.getTsId() for t in strong.iterItems()], ["TS_02"])
 
     def test_validation(self):
-        prot = self.newProtocol(ProtDetectMisalignment, inputCoordinates=self.coords,
-                                beadSizeNm=10.0, strongThreshold=1.5,
-                                useOtherTomograms=True)
+        prot = self.newProtocol(
+            ProtDetectMisalignment,
+            inputCoordinates=self.coords,
+            beadSizeNm=10.0,
+            strongThreshold=1.5,
+            useOtherTomograms=True,
+        )
         errors = "\n".join(prot.validate())
         self.assertIn("strong threshold must lie in [0, 1]", errors)
         self.assertIn("select the tomograms", errors)
-        prot = self.newProtocol(ProtDetectMisalignment, inputCoordinates=self.coords,
-                                beadSizeNm=60.0)
+        prot = self.newProtocol(
+            ProtDetectMisalignment, inputCoordinates=self.coords, beadSizeNm=60.0
+        )
         self.assertTrue(any("bead size 60 nm" in w for w in prot._warnings()))

@@ -1,18 +1,31 @@
 """Training-set generation and training of the misalignment networks
 (small sizes: the real run is in faml_tomo/models/MODEL_CARD.md)."""
+
 import numpy as np
 import pytest
 
 from faml_tomo.errors import InputError
 from faml_tomo.misalignment import extract_boxes
-from faml_tomo.misalignment.dataset import (BEAD_RANGES, CLASSES, DATA_VERSION,
-                                            bead_box_volume,
-                                            bead_errors, draw_specimen, generate_shards,
-                                            load_shards, scaled_model, simulate_specimen)
-from faml_tomo.misalignment.training import (STRONG_GROUPS, augment_flips, balanced_batch,
-                                             confusion)
-from faml_tomo.simulation import (AcquisitionParams, SlabParams, misalignment_preset,
-                                  reconstruct_wbp, simulate_tilt_series)
+from faml_tomo.misalignment.dataset import (
+    BEAD_RANGES,
+    CLASSES,
+    DATA_VERSION,
+    bead_box_volume,
+    bead_errors,
+    draw_specimen,
+    generate_shards,
+    load_shards,
+    scaled_model,
+    simulate_specimen,
+)
+from faml_tomo.misalignment.training import STRONG_GROUPS, augment_flips, balanced_batch, confusion
+from faml_tomo.simulation import (
+    AcquisitionParams,
+    SlabParams,
+    misalignment_preset,
+    reconstruct_wbp,
+    simulate_tilt_series,
+)
 
 
 def test_rigid_displacement_has_no_residual():
@@ -30,13 +43,13 @@ def test_rigid_displacement_has_no_residual():
 def test_bananas_ramp_is_mostly_a_z_shift_and_birds_is_not():
     angles = np.linspace(-60, 60, 41)
     beads = np.array([[64.0, 64.0, 32.0]])
-    ramp = np.linspace(-10, 10, 41)                   # px
+    ramp = np.linspace(-10, 10, 41)  # px
     zero = np.zeros(41)
     disp, res_b = bead_errors(beads, angles, ramp, zero, zero, (64, 128, 128))
     assert res_b[0] == pytest.approx(0.031 * 10, rel=0.05)
-    assert abs(disp[0, 2]) > 9                        # moved in z
+    assert abs(disp[0, 2]) > 9  # moved in z
     _, res_y = bead_errors(beads, angles, zero, ramp, zero, (64, 128, 128))
-    assert res_y[0] == pytest.approx(10 / np.sqrt(3), rel=0.05)   # rms of the ramp
+    assert res_y[0] == pytest.approx(10 / np.sqrt(3), rel=0.05)  # rms of the ramp
 
 
 def test_twister_residual_grows_with_distance_from_centre():
@@ -51,8 +64,9 @@ def test_twister_residual_grows_with_distance_from_centre():
 def test_scaled_model_hits_the_target_residual(kind):
     rng = np.random.default_rng(3)
     angles = np.linspace(-60, 60, 41)
-    beads = np.column_stack([rng.uniform(20, 236, 12), rng.uniform(20, 236, 12),
-                             rng.uniform(20, 60, 12)])
+    beads = np.column_stack(
+        [rng.uniform(20, 236, 12), rng.uniform(20, 236, 12), rng.uniform(20, 60, 12)]
+    )
     shape, px = (80, 256, 256), 12.0
     model = scaled_model(kind, 1.5, rng, beads, angles, shape, px, 11)
     dx, dy, da = model.evaluate(41, np.random.default_rng(11))
@@ -90,10 +104,19 @@ def test_specimens_cover_the_ranges_and_are_seeded():
 def test_local_reconstruction_boxes_equal_full_tomogram_boxes():
     """Training boxes (local WBP) are the boxes inference gets from a whole
     tomogram."""
-    sp = SlabParams(nx=96, ny=96, nz=48, pixel_size=14.0, slab_thickness=500,
-                    bead_diameter=90, n_beads=3, n_vesicles=0)
-    ts = simulate_tilt_series(sp, AcquisitionParams(tilt_step=4),
-                              misalignment_preset("birds", 30, 31), rng=2)
+    sp = SlabParams(
+        nx=96,
+        ny=96,
+        nz=48,
+        pixel_size=14.0,
+        slab_thickness=500,
+        bead_diameter=90,
+        n_beads=3,
+        n_vesicles=0,
+    )
+    ts = simulate_tilt_series(
+        sp, AcquisitionParams(tilt_step=4), misalignment_preset("birds", 30, 31), rng=2
+    )
     full = reconstruct_wbp(ts.images, ts.angles, sp.nz)
     c = ts.beads[0] + np.array([0.3, -0.2, 0.4])
     vol, origin = bead_box_volume(ts, c, 90.0, sp.nz)
@@ -113,7 +136,7 @@ def test_specimen_boxes_labels_and_determinism(small_specimens):
         lo, hi = BEAD_RANGES[cls]
         assert np.all((a["residual"][sel] >= lo) & (a["residual"][sel] <= hi))
     assert np.all(np.isfinite(a["boxes"].astype(np.float32)))
-    c = simulate_specimen(11, "val", 0, image_size=128, n_beads=8)   # another specimen
+    c = simulate_specimen(11, "val", 0, image_size=128, n_beads=8)  # another specimen
     assert c["pixel_size"] != a["pixel_size"]
 
 
@@ -132,8 +155,11 @@ def small_specimens(monkeypatch):
         return dataclasses.replace(spec, acquisition=acq)
 
     monkeypatch.setattr(dataset, "draw_specimen", coarse)
-    monkeypatch.setattr(dataset, "simulate_specimen",
-                        functools.partial(simulate_specimen, image_size=128, n_beads=8))
+    monkeypatch.setattr(
+        dataset,
+        "simulate_specimen",
+        functools.partial(simulate_specimen, image_size=128, n_beads=8),
+    )
 
 
 def test_shards_are_cached(tmp_path, small_specimens):
@@ -153,16 +179,19 @@ def test_flips_and_balanced_batches():
     boxes = rng.normal(size=(64, 32, 32, 32)).astype(np.float32)
     flipped = augment_flips(boxes.copy(), np.random.default_rng(1))
     same = [np.array_equal(flipped[i], boxes[i]) for i in range(64)]
-    assert 2 <= sum(same) <= 20                 # 1/8 identity on average
+    assert 2 <= sum(same) <= 20  # 1/8 identity on average
     # each flipped box is one of the 8 sign flips of its original
     i = int(np.flatnonzero(~np.array(same))[0])
-    assert any(np.array_equal(flipped[i], np.flip(boxes[i], axes))
-               for axes in [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)])
+    assert any(
+        np.array_equal(flipped[i], np.flip(boxes[i], axes))
+        for axes in [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)]
+    )
 
     class D:
         label = np.array([0] * 30 + [1] * 5 + [2] * 100)
         boxes = np.zeros((135, 32, 32, 32), np.float16)
         scale = np.r_[np.full(35, 0.5), np.full(100, 2.0)]
+
     (x, s), y = balanced_batch(D, STRONG_GROUPS, 64, rng)
     assert x.shape == (64, 32, 32, 32, 1) and x.dtype == np.float32
     # the scale input follows each box: log2 0.5 for aligned/weak, log2 2 for strong
@@ -180,17 +209,31 @@ def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
     """Tiny end-to-end run: shards, both networks, checkpoint, resume."""
     from faml_tomo.misalignment.training import checkpoint_folder, train_misalignment
     from faml_tomo.models.network import N_PARAMS, load_network
+
     lines = []
-    kw = dict(seed=2, n_train=2, n_val=1, epochs=1, steps=2, batch_size=8,
-              cache=tmp_path / "cache", workers=1, threads=1, log=lines.append)
+    kw = dict(
+        seed=2,
+        n_train=2,
+        n_val=1,
+        epochs=1,
+        steps=2,
+        batch_size=8,
+        cache=tmp_path / "cache",
+        workers=1,
+        threads=1,
+        log=lines.append,
+    )
     r = train_misalignment(tmp_path / "out", **kw)
     for name in ("strong.keras", "weak.keras"):
         path = tmp_path / "out" / name
         assert load_network(path).count_params() == N_PARAMS
         assert path.stat().st_size < 2_000_000
     assert (tmp_path / "out" / "metrics.json").is_file()
-    assert set(r["validation"]) >= {"confusion_rows_real_aligned_weak_strong",
-                                    "tomo_strong_flagged", "tomo_aligned_kept"}
+    assert set(r["validation"]) >= {
+        "confusion_rows_real_aligned_weak_strong",
+        "tomo_strong_flagged",
+        "tomo_aligned_kept",
+    }
     # a finished run resumes to nothing new
     lines.clear()
     train_misalignment(tmp_path / "out", **kw, resume=True)
@@ -211,6 +254,7 @@ def test_training_runs_saves_and_resumes(tmp_path, small_specimens):
 
 def test_fine_sampling_specimens_span_16_px_and_leave_the_other_sets_alone():
     from faml_tomo.misalignment.dataset import _specimen_rng, draw_specimen
+
     fine = [draw_specimen(_specimen_rng(11, "fine", i), fine=True).slab for i in range(40)]
     bead_px = np.array([s.bead_diameter / s.pixel_size for s in fine])
     assert bead_px.min() >= 16 - 1e-9 and np.all([s.pixel_size >= 4.0 for s in fine])
@@ -224,9 +268,16 @@ def test_box_data_extend_keeps_tomograms_apart():
     from faml_tomo.misalignment.training import checkpoint_folder
 
     def part(n, tomo):
-        return BoxData(np.zeros((n, 32, 32, 32), np.float16), np.zeros(n, np.int8),
-                       np.zeros(n, np.int8), np.zeros(n, np.float32), np.asarray(tomo),
-                       np.full(n, 5.0, np.float32), np.full(n, 100.0, np.float32))
+        return BoxData(
+            np.zeros((n, 32, 32, 32), np.float16),
+            np.zeros(n, np.int8),
+            np.zeros(n, np.int8),
+            np.zeros(n, np.float32),
+            np.asarray(tomo),
+            np.full(n, 5.0, np.float32),
+            np.full(n, 100.0, np.float32),
+        )
+
     both = part(3, [0, 1, 2]).extend(part(2, [0, 1]))
     assert len(both) == 5 and both.tomogram.tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(both.scale, 1.25)

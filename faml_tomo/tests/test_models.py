@@ -1,10 +1,10 @@
 """The misalignment network: architecture and loading errors."""
+
 import numpy as np
 import pytest
 
 from faml_tomo.errors import InputError
-from faml_tomo.models import (N_PARAMS, N_TRAINABLE, build_network, load_network,
-                              scale_feature)
+from faml_tomo.models import N_PARAMS, N_TRAINABLE, build_network, load_network, scale_feature
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +31,17 @@ def test_scale_feature_is_log2_and_rejects_bad_values():
 
 def test_layers_in_order(network):
     kinds = [type(layer).__name__ for layer in network.layers]
-    assert kinds == (["InputLayer"]
-                     + ["Conv3D", "MaxPooling3D", "BatchNormalization"] * 4
-                     + ["GlobalAveragePooling3D", "InputLayer", "Concatenate", "Dense",
-                        "Dropout", "Dense"])
-    assert [layer.filters for layer in network.layers if hasattr(layer, "filters")] == \
-        [16, 16, 32, 64]
+    assert kinds == (
+        ["InputLayer"]
+        + ["Conv3D", "MaxPooling3D", "BatchNormalization"] * 4
+        + ["GlobalAveragePooling3D", "InputLayer", "Concatenate", "Dense", "Dropout", "Dense"]
+    )
+    assert [layer.filters for layer in network.layers if hasattr(layer, "filters")] == [
+        16,
+        16,
+        32,
+        64,
+    ]
 
 
 def test_save_load_round_trip(network, tmp_path):
@@ -45,8 +50,9 @@ def test_save_load_round_trip(network, tmp_path):
     loaded = load_network(path)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 32, 1)).astype(np.float32)
     x = [x, scale_feature([0.5, 2.0])]
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), network.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), network.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_missing_and_corrupt_weights_name_the_file(tmp_path):
@@ -60,6 +66,7 @@ def test_missing_and_corrupt_weights_name_the_file(tmp_path):
 
 def test_a_box_only_network_is_refused_with_a_reason(tmp_path):
     from faml_tomo.tfutil import import_tensorflow
+
     keras = import_tensorflow().keras
     box = keras.layers.Input((32, 32, 32, 1))
     old = keras.Model(box, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling3D()(box)))

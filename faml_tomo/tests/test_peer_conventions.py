@@ -7,14 +7,20 @@ applied to a reference; the result must be the particle that
 A check of our functions against themselves could not catch an inverted
 convention (it once did not: angles and origins were written inverted until
 2026-12-06)."""
+
 import numpy as np
 import pytest
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
 from faml_tomo.averaging.testing import phantom
-from faml_tomo.geometry import (euler_to_matrix, matrix_to_euler, origin_from_shift,
-                                shift_from_origin, transform_volume)
+from faml_tomo.geometry import (
+    euler_to_matrix,
+    matrix_to_euler,
+    origin_from_shift,
+    shift_from_origin,
+    transform_volume,
+)
 
 VOXEL = 10.0
 
@@ -25,9 +31,13 @@ def relion_euler_matrix(rot, tilt, psi):
     a, b, g = np.deg2rad([rot, tilt, psi])
     ca, cb, cg, sa, sb, sg = np.cos(a), np.cos(b), np.cos(g), np.sin(a), np.sin(b), np.sin(g)
     cc, cs, sc, ss = cb * ca, cb * sa, sb * ca, sb * sa
-    return np.array([[cg * cc - sg * sa, cg * cs + sg * ca, -cg * sb],
-                     [-sg * cc - cg * sa, -sg * cs + cg * ca, sg * sb],
-                     [sc, ss, cb]])
+    return np.array(
+        [
+            [cg * cc - sg * sa, cg * cs + sg * ca, -cg * sb],
+            [-sg * cc - cg * sa, -sg * cs + cg * ca, sg * sb],
+            [sc, ss, cb],
+        ]
+    )
 
 
 def _sample(vol, m, v):
@@ -75,16 +85,18 @@ def _ncc(a, b):
 
 
 def test_relion_matrix_is_the_active_rotation_reference_to_particle():
-    np.testing.assert_allclose(euler_to_matrix([90.0, 0.0, 0.0]),
-                               relion_euler_matrix(90.0, 0.0, 0.0), atol=1e-12)
+    np.testing.assert_allclose(
+        euler_to_matrix([90.0, 0.0, 0.0]), relion_euler_matrix(90.0, 0.0, 0.0), atol=1e-12
+    )
     # rot = 90 turns +x of the reference to -y of the particle in RELION
-    np.testing.assert_allclose(euler_to_matrix([90.0, 0.0, 0.0]) @ [1, 0, 0], [0, -1, 0],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        euler_to_matrix([90.0, 0.0, 0.0]) @ [1, 0, 0], [0, -1, 0], atol=1e-12
+    )
     for ang in Rotation.random(5, random_state=3).as_euler("ZYZ", degrees=True):
-        np.testing.assert_allclose(euler_to_matrix(ang), relion_euler_matrix(*ang),
-                                   atol=1e-12)
-        np.testing.assert_allclose(euler_to_matrix(matrix_to_euler(euler_to_matrix(ang))),
-                                   euler_to_matrix(ang), atol=1e-9)
+        np.testing.assert_allclose(euler_to_matrix(ang), relion_euler_matrix(*ang), atol=1e-12)
+        np.testing.assert_allclose(
+            euler_to_matrix(matrix_to_euler(euler_to_matrix(ang))), euler_to_matrix(ang), atol=1e-9
+        )
     t = np.array([1.0, -2.0, 0.5])
     np.testing.assert_allclose(shift_from_origin(origin_from_shift(t, VOXEL), VOXEL), t)
 
@@ -92,15 +104,16 @@ def test_relion_matrix_is_the_active_rotation_reference_to_particle():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_written_angles_and_origins_make_the_particle_in_relion_and_scipion(seed):
     from faml_tomo.protocols.convert import scipion_matrix
+
     rng = np.random.default_rng(seed)
     ref = phantom(32, seed=5)
     rot = Rotation.random(random_state=seed).as_matrix()
     t = rng.uniform(-2.5, 2.5, size=3)
     particle = transform_volume(ref, rot, t)
-    angles = matrix_to_euler(rot)                 # what particles.star gets
+    angles = matrix_to_euler(rot)  # what particles.star gets
     origin = origin_from_shift(t, VOXEL)
     assert _ncc(relion_particle(ref, *angles, origin), particle) > 0.995
-    m = scipion_matrix(rot, t)                    # what the protocol stores
+    m = scipion_matrix(rot, t)  # what the protocol stores
     assert _ncc(scipion_particle(ref, m), particle) > 0.995
     # and scipion-em-reliontomo turns the STAR values into that same matrix
     np.testing.assert_allclose(reliontomo_matrix(*angles, origin), m, atol=1e-9)

@@ -1,4 +1,5 @@
 """Scipion discovery of the plugin, its bibliography and menu."""
+
 import configparser
 import json
 import subprocess
@@ -15,6 +16,7 @@ PLANNED_PROTOCOLS = {"ProtFAMLClassify", "ProtPeakHighContrast", "ProtDetectMisa
 
 def test_domain_discovers_plugin():
     from pwem import Domain
+
     plugins = Domain.getPlugins()
     assert "faml_tomo" in plugins
     module = Domain.getPluginModule("faml_tomo")
@@ -24,22 +26,23 @@ def test_domain_discovers_plugin():
 
 def test_discovery_from_a_clean_interpreter():
     code = "from pwem import Domain; print(sorted(Domain.getPlugins()))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
     assert "'faml_tomo'" in out.stdout
 
 
 def test_bibtex_has_all_references():
     from pwem import Domain
-    bib = Domain.getPluginModule("faml_tomo")._bibtex    # parsed by pyworkflow
-    expected = {"Zhao2018": ("Bioinformatics", "2018", "10.1093/bioinformatics/bty267"),
-                "deIsidroGomez2024": ("Journal of Structural Biology", "2024",
-                                      "10.1016/j.jsb.2023.108056"),
-                "Xu2012": ("Journal of Structural Biology", "2012",
-                           "10.1016/j.jsb.2012.02.014"),
-                "Scheres2009": ("Structure", "2009", "10.1016/j.str.2009.10.009"),
-                "Kovacs2002": ("Acta Crystallographica Section D", "2002",
-                               "10.1107/S0907444902009794")}
+
+    bib = Domain.getPluginModule("faml_tomo")._bibtex  # parsed by pyworkflow
+    expected = {
+        "Zhao2018": ("Bioinformatics", "2018", "10.1093/bioinformatics/bty267"),
+        "deIsidroGomez2024": ("Journal of Structural Biology", "2024", "10.1016/j.jsb.2023.108056"),
+        "Xu2012": ("Journal of Structural Biology", "2012", "10.1016/j.jsb.2012.02.014"),
+        "Scheres2009": ("Structure", "2009", "10.1016/j.str.2009.10.009"),
+        "Kovacs2002": ("Acta Crystallographica Section D", "2002", "10.1107/S0907444902009794"),
+    }
     for key, (journal, year, doi) in expected.items():
         entry = bib[key]
         assert entry["journal"] == journal and entry["year"] == year and entry["doi"] == doi
@@ -52,13 +55,15 @@ def test_citations_render_in_protocols():
 
     class ProtCiteCheck(Protocol):
         _references = ["Zhao2018", "Kovacs2002"]
+
     # Domain.getProtocols() sets _package on discovered protocols; do it by
     # hand for this test-only class.
     ProtCiteCheck._package = faml_tomo
     prot = ProtCiteCheck()
     cites = prot.getCitations()
-    assert cites["Zhao2018"] == ("[[10.1093/bioinformatics/bty267]"
-                                 "[Zhao et al., Bioinformatics, 2018]] ")
+    assert cites["Zhao2018"] == (
+        "[[10.1093/bioinformatics/bty267][Zhao et al., Bioinformatics, 2018]] "
+    )
     assert "Kovacs et al., Acta Crystallographica Section D, 2002" in cites["Kovacs2002"]
     text = "\n".join(prot.citations())
     assert "Protocol references" in text and "Package references" in text
@@ -68,6 +73,7 @@ def test_citations_render_in_protocols():
 
 def test_protocols_conf_menu():
     from pwem import Domain
+
     cp = configparser.ConfigParser()
     cp.optionxform = str
     cp.read(Path(faml_tomo.__file__).parent / "protocols.conf")
@@ -78,10 +84,12 @@ def test_protocols_conf_menu():
             if node["tag"] == "protocol":
                 yield node["value"]
             yield from leaves(node.get("children", []))
+
     listed = set(leaves(menu))
     assert listed == PLANNED_PROTOCOLS
     # Those already implemented must be discovered under the same name.
     import faml_tomo.protocols as prots
+
     discovered = Domain.getProtocols()
     for name in listed:
         if hasattr(prots, name):
@@ -89,8 +97,6 @@ def test_protocols_conf_menu():
 
 
 def test_protocols_module_does_not_import_tensorflow():
-    code = ("import sys, faml_tomo.protocols, faml_tomo.viewers; "
-            "print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
+    code = "import sys, faml_tomo.protocols, faml_tomo.viewers; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

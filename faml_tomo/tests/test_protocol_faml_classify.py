@@ -1,6 +1,7 @@
 """ProtFAMLClassify on simulated two-class subtomograms: outputs, accuracy,
 continue-after-stop, every ``_validate`` rule, the transform convention and
 the viewer's figures."""
+
 import json
 import os
 
@@ -10,21 +11,26 @@ from faml_tomo.averaging.testing import f1_score, relative_pose_errors
 from faml_tomo.geometry import euler_to_matrix, matrix_to_euler
 from faml_tomo.io import write_mrc
 from faml_tomo.protocols.convert import faml_transform, relion_columns, scipion_matrix
-from faml_tomo.protocols.protocol_faml_classify import (OUT_AVERAGES, OUT_CLASSES,
-                                                        OUT_SUBTOMOS, ProtFAMLClassify)
+from faml_tomo.protocols.protocol_faml_classify import (
+    OUT_AVERAGES,
+    OUT_CLASSES,
+    OUT_SUBTOMOS,
+    ProtFAMLClassify,
+)
 from faml_tomo.tests.protocol_base import FamlTomoProtocolTest
 
 BOX, PIXEL, N_PER = 24, 20.0, 16
-NAMES = ("twolobe", "lshape")           # asymmetric: poses are defined up to the frame
+NAMES = ("twolobe", "lshape")  # asymmetric: poses are defined up to the frame
 
 
 def _simulate(seed=11):
     from faml_tomo.simulation import SubtomogramParams, make_phantom, simulate_subtomograms
+
     structures = {n: make_phantom(n, BOX, PIXEL) for n in NAMES}
-    params = SubtomogramParams(box=BOX, pixel_size=PIXEL, snr=0.1, tilt_min=-60, tilt_max=60,
-                               max_shift=1.5)
-    return simulate_subtomograms(structures, [N_PER, N_PER], params,
-                                 np.random.default_rng(seed))
+    params = SubtomogramParams(
+        box=BOX, pixel_size=PIXEL, snr=0.1, tilt_min=-60, tilt_max=60, max_shift=1.5
+    )
+    return simulate_subtomograms(structures, [N_PER, N_PER], params, np.random.default_rng(seed))
 
 
 def test_scipion_matrix_is_reliontomo_convention():
@@ -34,6 +40,7 @@ def test_scipion_matrix_is_reliontomo_convention():
     round-trips.  (That these are RELION's and Scipion's own meanings is
     checked in ``test_peer_conventions.py``.)"""
     from scipy.spatial.transform import Rotation
+
     rng = np.random.default_rng(0)
     rots = Rotation.random(5, random_state=1).as_matrix()
     for r in rots:
@@ -42,7 +49,7 @@ def test_scipion_matrix_is_reliontomo_convention():
         a = Rotation.from_euler("ZYZ", [rot, tilt, psi], degrees=True).as_matrix().T
         e = np.eye(4)
         e[:3, :3] = a
-        e[:3, 3] = t                       # -s: rlnOrigin / voxel size = -t
+        e[:3, 3] = t  # -s: rlnOrigin / voxel size = -t
         np.testing.assert_allclose(scipion_matrix(r, t), np.linalg.inv(e), atol=1e-9)
         np.testing.assert_allclose(euler_to_matrix([rot, tilt, psi]), r, atol=1e-9)
         r2, t2 = faml_transform(scipion_matrix(r, t))
@@ -68,17 +75,26 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
 
     @classmethod
     def _classify(cls, label, iterations, **kw):
-        prot = cls.newProtocol(ProtFAMLClassify, objLabel=label,
-                               inputSubtomograms=cls.subtomos, numberOfClasses=2,
-                               numberOfIterations=iterations, seed=3,
-                               voronoiSamples=2000, consensusIterations=4, **kw)
+        prot = cls.newProtocol(
+            ProtFAMLClassify,
+            objLabel=label,
+            inputSubtomograms=cls.subtomos,
+            numberOfClasses=2,
+            numberOfIterations=iterations,
+            seed=3,
+            voronoiSamples=2000,
+            consensusIterations=4,
+            **kw,
+        )
         cls.launchProtocol(prot)
         return prot
 
     def _order(self, subtomos):
         """Row of the simulation for each output item (file names sub_NNN)."""
-        return [int(os.path.basename(s.getFileName()).split("_")[1][:3])
-                for s in subtomos.iterItems(orderBy="id")]
+        return [
+            int(os.path.basename(s.getFileName()).split("_")[1][:3])
+            for s in subtomos.iterItems(orderBy="id")
+        ]
 
     # --------------------------------------------------------------- outputs
     def test_outputs_classes_and_transforms(self):
@@ -96,7 +112,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             self.assertTrue(os.path.exists(rep.getFileName()), rep.getFileName())
             self.assertAlmostEqual(rep.getSamplingRate(), PIXEL)
         rows = self._order(subs)
-        items = [s.clone() for s in subs.iterItems(orderBy="id")]   # iteration reuses one item
+        items = [s.clone() for s in subs.iterItems(orderBy="id")]  # iteration reuses one item
         pred = np.array([s.getClassId() for s in items]) - 1
         truth = np.asarray(self.sim.truth.class_index)[rows]
         f1 = f1_score(truth, pred)
@@ -121,13 +137,15 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
             # library versions resolved on 2026-12-05, the others within 8 deg),
             # and a flip is a symmetry of the phantom, not an alignment error:
             # the rest must be right.
-            self.assertGreaterEqual(np.mean((ang < 20.0) | (ang > 160.0)), 0.9,
-                                    f"class {k + 1}: {ang}")
+            self.assertGreaterEqual(
+                np.mean((ang < 20.0) | (ang > 160.0)), 0.9, f"class {k + 1}: {ang}"
+            )
             self.assertGreaterEqual(np.mean(ang < 15.0), 0.6, f"class {k + 1}: {ang}")
             good = ang < 15.0
             self.assertLess(np.median(dsh[good]), 1.0, f"class {k + 1}: shift errors {dsh}")
         # the run's particles.star is a RELION 5 file with an optics table
         from faml_tomo.io.star import read_star_blocks
+
         blocks = read_star_blocks(os.path.join(prot._runDir(), "particles.star"))
         self.assertEqual(list(blocks), ["general", "optics", "particles"])
         self.assertAlmostEqual(blocks["optics"]["rlnImagePixelSize"][0], PIXEL)
@@ -144,13 +162,16 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         summary, the half-set of each particle in the STAR file, and one
         FSC curve per class in the viewer."""
         import matplotlib
+
         matplotlib.use("Agg")
         from faml_tomo.io.star import read_star
         from faml_tomo.viewers.viewer_faml import fsc_figure
+
         prot = self._classify("gold", 2, goldStandard=True)
         summary = "\n".join(prot.summary())
-        self.assertIn("Gold-standard resolution (independent half-sets, FSC 0.143): class 1",
-                      summary)
+        self.assertIn(
+            "Gold-standard resolution (independent half-sets, FSC 0.143): class 1", summary
+        )
         self.assertNotIn("Even/odd", summary)
         star = read_star(os.path.join(prot._runDir(), "particles.star"))
         self.assertEqual(sorted(set(star["rlnRandomSubset"])), [1, 2])
@@ -167,29 +188,35 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         class of this near-two-fold phantom had not settled its poses, median
         error 66 deg, on main before 2026-12-06 too; on a Xeon it had.)"""
         from pyworkflow.protocol import MODE_RESUME
+
         prot = self._classify("stopped", 2)
         self.assertEqual(prot._history()["iterations"], 2)
         prot.numberOfIterations.set(8)
-        prot.runMode.set(MODE_RESUME)            # the GUI's "Continue"
+        prot.runMode.set(MODE_RESUME)  # the GUI's "Continue"
         self.launchProtocol(prot)
         self.assertEqual(prot._history()["iterations"], self.run8._history()["iterations"])
         a = [s.clone() for s in getattr(self.run8, OUT_SUBTOMOS).iterItems(orderBy="id")]
         b = [s.clone() for s in getattr(prot, OUT_SUBTOMOS).iterItems(orderBy="id")]
         self.assertEqual([s.getClassId() for s in a], [s.getClassId() for s in b])
         for sa, sb in zip(a, b):
-            np.testing.assert_allclose(sa.getTransform().getMatrix(),
-                                       sb.getTransform().getMatrix(), atol=1e-9)
+            np.testing.assert_allclose(
+                sa.getTransform().getMatrix(), sb.getTransform().getMatrix(), atol=1e-9
+            )
         from faml_tomo.io.mrc import read_mrc
-        for ca, cb in zip([a.clone() for a in
-                           getattr(self.run8, OUT_AVERAGES).iterItems(orderBy="id")],
-                          [b.clone() for b in getattr(prot, OUT_AVERAGES).iterItems(orderBy="id")]):
-            np.testing.assert_allclose(read_mrc(ca.getFileName())[0],
-                                       read_mrc(cb.getFileName())[0], atol=1e-6)
+
+        for ca, cb in zip(
+            [a.clone() for a in getattr(self.run8, OUT_AVERAGES).iterItems(orderBy="id")],
+            [b.clone() for b in getattr(prot, OUT_AVERAGES).iterItems(orderBy="id")],
+        ):
+            np.testing.assert_allclose(
+                read_mrc(ca.getFileName())[0], read_mrc(cb.getFileName())[0], atol=1e-6
+            )
 
     def test_mpi_and_threads_equal_serial(self):
         """2 MPI ranks (runJob through hosts.conf's PARALLEL_COMMAND) and 2
         worker processes give the serial run's iterations exactly."""
         from faml_tomo.averaging.outputs import read_iteration
+
         serial = read_iteration(self.run8._runDir(), 2)
         for label, kw in (("mpi", dict(numberOfMpi=2)), ("threads", dict(numberOfThreads=2))):
             prot = self._classify(label, 2, **kw)
@@ -203,21 +230,28 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         with a soft spherical mask: class k is reference k's class."""
         from pwem.protocols import ProtImportMask
         from faml_tomo.simulation import make_phantom
+
         refs = self.dataDir / "refs"
         refs.mkdir(exist_ok=True)
         for k, name in enumerate(NAMES):
             write_mrc(refs / f"ref_{k + 1}.mrc", make_phantom(name, BOX, PIXEL), PIXEL)
         imp = self.importSubTomograms(refs, "ref_*.mrc", samplingRate=PIXEL)
         z, y, x = np.mgrid[:BOX, :BOX, :BOX] - BOX // 2
-        mask = np.clip(10.5 - np.sqrt(x ** 2 + y ** 2 + z ** 2), 0, 1).astype(np.float32)
+        mask = np.clip(10.5 - np.sqrt(x**2 + y**2 + z**2), 0, 1).astype(np.float32)
         write_mrc(self.dataDir / "mask.mrc", mask, PIXEL)
-        imp_mask = self.newProtocol(ProtImportMask, maskPath=str(self.dataDir / "mask.mrc"),
-                                    samplingRate=PIXEL)
+        imp_mask = self.newProtocol(
+            ProtImportMask, maskPath=str(self.dataDir / "mask.mrc"), samplingRate=PIXEL
+        )
         self.launchProtocol(imp_mask)
-        prot = self._classify("references", 4, useReferences=True,
-                              inputReferences=imp.outputSubTomograms,
-                              inputMask=imp_mask.outputMask, startResolution=80.0,
-                              inputFocusMask=imp_mask.outputMask)
+        prot = self._classify(
+            "references",
+            4,
+            useReferences=True,
+            inputReferences=imp.outputSubTomograms,
+            inputMask=imp_mask.outputMask,
+            startResolution=80.0,
+            inputFocusMask=imp_mask.outputMask,
+        )
         self.assertTrue(os.path.exists(prot._getExtraPath("input", "mask.mrc")))
         # the classification mask reaches the run (the classes differ inside it too)
         self.assertTrue(os.path.exists(prot._getExtraPath("input", "focus_mask.mrc")))
@@ -234,9 +268,15 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
     # --------------------------------------------------------------- viewer
     def test_viewer_figures(self):
         import matplotlib
+
         matplotlib.use("Agg")
-        from faml_tomo.viewers.viewer_faml import (averages_figure, fsc_figure,
-                                                   history_figure, posterior_figure)
+        from faml_tomo.viewers.viewer_faml import (
+            averages_figure,
+            fsc_figure,
+            history_figure,
+            posterior_figure,
+        )
+
         run = self.run8._runDir()
         out = self.proj.getPath("viewer_figures")
         os.makedirs(out, exist_ok=True)
@@ -248,21 +288,20 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertIn("iteration 1", fig._suptitle.get_text())
         fig = history_figure(run, voxel_size=PIXEL)
         ax_ll, ax_sizes = fig.axes[:2]
-        self.assertEqual(len(ax_ll.get_lines()[0].get_xdata()),
-                         self.run8._history()["iterations"])
-        self.assertEqual(len(ax_sizes.get_lines()), 2)          # one line per class
+        self.assertEqual(len(ax_ll.get_lines()[0].get_xdata()), self.run8._history()["iterations"])
+        self.assertEqual(len(ax_sizes.get_lines()), 2)  # one line per class
         fig.savefig(os.path.join(out, "history.png"))
         fig = posterior_figure(run)
-        self.assertEqual(len(fig.axes), 2)                      # one panel per class
+        self.assertEqual(len(fig.axes), 2)  # one panel per class
         fig.savefig(os.path.join(out, "posteriors.png"))
         fig = fsc_figure(run, voxel_size=PIXEL)
         curves = fig.axes[0].get_lines()
-        labels = [c.get_label() for c in curves[:3]]            # first, middle, last
+        labels = [c.get_label() for c in curves[:3]]  # first, middle, last
         last = self.run8._history()["iterations"]
         self.assertEqual([labels[0], labels[2]], ["iteration 1", f"iteration {last}"])
         self.assertTrue(labels[1].startswith("iteration "))
         self.assertTrue(np.all(np.diff(curves[2].get_xdata()) > 0))
-        self.assertGreater(curves[2].get_ydata()[0], 0.5)       # lowest shell: signal
+        self.assertGreater(curves[2].get_ydata()[0], 0.5)  # lowest shell: signal
         fig.savefig(os.path.join(out, "fsc.png"))
         for name in ("averages", "history", "posteriors", "fsc"):
             self.assertGreater(os.path.getsize(os.path.join(out, f"{name}.png")), 5000)
@@ -271,19 +310,26 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         from pyworkflow.viewer import DESKTOP_TKINTER
 
         from faml_tomo.viewers.viewer_faml import FAMLClassifyViewer
-        self.assertIn(FAMLClassifyViewer,
-                      Domain.findViewers(self.run8.getClassName(), DESKTOP_TKINTER))
+
+        self.assertIn(
+            FAMLClassifyViewer, Domain.findViewers(self.run8.getClassName(), DESKTOP_TKINTER)
+        )
         # The classes and each average open in Scipion's standard viewers too.
-        self.assertTrue(Domain.findViewers(getattr(self.run8, OUT_CLASSES).getClassName(),
-                                           DESKTOP_TKINTER))
+        self.assertTrue(
+            Domain.findViewers(getattr(self.run8, OUT_CLASSES).getClassName(), DESKTOP_TKINTER)
+        )
         avg = getattr(self.run8, OUT_AVERAGES).getFirstItem()
         self.assertTrue(Domain.findViewers(avg.getClassName(), DESKTOP_TKINTER))
         viewer = FAMLClassifyViewer(project=self.proj, protocol=self.run8)
-        for show in (viewer._showAverages, viewer._showHistory, viewer._showPosteriors,
-                     viewer._showFsc):
+        for show in (
+            viewer._showAverages,
+            viewer._showHistory,
+            viewer._showPosteriors,
+            viewer._showFsc,
+        ):
             views = show()
             self.assertEqual(len(views), 1)
-            self.assertTrue(views[0].getFigure().axes)         # drawn into the window
+            self.assertTrue(views[0].getFigure().axes)  # drawn into the window
 
     # --------------------------------------------------------------- validate
     def _errors(self, **kw):
@@ -292,6 +338,7 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
 
     def test_validate_rules(self):
         from tomo.objects import SetOfSubTomograms
+
         ok = self._errors(inputSubtomograms=self.subtomos, numberOfClasses=2)
         self.assertEqual(ok, "")
         # empty set
@@ -300,26 +347,39 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         empty.write()
         self.assertIn("empty", self._errors(inputSubtomograms=empty))
         # K > N
-        self.assertIn("exceeds the number of subtomograms",
-                      self._errors(inputSubtomograms=self.subtomos, numberOfClasses=40))
+        self.assertIn(
+            "exceeds the number of subtomograms",
+            self._errors(inputSubtomograms=self.subtomos, numberOfClasses=40),
+        )
         # bad numbers
-        self.assertIn("lmax", self._errors(inputSubtomograms=self.subtomos,
-                                           angularBandwidth=100))
-        self.assertIn("Tilt range", self._errors(inputSubtomograms=self.subtomos,
-                                                 overrideTiltRange=True, tiltMin=30,
-                                                 tiltMax=-30))
-        self.assertIn("beyond Nyquist", self._errors(inputSubtomograms=self.subtomos,
-                                                     resolution=30.0))
-        self.assertIn("Initial resolution 35 Å is beyond Nyquist",
-                      self._errors(inputSubtomograms=self.subtomos, startResolution=35.0))
+        self.assertIn("lmax", self._errors(inputSubtomograms=self.subtomos, angularBandwidth=100))
+        self.assertIn(
+            "Tilt range",
+            self._errors(
+                inputSubtomograms=self.subtomos, overrideTiltRange=True, tiltMin=30, tiltMax=-30
+            ),
+        )
+        self.assertIn(
+            "beyond Nyquist", self._errors(inputSubtomograms=self.subtomos, resolution=30.0)
+        )
+        self.assertIn(
+            "Initial resolution 35 Å is beyond Nyquist",
+            self._errors(inputSubtomograms=self.subtomos, startResolution=35.0),
+        )
         # symmetry: an unknown name, and a run that stops before it is imposed
-        self.assertIn("unknown symmetry 'X5'",
-                      self._errors(inputSubtomograms=self.subtomos, symmetry="X5"))
-        self.assertIn("imposed after 10 iterations",
-                      self._errors(inputSubtomograms=self.subtomos, symmetry="c7",
-                                   numberOfIterations=8))
-        self.assertEqual(self._errors(inputSubtomograms=self.subtomos, numberOfClasses=2,
-                                      symmetry="c7", c1Iterations=3), "")
+        self.assertIn(
+            "unknown symmetry 'X5'", self._errors(inputSubtomograms=self.subtomos, symmetry="X5")
+        )
+        self.assertIn(
+            "imposed after 10 iterations",
+            self._errors(inputSubtomograms=self.subtomos, symmetry="c7", numberOfIterations=8),
+        )
+        self.assertEqual(
+            self._errors(
+                inputSubtomograms=self.subtomos, numberOfClasses=2, symmetry="c7", c1Iterations=3
+            ),
+            "",
+        )
 
     def test_validate_mixed_boxes_and_missing_wedge(self):
         folder = self.dataDir / "mixed"
@@ -332,39 +392,50 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         err = self._errors(inputSubtomograms=mixed.outputSubTomograms, numberOfClasses=1)
         self.assertIn("different box sizes", err)
         # No tilt range in the acquisition: named, and the override fixes it.
-        nowedge = self.importSubTomograms(self.dataDir / "subtomos", "sub_00*.mrc",
-                                          samplingRate=PIXEL, tiltMin=0.0, tiltMax=0.0)
+        nowedge = self.importSubTomograms(
+            self.dataDir / "subtomos", "sub_00*.mrc", samplingRate=PIXEL, tiltMin=0.0, tiltMax=0.0
+        )
         err = self._errors(inputSubtomograms=nowedge.outputSubTomograms, numberOfClasses=1)
         self.assertIn("no tilt range", err)
-        self.assertEqual(self._errors(inputSubtomograms=nowedge.outputSubTomograms,
-                                      numberOfClasses=1, overrideTiltRange=True), "")
+        self.assertEqual(
+            self._errors(
+                inputSubtomograms=nowedge.outputSubTomograms,
+                numberOfClasses=1,
+                overrideTiltRange=True,
+            ),
+            "",
+        )
         # Headers without voxel size: the set's sampling rate is used (the
         # command line would ask for --voxel-size; the protocol passes it).
         import mrcfile
+
         novox = self.dataDir / "novox"
         novox.mkdir(exist_ok=True)
         for i in range(3):
             with mrcfile.new(str(novox / f"n{i}.mrc"), overwrite=True) as m:
                 m.set_data(rng.normal(size=(BOX,) * 3).astype(np.float32))
         imported = self.importSubTomograms(novox, "n*.mrc", samplingRate=PIXEL)
-        self.assertEqual(self._errors(inputSubtomograms=imported.outputSubTomograms,
-                                      numberOfClasses=1), "")
+        self.assertEqual(
+            self._errors(inputSubtomograms=imported.outputSubTomograms, numberOfClasses=1), ""
+        )
 
     def test_validate_references_and_mask(self):
         from pwem.objects import Volume, VolumeMask
+
         small = str(self.dataDir / "small.mrc")
         write_mrc(small, np.random.default_rng(1).normal(size=(16,) * 3), PIXEL)
         ref = Volume(location=small)
         ref.setSamplingRate(PIXEL)
         err = self._errors(inputSubtomograms=self.subtomos, useReferences=True)
         self.assertIn("select the initial references", err)
-        prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos,
-                                useReferences=True)
+        prot = self.newProtocol(
+            ProtFAMLClassify, inputSubtomograms=self.subtomos, useReferences=True
+        )
         prot.inputReferences.set(ref)
         self.assertIn("has 16x16x16 voxels", "\n".join(prot.validate()))
-        self.assertEqual(prot._numberOfClasses(), 1)        # one map: refine it
+        self.assertEqual(prot._numberOfClasses(), 1)  # one map: refine it
         prot.classesFromReference.set(3)
-        self.assertEqual(prot._numberOfClasses(), 3)        # or start 3 classes from it
+        self.assertEqual(prot._numberOfClasses(), 3)  # or start 3 classes from it
         mask = VolumeMask(location=small)
         mask.setSamplingRate(PIXEL)
         prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos)
@@ -379,15 +450,20 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         write_mrc(wrong, np.full((BOX,) * 3, 2.0, np.float32), PIXEL)
         bad = VolumeMask(location=wrong)
         bad.setSamplingRate(PIXEL)
-        prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos,
-                                useReferences=True, inputReferences=self.subtomos)
+        prot = self.newProtocol(
+            ProtFAMLClassify,
+            inputSubtomograms=self.subtomos,
+            useReferences=True,
+            inputReferences=self.subtomos,
+        )
         prot.inputFocusMask.set(bad)
         self.assertIn("Classification mask", "\n".join(prot.validate()))
         self.assertIn("takes values from 0 to 1", "\n".join(prot.validate()))
 
     def test_warning_few_per_class(self):
-        prot = self.newProtocol(ProtFAMLClassify, inputSubtomograms=self.subtomos,
-                                numberOfClasses=4)
+        prot = self.newProtocol(
+            ProtFAMLClassify, inputSubtomograms=self.subtomos, numberOfClasses=4
+        )
         self.assertIn("fewer than 20 per class", "\n".join(prot.warnings()))
 
 
@@ -417,13 +493,14 @@ def test_relion_columns_from_scipion_coordinates():
     class Item:
         def __init__(self, c, name):
             from pyworkflow.object import String
+
             self.c, self._volName = c, String(name)
 
         def getCoordinate3D(self):
             return self.c
 
         def getVolName(self):
-            raise AttributeError("the tomogram is not linked")     # as in iterItems()
+            raise AttributeError("the tomogram is not linked")  # as in iterItems()
 
     class Coords:
         def getSamplingRate(self):
@@ -431,8 +508,12 @@ def test_relion_columns_from_scipion_coordinates():
 
     class Inset:
         def iterItems(self, orderBy=None):
-            return iter([Item(Coord(1.0, -2.0, 3.0, "TS_01"), "tomo_a.mrc"),
-                         Item(Coord(0.0, 5.0, -1.0, None), "TS_07")])
+            return iter(
+                [
+                    Item(Coord(1.0, -2.0, 3.0, "TS_01"), "tomo_a.mrc"),
+                    Item(Coord(0.0, 5.0, -1.0, None), "TS_07"),
+                ]
+            )
 
         def getCoordinates3D(self):
             return Coords()

@@ -1,5 +1,6 @@
 """Scipion protocol ProtPeakHighContrast and its viewer, headless, on
 simulated tomograms (one aligned, one strongly misaligned)."""
+
 import numpy as np
 
 from faml_tomo.fiducials import box_inside, match_points
@@ -12,22 +13,21 @@ SHAPE = (96, 256, 256)
 
 def simulate(kind, magnitude, seed):
     from faml_tomo import simulation as sim
+
     nz, ny, nx = SHAPE
-    slab = sim.SlabParams(nx=nx, ny=ny, nz=nz, pixel_size=PIXEL, slab_thickness=1200.0,
-                          n_beads=25)
+    slab = sim.SlabParams(nx=nx, ny=ny, nz=nz, pixel_size=PIXEL, slab_thickness=1200.0, n_beads=25)
     acq = sim.AcquisitionParams()
-    model = None if kind == "none" else sim.misalignment_preset(kind, magnitude,
-                                                                len(acq.angles()))
+    model = None if kind == "none" else sim.misalignment_preset(kind, magnitude, len(acq.angles()))
     ts = sim.simulate_tilt_series(slab, acq, model, rng=seed, workers=1)
     return sim.reconstruct_wbp(ts.images, ts.angles, nz, workers=1), ts.beads
 
 
 class TestPeakHighContrast(FamlTomoProtocolTest):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         from faml_tomo.protocols import ProtPeakHighContrast
+
         folder = cls.dataDir / "fiducial_tomos"
         cls.truth = {}
         for name, kind, mag, seed in [("TS_01", "none", 0, 1), ("TS_02", "birds", 100, 2)]:
@@ -35,13 +35,17 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
             write_mrc(folder / f"{name}.mrc", tomo, PIXEL)
             cls.truth[name] = beads
         cls.importProt = cls.importTomograms(folder, "TS_*.mrc", samplingRate=PIXEL)
-        cls.prot = cls.newProtocol(ProtPeakHighContrast,
-                                   inputTomograms=cls.importProt.Tomograms,
-                                   fiducialSize=10.0, boxSize=32)
+        cls.prot = cls.newProtocol(
+            ProtPeakHighContrast,
+            inputTomograms=cls.importProt.Tomograms,
+            fiducialSize=10.0,
+            boxSize=32,
+        )
         cls.launchProtocol(cls.prot)
 
     def _coordinates(self):
         import tomo.constants as const
+
         out = self.prot.Coordinates3D
         per = {}
         for tomo in self.importProt.Tomograms.iterItems():
@@ -84,8 +88,7 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
         # names the tomogram when it was used
         self.assertIn(f"TS_02: {len(per['TS_02'][0])}", summary)
         relaxed = [line for line in summary.splitlines() if "Relaxed mode used" in line]
-        self.assertTrue(all("TS_02" in line and "TS_01" not in line for line in relaxed),
-                        summary)
+        self.assertTrue(all("TS_02" in line and "TS_01" not in line for line in relaxed), summary)
         self.assertNotIn("TS_01: " + f"{len(per['TS_01'][0])} (", summary)
         methods = "\n".join(self.prot.methods())
         self.assertIn("deIsidroGomez2024", methods)
@@ -94,13 +97,17 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
 
     def test_validate_rejects_impossible_sizes(self):
         from faml_tomo.protocols import ProtPeakHighContrast
-        cases = [({"fiducialSize": 4.0}, "under the minimum of 3"),        # 2.7 px
-                 ({"fiducialSize": 60.0}, "larger than the box"),           # 40 px
-                 ({"boxSize": 128}, "larger than the tomogram"),            # nz = 96
-                 ({"sdThr": -1.0}, "SD threshold")]
+
+        cases = [
+            ({"fiducialSize": 4.0}, "under the minimum of 3"),  # 2.7 px
+            ({"fiducialSize": 60.0}, "larger than the box"),  # 40 px
+            ({"boxSize": 128}, "larger than the tomogram"),  # nz = 96
+            ({"sdThr": -1.0}, "SD threshold"),
+        ]
         for kwargs, message in cases:
-            prot = self.newProtocol(ProtPeakHighContrast,
-                                    inputTomograms=self.importProt.Tomograms, **kwargs)
+            prot = self.newProtocol(
+                ProtPeakHighContrast, inputTomograms=self.importProt.Tomograms, **kwargs
+            )
             errors = prot.validate()
             self.assertTrue(any(message in e for e in errors), (kwargs, errors))
         ok = self.newProtocol(ProtPeakHighContrast, inputTomograms=self.importProt.Tomograms)
@@ -110,6 +117,7 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
         from matplotlib.patches import Circle
 
         from faml_tomo.viewers.viewer_peak_high_contrast import ProtPeakHighContrastViewer
+
         viewer = ProtPeakHighContrastViewer(project=self.proj)
         viewer.setProtocol(self.prot)
         per = self._coordinates()
@@ -135,4 +143,5 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
             self.assertEqual(sum(b.get_height() for b in bars), len(scores))
             self.assertGreater((outdir / f"{name}_slab.png").stat().st_size, 10000)
         import matplotlib.pyplot as plt
+
         plt.close("all")

@@ -2,6 +2,7 @@
 
 Small boxes and fields of view keep the file fast (a few seconds per test on
 one core)."""
+
 import numpy as np
 import pytest
 
@@ -39,9 +40,18 @@ from faml_tomo.simulation.subtomograms import acquisition_filter, apply_acquisit
 from faml_tomo.tests.helpers import requires_shared, structure_path
 
 # A small slab: 41 tilts of 128 x 128 px at 15 Å/px render in ~0.2 s.
-SMALL_SLAB = dict(nx=128, ny=128, nz=48, pixel_size=15.0, slab_thickness=600.0,
-                  n_beads=6, bead_margin=20, protein_fraction=0.1, n_vesicles=1,
-                  vesicle_radius=(150.0, 250.0))
+SMALL_SLAB = dict(
+    nx=128,
+    ny=128,
+    nz=48,
+    pixel_size=15.0,
+    slab_thickness=600.0,
+    n_beads=6,
+    bead_margin=20,
+    protein_fraction=0.1,
+    n_vesicles=1,
+    vesicle_radius=(150.0, 250.0),
+)
 
 
 def _inverse(vol, rot, shift):
@@ -51,8 +61,8 @@ def _inverse(vol, rot, shift):
 
 # ----------------------------------------------------------------- optics
 
-@pytest.mark.parametrize("tmin,tmax", [(-60, 60), (-50, 70), (-40, 40), (-20, 50),
-                                       (-90, 90)])
+
+@pytest.mark.parametrize("tmin,tmax", [(-60, 60), (-50, 70), (-40, 40), (-20, 50), (-90, 90)])
 def test_wedge_fraction_matches_tilt_range(tmin, tmax):
     shape = (32, 32, 32)
     m = wedge_mask(shape, tmin, tmax)
@@ -85,34 +95,33 @@ def test_wedge_mask_rejects_bad_range(tmin, tmax):
 def test_ctf_known_values():
     p = CTFParams(voltage=300, cs=2.7, defocus=-6.0, amplitude_contrast=0.07)
     assert electron_wavelength(300) == pytest.approx(0.019687, rel=1e-4)
-    assert ctf(0.0, p) == pytest.approx(-0.07)          # protein dark (underfocus)
+    assert ctf(0.0, p) == pytest.approx(-0.07)  # protein dark (underfocus)
     k = np.linspace(0, 0.04, 40001)
     c = ctf(k, p)
     first_zero = k[np.argmax(np.sign(c[1:]) != np.sign(c[:-1]))]
     # chi = pi lam df k^2 (Cs negligible here) reaches pi - atan(A/sqrt(1-A^2))
     lam, df = electron_wavelength(300), 6e4
-    chi0 = np.pi - np.arctan(0.07 / np.sqrt(1 - 0.07 ** 2))
+    chi0 = np.pi - np.arctan(0.07 / np.sqrt(1 - 0.07**2))
     assert first_zero == pytest.approx(np.sqrt(chi0 / (np.pi * lam * df)), rel=0.01)
     assert detector_mtf(0.5) == pytest.approx(2 / np.pi)
     assert detector_mtf(0.0) == 1.0
 
 
 def test_ctf_params_validation():
-    for kw in ({"voltage": 0}, {"cs": -1}, {"amplitude_contrast": 1.0},
-               {"defocus": np.inf}):
+    for kw in ({"voltage": 0}, {"cs": -1}, {"amplitude_contrast": 1.0}, {"defocus": np.inf}):
         with pytest.raises(InputError):
             CTFParams(**kw).validate()
 
 
 # --------------------------------------------------------------- phantoms
 
+
 def test_phantoms_shapes_and_similarity():
-    vols = {n: make_phantom(n, 32, 12.0) for n in ("ring7", "ring7_cap", "twolobe",
-                                                    "lshape")}
+    vols = {n: make_phantom(n, 32, 12.0) for n in ("ring7", "ring7_cap", "twolobe", "lshape")}
     for v in vols.values():
         assert v.shape == (32, 32, 32) and v.dtype == np.float32
         assert v.min() >= 0 and 0.9 < v.max() <= 1.0
-        assert v[0].max() < 1e-3 and v[:, :, -1].max() < 1e-3      # fits in the box
+        assert v[0].max() < 1e-3 and v[:, :, -1].max() < 1e-3  # fits in the box
     similar = ncc(vols["ring7"], vols["ring7_cap"])
     assert similar > 0.85
     for other in ("twolobe", "lshape"):
@@ -133,7 +142,7 @@ def test_load_structure_resamples(tmp_path):
     coarse = load_structure(path, 20.0, 24)
     assert coarse.shape == (24, 24, 24)
     assert ncc(coarse, make_phantom("twolobe", 24, 20.0)) > 0.95
-    padded = load_structure(path, 10.0, 64)            # same pixel size, bigger box
+    padded = load_structure(path, 10.0, 64)  # same pixel size, bigger box
     assert ncc(padded[8:56, 8:56, 8:56], fine) > 0.999
     with pytest.raises(InputError, match="box of 10 px is smaller than the structure"):
         load_structure(path, 20.0, 10)
@@ -148,6 +157,7 @@ def test_load_reference_map():
 
 
 # ----------------------------------------------------------- subtomograms
+
 
 def test_subtomogram_snr_is_as_requested():
     ref = make_phantom("ring7", 32, 20.0)
@@ -173,13 +183,14 @@ def test_subtomogram_snr_is_as_requested():
 
 def test_subtomogram_rotated_back_correlates_with_structure():
     ref = make_phantom("twolobe", 32, 20.0)
-    sset = simulate_subtomograms({"twolobe": ref}, 6, SubtomogramParams(snr=1.0, max_shift=3),
-                                 rng=5, keep_clean=True)
+    sset = simulate_subtomograms(
+        {"twolobe": ref}, 6, SubtomogramParams(snr=1.0, max_shift=3), rng=5, keep_clean=True
+    )
     t = sset.truth
     good, wrong, raw = [], [], []
     for i in range(len(sset)):
         back = _inverse(sset.volumes[i], t.rotations[i], t.shifts[i])
-        good.append(ncc(back, -ref))                   # cryo-ET contrast: protein dark
+        good.append(ncc(back, -ref))  # cryo-ET contrast: protein dark
         j = (i + 1) % len(sset)
         wrong.append(ncc(_inverse(sset.volumes[i], t.rotations[j], t.shifts[j]), -ref))
         raw.append(ncc(sset.volumes[i], -ref))
@@ -191,7 +202,7 @@ def test_subtomogram_rotated_back_correlates_with_structure():
     # Truth bookkeeping: Euler angles (RELION ZYZ) reproduce the matrices
     np.testing.assert_allclose(euler_to_matrix(t.eulers), t.rotations, atol=1e-9)
     assert np.all(np.linalg.norm(t.shifts, axis=1) <= 3 + 1e-9)
-    np.testing.assert_allclose(t.shifts_angstrom, -t.shifts * 20.0)   # RELION origins
+    np.testing.assert_allclose(t.shifts_angstrom, -t.shifts * 20.0)  # RELION origins
 
 
 def test_subtomogram_options():
@@ -200,12 +211,17 @@ def test_subtomogram_options():
     sset = simulate_subtomograms({"a": ref}, 4, p, rng=0)
     np.testing.assert_allclose(sset.truth.rotations[:, 1, 1], 1.0, atol=1e-12)
     np.testing.assert_allclose(sset.truth.shifts, 0.0)
-    inv = simulate_subtomograms({"a": ref}, 4, SubtomogramParams(
-        box=24, snr=np.inf, orientations="y", ctf=None, max_shift=0, invert=True), rng=0)
+    inv = simulate_subtomograms(
+        {"a": ref},
+        4,
+        SubtomogramParams(box=24, snr=np.inf, orientations="y", ctf=None, max_shift=0, invert=True),
+        rng=0,
+    )
     np.testing.assert_allclose(inv.volumes, -sset.volumes, atol=1e-6)
     # Two classes with given counts
-    two = simulate_subtomograms({"a": ref, "b": make_phantom("lshape", 24, 20.0)},
-                                [3, 5], SubtomogramParams(box=24), rng=0)
+    two = simulate_subtomograms(
+        {"a": ref, "b": make_phantom("lshape", 24, 20.0)}, [3, 5], SubtomogramParams(box=24), rng=0
+    )
     assert np.bincount(two.truth.class_index).tolist() == [3, 5]
     assert list(two.truth.class_number) == list(two.truth.class_index + 1)
 
@@ -223,14 +239,23 @@ def test_subtomograms_same_seed_identical_different_seed_differs():
     assert not np.allclose(a.truth.rotations, c.truth.rotations)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"snr": 0}, "snr must be > 0"), ({"snr": -1}, "snr must be > 0"),
-    ({"snr": np.nan}, "snr"), ({"tilt_min": -100}, r"\[-90, 90\]"),
-    ({"tilt_max": 95}, r"\[-90, 90\]"), ({"tilt_min": 40, "tilt_max": 10}, "tilt_min"),
-    ({"max_shift": -1}, "max_shift"), ({"max_shift": 20}, "max_shift"),
-    ({"orientations": "z"}, "orientations"), ({"box": 5}, "box"),
-    ({"pixel_size": 0}, "pixel_size"), ({"defocus_spread": -1}, "defocus_spread"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"snr": 0}, "snr must be > 0"),
+        ({"snr": -1}, "snr must be > 0"),
+        ({"snr": np.nan}, "snr"),
+        ({"tilt_min": -100}, r"\[-90, 90\]"),
+        ({"tilt_max": 95}, r"\[-90, 90\]"),
+        ({"tilt_min": 40, "tilt_max": 10}, "tilt_min"),
+        ({"max_shift": -1}, "max_shift"),
+        ({"max_shift": 20}, "max_shift"),
+        ({"orientations": "z"}, "orientations"),
+        ({"box": 5}, "box"),
+        ({"pixel_size": 0}, "pixel_size"),
+        ({"defocus_spread": -1}, "defocus_spread"),
+    ],
+)
 def test_subtomogram_bad_parameters(kw, match):
     with pytest.raises(InputError, match=match):
         SubtomogramParams(**kw).validate()
@@ -247,6 +272,7 @@ def test_subtomogram_bad_inputs():
 
 
 # ------------------------------------------------------------ tilt series
+
 
 def test_slab_beads_are_separated_and_inside():
     p = SlabParams(**{**SMALL_SLAB, "n_beads": 12})
@@ -290,15 +316,15 @@ def test_aligned_series_reconstructs_beads_within_one_pixel():
 
 
 def test_local_reconstruction_matches_whole_tomogram():
-    ts = simulate_tilt_series(SlabParams(**SMALL_SLAB), AcquisitionParams(tilt_step=6),
-                              rng=1)
+    ts = simulate_tilt_series(SlabParams(**SMALL_SLAB), AcquisitionParams(tilt_step=6), rng=1)
     tomo = reconstruct_wbp(ts.images, ts.angles, 48)
     c = np.array([70, 60, 25])
     local = reconstruct_local(ts.images, ts.angles, c, 16, 48)
     np.testing.assert_allclose(local, tomo[17:33, 52:68, 62:78], atol=1e-5)
     coarse = reconstruct_local(ts.images, ts.angles, ts.beads[0], 16, 48, scale=2.0)
-    assert np.unravel_index(np.argmin(coarse), coarse.shape) in \
-        {(z, y, x) for z in (7, 8, 9) for y in (7, 8, 9) for x in (7, 8, 9)}
+    assert np.unravel_index(np.argmin(coarse), coarse.shape) in {
+        (z, y, x) for z in (7, 8, 9) for y in (7, 8, 9) for x in (7, 8, 9)
+    }
 
 
 def test_reconstruction_geometry_matches_wedge_mask():
@@ -318,13 +344,13 @@ def test_reconstruction_geometry_matches_wedge_mask():
 
 
 def _bead_boxes(ts, box=24):
-    return [reconstruct_local(ts.images, ts.angles, c, box, ts.slab.params.nz)
-            for c in ts.beads]
+    return [reconstruct_local(ts.images, ts.angles, c, box, ts.slab.params.nz) for c in ts.beads]
 
 
-@pytest.mark.parametrize("kind,magnitudes", [("bananas", (8, 20, 40, 80)),
-                                             ("birds", (15, 40, 80, 160)),
-                                             ("twisters", (0.5, 1, 2, 4))])
+@pytest.mark.parametrize(
+    "kind,magnitudes",
+    [("bananas", (8, 20, 40, 80)), ("birds", (15, 40, 80, 160)), ("twisters", (0.5, 1, 2, 4))],
+)
 def test_misalignment_distorts_beads_monotonically(kind, magnitudes):
     p = SlabParams(**{**SMALL_SLAB, "nx": 160, "ny": 160})
     # rendered at the detector pixel: the geometry, not the gold physics, is tested
@@ -349,7 +375,7 @@ def test_misalignment_distorts_beads_monotonically(kind, magnitudes):
 def test_misalignment_models():
     n = 41
     dx, dy, da = misalignment_preset("bananas", 80, n).evaluate(n)
-    np.testing.assert_allclose(dx, 80.0)          # the paper's constant X offset
+    np.testing.assert_allclose(dx, 80.0)  # the paper's constant X offset
     assert not dy.any() and not da.any()
     dx, dy, da = misalignment_preset("birds", 27, n).evaluate(n)
     np.testing.assert_allclose(dy, np.linspace(-27, 27, n))
@@ -358,8 +384,9 @@ def test_misalignment_models():
     p = (1.0, 0.5, 3.0, 2.0, 4.0, 5.0, 0.0)
     dx, _, _ = MisalignmentModel(x=p).evaluate(n)
     i = np.arange(n)
-    expect = 1 + 0.5 * i + 3 * np.abs(np.sin((i + 2) / n * np.pi)) \
-        + 4 * np.sin((i + 5) / n * 2 * np.pi)
+    expect = (
+        1 + 0.5 * i + 3 * np.abs(np.sin((i + 2) / n * np.pi)) + 4 * np.sin((i + 5) / n * 2 * np.pi)
+    )
     np.testing.assert_allclose(dx, expect)
     noisy = MisalignmentModel(angle=(0, 0, 0, 0, 0, 0, 1.5))
     a1, a2 = noisy.evaluate(n, 1)[2], noisy.evaluate(n, 1)[2]
@@ -381,9 +408,11 @@ def test_tilt_images_have_dose_dependent_poisson_noise():
         resid = noisy.images[i] - clean.images[i]
         assert resid.var() == pytest.approx(clean.images[i].mean(), rel=0.05)
     rel = (noisy.images - clean.images).std() / clean.images.mean()
-    np.testing.assert_allclose(simulate_tilt_series(
-        p, AcquisitionParams(dose=480, noise=False, **kw), rng=4).images,
-        4 * clean.images, rtol=1e-5)
+    np.testing.assert_allclose(
+        simulate_tilt_series(p, AcquisitionParams(dose=480, noise=False, **kw), rng=4).images,
+        4 * clean.images,
+        rtol=1e-5,
+    )
     rel_high = (high.images - 4 * clean.images).std() / (4 * clean.images.mean())
     assert rel_high == pytest.approx(rel / 2, rel=0.05)
     # thicker path at high tilt: fewer electrons (inelastic loss)
@@ -407,24 +436,35 @@ def test_tilt_series_same_seed_identical_different_seed_differs():
     assert not np.allclose(a.shift_x, c.shift_x)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"bead_diameter": 700.0}, "larger than the slab thickness"),
-    ({"slab_thickness": 900.0}, "exceeds the tomogram thickness"),
-    ({"bead_diameter": 0.0}, "bead_diameter must be > 0"),
-    ({"n_beads": -1}, "n_beads"), ({"protein_fraction": 0.9}, "protein_fraction"),
-    ({"nx": 4}, "nx"), ({"bead_layout": "random"}, "bead_layout"),
-    ({"pixel_size": -1.0}, "pixel_size"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"bead_diameter": 700.0}, "larger than the slab thickness"),
+        ({"slab_thickness": 900.0}, "exceeds the tomogram thickness"),
+        ({"bead_diameter": 0.0}, "bead_diameter must be > 0"),
+        ({"n_beads": -1}, "n_beads"),
+        ({"protein_fraction": 0.9}, "protein_fraction"),
+        ({"nx": 4}, "nx"),
+        ({"bead_layout": "random"}, "bead_layout"),
+        ({"pixel_size": -1.0}, "pixel_size"),
+    ],
+)
 def test_slab_bad_parameters(kw, match):
     with pytest.raises(InputError, match=match):
         SlabParams(**{**SMALL_SLAB, **kw}).validate()
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"tilt_min": -91}, r"\[-90, 90\]"), ({"tilt_max": 120}, r"\[-90, 90\]"),
-    ({"tilt_step": 0}, "tilt_step"), ({"dose": 0}, "dose"),
-    ({"tilt_min": 0, "tilt_max": 2}, "fewer than 2 images"), ({"order": "random"}, "order"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"tilt_min": -91}, r"\[-90, 90\]"),
+        ({"tilt_max": 120}, r"\[-90, 90\]"),
+        ({"tilt_step": 0}, "tilt_step"),
+        ({"dose": 0}, "dose"),
+        ({"tilt_min": 0, "tilt_max": 2}, "fewer than 2 images"),
+        ({"order": "random"}, "order"),
+    ],
+)
 def test_acquisition_bad_parameters(kw, match):
     with pytest.raises(InputError, match=match):
         AcquisitionParams(**kw).validate()

@@ -4,6 +4,7 @@ into workflows that load into a project with the right protocols, labels and
 links, bad values are refused with a clear message, and (slow) the
 misalignment workflow runs through Scipion's own ``create`` + ``schedule``
 batch scripts."""
+
 import json
 import uuid
 
@@ -17,6 +18,7 @@ from faml_tomo.workflow.templates import TEMPLATES, fill_template, template_fiel
 
 def test_scipion_lists_the_templates():
     from pyworkflow.template import TemplateList
+
     templates = TemplateList()
     templates.addPluginTemplates()
     ids = {t.getObjId() for t in templates.templates}
@@ -29,13 +31,33 @@ def test_scipion_lists_the_templates():
 
 def test_template_fields():
     fields = {f["alias"]: f for f in template_fields("misalignment")}
-    assert {"tomograms", "tomogram_pattern", "sampling_rate", "tilt_min", "tilt_max",
-            "tilt_step", "bead_nm", "bead_nm_networks", "threads", "strong_threshold",
-            "weak_threshold"} == set(fields)
+    assert {
+        "tomograms",
+        "tomogram_pattern",
+        "sampling_rate",
+        "tilt_min",
+        "tilt_max",
+        "tilt_step",
+        "bead_nm",
+        "bead_nm_networks",
+        "threads",
+        "strong_threshold",
+        "weak_threshold",
+    } == set(fields)
     assert fields["tomograms"]["type"] == 6 and fields["threads"]["type"] == 3
     fields = {f["alias"]: f for f in template_fields("classify")}
-    assert {"subtomograms", "subtomogram_pattern", "sampling_rate", "tilt_min", "tilt_max",
-            "classes", "iterations", "mode", "seed", "threads"} == set(fields)
+    assert {
+        "subtomograms",
+        "subtomogram_pattern",
+        "sampling_rate",
+        "tilt_min",
+        "tilt_max",
+        "classes",
+        "iterations",
+        "mode",
+        "seed",
+        "threads",
+    } == set(fields)
     assert fields["classes"]["default"] == "2"
 
 
@@ -59,13 +81,22 @@ def _name(prefix):
 def _workflows(tmp_path):
     (tmp_path / "tomos").mkdir()
     (tmp_path / "subs").mkdir()
-    wf1 = fill_template("misalignment", {"tomograms": tmp_path / "tomos", "bead_nm": 6.5,
-                                         "bead_nm_networks": 6.5, "sampling_rate": 12.5,
-                                         "threads": 3},
-                        tmp_path / "wf1.json")
-    wf2 = fill_template(TEMPLATES["classify"], {"subtomograms": tmp_path / "subs",
-                                                "classes": 3, "mode": 1, "seed": 7},
-                        tmp_path / "wf2.json")
+    wf1 = fill_template(
+        "misalignment",
+        {
+            "tomograms": tmp_path / "tomos",
+            "bead_nm": 6.5,
+            "bead_nm_networks": 6.5,
+            "sampling_rate": 12.5,
+            "threads": 3,
+        },
+        tmp_path / "wf1.json",
+    )
+    wf2 = fill_template(
+        TEMPLATES["classify"],
+        {"subtomograms": tmp_path / "subs", "classes": 3, "mode": 1, "seed": 7},
+        tmp_path / "wf2.json",
+    )
     return wf1, wf2
 
 
@@ -80,11 +111,19 @@ def test_filled_workflows_load_into_one_project(tmp_path, monkeypatch):
     project = create_project(name, [wf1, wf2], location=tmp_path)
     runs = sorted(project.getRuns(), key=lambda p: p.getObjId())
     assert [p.getClassName() for p in runs] == [
-        "ProtImportTomograms", "ProtPeakHighContrast", "ProtDetectMisalignment",
-        "ProtImportSubTomograms", "ProtFAMLClassify"]
+        "ProtImportTomograms",
+        "ProtPeakHighContrast",
+        "ProtDetectMisalignment",
+        "ProtImportSubTomograms",
+        "ProtFAMLClassify",
+    ]
     assert [p.getObjLabel() for p in runs] == [
-        "import tomograms", "gold fiducials", "misalignment", "import subtomograms",
-        "FAML classes"]
+        "import tomograms",
+        "gold fiducials",
+        "misalignment",
+        "import subtomograms",
+        "FAML classes",
+    ]
     imp, phc, mis, isub, faml = runs
     assert imp.samplingRate.get() == 12.5
     assert phc.inputTomograms.getObjValue().getObjId() == imp.getObjId()
@@ -103,9 +142,13 @@ def test_filled_workflows_load_into_one_project(tmp_path, monkeypatch):
 
 
 def test_plain_text_drops_scipion_markup():
-    assert plain_text("Tomograms [[sci-open:237][2.Tomograms.237]] imported; "
-                      "Sampling rate: *15.00* (Å/px), Step: *3*") == \
-        "Tomograms 2.Tomograms.237 imported; Sampling rate: 15.00 (Å/px), Step: 3"
+    assert (
+        plain_text(
+            "Tomograms [[sci-open:237][2.Tomograms.237]] imported; "
+            "Sampling rate: *15.00* (Å/px), Step: *3*"
+        )
+        == "Tomograms 2.Tomograms.237 imported; Sampling rate: 15.00 (Å/px), Step: 3"
+    )
     assert plain_text("a * b * c, 2*3*4") == "a * b * c, 2*3*4"
 
 
@@ -119,21 +162,31 @@ def test_create_and_schedule_misalignment_workflow(tmp_path):
     """``pyworkflow.project.scripts.create`` + ``schedule`` on the quick demo's
     tomograms (Scipion waits 30 s per dependency level: about 75 s)."""
     from faml_tomo.workflow.demo import simulate_tomograms
+
     cases = simulate_tomograms(tmp_path / "tomos", seed=1, quick=True, say=lambda m: None)
-    wf = fill_template("misalignment", {"tomograms": tmp_path / "tomos", "threads": 1,
-                                        "weak_threshold": 0.5}, tmp_path / "wf.json")
+    wf = fill_template(
+        "misalignment",
+        {"tomograms": tmp_path / "tomos", "threads": 1, "weak_threshold": 0.5},
+        tmp_path / "wf.json",
+    )
     assert json.loads(wf.read_text())[2]["beadSizeNm"] == 10.0
-    infos = schedule_workflow(_name("sched"), wf, location=tmp_path / "projects",
-                              timeout=600, say=lambda m: None)
-    assert [i["class"] for i in infos] == ["ProtImportTomograms", "ProtPeakHighContrast",
-                                           "ProtDetectMisalignment"]
+    infos = schedule_workflow(
+        _name("sched"), wf, location=tmp_path / "projects", timeout=600, say=lambda m: None
+    )
+    assert [i["class"] for i in infos] == [
+        "ProtImportTomograms",
+        "ProtPeakHighContrast",
+        "ProtDetectMisalignment",
+    ]
     assert all(i["status"] == "finished" for i in infos)
     assert infos[1]["outputs"]["Coordinates3D"].startswith("SetOfCoordinates3D")
-    counts = {line.split(":")[0].strip(): int(line.split(":")[1].split()[0])
-              for line in infos[1]["summary"][1:] if line.startswith("  ")}
+    counts = {
+        line.split(":")[0].strip(): int(line.split(":")[1].split()[0])
+        for line in infos[1]["summary"][1:]
+        if line.startswith("  ")
+    }
     assert set(counts) == {c["name"] for c in cases}
     assert all(n >= 5 for n in counts.values()), counts
     with open(f"{infos[2]['path']}/extra/misalignment_results.json") as fh:
         res = json.load(fh)
-    assert {ts: r["label"] for ts, r in res.items()} == {c["name"]: c["expected"]
-                                                         for c in cases}
+    assert {ts: r["label"] for ts, r in res.items()} == {c["name"]: c["expected"] for c in cases}

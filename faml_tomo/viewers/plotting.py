@@ -1,5 +1,6 @@
 """Figure helpers shared by faml_tomo's viewers (plain matplotlib; the
 Scipion part is imported only by :func:`plot_window`)."""
+
 from matplotlib.figure import Figure
 
 __all__ = ["new_figure", "plot_window"]
@@ -23,7 +24,8 @@ def plot_window(draw, title):
     """A Scipion plot window (``EmPlotter``) whose figure ``draw(fig)`` fills;
     returned as the one-element list of views a viewer function returns."""
     from pwem.viewers import EmPlotter
+
     plotter = EmPlotter(windowTitle=title)
-    plotter.tightLayoutOn = False        # the figures lay themselves out
+    plotter.tightLayoutOn = False  # the figures lay themselves out
     draw(plotter.getFigure())
     return [plotter]

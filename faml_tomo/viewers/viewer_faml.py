@@ -6,19 +6,41 @@ read a run folder (the CLI's ``--out``, the protocol's ``extra/run``) through
 :mod:`faml_tomo.averaging.outputs`; each returns a
 :class:`matplotlib.figure.Figure`, or draws into one given as ``fig``.
 """
+
 import numpy as np
 
 from ..averaging.outputs import read_history, read_iteration
 from .plotting import new_figure, plot_window
 
-__all__ = ["averages_figure", "history_figure", "posterior_figure", "posterior_histograms",
-           "fsc_figure", "CLASS_COLOURS"]
+__all__ = [
+    "averages_figure",
+    "history_figure",
+    "posterior_figure",
+    "posterior_histograms",
+    "fsc_figure",
+    "CLASS_COLOURS",
+]
 
-CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                 "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-_PANELS = (("slice XY", lambda v, c: v[c]), ("slice XZ", lambda v, c: v[:, c]),
-           ("slice YZ", lambda v, c: v[:, :, c]), ("projection Z", lambda v, c: v.sum(0)),
-           ("projection Y", lambda v, c: v.sum(1)), ("projection X", lambda v, c: v.sum(2)))
+CLASS_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+_PANELS = (
+    ("slice XY", lambda v, c: v[c]),
+    ("slice XZ", lambda v, c: v[:, c]),
+    ("slice YZ", lambda v, c: v[:, :, c]),
+    ("projection Z", lambda v, c: v.sum(0)),
+    ("projection Y", lambda v, c: v.sum(1)),
+    ("projection X", lambda v, c: v.sum(2)),
+)
 
 
 def _colour(k):
@@ -58,12 +80,17 @@ def averages_figure(run_dir, iteration=None, fig=None, voxel_size=None):
             ax.set_yticks([])
             if k == 0:
                 ax.set_title(name, fontsize=9)
-        axes[k, 0].set_ylabel(f"class {k + 1}\n{sizes[k]} particles", fontsize=9,
-                              color=_colour(k))
+        axes[k, 0].set_ylabel(f"class {k + 1}\n{sizes[k]} particles", fontsize=9, color=_colour(k))
     scale = f", {n}^3 voxels" + (f" at {voxel_size:g} Å" if voxel_size else "")
     fig.suptitle(f"Class averages, iteration {it['iteration']}{scale}", fontsize=11)
-    fig.subplots_adjust(left=0.08, right=0.99, top=0.9 if k_total > 1 else 0.8,
-                        bottom=0.02, wspace=0.05, hspace=0.08)
+    fig.subplots_adjust(
+        left=0.08,
+        right=0.99,
+        top=0.9 if k_total > 1 else 0.8,
+        bottom=0.02,
+        wspace=0.05,
+        hspace=0.08,
+    )
     return fig
 
 
@@ -84,8 +111,9 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     ax_ll.set_ylabel("log-likelihood")
     ax_ll.set_title("log-likelihood", fontsize=10)
     ax_ll.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
-    sizes = np.array([s if s is not None else [np.nan] * h["n_classes"]
-                      for s in h["class_sizes"]], dtype=float).reshape(len(its), -1)
+    sizes = np.array(
+        [s if s is not None else [np.nan] * h["n_classes"] for s in h["class_sizes"]], dtype=float
+    ).reshape(len(its), -1)
     for k in range(sizes.shape[1]):
         ax_sz.plot(its, sizes[:, k], "o-", color=_colour(k), label=f"class {k + 1}")
     ax_sz.set_xlabel("iteration")
@@ -95,31 +123,38 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     ax_sz.legend(fontsize=8)
     if h.get("band_radius"):
         ax_r.plot(its, h["band_radius"], "o-", label="E-step band")
-        label = ("gold-standard FSC 0.143" if h.get("gold_standard")
-                 else "even/odd FSC 0.5 (optimistic)")
+        label = (
+            "gold-standard FSC 0.143" if h.get("gold_standard") else "even/odd FSC 0.5 (optimistic)"
+        )
         ax_r.plot(its, h["fsc_radius"], "s--", label=label)
-        ax_r.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
-                    frameon=False)
+        ax_r.legend(
+            fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False
+        )
     ax_r.set_xlabel("iteration")
     ax_r.set_ylabel("radius (Fourier shells)")
     ax_r.set_title("resolution", fontsize=10)
     box = h.get("box")
     if voxel_size and box:
+
         def to_angstrom(r):
             return box * voxel_size / np.maximum(np.asarray(r, dtype=float), 1e-3)
+
         ax_r.secondary_yaxis("right", functions=(to_angstrom, to_angstrom)).set_ylabel("Å")
     for ax in (ax_ll, ax_sz, ax_r):
-        ax.set_xticks(its if len(its) <= 20 else its[::max(1, len(its) // 10)])
+        ax.set_xticks(its if len(its) <= 20 else its[:: max(1, len(its) // 10)])
     state = "converged" if h["converged"] else "iteration limit reached"
-    fig.suptitle(f"{h['mode'].upper()}: {h['n_particles']} subtomograms, "
-                 f"{h['n_classes']} classes, {h['iterations']} iterations ({state})",
-                 fontsize=11)
+    fig.suptitle(
+        f"{h['mode'].upper()}: {h['n_particles']} subtomograms, "
+        f"{h['n_classes']} classes, {h['iterations']} iterations ({state})",
+        fontsize=11,
+    )
     fig.subplots_adjust(left=0.07, right=0.95, top=0.82, bottom=0.24, wspace=0.4)
     return fig
 
 
-def posterior_histograms(max_posterior: np.ndarray, classes: np.ndarray, n_classes: int,
-                         bins: int = 20) -> tuple:
+def posterior_histograms(
+    max_posterior: np.ndarray, classes: np.ndarray, n_classes: int, bins: int = 20
+) -> tuple:
     """Counts of class posteriors per class on ``bins`` equal bins of [0, 1].
 
     Posteriors are clipped to [0, 1] first: sums of floating-point weights
@@ -134,8 +169,9 @@ def posterior_histograms(max_posterior: np.ndarray, classes: np.ndarray, n_class
     edges = np.linspace(0.0, 1.0, int(bins) + 1)
     post = np.clip(np.asarray(max_posterior, dtype=float), 0.0, 1.0)
     classes = np.asarray(classes)
-    counts = np.stack([np.histogram(post[classes == k], bins=edges)[0]
-                       for k in range(int(n_classes))])
+    counts = np.stack(
+        [np.histogram(post[classes == k], bins=edges)[0] for k in range(int(n_classes))]
+    )
     return edges, counts
 
 
@@ -179,6 +215,7 @@ def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
         without, in Fourier shells.
     """
     from ..averaging.outputs import finished_iterations, fsc_kind
+
     done = finished_iterations(run_dir)
     if iterations is None:
         iterations = sorted({done[0], done[len(done) // 2], done[-1]}) if done else []
@@ -199,17 +236,22 @@ def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
             for k, curve in enumerate(d["fsc_classes"]):
                 ax.plot(x, curve, "-", color=_colour(k), label=f"class {k + 1}, iteration {it}")
             continue
-        ax.plot(x, d["fsc"], "--" if gold else "-",
-                color="grey" if gold else CLASS_COLOURS[j % len(CLASS_COLOURS)],
-                alpha=0.4 + 0.6 * (j + 1) / len(iterations) if gold else 1.0,
-                label=f"iteration {it}" + (" (all classes)" if gold else ""))
+        ax.plot(
+            x,
+            d["fsc"],
+            "--" if gold else "-",
+            color="grey" if gold else CLASS_COLOURS[j % len(CLASS_COLOURS)],
+            alpha=0.4 + 0.6 * (j + 1) / len(iterations) if gold else 1.0,
+            label=f"iteration {it}" + (" (all classes)" if gold else ""),
+        )
     ax.axhline(level, color="black", linestyle=":", linewidth=1, label=f"FSC {level:g}")
     ax.set_ylim(-0.1, 1.02)
     ax.set_ylabel("FSC")
     if voxel_size and box:
         ax.set_xlabel("resolution (1/Å)")
-        top = ax.secondary_xaxis("top", functions=(lambda f: 1 / np.maximum(f, 1e-6),
-                                                   lambda r: 1 / np.maximum(r, 1e-6)))
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda f: 1 / np.maximum(f, 1e-6), lambda r: 1 / np.maximum(r, 1e-6))
+        )
         lo, hi = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if t > 0 and lo <= t <= hi]
         top.set_xticks([1 / t for t in ticks], [f"{1 / t:.0f}" for t in ticks])
@@ -232,36 +274,54 @@ try:
     from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
     from ..protocols.protocol_faml_classify import ProtFAMLClassify
-except ImportError:                  # pragma: no cover - compute-only install
+except ImportError:  # pragma: no cover - compute-only install
     EmProtocolViewer = None
 
 if EmProtocolViewer is not None:
+
     class FAMLClassifyViewer(EmProtocolViewer):
         """Class averages, convergence and posteriors of a FAML run.
 
         The output averages and classes also open in Scipion's standard
         volume and class viewers (right-click on the outputs)."""
+
         _label = "FAML results"
         _targets = [ProtFAMLClassify]
         _environments = [DESKTOP_TKINTER, WEB_DJANGO]
 
         def _defineParams(self, form):
             form.addSection(label="Visualization")
-            form.addParam("iteration", _params.IntParam, allowsNull=True,
-                          label="Iteration (empty: last)",
-                          help="Iteration whose averages and posteriors are shown.")
-            form.addParam("showAverages", _params.LabelParam,
-                          label="Class averages (central slices and projections)")
-            form.addParam("showHistory", _params.LabelParam,
-                          label="Log-likelihood and class sizes per iteration")
-            form.addParam("showPosteriors", _params.LabelParam,
-                          label="Class posterior histograms")
-            form.addParam("showFsc", _params.LabelParam,
-                          label="Half-set FSC (gold-standard per class, or even/odd)")
+            form.addParam(
+                "iteration",
+                _params.IntParam,
+                allowsNull=True,
+                label="Iteration (empty: last)",
+                help="Iteration whose averages and posteriors are shown.",
+            )
+            form.addParam(
+                "showAverages",
+                _params.LabelParam,
+                label="Class averages (central slices and projections)",
+            )
+            form.addParam(
+                "showHistory",
+                _params.LabelParam,
+                label="Log-likelihood and class sizes per iteration",
+            )
+            form.addParam("showPosteriors", _params.LabelParam, label="Class posterior histograms")
+            form.addParam(
+                "showFsc",
+                _params.LabelParam,
+                label="Half-set FSC (gold-standard per class, or even/odd)",
+            )
 
         def _getVisualizeDict(self):
-            return {"showAverages": self._showAverages, "showHistory": self._showHistory,
-                    "showPosteriors": self._showPosteriors, "showFsc": self._showFsc}
+            return {
+                "showAverages": self._showAverages,
+                "showHistory": self._showHistory,
+                "showPosteriors": self._showPosteriors,
+                "showFsc": self._showFsc,
+            }
 
         def _iteration(self):
             obj = getattr(self, "iteration", None)
@@ -276,21 +336,25 @@ if EmProtocolViewer is not None:
 
         def _showAverages(self, _param=None):
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
-            return self._plotter(lambda f: averages_figure(self._run(), self._iteration(),
-                                                           fig=f, voxel_size=sr),
-                                 "FAML class averages")
+            return self._plotter(
+                lambda f: averages_figure(self._run(), self._iteration(), fig=f, voxel_size=sr),
+                "FAML class averages",
+            )
 
         def _showHistory(self, _param=None):
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
-            return self._plotter(lambda f: history_figure(self._run(), fig=f, voxel_size=sr),
-                                 "FAML convergence")
+            return self._plotter(
+                lambda f: history_figure(self._run(), fig=f, voxel_size=sr), "FAML convergence"
+            )
 
         def _showFsc(self, _param=None):
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
-            return self._plotter(lambda f: fsc_figure(self._run(), voxel_size=sr, fig=f),
-                                 "FAML FSC")
+            return self._plotter(
+                lambda f: fsc_figure(self._run(), voxel_size=sr, fig=f), "FAML FSC"
+            )
 
         def _showPosteriors(self, _param=None):
-            return self._plotter(lambda f: posterior_figure(self._run(), self._iteration(),
-                                                            fig=f),
-                                 "FAML class posteriors")
+            return self._plotter(
+                lambda f: posterior_figure(self._run(), self._iteration(), fig=f),
+                "FAML class posteriors",
+            )

@@ -7,6 +7,7 @@ they take the per-tomogram results (as the protocol stores them in
 "weak", "strong_score", "weak_score", ...}}``) and return a
 :class:`matplotlib.figure.Figure`, or draw into one given as ``fig``.
 """
+
 import json
 import os
 
@@ -14,11 +15,21 @@ import numpy as np
 
 from .plotting import new_figure, plot_window
 
-__all__ = ["LABEL_COLOURS", "score_histograms", "tomogram_score_plot", "box_gallery",
-           "bead_map", "load_results"]
+__all__ = [
+    "LABEL_COLOURS",
+    "score_histograms",
+    "tomogram_score_plot",
+    "box_gallery",
+    "bead_map",
+    "load_results",
+]
 
-LABEL_COLOURS = {"aligned": "#2ca02c", "weak": "#ff7f0e", "strong": "#d62728",
-                 "unclassified": "#7f7f7f"}
+LABEL_COLOURS = {
+    "aligned": "#2ca02c",
+    "weak": "#ff7f0e",
+    "strong": "#d62728",
+    "unclassified": "#7f7f7f",
+}
 _ORDER = ("aligned", "weak", "strong", "unclassified")
 
 
@@ -33,8 +44,7 @@ def _num(value):
     return float("nan") if value is None else float(value)
 
 
-def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20,
-                     fig=None):
+def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20, fig=None):
     """Histograms of the per-bead scores of both networks, stacked by the
     decision of the bead's tomogram.
 
@@ -48,12 +58,13 @@ def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20
     fig = new_figure(fig, (9, 3.8))
     axes = fig.subplots(1, 2)
     edges = np.linspace(0, 1, bins + 1)
-    for ax, key, title, thr in ((axes[0], "strong", "strong network", strong_threshold),
-                                (axes[1], "weak", "weak network", weak_threshold)):
+    for ax, key, title, thr in (
+        (axes[0], "strong", "strong network", strong_threshold),
+        (axes[1], "weak", "weak network", weak_threshold),
+    ):
         data, colours, names = [], [], []
         for label in _ORDER:
-            vals = [v for r in results.values() if r["label"] == label
-                    for v in r.get(key, [])]
+            vals = [v for r in results.values() if r["label"] == label for v in r.get(key, [])]
             if vals:
                 data.append(np.asarray(vals, float))
                 colours.append(LABEL_COLOURS[label])
@@ -62,8 +73,7 @@ def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20
             ax.hist(data, bins=edges, stacked=True, color=colours, label=names)
             ax.legend(title="tomogram", fontsize=8)
         else:
-            ax.text(0.5, 0.5, "no scores", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
         if thr is not None:
             ax.axvline(thr, color="k", ls="--", lw=1)
         ax.set_xlim(0, 1)
@@ -79,8 +89,10 @@ def tomogram_score_plot(results, strong_threshold=0.5, weak_threshold=None, fig=
     tomogram, sorted by strong score, coloured by decision."""
     fig = new_figure(fig, (max(5, 0.35 * len(results) + 2), 4))
     ax = fig.subplots(1, 1)
-    items = sorted(results.items(), key=lambda kv: (np.nan_to_num(
-        _num(kv[1].get("strong_score")), nan=-1), kv[0]))
+    items = sorted(
+        results.items(),
+        key=lambda kv: (np.nan_to_num(_num(kv[1].get("strong_score")), nan=-1), kv[0]),
+    )
     x = np.arange(len(items))
     for i, (name, r) in enumerate(items):
         c = LABEL_COLOURS.get(r["label"], "k")
@@ -122,8 +134,7 @@ def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
         Label of each box (e.g. ``"TS_01 #3"``).
     """
     scores = np.asarray(scores, float)
-    order = np.array([i for i in np.argsort(scores, kind="stable") if np.isfinite(scores[i])],
-                     int)
+    order = np.array([i for i in np.argsort(scores, kind="stable") if np.isfinite(scores[i])], int)
     low = list(order[:n])
     high = [i for i in order[::-1][:n] if i not in low]
     picks = [("lowest", i) for i in low] + [("highest", i) for i in high]
@@ -178,17 +189,30 @@ def bead_map(name, result, shape=None, fig=None):
     fig = new_figure(fig, (9, 4.2))
     axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
     sc = None
-    for ax, (i, j), (xl, yl) in ((axes[0], (0, 1), ("x", "y")),
-                                 (axes[1], (0, 2), ("x", "z"))):
+    for ax, (i, j), (xl, yl) in ((axes[0], (0, 1), ("x", "y")), (axes[1], (0, 2), ("x", "z"))):
         if used.any():
-            sc = ax.scatter(xyz[used, i], xyz[used, j], c=s[used], cmap="RdYlGn", vmin=0,
-                            vmax=1, s=40, edgecolors="none")
+            sc = ax.scatter(
+                xyz[used, i],
+                xyz[used, j],
+                c=s[used],
+                cmap="RdYlGn",
+                vmin=0,
+                vmax=1,
+                s=40,
+                edgecolors="none",
+            )
         if (dis & used).any():
-            ax.scatter(xyz[dis & used, i], xyz[dis & used, j], s=110, facecolors="none",
-                       edgecolors="k", linewidths=1.2, label="disagrees with the tomogram")
+            ax.scatter(
+                xyz[dis & used, i],
+                xyz[dis & used, j],
+                s=110,
+                facecolors="none",
+                edgecolors="k",
+                linewidths=1.2,
+                label="disagrees with the tomogram",
+            )
         if (~used).any():
-            ax.scatter(xyz[~used, i], xyz[~used, j], marker="x", c="0.5", s=40,
-                       label="not scored")
+            ax.scatter(xyz[~used, i], xyz[~used, j], marker="x", c="0.5", s=40, label="not scored")
         if shape is not None:
             ax.set_xlim(0, shape[2] - 1)
             ax.set_ylim(0, shape[1 if yl == "y" else 0] - 1)
@@ -196,13 +220,23 @@ def bead_map(name, result, shape=None, fig=None):
         ax.set_ylabel(f"{yl} (voxels)")
         ax.set_aspect("equal", adjustable="datalim")
     spread = _num(result.get("strong_spread"))
-    fig.suptitle(f"{name}: {result.get('label', '?')}, {int(used.sum())} beads scored, "
-                 f"spread {spread:.2f}, {int((dis & used).sum())} disagree", fontsize=9)
+    fig.suptitle(
+        f"{name}: {result.get('label', '?')}, {int(used.sum())} beads scored, "
+        f"spread {spread:.2f}, {int((dis & used).sum())} disagree",
+        fontsize=9,
+    )
     handles, labels = axes[0].get_legend_handles_labels()
     fig.subplots_adjust(top=0.82, bottom=0.13)
     if handles:
-        fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=2,
-                   bbox_to_anchor=(0.45, 0.93), frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            fontsize=7,
+            loc="upper center",
+            ncol=2,
+            bbox_to_anchor=(0.45, 0.93),
+            frameon=False,
+        )
     if sc is not None:
         fig.colorbar(sc, ax=list(axes), shrink=0.8, label="bead strong score")
     return fig
@@ -214,54 +248,72 @@ try:
     from pyworkflow.protocol import params as _params
     from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
-    from ..protocols.protocol_detect_misalignment import (RESULTS_JSON,
-                                                          ProtDetectMisalignment)
-except ImportError:                  # pragma: no cover - compute-only install
+    from ..protocols.protocol_detect_misalignment import RESULTS_JSON, ProtDetectMisalignment
+except ImportError:  # pragma: no cover - compute-only install
     EmProtocolViewer = None
 
 if EmProtocolViewer is not None:
+
     class MisalignmentViewer(EmProtocolViewer):
         """Scores and decisions of a misalignment-detection run."""
+
         _label = "misalignment scores"
         _targets = [ProtDetectMisalignment]
         _environments = [DESKTOP_TKINTER, WEB_DJANGO]
 
         def _defineParams(self, form):
             form.addSection(label="Visualization")
-            form.addParam("showHistograms", _params.LabelParam,
-                          label="Score histograms of both networks")
-            form.addParam("showTomograms", _params.LabelParam,
-                          label="Per-tomogram scores")
-            form.addParam("galleryNetwork", _params.EnumParam, choices=["strong", "weak"],
-                          default=0, label="Gallery sorted by",
-                          display=_params.EnumParam.DISPLAY_HLIST)
-            form.addParam("galleryCount", _params.IntParam, default=4,
-                          label="Boxes at each end")
-            form.addParam("showGallery", _params.LabelParam,
-                          label="Lowest / highest scoring boxes")
-            form.addParam("mapTomogram", _params.StringParam, default="",
-                          label="Tomogram of the bead map",
-                          help="Its tsId; empty: the first tomogram flagged misaligned "
-                               "(or the first one).")
-            form.addParam("showBeadMap", _params.LabelParam,
-                          label="Bead map: each bead's score, beads that disagree")
+            form.addParam(
+                "showHistograms", _params.LabelParam, label="Score histograms of both networks"
+            )
+            form.addParam("showTomograms", _params.LabelParam, label="Per-tomogram scores")
+            form.addParam(
+                "galleryNetwork",
+                _params.EnumParam,
+                choices=["strong", "weak"],
+                default=0,
+                label="Gallery sorted by",
+                display=_params.EnumParam.DISPLAY_HLIST,
+            )
+            form.addParam("galleryCount", _params.IntParam, default=4, label="Boxes at each end")
+            form.addParam("showGallery", _params.LabelParam, label="Lowest / highest scoring boxes")
+            form.addParam(
+                "mapTomogram",
+                _params.StringParam,
+                default="",
+                label="Tomogram of the bead map",
+                help="Its tsId; empty: the first tomogram flagged misaligned (or the first one).",
+            )
+            form.addParam(
+                "showBeadMap",
+                _params.LabelParam,
+                label="Bead map: each bead's score, beads that disagree",
+            )
 
         def _getVisualizeDict(self):
-            return {"showHistograms": self._histograms, "showTomograms": self._tomograms,
-                    "showGallery": self._gallery, "showBeadMap": self._beadMap}
+            return {
+                "showHistograms": self._histograms,
+                "showTomograms": self._tomograms,
+                "showGallery": self._gallery,
+                "showBeadMap": self._beadMap,
+            }
 
         def _beadMap(self, _param=None):
             res = self._results()
             name = self._param("mapTomogram", "") or next(
                 (ts for ts, r in res.items() if r["label"] in ("strong", "weak")),
-                next(iter(res), ""))
+                next(iter(res), ""),
+            )
             if name not in res:
                 from pyworkflow.gui.dialog import showError
-                showError("Bead map", f"no tomogram {name!r} in this run "
-                                      f"({', '.join(res)})", self.getTkRoot())
+
+                showError(
+                    "Bead map",
+                    f"no tomogram {name!r} in this run ({', '.join(res)})",
+                    self.getTkRoot(),
+                )
                 return []
-            return self._plotter(lambda f: bead_map(name, res[name], fig=f),
-                                 f"Bead map of {name}")
+            return self._plotter(lambda f: bead_map(name, res[name], fig=f), f"Bead map of {name}")
 
         def _param(self, name, default):
             """Form value, or the default before the form exists."""
@@ -280,17 +332,20 @@ if EmProtocolViewer is not None:
 
         def _histograms(self, _param=None):
             s, w = self._thresholds()
-            return self._plotter(lambda f: score_histograms(self._results(), s, w, fig=f),
-                                 "Misalignment score histograms")
+            return self._plotter(
+                lambda f: score_histograms(self._results(), s, w, fig=f),
+                "Misalignment score histograms",
+            )
 
         def _tomograms(self, _param=None):
             s, w = self._thresholds()
-            return self._plotter(lambda f: tomogram_score_plot(self._results(), s, w,
-                                                               fig=f),
-                                 "Tomogram scores")
+            return self._plotter(
+                lambda f: tomogram_score_plot(self._results(), s, w, fig=f), "Tomogram scores"
+            )
 
         def _gallery(self, _param=None):
             from ..io.mrc import read_mrc
+
             key = ("strong", "weak")[self._param("galleryNetwork", 0)]
             res = self._results()
             files, scores, names = [], [], []
@@ -301,8 +356,13 @@ if EmProtocolViewer is not None:
                     scores.append(v)
                     names.append(f"{ts} #{i + 1}")
             return self._plotter(
-                lambda f: box_gallery(lambda i: read_mrc(files[i])[0], scores,
-                                      self._param("galleryCount", 4), names,
-                                      f"{key} score",
-                                      fig=f),
-                "Misalignment box gallery")
+                lambda f: box_gallery(
+                    lambda i: read_mrc(files[i])[0],
+                    scores,
+                    self._param("galleryCount", 4),
+                    names,
+                    f"{key} score",
+                    fig=f,
+                ),
+                "Misalignment box gallery",
+            )

@@ -6,6 +6,7 @@ The figures are drawn by plain functions (:func:`slab_figure`,
 :func:`score_histogram_figure`) that return matplotlib figures, so they can
 be rendered headless (Agg) and checked in tests.
 """
+
 import logging
 
 import numpy as np
@@ -23,8 +24,7 @@ from ..protocols.protocol_peak_high_contrast import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProtPeakHighContrastViewer", "slab_figure", "score_histogram_figure",
-           "central_slab"]
+__all__ = ["ProtPeakHighContrastViewer", "slab_figure", "score_histogram_figure", "central_slab"]
 
 
 def central_slab(volume, thickness):
@@ -45,11 +45,12 @@ def central_slab(volume, thickness):
     nz = volume.shape[0]
     t = int(min(max(1, thickness), nz))
     z0 = (nz - t) // 2
-    return np.asarray(volume[z0:z0 + t], dtype=np.float32).mean(axis=0), (z0, z0 + t - 1)
+    return np.asarray(volume[z0 : z0 + t], dtype=np.float32).mean(axis=0), (z0, z0 + t - 1)
 
 
-def slab_figure(image, coordinates, scores=None, z_range=None, bead_diameter_px=10.0,
-                title="", figure=None):
+def slab_figure(
+    image, coordinates, scores=None, z_range=None, bead_diameter_px=10.0, title="", figure=None
+):
     """A slab of central XY slices with fiducials overlaid.
 
     Parameters
@@ -75,6 +76,7 @@ def slab_figure(image, coordinates, scores=None, z_range=None, bead_diameter_px=
     matplotlib.figure.Figure
     """
     from matplotlib.patches import Circle
+
     fig = new_figure(figure, (7, 6.5))
     ax = fig.add_subplot(111)
     lo, hi = np.percentile(image, [1, 99])
@@ -87,23 +89,43 @@ def slab_figure(image, coordinates, scores=None, z_range=None, bead_diameter_px=
         r = bead_diameter_px / 2
         inside = (xyz[:, 2] >= z_range[0] - r) & (xyz[:, 2] <= z_range[1] + r)
     import matplotlib
+
     cmap = matplotlib.colormaps["viridis"]
     for (x, y, _), s in zip(xyz[inside], sc[inside]):
-        ax.add_patch(Circle((x, y), radius=max(bead_diameter_px / 2 + 1, 3), fill=False,
-                            lw=1.5, ec=cmap(float(np.clip(s, 0, 1)))))
+        ax.add_patch(
+            Circle(
+                (x, y),
+                radius=max(bead_diameter_px / 2 + 1, 3),
+                fill=False,
+                lw=1.5,
+                ec=cmap(float(np.clip(s, 0, 1))),
+            )
+        )
     if (~inside).any():
-        ax.plot(xyz[~inside, 0], xyz[~inside, 1], "x", color="tab:orange", ms=6, mew=1.2,
-                label="outside the slab")
+        ax.plot(
+            xyz[~inside, 0],
+            xyz[~inside, 1],
+            "x",
+            color="tab:orange",
+            ms=6,
+            mew=1.2,
+            label="outside the slab",
+        )
         ax.legend(loc="upper right", fontsize=8)
     if len(xyz):
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
-        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, shrink=0.8,
-                     label="mirror correlation")
+
+        fig.colorbar(
+            ScalarMappable(Normalize(0, 1), cmap), ax=ax, shrink=0.8, label="mirror correlation"
+        )
     slab = "" if z_range is None else f", slices z {z_range[0]}-{z_range[1]}"
-    ax.set_title(f"{title}: {int(inside.sum())} of {len(xyz)} fiducials in the slab{slab}"
-                 if title else f"{int(inside.sum())} of {len(xyz)} fiducials{slab}",
-                 fontsize=10)
+    ax.set_title(
+        f"{title}: {int(inside.sum())} of {len(xyz)} fiducials in the slab{slab}"
+        if title
+        else f"{int(inside.sum())} of {len(xyz)} fiducials{slab}",
+        fontsize=10,
+    )
     ax.set_xlabel("x (voxels)")
     ax.set_ylabel("y (voxels)")
     return fig
@@ -127,8 +149,7 @@ def score_histogram_figure(scores, threshold=None, title="", figure=None):
     fig = new_figure(figure, (6, 4))
     ax = fig.add_subplot(111)
     s = np.asarray(scores, float).ravel()
-    ax.hist(s, bins=np.linspace(-1, 1, 41) if len(s) else 10, color="tab:blue",
-            edgecolor="white")
+    ax.hist(s, bins=np.linspace(-1, 1, 41) if len(s) else 10, color="tab:blue", edgecolor="white")
     if threshold is not None:
         ax.axvline(threshold, color="tab:red", ls="--", label=f"threshold {threshold:g}")
         ax.legend(loc="upper left", fontsize=8)
@@ -141,22 +162,31 @@ def score_histogram_figure(scores, threshold=None, title="", figure=None):
 
 class ProtPeakHighContrastViewer(EmProtocolViewer):
     """Central slab of each tomogram with its fiducials, and their scores."""
+
     _label = "viewer peak high contrast"
     _targets = [ProtPeakHighContrast]
     _environments = [DESKTOP_TKINTER, WEB_DJANGO]
 
     def _defineParams(self, form):
         form.addSection(label="Visualization")
-        form.addParam("tomoNumber", params.IntParam, default=1,
-                      label="Tomogram number",
-                      help="Which tomogram of the input set (1 = first).")
-        form.addParam("slabThickness", params.IntParam, default=0,
-                      label="Slab thickness (slices)",
-                      help="Central XY slices averaged; 0: two bead diameters.")
-        form.addParam("displaySlab", params.LabelParam,
-                      label="Show the central slab with the fiducials")
-        form.addParam("displayScores", params.LabelParam,
-                      label="Show the histogram of the scores")
+        form.addParam(
+            "tomoNumber",
+            params.IntParam,
+            default=1,
+            label="Tomogram number",
+            help="Which tomogram of the input set (1 = first).",
+        )
+        form.addParam(
+            "slabThickness",
+            params.IntParam,
+            default=0,
+            label="Slab thickness (slices)",
+            help="Central XY slices averaged; 0: two bead diameters.",
+        )
+        form.addParam(
+            "displaySlab", params.LabelParam, label="Show the central slab with the fiducials"
+        )
+        form.addParam("displayScores", params.LabelParam, label="Show the histogram of the scores")
 
     def _getVisualizeDict(self):
         return {"displaySlab": self._showSlab, "displayScores": self._showScores}
@@ -174,6 +204,7 @@ class ProtPeakHighContrastViewer(EmProtocolViewer):
         if out is None:
             return np.zeros((0, 3)), np.zeros(0)
         import tomo.constants as const
+
         xyz, scores = [], []
         for c in out.iterCoordinates(tomo):
             xyz.append(c.getPosition(const.BOTTOM_LEFT_CORNER))
@@ -182,6 +213,7 @@ class ProtPeakHighContrastViewer(EmProtocolViewer):
 
     def _showSlab(self, param=None):
         from ..io.mrc import open_mrc
+
         tomo = self._tomogram()
         xyz, scores = self._coordinates(tomo)
         d = self.protocol.fiducialSize.get() * 10.0 / tomo.getSamplingRate()
@@ -189,14 +221,19 @@ class ProtPeakHighContrastViewer(EmProtocolViewer):
         with open_mrc(tomogram_path(tomo)) as (data, _):
             image, z_range = central_slab(data, thickness)
         plotter = EmPlotter(windowTitle="Peak high contrast: fiducials", figsize=(7, 6.5))
-        slab_figure(image, xyz, scores, z_range, d, title=tomogram_key(tomo),
-                    figure=plotter.getFigure())
+        slab_figure(
+            image, xyz, scores, z_range, d, title=tomogram_key(tomo), figure=plotter.getFigure()
+        )
         return [plotter]
 
     def _showScores(self, param=None):
         tomo = self._tomogram()
         _, scores = self._coordinates(tomo)
         plotter = EmPlotter(windowTitle="Peak high contrast: scores", figsize=(6, 4))
-        score_histogram_figure(scores, self.protocol.mirrorCorrelationThr.get(),
-                               title=tomogram_key(tomo), figure=plotter.getFigure())
+        score_histogram_figure(
+            scores,
+            self.protocol.mirrorCorrelationThr.get(),
+            title=tomogram_key(tomo),
+            figure=plotter.getFigure(),
+        )
         return [plotter]

@@ -10,6 +10,7 @@ afterwards (see :mod:`faml_tomo.workflow.runner`).
 This module imports nothing from Scipion and can be used before pyworkflow
 is loaded.
 """
+
 import logging
 import os
 import sys

@@ -15,6 +15,7 @@ Two ways, both as Scipion itself offers them:
 Both need the Scipion environment set before pyworkflow is imported (see
 :mod:`faml_tomo.workflow.env`).
 """
+
 import json
 import logging
 import os
@@ -30,8 +31,16 @@ from ..errors import FamlTomoError, InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WorkflowError", "create_project", "load_project", "run_project",
-           "schedule_workflow", "wait_for_project", "protocol_info", "plain_text"]
+__all__ = [
+    "WorkflowError",
+    "create_project",
+    "load_project",
+    "run_project",
+    "schedule_workflow",
+    "wait_for_project",
+    "protocol_info",
+    "plain_text",
+]
 
 
 class WorkflowError(FamlTomoError):
@@ -46,15 +55,13 @@ def _remove_project(manager, name, location):
     for path in {target, os.path.join(location, name) if location else target}:
         if os.path.isdir(path) and not os.path.islink(path):
             if not os.path.exists(os.path.join(path, "project.sqlite")):
-                raise InputError(f"{path} exists and is not a Scipion project: "
-                                 f"not removing it")
+                raise InputError(f"{path} exists and is not a Scipion project: not removing it")
             shutil.rmtree(path)
     if os.path.islink(link):
         os.unlink(link)
 
 
-def create_project(name, workflows, location=None, overwrite=False,
-                   protocol_view="Tomography"):
+def create_project(name, workflows, location=None, overwrite=False, protocol_view="Tomography"):
     """Create a Scipion project and load workflow JSON files into it.
 
     Parameters
@@ -80,6 +87,7 @@ def create_project(name, workflows, location=None, overwrite=False,
         protocols needs it).
     """
     from pyworkflow.project import Manager
+
     workflows = [Path(w).resolve() for w in workflows]
     for w in workflows:
         if not w.is_file():
@@ -88,13 +96,17 @@ def create_project(name, workflows, location=None, overwrite=False,
     location = str(Path(location).resolve()) if location else None
     if location:
         os.makedirs(location, exist_ok=True)
-    exists = manager.hasProject(name) or os.path.lexists(manager.getProjectPath(name)) \
+    exists = (
+        manager.hasProject(name)
+        or os.path.lexists(manager.getProjectPath(name))
         or (location and os.path.exists(os.path.join(location, name)))
+    )
     if exists:
         if not overwrite:
-            raise InputError(f"a Scipion project named {name!r} exists already "
-                             f"({manager.getProjectPath(name)})")
-        os.chdir(location or os.path.dirname(manager.getProjectPath(name)))    # not inside
+            raise InputError(
+                f"a Scipion project named {name!r} exists already ({manager.getProjectPath(name)})"
+            )
+        os.chdir(location or os.path.dirname(manager.getProjectPath(name)))  # not inside
         _remove_project(manager, name, location)
     project = manager.createProject(name, location=location)
     os.chdir(project.path)
@@ -125,10 +137,12 @@ def load_project(name):
     """Open an existing project by name; the working directory becomes its
     folder."""
     from pyworkflow.project import Manager
+
     manager = Manager()
     if not manager.hasProject(name):
-        raise InputError(f"no Scipion project named {name!r} in "
-                         f"{os.path.dirname(manager.getProjectPath(name))}")
+        raise InputError(
+            f"no Scipion project named {name!r} in {os.path.dirname(manager.getProjectPath(name))}"
+        )
     project = manager.loadProject(name)
     os.chdir(project.path)
     return project
@@ -146,8 +160,12 @@ def _ordered_runs(project):
         seen.add(prot.getObjId())
         for _, attr in prot.iterInputAttributes():
             target = attr.getObjValue()
-            if target is not None and getattr(target, "getObjId", None) and \
-                    target.getObjId() in runs and target.getObjId() != prot.getObjId():
+            if (
+                target is not None
+                and getattr(target, "getObjId", None)
+                and target.getObjId() in runs
+                and target.getObjId() != prot.getObjId()
+            ):
                 visit(runs[target.getObjId()])
         order.append(prot)
 
@@ -157,13 +175,35 @@ def _ordered_runs(project):
 
 
 # Lines of a protocol's run.stdout that are Scipion's own bookkeeping.
-_NOISE = ("Logging configured", "Running protocol using", "RESUMING PROTOCOL",
-          "Protocol starts", "plugin v:", "plugin binary v", "Serial execution",
-          "binary MPI", "binary Threads",
-          "STARTED:", "FINISHED:", "Cleaning temp folder", "Nothing to clean up",
-          "Direct import. Pattern", "Getting the dimensions", "*** Last status",
-          "Hostname:", "PID:", "pyworkflow:", "plugin:", "currentDir:", "workingDir:",
-          "runMode:", "MPI:", "threads:", "Starting at step", "Running steps")
+_NOISE = (
+    "Logging configured",
+    "Running protocol using",
+    "RESUMING PROTOCOL",
+    "Protocol starts",
+    "plugin v:",
+    "plugin binary v",
+    "Serial execution",
+    "binary MPI",
+    "binary Threads",
+    "STARTED:",
+    "FINISHED:",
+    "Cleaning temp folder",
+    "Nothing to clean up",
+    "Direct import. Pattern",
+    "Getting the dimensions",
+    "*** Last status",
+    "Hostname:",
+    "PID:",
+    "pyworkflow:",
+    "plugin:",
+    "currentDir:",
+    "workingDir:",
+    "runMode:",
+    "MPI:",
+    "threads:",
+    "Starting at step",
+    "Running steps",
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -223,8 +263,8 @@ def run_project(project, say=print, follow_logs=True):
         if follow_logs:
             # the log path is known only once the protocol has its working dir
             follower = threading.Thread(
-                target=lambda: _follow_when_ready(prot, stop, say, f"  {label}: "),
-                daemon=True)
+                target=lambda: _follow_when_ready(prot, stop, say, f"  {label}: "), daemon=True
+            )
             follower.start()
         try:
             project.launchProtocol(prot, wait=True)
@@ -245,7 +285,7 @@ def _follow_when_ready(prot, stop, say, prefix):
     while not stop.is_set():
         try:
             path = prot.getStdoutLog()
-        except Exception:           # working dir not assigned yet
+        except Exception:  # working dir not assigned yet
             path = None
         if path and os.path.exists(path):
             _follow(path, stop, say, prefix)
@@ -297,13 +337,19 @@ def protocol_info(prot, seconds=None):
     if seconds is None:
         try:
             seconds = prot.getElapsedTime().total_seconds()
-        except Exception:           # no start/end times stored
+        except Exception:  # no start/end times stored
             seconds = None
-    return {"label": prot.getObjLabel(), "class": prot.getClassName(),
-            "id": prot.getObjId(), "status": prot.getStatus(), "seconds": seconds,
-            "summary": [plain_text(s) for s in prot.summary()],
-            "methods": [plain_text(s) for s in prot.methods()], "outputs": outputs,
-            "path": _working_dir(prot)}
+    return {
+        "label": prot.getObjLabel(),
+        "class": prot.getClassName(),
+        "id": prot.getObjId(),
+        "status": prot.getStatus(),
+        "seconds": seconds,
+        "summary": [plain_text(s) for s in prot.summary()],
+        "methods": [plain_text(s) for s in prot.methods()],
+        "outputs": outputs,
+        "path": _working_dir(prot),
+    }
 
 
 def _working_dir(prot):
@@ -335,16 +381,14 @@ def schedule_workflow(name, workflow, location=None, timeout=1800, say=print, py
         :func:`protocol_info` of every protocol.
     """
     python = python or sys.executable
-    cmd = [python, "-m", "pyworkflow.project.scripts.create", name,
-           str(Path(workflow).resolve())]
+    cmd = [python, "-m", "pyworkflow.project.scripts.create", name, str(Path(workflow).resolve())]
     if location:
         Path(location).mkdir(parents=True, exist_ok=True)
         cmd.append(str(Path(location).resolve()))
     say(f"$ {' '.join(cmd[1:])}")
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        raise WorkflowError(f"project creation failed:\n{res.stdout[-2000:]}"
-                            f"{res.stderr[-2000:]}")
+        raise WorkflowError(f"project creation failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
     cmd = [python, "-m", "pyworkflow.project.scripts.schedule", name]
     say(f"$ {' '.join(cmd[1:])}")
     res = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -367,12 +411,12 @@ def wait_for_project(name, timeout=1800, poll=5.0, say=print):
         A protocol failed, or the time ran out.
     """
     from pyworkflow.project import Manager
+
     t0 = time.perf_counter()
     last = None
     while True:
         project = Manager().loadProject(name)
-        runs = sorted(project.getRuns(refresh=True, checkPids=True),
-                      key=lambda p: p.getObjId())
+        runs = sorted(project.getRuns(refresh=True, checkPids=True), key=lambda p: p.getObjId())
         states = [(p.getObjLabel(), p.getStatus()) for p in runs]
         if states != last:
             say(", ".join(f"{lab}: {st}" for lab, st in states))
@@ -383,6 +427,5 @@ def wait_for_project(name, timeout=1800, poll=5.0, say=print):
         if all(p.isFinished() for p in runs):
             return [protocol_info(p) for p in runs]
         if time.perf_counter() - t0 > timeout:
-            raise WorkflowError(f"project {name}: not finished after {timeout:.0f} s "
-                                f"({states})")
+            raise WorkflowError(f"project {name}: not finished after {timeout:.0f} s ({states})")
         time.sleep(poll)

@@ -5,6 +5,7 @@ rendered headless (PNG).
 The figures are drawn by the same viewer classes the Scipion GUI opens
 (:mod:`faml_tomo.viewers`); with ``MPLBACKEND=Agg`` nothing needs a display.
 """
+
 import json
 import logging
 import os
@@ -41,8 +42,7 @@ def save_views(views, stem):
     paths = []
     for view in views or []:
         if not hasattr(view, "getFigure"):
-            logger.info("%s: %s is not a matplotlib view, skipped", stem.name,
-                        type(view).__name__)
+            logger.info("%s: %s is not a matplotlib view, skipped", stem.name, type(view).__name__)
             continue
         path = stem.with_name(stem.name + (f"_{len(paths) + 1}" if paths else "") + ".png")
         view.getFigure().savefig(path, dpi=DPI, bbox_inches="tight")
@@ -63,6 +63,7 @@ def _peak_high_contrast(prot, project, fig_dir):
 
     from ..protocols.protocol_peak_high_contrast import OUTPUT_NAME, tomogram_key
     from ..viewers.viewer_peak_high_contrast import ProtPeakHighContrastViewer
+
     tomos = [t.clone() for t in prot.inputTomograms.get().iterItems()]
     out = getattr(prot, OUTPUT_NAME, None)
     coords = {}
@@ -78,25 +79,32 @@ def _peak_high_contrast(prot, project, fig_dir):
         viewer.tomoNumber.set(i)
         key = tomogram_key(tomo)
         figures += save_views(viewer._showSlab("displaySlab"), fig_dir / f"fiducials_{key}")
-        figures += save_views(viewer._showScores("displayScores"),
-                              fig_dir / f"fiducial_scores_{key}")
+        figures += save_views(
+            viewer._showScores("displayScores"), fig_dir / f"fiducial_scores_{key}"
+        )
     return {"coordinates": coords}, figures
 
 
 def _detect_misalignment(prot, project, fig_dir):
     from ..protocols.protocol_detect_misalignment import RESULTS_JSON
     from ..viewers.viewer_misalignment import MisalignmentViewer
+
     with open(prot._getExtraPath(RESULTS_JSON)) as fh:
         res = json.load(fh)
-    data = {"tomograms": {ts: {k: r[k] for k in ("label", "strong_score", "weak_score",
-                                                 "n_beads", "message")}
-                          for ts, r in res.items()}}
+    data = {
+        "tomograms": {
+            ts: {k: r[k] for k in ("label", "strong_score", "weak_score", "n_beads", "message")}
+            for ts, r in res.items()
+        }
+    }
     viewer = _viewer(MisalignmentViewer, project, prot)
     figures = []
     visualize = viewer._getVisualizeDict()
-    for name, key in (("misalignment_scores", "showHistograms"),
-                      ("misalignment_tomograms", "showTomograms"),
-                      ("misalignment_boxes", "showGallery")):
+    for name, key in (
+        ("misalignment_scores", "showHistograms"),
+        ("misalignment_tomograms", "showTomograms"),
+        ("misalignment_boxes", "showGallery"),
+    ):
         figures += save_views(visualize[key](key), fig_dir / name)
     return data, figures
 
@@ -115,6 +123,7 @@ def _all_views(prot, project, fig_dir, prefix):
     """Every matplotlib view of every faml_tomo viewer of the protocol."""
     from pwem import Domain
     from pyworkflow.viewer import DESKTOP_TKINTER
+
     figures = []
     for viewer_cls in Domain.findViewers(prot.getClassName(), DESKTOP_TKINTER):
         if not viewer_cls.__module__.startswith("faml_tomo."):
@@ -123,7 +132,7 @@ def _all_views(prot, project, fig_dir, prefix):
         for key, show in viewer._getVisualizeDict().items():
             try:
                 views = show(key)
-            except Exception as exc:        # one broken plot must not lose the others
+            except Exception as exc:  # one broken plot must not lose the others
                 logger.warning("%s %s: %s", viewer_cls.__name__, key, exc)
                 continue
             figures += save_views(views, fig_dir / f"{prefix}_{key}")
@@ -157,8 +166,7 @@ def export_project(project, fig_dir, infos=None, say=print):
     """
     fig_dir = Path(fig_dir)
     if infos is None:
-        infos = [protocol_info(p) for p in sorted(project.getRuns(),
-                                                  key=lambda p: p.getObjId())]
+        infos = [protocol_info(p) for p in sorted(project.getRuns(), key=lambda p: p.getObjId())]
     out = []
     for info in infos:
         prot = project.getProtocol(info["id"])

@@ -13,6 +13,7 @@ With ``--mark``, progress lines start with :data:`MARK` so that a parent
 process can pick them out of Scipion's own output (see
 :func:`faml_tomo.workflow.demo.run_workflow_process`).
 """
+
 import argparse
 import json
 import logging
@@ -30,21 +31,30 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m faml_tomo.workflow",
         description="Create a Scipion project from workflow JSON files (filled faml_tomo "
-                    "templates or exported workflows), run it headless to the end, print "
-                    "each protocol's summary and save the viewers' figures.")
+        "templates or exported workflows), run it headless to the end, print "
+        "each protocol's summary and save the viewers' figures.",
+    )
     p.add_argument("name", help="project name")
     p.add_argument("workflows", nargs="+", help="workflow JSON files, loaded in order")
-    p.add_argument("--location", help="folder that holds the project folder "
-                                      "(default: SCIPION_USER_DATA/projects)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="remove an existing project of that name first")
+    p.add_argument(
+        "--location",
+        help="folder that holds the project folder (default: SCIPION_USER_DATA/projects)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="remove an existing project of that name first"
+    )
     p.add_argument("--figures", help="folder for the viewers' figures (PNG)")
     p.add_argument("--results", help="JSON file for summaries, outputs and data")
-    p.add_argument("--mark", action="store_true",
-                   help=f"start progress lines with {MARK!r} (for a parent process)")
-    p.add_argument("--scipion-root",
-                   help="set the Scipion variables that are not set yet (home with "
-                        "hosts.conf, projects) under this folder, then run")
+    p.add_argument(
+        "--mark",
+        action="store_true",
+        help=f"start progress lines with {MARK!r} (for a parent process)",
+    )
+    p.add_argument(
+        "--scipion-root",
+        help="set the Scipion variables that are not set yet (home with "
+        "hosts.conf, projects) under this folder, then run",
+    )
     return p
 
 
@@ -60,6 +70,7 @@ def run(args):
     from ..io.mrc import atomic_path
     from .project import create_project, run_project
     from .results import export_project
+
     t0 = time.perf_counter()
     _PREFIX["text"] = MARK if args.mark else ""
     # paths before the project becomes the working directory
@@ -75,8 +86,12 @@ def run(args):
                 _say(f"    {sub}")
     entries = export_project(project, figures, infos, say=_say) if figures else infos
     if results:
-        record = {"project": args.name, "path": project.path,
-                  "seconds": time.perf_counter() - t0, "protocols": entries}
+        record = {
+            "project": args.name,
+            "path": project.path,
+            "seconds": time.perf_counter() - t0,
+            "protocols": entries,
+        }
         with atomic_path(results) as tmp:
             Path(tmp).write_text(json.dumps(record, indent=1, default=str))
     return 0
@@ -89,14 +104,18 @@ def main(argv=None):
         # pyworkflow read its configuration already: set the variables and
         # start again in a fresh process.
         from .env import scipion_environment
+
         scipion_environment(args.scipion_root)
         argv = list(sys.argv[1:] if argv is None else argv)
-        argv = [a for i, a in enumerate(argv)
-                if not a.startswith("--scipion-root")
-                and not (i and argv[i - 1] == "--scipion-root")]
+        argv = [
+            a
+            for i, a in enumerate(argv)
+            if not a.startswith("--scipion-root") and not (i and argv[i - 1] == "--scipion-root")
+        ]
         os.execv(sys.executable, [sys.executable, "-m", "faml_tomo.workflow"] + argv)
     from ..errors import InputError
     from .project import WorkflowError
+
     try:
         return run(args)
     except (InputError, WorkflowError) as exc:

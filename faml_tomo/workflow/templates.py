@@ -9,6 +9,7 @@ and writes a plain workflow JSON that ``python -m
 pyworkflow.project.scripts.create NAME file.json`` or
 :func:`faml_tomo.workflow.project.create_project` loads.
 """
+
 import contextlib
 import io
 import json
@@ -48,13 +49,13 @@ def template_path(name):
     path = TEMPLATE_DIR / (TEMPLATES.get(name, name) + SUFFIX)
     if not path.is_file():
         known = ", ".join(sorted(TEMPLATES))
-        raise InputError(f"unknown workflow template {name!r} (known: {known}; "
-                         f"looked for {path})")
+        raise InputError(f"unknown workflow template {name!r} (known: {known}; looked for {path})")
     return path
 
 
 def _load(name):
     from pyworkflow.template import LocalTemplate
+
     template = LocalTemplate("faml_tomo", str(template_path(name)))
     try:
         template.replaceEnvVariables()
@@ -77,8 +78,10 @@ def template_fields(name):
     list of dict
         ``{"title", "default", "type", "alias"}`` per field, in order.
     """
-    return [{"title": p.getTitle(), "default": p.getValue(), "type": p.getType(),
-             "alias": p.getAlias()} for p in _load(name).getParams().values()]
+    return [
+        {"title": p.getTitle(), "default": p.getValue(), "type": p.getType(), "alias": p.getAlias()}
+        for p in _load(name).getParams().values()
+    ]
 
 
 def fill_template(name, values, out):
@@ -108,23 +111,27 @@ def fill_template(name, values, out):
     aliases = {p.getAlias() for p in template.getParams().values()}
     unknown = sorted(set(values) - aliases)
     if unknown:
-        raise InputError(f"template {name}: unknown field(s) {', '.join(unknown)} "
-                         f"(fields: {', '.join(sorted(aliases))})")
+        raise InputError(
+            f"template {name}: unknown field(s) {', '.join(unknown)} "
+            f"(fields: {', '.join(sorted(aliases))})"
+        )
     for alias, value in values.items():
         if isinstance(value, bool):
             value = "true" if value else "false"
         try:
-            with contextlib.redirect_stdout(io.StringIO()):     # pyworkflow prints
+            with contextlib.redirect_stdout(io.StringIO()):  # pyworkflow prints
                 template.setParamValue(alias, str(value))
-        except Exception as exc:      # pyworkflow raises a bare Exception
+        except Exception as exc:  # pyworkflow raises a bare Exception
             raise InputError(f"template {name}, field {alias}: {exc}") from exc
     template._replaceFields()
     text = "".join(str(part) for part in template.getContent())
     try:
         json.loads(text)
-    except json.JSONDecodeError as exc:     # a string value that breaks the JSON
-        raise InputError(f"template {name}: the filled workflow is not valid JSON "
-                         f"({exc}); check the values {values}") from exc
+    except json.JSONDecodeError as exc:  # a string value that breaks the JSON
+        raise InputError(
+            f"template {name}: the filled workflow is not valid JSON "
+            f"({exc}); check the values {values}"
+        ) from exc
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

@@ -63,13 +63,30 @@ The package, one concern per module: :mod:`.params` (settings), :mod:`.state`
 :mod:`.start` (initial model), :mod:`.reseed`, :mod:`.symframe` (point groups
 in a reference-free run) and :mod:`.driver` (:func:`classify`).
 """
+
 from .driver import classify, prepare_data
 from .estep import estep_chunk
 from .model import check_mask
 from .params import EMParams
-from .state import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, ChunkStats,
-                    ClassificationResult, EMState, result_from_state)
+from .state import (
+    CHECKPOINT_NAME,
+    CONSENSUS_CHECKPOINT_NAME,
+    ChunkStats,
+    ClassificationResult,
+    EMState,
+    result_from_state,
+)
 
-__all__ = ["EMParams", "EMState", "ChunkStats", "ClassificationResult", "classify",
-           "prepare_data", "estep_chunk", "result_from_state", "check_mask",
-           "CHECKPOINT_NAME", "CONSENSUS_CHECKPOINT_NAME"]
+__all__ = [
+    "EMParams",
+    "EMState",
+    "ChunkStats",
+    "ClassificationResult",
+    "classify",
+    "prepare_data",
+    "estep_chunk",
+    "result_from_state",
+    "check_mask",
+    "CHECKPOINT_NAME",
+    "CONSENSUS_CHECKPOINT_NAME",
+]

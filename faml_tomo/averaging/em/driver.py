@@ -1,4 +1,5 @@
 """The EM driver: data checks, checkpoint resume, the consensus run and the iterations."""
+
 import dataclasses
 import hashlib
 import json
@@ -24,8 +25,15 @@ from .model import _hybrid, _lowpass, _m_step, _reference, check_mask
 from .params import EMParams
 from .reseed import _reseed_starved, _starved
 from .start import _initial_state
-from .state import (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, ClassificationResult, EMState,
-                    _load_checkpoint, _result, _save_checkpoint)
+from .state import (
+    CHECKPOINT_NAME,
+    CONSENSUS_CHECKPOINT_NAME,
+    ClassificationResult,
+    EMState,
+    _load_checkpoint,
+    _result,
+    _save_checkpoint,
+)
 from .symframe import _active, _frame_switch, _symmetrized, _to_symmetry_frame
 
 logger = logging.getLogger(__name__)
@@ -41,8 +49,7 @@ def _as_tilt_ranges(tilt_range, n_particles):
     return [tr] * n_particles
 
 
-def prepare_data(subtomograms: Any, tilt_range: Sequence,
-                 params: EMParams | None = None) -> list:
+def prepare_data(subtomograms: Any, tilt_range: Sequence, params: EMParams | None = None) -> list:
     """Check and expand all subtomograms in this process.
 
     Parameters
@@ -79,8 +86,7 @@ def _side_spectra(state, params, geom):
     return [joined_spectra(h, state.spectra, geom, r_join) for h in state.half_spectra]
 
 
-def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None,
-                        side=None):
+def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None, side=None):
     """Leave-one-out data of one set of E-step references (``side``: the
     half-set, gold standard) or None when not used."""
     if not (params.leave_one_out and params.mode == "faml" and state.classes is not None):
@@ -94,10 +100,20 @@ def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_ma
         spectra = _side_spectra(state, params, geom)[side]
         gamma, gamma_low = state.half_gamma[side], gamma
         low = shell_index(geom) <= params.join_radius(geom.n)
-    return LeaveOneOut(spectra=spectra, filter=filt, gamma=gamma,
-                       classes=state.classes, max_posterior=state.max_posterior,
-                       rotations=state.rotations, shifts=state.shifts, mask=mask,
-                       radius=radius, focus_mask=focus_mask, low=low, gamma_low=gamma_low)
+    return LeaveOneOut(
+        spectra=spectra,
+        filter=filt,
+        gamma=gamma,
+        classes=state.classes,
+        max_posterior=state.max_posterior,
+        rotations=state.rotations,
+        shifts=state.shifts,
+        mask=mask,
+        radius=radius,
+        focus_mask=focus_mask,
+        low=low,
+        gamma_low=gamma_low,
+    )
 
 
 def _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask):
@@ -109,46 +125,89 @@ def _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask):
         if focus_mask is not None:
             # the consensus weighted as in the leave-one-out references (each
             # half-set's own masses for independent half-sets)
-            weights = (state.alpha if state.half_spectra is None else
-                       state.half_gamma[side] / max(float(state.half_gamma[side].sum()),
-                                                    1e-300))
+            weights = (
+                state.alpha
+                if state.half_spectra is None
+                else state.half_gamma[side] / max(float(state.half_gamma[side].sum()), 1e-300)
+            )
             # the mask's soft edge spreads the averages beyond the band radius
-            shown = np.stack([_lowpass(s, geom, r_cur)
-                              for s in _hybrid(shown, weights, focus_mask, geom)])
+            shown = np.stack(
+                [_lowpass(s, geom, r_cur) for s in _hybrid(shown, weights, focus_mask, geom)]
+            )
         refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
-        loo = _leave_one_out_data(state, params, geom, r_cur, n_part, mask, focus_mask,
-                                  side if state.half_spectra is not None else None)
+        loo = _leave_one_out_data(
+            state,
+            params,
+            geom,
+            r_cur,
+            n_part,
+            mask,
+            focus_mask,
+            side if state.half_spectra is not None else None,
+        )
         sets.append((refs, loo))
     if state.half_spectra is None:
         return sets[0][0], sets[0][1], None
-    halves = HalfSets(first=random_halves(n_part, params.seed), refs=sets[1][0],
-                      loo=sets[1][1])
+    halves = HalfSets(first=random_halves(n_part, params.seed), refs=sets[1][0], loo=sets[1][1])
     return sets[0][0], sets[0][1], halves
 
 
 def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None, ref_noise=None):
-    return runner.reduce(estep_chunk, refs, state.alpha, state.sigma2, state.xi2, params,
-                         iteration, loo, halves, ref_noise)      # chunk order
+    return runner.reduce(
+        estep_chunk,
+        refs,
+        state.alpha,
+        state.sigma2,
+        state.xi2,
+        params,
+        iteration,
+        loo,
+        halves,
+        ref_noise,
+    )  # chunk order
 
 
 def _run_consensus(runner, params, checkpoint_dir, comm, mask):
     """The ``K = 1`` run that ``init="consensus"`` starts the classes from
     (without a point group: the classes are turned into their symmetry
     frames later, as in any reference-free run)."""
-    one = dataclasses.replace(params, n_classes=1, init="random",
-                              max_iter=int(params.consensus_iterations),
-                              align=dataclasses.replace(params.align, symmetry="C1"))
-    logger.info("consensus: up to %d iterations with one class before the %d classes "
-                "are split", one.max_iter, int(params.n_classes))
-    return _classify(runner, one, None, checkpoint_dir, None, comm, mask,
-                     checkpoint_name=CONSENSUS_CHECKPOINT_NAME)
+    one = dataclasses.replace(
+        params,
+        n_classes=1,
+        init="random",
+        max_iter=int(params.consensus_iterations),
+        align=dataclasses.replace(params.align, symmetry="C1"),
+    )
+    logger.info(
+        "consensus: up to %d iterations with one class before the %d classes are split",
+        one.max_iter,
+        int(params.n_classes),
+    )
+    return _classify(
+        runner,
+        one,
+        None,
+        checkpoint_dir,
+        None,
+        comm,
+        mask,
+        checkpoint_name=CONSENSUS_CHECKPOINT_NAME,
+    )
 
 
-def classify(subtomograms: Any, tilt_range: Sequence = (-60, 60),
-             params: EMParams | None = None, references: Sequence | None = None,
-             checkpoint_dir: PathLike | None = None, callback: Callable | None = None,
-             workers: int = 1, comm: Any = None, mask: np.ndarray | None = None,
-             focus_mask: np.ndarray | None = None, **overrides: Any) -> ClassificationResult:
+def classify(
+    subtomograms: Any,
+    tilt_range: Sequence = (-60, 60),
+    params: EMParams | None = None,
+    references: Sequence | None = None,
+    checkpoint_dir: PathLike | None = None,
+    callback: Callable | None = None,
+    workers: int = 1,
+    comm: Any = None,
+    mask: np.ndarray | None = None,
+    focus_mask: np.ndarray | None = None,
+    **overrides: Any,
+) -> ClassificationResult:
     """FAML (or FA) averaging and classification of subtomograms.
 
     Parameters
@@ -214,8 +273,9 @@ def classify(subtomograms: Any, tilt_range: Sequence = (-60, 60),
     params.check(n_part)
     ranges = _as_tilt_ranges(tilt_range, n_part)
     with make_runner(subtomograms, ranges, params, workers, comm) as runner:
-        return _classify(runner, params, references, checkpoint_dir, callback, comm, mask,
-                         focus_mask)
+        return _classify(
+            runner, params, references, checkpoint_dir, callback, comm, mask, focus_mask
+        )
 
 
 def _digest(volumes):
@@ -241,11 +301,17 @@ def _fingerprint(params, n_part, summary, references, mask, focus_mask):
     if focus_mask is not None:
         focus_mask = check_mask(focus_mask, n)
         # "focus2": hybrid references low-passed to the band since 2026-12-06
-        extra.append("focus2:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes())
-                     .hexdigest())
-    fingerprint = json.dumps([params.fingerprint(), n_part, n,
-                              hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
-                              _digest(references)] + extra)
+        extra.append("focus2:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes()).hexdigest())
+    fingerprint = json.dumps(
+        [
+            params.fingerprint(),
+            n_part,
+            n,
+            hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
+            _digest(references),
+        ]
+        + extra
+    )
     return fingerprint, mask, focus_mask
 
 
@@ -255,7 +321,7 @@ def _resume(ckpt, fingerprint, comm, callback):
     is_root = comm is None or comm.Get_rank() == 0
     state = None
     if is_root:
-        atomic_path(ckpt).remove_stale()        # a kill during a checkpoint write
+        atomic_path(ckpt).remove_stale()  # a kill during a checkpoint write
         state = _load_checkpoint(ckpt, fingerprint) if ckpt.exists() else None
     if comm is not None:
         state = comm.bcast(state, root=0)
@@ -279,65 +345,110 @@ def _iterate(runner, state, params, references, geom, mask, focus_mask):
     starved = _starved(state, active, n_part, references)
     if starved:
         state = _reseed_starved(runner, state, starved, active, geom)
-    r_cur = (int(state.r_current) if state.r_current is not None
-             else params.start_radius(geom.n))
+    r_cur = int(state.r_current) if state.r_current is not None else params.start_radius(geom.n)
     refs, loo, halves = _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask)
     noise = _reference_noise(state, active, geom, r_cur, n_part, focus_mask)
-    stats = _symmetrized(_run_estep(runner, refs, state, active, it, loo, halves, noise),
-                         active, geom)
+    stats = _symmetrized(
+        _run_estep(runner, refs, state, active, it, loo, halves, noise), active, geom
+    )
     classes = np.asarray(stats.classes)
-    changes = (int(np.count_nonzero(classes != state.classes))
-               if state.classes is not None else n_part)
+    changes = (
+        int(np.count_nonzero(classes != state.classes)) if state.classes is not None else n_part
+    )
     spectra, alpha, sigma2, xi2, half, half_gamma = _m_step(state, stats, params, n_part, geom)
     ll = float(stats.loglik)
     # Change over the shells the E-step used (beyond them, noise).
     inb = shell_index(geom) <= r_cur
     diff = np.linalg.norm((spectra - state.spectra)[:, inb], axis=1)
-    change = float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1),
-                                            1e-300)))
+    change = float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1), 1e-300)))
     r_fsc, fsc, fsc_classes = _fsc_radius(stats, geom, params.fsc_level())
     r_next = _next_radius(r_cur, r_fsc, params, geom)
-    converged = (it > 0 and change < params.tol and r_next == r_cur
-                 and changes <= params.class_tol * n_part
-                 and (active is params or params.align.symmetry == "C1"))
+    converged = (
+        it > 0
+        and change < params.tol
+        and r_next == r_cur
+        and changes <= params.class_tol * n_part
+        and (active is params or params.align.symmetry == "C1")
+    )
     state = EMState(
-        iteration=it + 1, spectra=spectra, alpha=alpha, sigma2=float(sigma2),
-        xi2=float(xi2), log_likelihood=state.log_likelihood + [ll],
+        iteration=it + 1,
+        spectra=spectra,
+        alpha=alpha,
+        sigma2=float(sigma2),
+        xi2=float(xi2),
+        log_likelihood=state.log_likelihood + [ll],
         mean_score=state.mean_score + [float(stats.score / n_part)],
         class_changes=state.class_changes + [changes],
-        average_change=state.average_change + [change], converged=bool(converged),
-        r_current=r_next, radius=state.radius + [r_cur],
-        fsc_radius=state.fsc_radius + [r_fsc], fsc=[float(v) for v in fsc],
-        classes=classes, max_posterior=np.asarray(stats.max_posterior),
-        rotations=np.asarray(stats.rotations), shifts=np.asarray(stats.shifts),
+        average_change=state.average_change + [change],
+        converged=bool(converged),
+        r_current=r_next,
+        radius=state.radius + [r_cur],
+        fsc_radius=state.fsc_radius + [r_fsc],
+        fsc=[float(v) for v in fsc],
+        classes=classes,
+        max_posterior=np.asarray(stats.max_posterior),
+        rotations=np.asarray(stats.rotations),
+        shifts=np.asarray(stats.shifts),
         n_candidates=np.asarray(stats.n_candidates),
-        scores=np.asarray(stats.scores), logliks=np.asarray(stats.logliks),
-        reseeded=state.reseeded, half_spectra=half, half_gamma=half_gamma,
+        scores=np.asarray(stats.scores),
+        logliks=np.asarray(stats.logliks),
+        reseeded=state.reseeded,
+        half_spectra=half,
+        half_gamma=half_gamma,
         fsc_classes=fsc_classes if half is not None else None,
-        coverage=class_coverage(stats.wsum, stats.gamma))
+        coverage=class_coverage(stats.wsum, stats.gamma),
+    )
     if state.converged and _starved(state, params, n_part, references):
-        state.converged = False         # a class to re-seed first
-    logger.info("%s iteration %d: log-likelihood %.6g, mean score %.4f, "
-                "%d class changes, average change %.4f, sigma %.4g, band %d shells "
-                "(FSC %d, next %d), %.1f s",
-                params.mode.upper(), it + 1, ll, state.mean_score[-1], changes, change,
-                np.sqrt(sigma2), r_cur, r_fsc, r_next, time.perf_counter() - t0)
+        state.converged = False  # a class to re-seed first
+    logger.info(
+        "%s iteration %d: log-likelihood %.6g, mean score %.4f, "
+        "%d class changes, average change %.4f, sigma %.4g, band %d shells "
+        "(FSC %d, next %d), %.1f s",
+        params.mode.upper(),
+        it + 1,
+        ll,
+        state.mean_score[-1],
+        changes,
+        change,
+        np.sqrt(sigma2),
+        r_cur,
+        r_fsc,
+        r_next,
+        time.perf_counter() - t0,
+    )
     return state
 
 
-def _classify(runner, params, references, checkpoint_dir, callback, comm, mask=None,
-              focus_mask=None, checkpoint_name=CHECKPOINT_NAME):
+def _classify(
+    runner,
+    params,
+    references,
+    checkpoint_dir,
+    callback,
+    comm,
+    mask=None,
+    focus_mask=None,
+    checkpoint_name=CHECKPOINT_NAME,
+):
     summary = runner.map(_chunk_summary)
     n = summary[0][0]
     geom = band_geometry(n, *params.align.band(n))
-    fingerprint, mask, focus_mask = _fingerprint(params, runner.n_particles, summary,
-                                                 references, mask, focus_mask)
-    if (params.align.symmetry != "C1" and references is None
-            and params.c1_iterations >= params.max_iter):
+    fingerprint, mask, focus_mask = _fingerprint(
+        params, runner.n_particles, summary, references, mask, focus_mask
+    )
+    if (
+        params.align.symmetry != "C1"
+        and references is None
+        and params.c1_iterations >= params.max_iter
+    ):
         # a warning, not an error: the protocol runs one iteration per step
-        logger.warning("symmetry %s without references is imposed after %d iterations "
-                       "without it (c1_iterations); this run stops after %d",
-                       params.align.symmetry, params.c1_iterations, params.max_iter)
+        logger.warning(
+            "symmetry %s without references is imposed after %d iterations "
+            "without it (c1_iterations); this run stops after %d",
+            params.align.symmetry,
+            params.c1_iterations,
+            params.max_iter,
+        )
     is_root = comm is None or comm.Get_rank() == 0
     ckpt = Path(checkpoint_dir) / checkpoint_name if checkpoint_dir is not None else None
     state = _resume(ckpt, fingerprint, comm, callback) if ckpt is not None else None

@@ -1,4 +1,5 @@
 """The E-step: candidate transforms, posteriors and sufficient statistics per subtomogram."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,9 @@ from .state import ChunkStats
 
 
 def _rng(seed, iteration, index, k):
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(iteration),
-                                                         int(index), int(k)]))
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed), int(iteration), int(index), int(k)])
+    )
 
 
 @dataclass
@@ -46,6 +48,7 @@ class LeaveOneOut:
         Gold standard: band points where ``spectra`` is the joined average
         of both half-sets, and the class masses of that average.
     """
+
     spectra: np.ndarray
     filter: np.ndarray
     gamma: np.ndarray
@@ -73,8 +76,7 @@ def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
     g = float(loo.gamma[k])
     if g <= 1.0 + 1e-9:
         return refs
-    vals, mask = _back_rotate(part, padded, loo.rotations[part.index],
-                              loo.shifts[part.index], geom)
+    vals, mask = _back_rotate(part, padded, loo.rotations[part.index], loo.shifts[part.index], geom)
     # Symmetrised, the own term sits in G rotated copies of weight 1/G each;
     # only the unrotated one correlates with the subtomogram's own noise.
     n_sym = len(symmetry_group(ap.symmetry))
@@ -84,9 +86,13 @@ def _leave_one_out_refs(part, refs, loo, padded, geom, ap):
         own = np.where(loo.low, own * (g / max(float(loo.gamma_low[k]), g)), own)
     spec = loo.filter * (loo.spectra[k] - own)
     if loo.focus_mask is not None:
-        spec = _hybrid(spec[None], np.ones(1), loo.focus_mask, geom,
-                       consensus=loo.filter * np.tensordot(loo.gamma / loo.gamma.sum(),
-                                                           loo.spectra, axes=1))[0]
+        spec = _hybrid(
+            spec[None],
+            np.ones(1),
+            loo.focus_mask,
+            geom,
+            consensus=loo.filter * np.tensordot(loo.gamma / loo.gamma.sum(), loo.spectra, axes=1),
+        )[0]
         if loo.radius is not None:
             spec = _lowpass(spec, geom, loo.radius)
     out = list(refs)
@@ -118,9 +124,16 @@ def _shared_candidates(part, refs, cands, ap, top):
         shifts[own], scores[own] = tops[k].shifts, tops[k].scores
         sq[own], rn2[own] = tops[k].sq_dist, tops[k].ref_norm2
         shifts[other], scores[other], sq[other], rn2[other] = translation_search(
-            part, ref, rotations[other], ap)
-        res = AlignmentResult(rotations=rotations.copy(), shifts=shifts, scores=scores,
-                              rot_scores=scores.copy(), sq_dist=sq, ref_norm2=rn2)
+            part, ref, rotations[other], ap
+        )
+        res = AlignmentResult(
+            rotations=rotations.copy(),
+            shifts=shifts,
+            scores=scores,
+            rot_scores=scores.copy(),
+            sq_dist=sq,
+            ref_norm2=rn2,
+        )
         out.append(res.subset(np.argsort(-scores, kind="stable")))
     return out
 
@@ -140,16 +153,36 @@ def _fa_pick(cands, log_alpha, sigma2, xi2, const, first, acc):
     return ll_i, k, 0, 1.0, [(k, 0, 1.0)]
 
 
-def _faml_posteriors(part, cands, log_alpha, sigma2, xi2, const, first, acc, params,
-                     iteration, group, geom, loo, ref_noise):
+def _faml_posteriors(
+    part,
+    cands,
+    log_alpha,
+    sigma2,
+    xi2,
+    const,
+    first,
+    acc,
+    params,
+    iteration,
+    group,
+    geom,
+    loo,
+    ref_noise,
+):
     """FAML: posteriors over every class's candidates (eqs. 14-15, Voronoi
     weights), accumulated into ``acc``.  Returns as :func:`_fa_pick`."""
     n_k = len(cands)
     logw, owner = [], []
     for k, c in enumerate(cands):
-        v = voronoi_weights(c.rotations, c.shifts, params.n_voronoi, params.alpha_trd,
-                            rng=_rng(params.seed, iteration, part.index, k), group=group)
-        t2 = np.sum(c.shifts ** 2, axis=1)
+        v = voronoi_weights(
+            c.rotations,
+            c.shifts,
+            params.n_voronoi,
+            params.alpha_trd,
+            rng=_rng(params.seed, iteration, part.index, k),
+            group=group,
+        )
+        t2 = np.sum(c.shifts**2, axis=1)
         with np.errstate(divide="ignore"):
             lw = log_alpha[k] + np.log(v) - c.sq_dist / (2 * sigma2) - t2 / (2 * xi2)
         logw.append(lw)
@@ -172,22 +205,23 @@ def _faml_posteriors(part, cands, log_alpha, sigma2, xi2, const, first, acc, par
     mass = np.bincount(owner, weights=gamma, minlength=n_k)
     k = int(np.argmax(mass))
     start = sum(len(cands[j]) for j in range(k))
-    phi = int(np.argmax(gamma[start:start + len(cands[k])]))
+    phi = int(np.argmax(gamma[start : start + len(cands[k])]))
     sel = []
     pos = 0
     for kk, c in enumerate(cands):
-        g = gamma[pos:pos + len(c)]
+        g = gamma[pos : pos + len(c)]
         pos += len(c)
         acc.gamma[kk] += g.sum()
         acc.gamma_half[kk] += g.sum() * first
         acc.sq += float(g @ c.sq_dist)
-        acc.t2 += float(g @ np.sum(c.shifts ** 2, axis=1))
+        acc.t2 += float(g @ np.sum(c.shifts**2, axis=1))
         sel.extend((kk, j, float(g[j])) for j in np.flatnonzero(g >= params.min_posterior))
     return ll_i, k, phi, float(mass[k]), sel
 
 
-def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None,
-               halves=None, ref_noise=None):
+def _estep_one(
+    part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None, halves=None, ref_noise=None
+):
     """Candidates, posteriors and statistics of one subtomogram, into ``acc``."""
     ap = params.align
     geom = band_geometry(part.n, *ap.band(part.n))
@@ -200,8 +234,12 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None,
     if loo is not None:
         refs = _leave_one_out_refs(part, refs, loo, padded, geom, ap)
     cands = [align(part, refs[k], ap) for k in range(n_k)]
-    if (params.mode == "faml" and n_k > 1 and int(params.shared_candidates) > 0
-            and not params.gold_standard):
+    if (
+        params.mode == "faml"
+        and n_k > 1
+        and int(params.shared_candidates) > 0
+        and not params.gold_standard
+    ):
         cands = _shared_candidates(part, refs, cands, ap, int(params.shared_candidates))
     group = params.group() if ap.symmetry != "C1" else None
     const = -0.5 * part.n_obs * np.log(2 * np.pi * sigma2) - 1.5 * np.log(2 * np.pi * xi2)
@@ -210,9 +248,22 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None,
     if params.mode == "fa":
         ll_i, k, phi, post_k, sel = _fa_pick(cands, log_alpha, sigma2, xi2, const, first, acc)
     else:
-        ll_i, k, phi, post_k, sel = _faml_posteriors(part, cands, log_alpha, sigma2, xi2,
-                                                     const, first, acc, params, iteration,
-                                                     group, geom, loo, ref_noise)
+        ll_i, k, phi, post_k, sel = _faml_posteriors(
+            part,
+            cands,
+            log_alpha,
+            sigma2,
+            xi2,
+            const,
+            first,
+            acc,
+            params,
+            iteration,
+            group,
+            geom,
+            loo,
+            ref_noise,
+        )
     acc.loglik += ll_i
     acc.missing += geom.n_full - part.n_obs
     for kk, j, g in sel:
@@ -235,9 +286,18 @@ def _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo=None,
     acc.logliks.append(ll_i)
 
 
-def estep_chunk(parts: list, refs: list, alpha: np.ndarray, sigma2: float, xi2: float,
-                params: Any, iteration: int, loo: LeaveOneOut | None = None,
-                halves: Any = None, ref_noise: tuple | None = None) -> ChunkStats:
+def estep_chunk(
+    parts: list,
+    refs: list,
+    alpha: np.ndarray,
+    sigma2: float,
+    xi2: float,
+    params: Any,
+    iteration: int,
+    loo: LeaveOneOut | None = None,
+    halves: Any = None,
+    ref_noise: tuple | None = None,
+) -> ChunkStats:
     """E-step statistics of a chunk of subtomograms (a pure function).
 
     Parameters
@@ -267,8 +327,7 @@ def estep_chunk(parts: list, refs: list, alpha: np.ndarray, sigma2: float, xi2: 
     geom = band_geometry(n, *params.align.band(n))
     acc = ChunkStats.zeros(len(refs), len(geom.index))
     for part in parts:
-        _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo, halves,
-                   ref_noise)
+        _estep_one(part, refs, alpha, sigma2, xi2, params, iteration, acc, loo, halves, ref_noise)
     return acc
 
 
@@ -288,8 +347,13 @@ def _reference_noise(state, params, geom, radius, n_part, focus_mask=None):
     class's own (the rest is the consensus, the same noise for every
     class): the energy is scaled by the mask's mean square (white noise
     spreads evenly over the box)."""
-    if not (params.noise_correction and params.mode == "faml" and len(state.alpha) > 1
-            and state.coverage is not None and state.half_spectra is None):
+    if not (
+        params.noise_correction
+        and params.mode == "faml"
+        and len(state.alpha) > 1
+        and state.coverage is not None
+        and state.half_spectra is None
+    ):
         return None
     filt = np.ones(len(geom.index))
     if params.fsc_weight and state.fsc is not None:
@@ -298,6 +362,6 @@ def _reference_noise(state, params, geom, radius, n_part, focus_mask=None):
     # symmetrised averages hold G copies of each member
     mass = np.asarray(state.alpha, float) * n_part * len(params.group())
     cover = np.nan_to_num(np.asarray(state.coverage, float), nan=0.0)
-    per_point = geom.herm * filt ** 2 / (2.0 - np.clip(cover, 0.0, 1.0))
+    per_point = geom.herm * filt**2 / (2.0 - np.clip(cover, 0.0, 1.0))
     inside = 1.0 if focus_mask is None else float(np.mean(np.square(focus_mask)))
     return inside * per_point.sum(axis=1), mass

@@ -13,7 +13,7 @@ from ..parallel import add_arrays
 from ..symmetry import symmetrize_band, symmetrize_weights
 
 
-_XI2_MIN = 0.25          # translation prior SD floor: half a voxel
+_XI2_MIN = 0.25  # translation prior SD floor: half a voxel
 
 
 def _half_from_band(values, geom):
@@ -87,8 +87,15 @@ def _count_floor(params):
 def _hard_mean(runner, members, state, params, geom, fallback):
     """Wedge-compensated (symmetrised) mean of ``members`` at their best
     transforms; ``fallback`` where none of them observed a component."""
-    num, cnt = runner.reduce(_hard_sums, set(np.asarray(members).tolist()), state.rotations,
-                             state.shifts, geom, params.align.pad, add=add_arrays)
+    num, cnt = runner.reduce(
+        _hard_sums,
+        set(np.asarray(members).tolist()),
+        state.rotations,
+        state.shifts,
+        geom,
+        params.align.pad,
+        add=add_arrays,
+    )
     num = symmetrize_band(num, geom, params.group(), params.align.pad)
     cnt = symmetrize_weights(cnt, geom, params.group())
     seen = cnt > _count_floor(params)
@@ -108,8 +115,9 @@ def _hybrid(spectra, alpha, focus_mask, geom, consensus=None):
         cons = np.tensordot(alpha, np.stack(vols), axes=1)
     else:
         cons = volume_from_spectrum(_half_from_band(consensus, geom), n)
-    return np.stack([spectrum(focus_mask * v + (1 - focus_mask) * cons).reshape(-1)[geom.index]
-                     for v in vols])
+    return np.stack(
+        [spectrum(focus_mask * v + (1 - focus_mask) * cons).reshape(-1)[geom.index] for v in vols]
+    )
 
 
 def _update_spectra(old, num, wsum, gamma, params):
@@ -137,11 +145,20 @@ def _m_step(state, stats, params, n_part, geom):
         spectra = _update_spectra(state.spectra, stats.num, stats.wsum, stats.gamma, params)
     else:
         half_gamma = np.stack([stats.gamma_half, stats.gamma - stats.gamma_half])
-        half = np.stack([
-            _update_spectra(state.half_spectra[0], stats.num_half, stats.wsum_half,
-                            half_gamma[0], params),
-            _update_spectra(state.half_spectra[1], stats.num - stats.num_half,
-                            stats.wsum - stats.wsum_half, half_gamma[1], params)])
+        half = np.stack(
+            [
+                _update_spectra(
+                    state.half_spectra[0], stats.num_half, stats.wsum_half, half_gamma[0], params
+                ),
+                _update_spectra(
+                    state.half_spectra[1],
+                    stats.num - stats.num_half,
+                    stats.wsum - stats.wsum_half,
+                    half_gamma[1],
+                    params,
+                ),
+            ]
+        )
         spectra = combine_halves(half, half_gamma)
     alpha = stats.gamma / n_part
     sigma2 = (stats.sq + state.sigma2 * stats.missing) / (n_part * geom.n_full)

@@ -1,4 +1,5 @@
 """Settings of a FAML or FA run (:class:`EMParams`), checked and fingerprinted."""
+
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -172,6 +173,7 @@ class EMParams:
         returned averages join the halves.  ``False``: one set, and an
         even/odd FSC that shares the reference (optimistic).
     """
+
     n_classes: int = 1
     mode: str = "faml"
     max_iter: int = 20
@@ -217,8 +219,7 @@ class EMParams:
         if int(self.n_classes) == 1 or references is not None:
             return "random"
         if self.init == "auto":
-            return ("consensus" if self.mode == "faml" and not self.gold_standard
-                    else "random")
+            return "consensus" if self.mode == "faml" and not self.gold_standard else "random"
         return self.init
 
     def fsc_level(self) -> float:
@@ -233,8 +234,10 @@ class EMParams:
         if int(self.n_classes) < 1:
             raise InputError(f"number of classes K must be >= 1, got {self.n_classes}")
         if self.n_classes > n_particles:
-            raise InputError(f"number of classes K={self.n_classes} exceeds the number of "
-                             f"subtomograms N={n_particles}")
+            raise InputError(
+                f"number of classes K={self.n_classes} exceeds the number of "
+                f"subtomograms N={n_particles}"
+            )
         if int(self.max_iter) < 1:
             raise InputError(f"max_iter must be >= 1, got {self.max_iter}")
         if int(self.n_voronoi) < 1:
@@ -244,8 +247,9 @@ class EMParams:
         if int(self.chunk_size) < 1:
             raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if not 4 <= int(self.align.lmax) <= 64:
-            raise InputError(f"angular bandwidth lmax must be between 4 and 64, got "
-                             f"{self.align.lmax}")
+            raise InputError(
+                f"angular bandwidth lmax must be between 4 and 64, got {self.align.lmax}"
+            )
         if not self.tol >= 0:
             raise InputError(f"convergence tolerance must be >= 0, got {self.tol}")
         if int(self.align.max_candidates) < 1:
@@ -253,12 +257,13 @@ class EMParams:
         if self.init not in _INITS:
             raise InputError(f"init must be one of {_INITS}, got {self.init!r}")
         if self.init == "consensus" and self.gold_standard and int(self.n_classes) > 1:
-            raise InputError("init='consensus' aligns all subtomograms to one consensus "
-                             "before the split: not with gold-standard half-sets (use "
-                             "init='random' or 'auto')")
+            raise InputError(
+                "init='consensus' aligns all subtomograms to one consensus "
+                "before the split: not with gold-standard half-sets (use "
+                "init='random' or 'auto')"
+            )
         if int(self.consensus_iterations) < 1:
-            raise InputError(f"consensus_iterations must be >= 1, got "
-                             f"{self.consensus_iterations}")
+            raise InputError(f"consensus_iterations must be >= 1, got {self.consensus_iterations}")
         if int(self.init_restarts) < 1:
             raise InputError(f"init_restarts must be >= 1, got {self.init_restarts}")
         if int(self.march_step) < 1:
@@ -272,11 +277,15 @@ class EMParams:
         if int(self.c1_iterations) < 0:
             raise InputError(f"c1_iterations must be >= 0, got {self.c1_iterations}")
         if self.gold_standard and n_particles < 2 * int(self.n_classes):
-            raise InputError(f"gold-standard half-sets need at least 2 K = "
-                             f"{2 * int(self.n_classes)} subtomograms, got {n_particles}")
+            raise InputError(
+                f"gold-standard half-sets need at least 2 K = "
+                f"{2 * int(self.n_classes)} subtomograms, got {n_particles}"
+            )
         if check_symmetry(self.align.symmetry) != self.align.symmetry:
-            raise InputError(f"symmetry {self.align.symmetry!r}: write it as "
-                             f"{check_symmetry(self.align.symmetry)!r}")
+            raise InputError(
+                f"symmetry {self.align.symmetry!r}: write it as "
+                f"{check_symmetry(self.align.symmetry)!r}"
+            )
 
     def group(self) -> np.ndarray:
         """Rotation matrices of the averages' point group, shape (G, 3, 3)."""
@@ -292,7 +301,7 @@ class EMParams:
         if d["init"] != "consensus":
             d.pop("consensus_iterations")
         else:
-            d["consensus_march"] = "restart"     # classes march again after the split
+            d["consensus_march"] = "restart"  # classes march again after the split
         if d["align"]["symmetry"] == "C1":
             # settings that do nothing without symmetry: checkpoints made
             # before symmetry existed still resume
@@ -301,7 +310,7 @@ class EMParams:
         if not d["gold_standard"]:
             d.pop("gold_standard")
         if d["n_classes"] == 1 or d["mode"] != "faml":
-            d.pop("noise_correction")           # no effect: such checkpoints still resume
+            d.pop("noise_correction")  # no effect: such checkpoints still resume
         if d["n_classes"] == 1 or d["mode"] != "faml" or d.get("gold_standard"):
             d.pop("shared_candidates")
         return json.dumps(d, sort_keys=True)

@@ -1,4 +1,5 @@
 """Re-seeding classes that lost their subtomograms (``EMParams.min_class_size``)."""
+
 import dataclasses
 import logging
 
@@ -14,12 +15,19 @@ def _starved(state, params, n_part, references):
     """Classes to re-seed before the next E-step (see ``min_class_size``):
     posterior mass below the limit, not re-seeded before; never with user
     references, for ``K = 1`` or before the first E-step."""
-    if (references is not None or len(state.spectra) < 2 or params.min_class_size <= 0
-            or state.classes is None):
+    if (
+        references is not None
+        or len(state.spectra) < 2
+        or params.min_class_size <= 0
+        or state.classes is None
+    ):
         return []
     done = {int(e[1]) for e in state.reseeded}
-    return [c for c in range(len(state.spectra))
-            if state.alpha[c] * n_part < params.min_class_size and c not in done]
+    return [
+        c
+        for c in range(len(state.spectra))
+        if state.alpha[c] * n_part < params.min_class_size and c not in done
+    ]
 
 
 def _reseed_starved(runner, state, starved, params, geom):
@@ -44,8 +52,8 @@ def _reseed_starved(runner, state, starved, params, geom):
         j = int(np.argmax(alpha))
         members = np.flatnonzero(classes == j)
         if j == c or len(members) < 2 * max(params.min_class_size, 1.0):
-            continue                         # nothing worth splitting
-        take = members[np.argsort(state.logliks[members], kind="stable")[:len(members) // 2]]
+            continue  # nothing worth splitting
+        take = members[np.argsort(state.logliks[members], kind="stable")[: len(members) // 2]]
         if half is None:
             spectra[c] = _hard_mean(runner, take, state, params, geom, spectra[j])
         else:
@@ -63,11 +71,23 @@ def _reseed_starved(runner, state, starved, params, geom):
         classes[take] = c
         max_post[take] = 1.0
         events.append([int(state.iteration + 1), c, j, int(len(take))])
-        logger.info("class %d kept %.2f subtomograms: re-seeded from the %d worst-fitting "
-                    "of class %d's %d", c + 1, float(state.alpha[c] * n_part), len(take),
-                    j + 1, len(members))
+        logger.info(
+            "class %d kept %.2f subtomograms: re-seeded from the %d worst-fitting of class %d's %d",
+            c + 1,
+            float(state.alpha[c] * n_part),
+            len(take),
+            j + 1,
+            len(members),
+        )
     if not events:
         return state
-    return dataclasses.replace(state, spectra=spectra, alpha=alpha, classes=classes,
-                               max_posterior=max_post, reseeded=state.reseeded + events,
-                               half_spectra=half, half_gamma=half_gamma)
+    return dataclasses.replace(
+        state,
+        spectra=spectra,
+        alpha=alpha,
+        classes=classes,
+        max_posterior=max_post,
+        reseeded=state.reseeded + events,
+        half_spectra=half,
+        half_gamma=half_gamma,
+    )

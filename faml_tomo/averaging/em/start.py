@@ -1,4 +1,5 @@
 """The initial model: the paper's random split, k-means, a consensus split or user references."""
+
 import dataclasses
 import logging
 
@@ -66,24 +67,34 @@ def _initial_state(runner, params, references, geom, consensus=None):
         spectra = np.divide(num, cnt, out=np.zeros_like(num), where=seen)
     else:
         if len(references) not in (1, k):
-            raise InputError(f"got {len(references)} references for K={k} classes (give "
-                             f"one per class, or one to start all {k} from)")
+            raise InputError(
+                f"got {len(references)} references for K={k} classes (give "
+                f"one per class, or one to start all {k} from)"
+            )
         refs = [check_volume(r, i, n, name="reference") for i, r in enumerate(references)]
         if len(refs) > 1 and all(np.array_equal(r, refs[0]) for r in refs[1:]):
             # identical classes get identical posteriors and stay identical
-            raise InputError(f"the {k} references are identical: the classes would never "
-                             f"separate; start from {k} different maps (e.g. with and "
-                             f"without the region of interest) or without references")
-        spectra = np.stack([spectrum((r - r.mean()) / r.std()).reshape(-1)[geom.index]
-                            for r in refs])
+            raise InputError(
+                f"the {k} references are identical: the classes would never "
+                f"separate; start from {k} different maps (e.g. with and "
+                f"without the region of interest) or without references"
+            )
+        spectra = np.stack(
+            [spectrum((r - r.mean()) / r.std()).reshape(-1)[geom.index] for r in refs]
+        )
         spectra = symmetrize_band(spectra, geom, params.group(), params.align.pad)
         spectra = _fit_reference_scale(runner, spectra, params, geom)
         if len(spectra) < k:
             spectra = _split_reference(runner, params, spectra[0], labels, geom)
     i, kk = int(rng.integers(n_part)), int(rng.integers(k))
     sigma2 = next(v for v in runner.map(_init_sigma2, i, spectra[kk], geom) if v is not None)
-    state = EMState(iteration=0, spectra=spectra, alpha=np.full(k, 1.0 / k),
-                    sigma2=max(sigma2, 1e-12), xi2=float(n) ** 2)
+    state = EMState(
+        iteration=0,
+        spectra=spectra,
+        alpha=np.full(k, 1.0 / k),
+        sigma2=max(sigma2, 1e-12),
+        xi2=float(n) ** 2,
+    )
     if params.gold_standard:
         # both half-sets start from the averages low-passed to the join
         # radius: nothing beyond it is shared
@@ -113,26 +124,53 @@ def _consensus_state(runner, params, consensus, geom):
     shells: sizes settling to 105/95, F1 0.90)."""
     n_part, k = runner.n_particles, int(params.n_classes)
     c1 = _active(params, None, 0)
-    poses = EMState(iteration=0, spectra=None, alpha=np.ones(1), sigma2=1.0, xi2=1.0,
-                    rotations=np.asarray(consensus.rotations, float),
-                    shifts=np.asarray(consensus.shifts, float))
+    poses = EMState(
+        iteration=0,
+        spectra=None,
+        alpha=np.ones(1),
+        sigma2=1.0,
+        xi2=1.0,
+        rotations=np.asarray(consensus.rotations, float),
+        shifts=np.asarray(consensus.shifts, float),
+    )
     fit = np.asarray(consensus.scores, float)
-    best = np.argsort(-fit, kind="stable")[:max(int(np.ceil(FIT_FRACTION * n_part)), 1)]
+    best = np.argsort(-fit, kind="stable")[: max(int(np.ceil(FIT_FRACTION * n_part)), 1)]
     zero = np.zeros(len(geom.index), dtype=complex)
     average = _hard_mean(runner, best, poses, c1, geom, zero)
     radius = int(consensus.radius[-1])
-    labels = wmd_split(runner, poses.rotations, poses.shifts, fit, average, geom, k, radius,
-                       params.align.pad, params.seed, params.init_restarts)
-    spectra = np.stack([_hard_mean(runner, np.flatnonzero(labels == c), poses, c1, geom,
-                                   average) for c in range(k)])
-    return EMState(iteration=0, spectra=spectra,
-                   alpha=np.bincount(labels, minlength=k) / float(n_part),
-                   sigma2=max(float(consensus.sigma) ** 2, 1e-12),
-                   xi2=float(consensus.xi) ** 2, classes=labels,
-                   max_posterior=np.ones(n_part), rotations=poses.rotations,
-                   shifts=poses.shifts, logliks=np.asarray(consensus.logliks, float),
-                   r_current=min(radius, params.start_radius(geom.n)),
-                   fsc=None if consensus.fsc is None else [float(v) for v in consensus.fsc])
+    labels = wmd_split(
+        runner,
+        poses.rotations,
+        poses.shifts,
+        fit,
+        average,
+        geom,
+        k,
+        radius,
+        params.align.pad,
+        params.seed,
+        params.init_restarts,
+    )
+    spectra = np.stack(
+        [
+            _hard_mean(runner, np.flatnonzero(labels == c), poses, c1, geom, average)
+            for c in range(k)
+        ]
+    )
+    return EMState(
+        iteration=0,
+        spectra=spectra,
+        alpha=np.bincount(labels, minlength=k) / float(n_part),
+        sigma2=max(float(consensus.sigma) ** 2, 1e-12),
+        xi2=float(consensus.xi) ** 2,
+        classes=labels,
+        max_posterior=np.ones(n_part),
+        rotations=poses.rotations,
+        shifts=poses.shifts,
+        logliks=np.asarray(consensus.logliks, float),
+        r_current=min(radius, params.start_radius(geom.n)),
+        fsc=None if consensus.fsc is None else [float(v) for v in consensus.fsc],
+    )
 
 
 def _split_reference(runner, params, spec, labels, geom):
@@ -146,13 +184,27 @@ def _split_reference(runner, params, spec, labels, geom):
     ref = [_reference(spec, geom, params.align)]
     total = runner.reduce(estep_chunk, ref, np.ones(1), 1.0, float(geom.n) ** 2, one, 0)
     rotations, shifts = np.asarray(total.rotations), np.asarray(total.shifts)
-    state = EMState(iteration=0, spectra=spec[None], alpha=np.ones(1), sigma2=1.0, xi2=1.0,
-                    rotations=rotations, shifts=shifts)
-    spectra = np.stack([_hard_mean(runner, np.flatnonzero(labels == c), state, params, geom,
-                                   spec) for c in range(int(params.n_classes))])
-    logger.info("%d classes started from one reference: random subsets of %s "
-                "subtomograms at their transforms against it", int(params.n_classes),
-                np.bincount(labels).tolist())
+    state = EMState(
+        iteration=0,
+        spectra=spec[None],
+        alpha=np.ones(1),
+        sigma2=1.0,
+        xi2=1.0,
+        rotations=rotations,
+        shifts=shifts,
+    )
+    spectra = np.stack(
+        [
+            _hard_mean(runner, np.flatnonzero(labels == c), state, params, geom, spec)
+            for c in range(int(params.n_classes))
+        ]
+    )
+    logger.info(
+        "%d classes started from one reference: random subsets of %s "
+        "subtomograms at their transforms against it",
+        int(params.n_classes),
+        np.bincount(labels).tolist(),
+    )
     return spectra
 
 
@@ -168,8 +220,9 @@ def _init_descriptors(parts, geom, r_hi):
         num = np.bincount(sh, weights=h * np.abs(p.values) ** 2, minlength=r_hi + 1)
         den = np.bincount(sh, weights=h, minlength=r_hi + 1)
         sel = slice(geom.r_min, r_hi + 1)
-        mean = np.divide(num[sel], den[sel], out=np.full(r_hi + 1 - geom.r_min, np.nan),
-                         where=den[sel] > 0)
+        mean = np.divide(
+            num[sel], den[sel], out=np.full(r_hi + 1 - geom.r_min, np.nan), where=den[sel] > 0
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             out.append((p.index, np.log(mean)))
     return out
@@ -188,10 +241,11 @@ def _kmeans_split(runner, params, geom):
     sd = x.std(axis=0)
     x = (x[:, sd > 0] - x[:, sd > 0].mean(axis=0)) / sd[sd > 0]
     if x.shape[1] == 0:
-        raise InputError("k-means initialisation: the subtomograms have no usable "
-                         "shell power; use init='random'")
+        raise InputError(
+            "k-means initialisation: the subtomograms have no usable shell power; use init='random'"
+        )
     u, sv, _ = np.linalg.svd(x, full_matrices=False)
-    y = u[:, :min(k + 1, x.shape[1])] * sv[:min(k + 1, x.shape[1])]
+    y = u[:, : min(k + 1, x.shape[1])] * sv[: min(k + 1, x.shape[1])]
     rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x4B4D]))
     labels, _ = kmeans(y, k, rng, params.init_restarts)
     logger.info("k-means initial split: class sizes %s", np.bincount(labels, minlength=k))
@@ -225,25 +279,26 @@ def _fit_reference_scale(runner, spectra, params, geom, n_fit=16):
     reference is therefore also tried inverted, and the sign whose
     alignments score higher over the sample is kept (logged)."""
     n_part, k = runner.n_particles, len(spectra)
-    subset = set(np.unique(np.linspace(0, n_part - 1, min(n_fit, n_part)).astype(int))
-                 .tolist())
+    subset = set(np.unique(np.linspace(0, n_part - 1, min(n_fit, n_part)).astype(int)).tolist())
     both = np.concatenate([spectra, -spectra])
-    refs = [prepare_reference(spec=_half_from_band(sp, geom), n=geom.n, params=params.align)
-            for sp in both]
-    samples = [x for chunk in runner.map(_scale_samples, subset, refs, params.align)
-               for x in chunk]
+    refs = [
+        prepare_reference(spec=_half_from_band(sp, geom), n=geom.n, params=params.align)
+        for sp in both
+    ]
+    samples = [x for chunk in runner.map(_scale_samples, subset, refs, params.align) for x in chunk]
     out = spectra.copy()
     if not samples:
         return out
-    scores = np.array([sc for sc, _ in samples])          # (S, 2K)
+    scores = np.array([sc for sc, _ in samples])  # (S, 2K)
     scales = np.array([sl for _, sl in samples])
     sign = np.where(scores[:, :k].sum(axis=0) >= scores[:, k:].sum(axis=0), 1, -1)
     cols = np.where(sign > 0, np.arange(k), np.arange(k) + k)
     best = np.argmax(scores[:, cols], axis=1)
     for kk in range(k):
         if sign[kk] < 0:
-            logger.warning("reference %d has the opposite contrast of the subtomograms: "
-                           "inverted", kk + 1)
+            logger.warning(
+                "reference %d has the opposite contrast of the subtomograms: inverted", kk + 1
+            )
         vals = scales[best == kk, cols[kk]]
         if len(vals) == 0:
             vals = scales[np.arange(len(best)), cols[best]]

@@ -1,4 +1,5 @@
 """Model state, chunk statistics, the result of a run and checkpoints."""
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class EMState:
         Fraction of each class's subtomograms that observed each band point
         in the last E-step (:func:`.coverage.class_coverage`).
     """
+
     iteration: int
     spectra: np.ndarray
     alpha: np.ndarray
@@ -100,15 +102,16 @@ class EMState:
 class ChunkStats:
     """Additive sufficient statistics of a chunk of subtomograms, plus the
     per-subtomogram outcomes (in index order)."""
-    num: np.ndarray            # (K, M) complex: sum gamma R^-1 (w X)
-    wsum: np.ndarray           # (K, M): sum gamma R^-1 w
-    gamma: np.ndarray          # (K,): sum gamma
-    num_half: np.ndarray | None = None    # (K, M) complex: num over the first half-set
-    wsum_half: np.ndarray | None = None   # (K, M): wsum over the first half-set
+
+    num: np.ndarray  # (K, M) complex: sum gamma R^-1 (w X)
+    wsum: np.ndarray  # (K, M): sum gamma R^-1 w
+    gamma: np.ndarray  # (K,): sum gamma
+    num_half: np.ndarray | None = None  # (K, M) complex: num over the first half-set
+    wsum_half: np.ndarray | None = None  # (K, M): wsum over the first half-set
     gamma_half: np.ndarray | None = None  # (K,): gamma over the first half-set
-    sq: float = 0.0            # sum gamma D
-    t2: float = 0.0            # sum gamma |t|^2
-    missing: float = 0.0       # sum (J - J_i^o)
+    sq: float = 0.0  # sum gamma D
+    t2: float = 0.0  # sum gamma |t|^2
+    missing: float = 0.0  # sum (J - J_i^o)
     loglik: float = 0.0
     score: float = 0.0
     index: list = field(default_factory=list)
@@ -122,13 +125,18 @@ class ChunkStats:
 
     @classmethod
     def zeros(cls, k: int, m: int) -> "ChunkStats":
-        return cls(num=np.zeros((k, m), dtype=complex), wsum=np.zeros((k, m)),
-                   gamma=np.zeros(k), num_half=np.zeros((k, m), dtype=complex),
-                   wsum_half=np.zeros((k, m)), gamma_half=np.zeros(k))
+        return cls(
+            num=np.zeros((k, m), dtype=complex),
+            wsum=np.zeros((k, m)),
+            gamma=np.zeros(k),
+            num_half=np.zeros((k, m), dtype=complex),
+            wsum_half=np.zeros((k, m)),
+            gamma_half=np.zeros(k),
+        )
 
     def add(self, other: "ChunkStats") -> "ChunkStats":
         """Add ``other`` (the next chunk in order) into this one."""
-        assert self.num_half is not None and self.wsum_half is not None      # zeros()
+        assert self.num_half is not None and self.wsum_half is not None  # zeros()
         assert self.gamma_half is not None
         self.num += other.num
         self.wsum += other.wsum
@@ -138,8 +146,16 @@ class ChunkStats:
         self.gamma += other.gamma
         for name in ("sq", "t2", "missing", "loglik", "score"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("index", "classes", "max_posterior", "rotations", "shifts",
-                     "n_candidates", "scores", "logliks"):
+        for name in (
+            "index",
+            "classes",
+            "max_posterior",
+            "rotations",
+            "shifts",
+            "n_candidates",
+            "scores",
+            "logliks",
+        ):
             getattr(self, name).extend(getattr(other, name))
         return self
 
@@ -221,6 +237,7 @@ class ClassificationResult:
         subtomograms at their last poses: the missing wedge left unfilled in
         the average (:mod:`.coverage`; above 5 % a warning is logged).
     """
+
     averages: np.ndarray
     classes: np.ndarray
     max_posterior: np.ndarray
@@ -258,10 +275,12 @@ class ClassificationResult:
 
 
 def _save_checkpoint(path, state, fingerprint):
-    arrays = {k: v for k, v in dataclasses.asdict(state).items()
-              if isinstance(v, np.ndarray)}
-    meta = {k: v for k, v in dataclasses.asdict(state).items()
-            if not isinstance(v, np.ndarray) and v is not None}
+    arrays = {k: v for k, v in dataclasses.asdict(state).items() if isinstance(v, np.ndarray)}
+    meta = {
+        k: v
+        for k, v in dataclasses.asdict(state).items()
+        if not isinstance(v, np.ndarray) and v is not None
+    }
     meta["fingerprint"] = fingerprint
     save_npz(path, meta=np.array(json.dumps(meta)), **arrays)
 
@@ -274,8 +293,10 @@ def _load_checkpoint(path, fingerprint):
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
     if meta.pop("fingerprint") != fingerprint:
-        raise CheckpointMismatch(f"{path}: checkpoint was written for other data or settings; "
-                         f"use another folder or remove it")
+        raise CheckpointMismatch(
+            f"{path}: checkpoint was written for other data or settings; "
+            f"use another folder or remove it"
+        )
     return EMState(**meta, **arrays)
 
 
@@ -297,27 +318,48 @@ def result_from_state(state: EMState, params: Any, n: int) -> ClassificationResu
 
 def _result(state, params, geom):
     n = geom.n
-    avgs = np.stack([volume_from_spectrum(_half_from_band(s, geom), n)
-                     for s in _model_spectra(state, params, geom)])
+    avgs = np.stack(
+        [
+            volume_from_spectrum(_half_from_band(s, geom), n)
+            for s in _model_spectra(state, params, geom)
+        ]
+    )
     return ClassificationResult(
-        averages=avgs, classes=state.classes, max_posterior=state.max_posterior,
-        rotations=state.rotations, shifts=state.shifts, n_candidates=state.n_candidates,
-        scores=state.scores, alpha=state.alpha, sigma=float(np.sqrt(state.sigma2)),
-        xi=float(np.sqrt(state.xi2)), log_likelihood=list(state.log_likelihood),
-        mean_score=list(state.mean_score), class_changes=list(state.class_changes),
-        average_change=list(state.average_change), n_iterations=state.iteration,
-        converged=state.converged, mode=params.mode, seed=params.seed,
-        radius=list(state.radius), fsc_radius=list(state.fsc_radius),
+        averages=avgs,
+        classes=state.classes,
+        max_posterior=state.max_posterior,
+        rotations=state.rotations,
+        shifts=state.shifts,
+        n_candidates=state.n_candidates,
+        scores=state.scores,
+        alpha=state.alpha,
+        sigma=float(np.sqrt(state.sigma2)),
+        xi=float(np.sqrt(state.xi2)),
+        log_likelihood=list(state.log_likelihood),
+        mean_score=list(state.mean_score),
+        class_changes=list(state.class_changes),
+        average_change=list(state.average_change),
+        n_iterations=state.iteration,
+        converged=state.converged,
+        mode=params.mode,
+        seed=params.seed,
+        radius=list(state.radius),
+        fsc_radius=list(state.fsc_radius),
         logliks=state.logliks,
         fsc=None if state.fsc is None else np.asarray(state.fsc, dtype=float),
-        fsc_shells=None if state.fsc is None else np.arange(geom.r_min,
-                                                             geom.r_min + len(state.fsc)),
-        reseeded=[list(e) for e in state.reseeded], gold_standard=params.gold_standard,
+        fsc_shells=None
+        if state.fsc is None
+        else np.arange(geom.r_min, geom.r_min + len(state.fsc)),
+        reseeded=[list(e) for e in state.reseeded],
+        gold_standard=params.gold_standard,
         fsc_classes=None if state.fsc_classes is None else np.asarray(state.fsc_classes),
-        subsets=subset_numbers(random_halves(len(state.classes), params.seed)
-                               if params.gold_standard
-                               else np.arange(len(state.classes)) % 2 == 0)
-        if state.classes is not None else None,
+        subsets=subset_numbers(
+            random_halves(len(state.classes), params.seed)
+            if params.gold_standard
+            else np.arange(len(state.classes)) % 2 == 0
+        )
+        if state.classes is not None
+        else None,
         join_radius=params.join_radius(n) if params.gold_standard else None,
-        coverage_gaps=None if state.coverage is None
-        else coverage_gaps(state.coverage, geom))
+        coverage_gaps=None if state.coverage is None else coverage_gaps(state.coverage, geom),
+    )

@@ -1,5 +1,6 @@
 """Point groups in a reference-free run: iterations without the group, then each average
 turned into its symmetry frame."""
+
 import dataclasses
 import logging
 
@@ -16,18 +17,20 @@ logger = logging.getLogger(__name__)
 def _active(params, references, iteration):
     """The settings of one iteration: without the point group during the
     first ``c1_iterations`` of a reference-free symmetric run."""
-    if (params.align.symmetry == "C1" or references is not None
-            or iteration >= params.c1_iterations):
+    if params.align.symmetry == "C1" or references is not None or iteration >= params.c1_iterations:
         return params
-    return dataclasses.replace(params, align=dataclasses.replace(params.align,
-                                                                 symmetry="C1"))
+    return dataclasses.replace(params, align=dataclasses.replace(params.align, symmetry="C1"))
 
 
 def _frame_switch(params, references, iteration):
     """Whether this iteration starts by turning the averages into their
     symmetry frame (the first symmetric iteration of a reference-free run)."""
-    return (params.align.symmetry != "C1" and references is None
-            and params.c1_iterations > 0 and iteration == params.c1_iterations)
+    return (
+        params.align.symmetry != "C1"
+        and references is None
+        and params.c1_iterations > 0
+        and iteration == params.c1_iterations
+    )
 
 
 def _turn(spectra, geom, frame, pad):
@@ -48,9 +51,16 @@ def _energy_centre(spectrum_k, geom):
     if tot <= 0:
         return np.zeros(3)
     idx = np.arange(n) - n // 2
-    return np.array([float((v.sum(axis=(0, 1)) * idx).sum()),        # x
-                     float((v.sum(axis=(0, 2)) * idx).sum()),        # y
-                     float((v.sum(axis=(1, 2)) * idx).sum())]) / tot  # z
+    return (
+        np.array(
+            [
+                float((v.sum(axis=(0, 1)) * idx).sum()),  # x
+                float((v.sum(axis=(0, 2)) * idx).sum()),  # y
+                float((v.sum(axis=(1, 2)) * idx).sum()),
+            ]
+        )
+        / tot
+    )  # z
 
 
 def _to_symmetry_frame(state, params, geom):
@@ -67,6 +77,7 @@ def _to_symmetry_frame(state, params, geom):
     with the truth 0.79 -> 0.49 at the switch, 0.61 at the end; with the
     coverage 0.99 and 0.992)."""
     from ..symmetry_frame import find_symmetry_frame
+
     group, pad, n = params.group(), params.align.pad, geom.n
     shown = _model_spectra(state, params, geom)
     # the whole set's averages, then each independent half-set's
@@ -83,16 +94,21 @@ def _to_symmetry_frame(state, params, geom):
         # instead of 0.98 and the switch dropped r from 0.99 to 0.85): the
         # group acts about the particle's centre, so move it there first
         c = _energy_centre(shown[k], geom)
-        phase = np.exp((2j * np.pi / n) * (geom.freq @ c))        # A_c(r) = A(r + c)
+        phase = np.exp((2j * np.pi / n) * (geom.freq @ c))  # A_c(r) = A(r + c)
         members = np.asarray(state.classes) == k
-        shifts[members] += rotations[members] @ c                  # t' = t + R c
+        shifts[members] += rotations[members] @ c  # t' = t + R c
         for spectra in sets:
             spectra[k] = spectra[k] * phase
         vol = volume_from_spectrum(_half_from_band(shown[k] * phase, geom), n)
-        frame, score = find_symmetry_frame(vol, group, params.align, seed=params.seed,
-                                           coverage=None if cov is None else cov[k])
-        logger.info("class %d: turned into its %s frame (correlation with its "
-                    "symmetrised self %.3f)", k + 1, params.align.symmetry, score)
+        frame, score = find_symmetry_frame(
+            vol, group, params.align, seed=params.seed, coverage=None if cov is None else cov[k]
+        )
+        logger.info(
+            "class %d: turned into its %s frame (correlation with its symmetrised self %.3f)",
+            k + 1,
+            params.align.symmetry,
+            score,
+        )
         for spectra, wsp in zip(sets, weighted):
             if cov is not None:
                 wsp[k] = _turn(cov[k] * spectra[k], geom, frame, pad)
@@ -103,12 +119,19 @@ def _to_symmetry_frame(state, params, geom):
     if cov is None:
         sets = [symmetrize_band(spectra, geom, group, pad) for spectra in sets]
     else:
-        sets = [symmetrize_observed(wsp, cov, spectra, geom, group, pad)
-                for spectra, wsp in zip(sets, weighted)]
+        sets = [
+            symmetrize_observed(wsp, cov, spectra, geom, group, pad)
+            for spectra, wsp in zip(sets, weighted)
+        ]
         cov = symmetrize_weights(cov, geom, group).astype(np.float32)
-    return dataclasses.replace(state, spectra=sets[0], rotations=rotations, shifts=shifts,
-                               half_spectra=np.stack(sets[1:]) if len(sets) > 1 else None,
-                               coverage=state.coverage if cov is None else cov)
+    return dataclasses.replace(
+        state,
+        spectra=sets[0],
+        rotations=rotations,
+        shifts=shifts,
+        half_spectra=np.stack(sets[1:]) if len(sets) > 1 else None,
+        coverage=state.coverage if cov is None else cov,
+    )
 
 
 def _symmetrized(stats, params, geom):
@@ -118,7 +141,9 @@ def _symmetrized(stats, params, geom):
         return stats
     group, pad = params.group(), params.align.pad
     return dataclasses.replace(
-        stats, num=symmetrize_band(stats.num, geom, group, pad),
+        stats,
+        num=symmetrize_band(stats.num, geom, group, pad),
         wsum=symmetrize_weights(stats.wsum, geom, group),
         num_half=symmetrize_band(stats.num_half, geom, group, pad),
-        wsum_half=symmetrize_weights(stats.wsum_half, geom, group))
+        wsum_half=symmetrize_weights(stats.wsum_half, geom, group),
+    )

@@ -10,6 +10,7 @@ grid by a Hankel-transform low-pass (so that point sampling does not alias)
 and stamped as a product, so overlapping beads multiply their
 transmissions.
 """
+
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +45,7 @@ class BeadSet:
         Cluster index: touching beads share one (0, 1, ... in order of
         appearance).
     """
+
     positions: np.ndarray
     diameters_A: np.ndarray
     ice_fraction: np.ndarray
@@ -53,8 +55,9 @@ class BeadSet:
         return len(self.diameters_A)
 
 
-def _draw_position(slab: SlabGeometry, radius_vox: float, surface: bool,
-                   rng: np.random.Generator) -> Tuple[np.ndarray, float]:
+def _draw_position(
+    slab: SlabGeometry, radius_vox: float, surface: bool, rng: np.random.Generator
+) -> Tuple[np.ndarray, float]:
     """One random bead centre (voxels) and its fraction in the ice."""
     nz, ny, nx = slab.shape
     m = radius_vox + 3
@@ -66,15 +69,19 @@ def _draw_position(slab: SlabGeometry, radius_vox: float, surface: bool,
         z = (hi + off) if rng.random() < 0.5 else (lo - off)
         frac = float(np.clip(0.5 - 0.5 * off / radius_vox, 0.0, 1.0))
     else:
-        z = rng.uniform(lo + radius_vox, hi - radius_vox) if hi - lo > 2 * radius_vox \
+        z = (
+            rng.uniform(lo + radius_vox, hi - radius_vox)
+            if hi - lo > 2 * radius_vox
             else 0.5 * (lo + hi)
+        )
         frac = 1.0
     z = float(np.clip(z, radius_vox + 1, nz - radius_vox - 2))
     return np.array([x, y, z]), frac
 
 
-def _touching(parent: np.ndarray, r_parent: float, r_new: float, slab: SlabGeometry,
-              rng: np.random.Generator) -> Optional[np.ndarray]:
+def _touching(
+    parent: np.ndarray, r_parent: float, r_new: float, slab: SlabGeometry, rng: np.random.Generator
+) -> Optional[np.ndarray]:
     """A centre touching ``parent``, in a random direction that keeps it in
     the volume (mostly lateral: beads settle side by side)."""
     nz, ny, nx = slab.shape
@@ -88,8 +95,9 @@ def _touching(parent: np.ndarray, r_parent: float, r_new: float, slab: SlabGeome
     return None
 
 
-def _fits(p: np.ndarray, r: float, group: int, pos: list, radii: list, groups: list,
-          dmin: float) -> bool:
+def _fits(
+    p: np.ndarray, r: float, group: int, pos: list, radii: list, groups: list, dmin: float
+) -> bool:
     """No overlap with any bead; at least ``dmin`` from beads of other
     clusters."""
     for q, rq, g in zip(pos, radii, groups):
@@ -99,9 +107,16 @@ def _fits(p: np.ndarray, r: float, group: int, pos: list, radii: list, groups: l
     return True
 
 
-def place_beads(slab: SlabGeometry, n: int, diameter_A: float, rng: np.random.Generator,
-                diameter_sd: float = 0.0, surface_fraction: float = 0.5,
-                cluster_fraction: float = 0.0, min_distance_A: float = 0.0) -> BeadSet:
+def place_beads(
+    slab: SlabGeometry,
+    n: int,
+    diameter_A: float,
+    rng: np.random.Generator,
+    diameter_sd: float = 0.0,
+    surface_fraction: float = 0.5,
+    cluster_fraction: float = 0.0,
+    min_distance_A: float = 0.0,
+) -> BeadSet:
     """Random gold beads in the slab and on its surfaces.
 
     Parameters
@@ -149,22 +164,30 @@ def place_beads(slab: SlabGeometry, n: int, diameter_A: float, rng: np.random.Ge
             if _fits(cand, r, g, pos, radii, groups, dmin):
                 p = cand
         if p is None:
-            logger.warning("placed only %d of %d beads (min distance %.0f Å)", k, n,
-                           dmin * px)
+            logger.warning("placed only %d of %d beads (min distance %.0f Å)", k, n, dmin * px)
             break
         pos.append(p)
         radii.append(r)
         fr.append(f)
         groups.append(g)
     _, cluster = np.unique(np.array(groups, int), return_inverse=True)
-    return BeadSet(np.array(pos, float).reshape(-1, 3), 2 * px * np.array(radii, float),
-                   np.array(fr, float), cluster.astype(int))
+    return BeadSet(
+        np.array(pos, float).reshape(-1, 3),
+        2 * px * np.array(radii, float),
+        np.array(fr, float),
+        cluster.astype(int),
+    )
 
 
 @lru_cache(maxsize=256)
-def bead_wave_profile(diameter_A: float, voltage_kv: float, kmax: float,
-                      ice_fraction: float = 0.0, ice_potential_V: float = 4.5,
-                      ice_mfp_A: float = 3500.0) -> Tuple[np.ndarray, np.ndarray]:
+def bead_wave_profile(
+    diameter_A: float,
+    voltage_kv: float,
+    kmax: float,
+    ice_fraction: float = 0.0,
+    ice_potential_V: float = 4.5,
+    ice_mfp_A: float = 3500.0,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Radial exit wave of one bead, band-limited for a render grid.
 
     Parameters
@@ -194,8 +217,7 @@ def bead_wave_profile(diameter_A: float, voltage_kv: float, kmax: float,
     r_in, psi = exit_wave_profile(diameter_A, voltage_kv, np.arange(0.25, rad * 1.5 + 30, 0.5))
     chord = 2 * np.sqrt(np.clip(rad * rad - r_in * r_in, 0, None))
     sigma = interaction_constant(voltage_kv)
-    psi = psi * np.exp(ice_fraction * chord * (-1j * sigma * ice_potential_V
-                                               + 0.5 / ice_mfp_A))
+    psi = psi * np.exp(ice_fraction * chord * (-1j * sigma * ice_potential_V + 0.5 / ice_mfp_A))
     g = psi - 1.0
     dr = r_in[1] - r_in[0]
     band = min(kmax, 0.25)
@@ -209,8 +231,7 @@ def bead_wave_profile(diameter_A: float, voltage_kv: float, kmax: float,
     return r_out, 1.0 + g_out
 
 
-def project_beads(positions: np.ndarray, angle_deg: float,
-                  shape: Tuple[int, ...]) -> np.ndarray:
+def project_beads(positions: np.ndarray, angle_deg: float, shape: Tuple[int, ...]) -> np.ndarray:
     """Image positions ``(u, v)`` (tomogram pixels) of bead centres at a
     tilt: ``u = (x - cx) cos + (z - cz) sin + cx``, ``v = y``; shape (n, 2)."""
     nz, ny, nx = shape
@@ -220,8 +241,12 @@ def project_beads(positions: np.ndarray, angle_deg: float,
     return np.column_stack([u, p[:, 1]])
 
 
-def stamp_beads(wave: np.ndarray, centres_fine: np.ndarray,
-                profiles: List[Tuple[np.ndarray, np.ndarray]], sampling_A: float) -> None:
+def stamp_beads(
+    wave: np.ndarray,
+    centres_fine: np.ndarray,
+    profiles: List[Tuple[np.ndarray, np.ndarray]],
+    sampling_A: float,
+) -> None:
     """Multiply a rendered wave by bead exit waves (in place).
 
     Parameters

@@ -14,6 +14,7 @@ sinc**2``, white Poisson noise). ``"k3"``: a K3-like counting camera at 300
 kV, ``mtf_total(Nyquist) ~ 0.54``, ``DQE(0) = 0.85``, ``DQE(Nyquist) =
 0.45`` (smooth analytic shapes, not a measured curve).
 """
+
 import logging
 from typing import Tuple
 
@@ -59,8 +60,13 @@ def detector_transfer(f: np.ndarray, name: str) -> Tuple[np.ndarray, np.ndarray]
     return extra, total / np.sqrt(dqe)
 
 
-def detect(intensity: np.ndarray, dose_per_pixel: float, name: str,
-           rng: np.random.Generator, noise: bool = True) -> np.ndarray:
+def detect(
+    intensity: np.ndarray,
+    dose_per_pixel: float,
+    name: str,
+    rng: np.random.Generator,
+    noise: bool = True,
+) -> np.ndarray:
     """Record an image.
 
     Parameters

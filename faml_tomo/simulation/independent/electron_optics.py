@@ -17,6 +17,7 @@ the phase). For a weak object ``psi = 1 + i phi - a phi`` the image
 intensity spectrum is then ``-2 (sin chi + a cos chi) Phi``: protein is dark
 in underfocus.
 """
+
 import logging
 import math
 from dataclasses import dataclass
@@ -26,14 +27,22 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Optics", "electron_wavelength", "interaction_constant", "frequency_grid",
-           "wave_aberration", "wave_transfer", "weak_object_ctf", "critical_exposure",
-           "exposure_filter"]
+__all__ = [
+    "Optics",
+    "electron_wavelength",
+    "interaction_constant",
+    "frequency_grid",
+    "wave_aberration",
+    "wave_transfer",
+    "weak_object_ctf",
+    "critical_exposure",
+    "exposure_filter",
+]
 
-_H = 6.62607015e-34          # J s
-_M0 = 9.1093837015e-31       # kg
-_E = 1.602176634e-19         # C
-_C = 299792458.0             # m / s
+_H = 6.62607015e-34  # J s
+_M0 = 9.1093837015e-31  # kg
+_E = 1.602176634e-19  # C
+_C = 299792458.0  # m / s
 # Grant & Grigorieff (2015) critical exposure at 300 kV, k in 1/Å
 _NE_A, _NE_B, _NE_C = 0.24499, -1.6649, 2.8141
 
@@ -59,6 +68,7 @@ class Optics:
         Resolution of the objective aperture (the band of the bead exit
         waves), Å.
     """
+
     voltage_kv: float = 300.0
     cs_mm: float = 2.7
     amplitude_contrast: float = 0.07
@@ -78,7 +88,7 @@ class Optics:
 def electron_wavelength(voltage_kv: float) -> float:
     """Relativistic electron wavelength in Å for a voltage in kV."""
     v = float(voltage_kv) * 1e3
-    p = math.sqrt(2 * _M0 * _E * v * (1 + _E * v / (2 * _M0 * _C ** 2)))
+    p = math.sqrt(2 * _M0 * _E * v * (1 + _E * v / (2 * _M0 * _C**2)))
     return _H / p * 1e10
 
 
@@ -87,12 +97,13 @@ def interaction_constant(voltage_kv: float) -> float:
     volt of potential per Å of path (6.5e-4 at 300 kV)."""
     v = float(voltage_kv) * 1e3
     lam = electron_wavelength(voltage_kv) * 1e-10
-    m = _M0 * (1 + _E * v / (_M0 * _C ** 2))
-    return 2 * math.pi * m * _E * lam / _H ** 2 * 1e-10
+    m = _M0 * (1 + _E * v / (_M0 * _C**2))
+    return 2 * math.pi * m * _E * lam / _H**2 * 1e-10
 
 
-def frequency_grid(shape: Tuple[int, ...], sampling_A: float,
-                   half: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def frequency_grid(
+    shape: Tuple[int, ...], sampling_A: float, half: bool = False
+) -> Tuple[np.ndarray, np.ndarray]:
     """Squared spatial frequency and its azimuth on an FFT grid.
 
     Parameters
@@ -113,13 +124,15 @@ def frequency_grid(shape: Tuple[int, ...], sampling_A: float,
     """
     ny, nx = shape
     ky = np.fft.fftfreq(ny, sampling_A).astype(np.float32)[:, None]
-    kx = (np.fft.rfftfreq(nx, sampling_A) if half
-          else np.fft.fftfreq(nx, sampling_A)).astype(np.float32)[None, :]
+    kx = (np.fft.rfftfreq(nx, sampling_A) if half else np.fft.fftfreq(nx, sampling_A)).astype(
+        np.float32
+    )[None, :]
     return kx * kx + ky * ky, np.arctan2(ky, kx)
 
 
-def wave_aberration(k2: np.ndarray, azimuth: np.ndarray, defocus_um: float,
-                    optics: Optics) -> np.ndarray:
+def wave_aberration(
+    k2: np.ndarray, azimuth: np.ndarray, defocus_um: float, optics: Optics
+) -> np.ndarray:
     """Wave aberration ``chi(k)`` in radians (see the module docstring).
 
     Parameters
@@ -140,12 +153,13 @@ def wave_aberration(k2: np.ndarray, azimuth: np.ndarray, defocus_um: float,
         ang = np.radians(optics.astigmatism_angle_deg)
         d = d + 0.5e4 * optics.astigmatism_um * np.cos(2 * (azimuth - ang))
     cs = optics.cs_mm * 1e7
-    chi = np.pi * lam * d * k2 - 0.5 * np.pi * cs * lam ** 3 * k2 * k2
+    chi = np.pi * lam * d * k2 - 0.5 * np.pi * cs * lam**3 * k2 * k2
     return chi.astype(np.float32)
 
 
-def wave_transfer(k2: np.ndarray, azimuth: np.ndarray, defocus_um: float,
-                  optics: Optics) -> np.ndarray:
+def wave_transfer(
+    k2: np.ndarray, azimuth: np.ndarray, defocus_um: float, optics: Optics
+) -> np.ndarray:
     """Objective-lens transfer of the exit wave, ``exp(i chi)`` times the
     spatial and temporal coherence envelopes, cut at the aperture.
 
@@ -163,7 +177,7 @@ def wave_transfer(k2: np.ndarray, azimuth: np.ndarray, defocus_um: float,
     d = defocus_um * 1e4
     cs = optics.cs_mm * 1e7
     alpha = optics.illumination_mrad * 1e-3
-    spatial = (np.pi * alpha) ** 2 * (d * k - cs * lam ** 2 * k * k2) ** 2
+    spatial = (np.pi * alpha) ** 2 * (d * k - cs * lam**2 * k * k2) ** 2
     sigma_e = optics.energy_spread_eV / 2.3548
     delta = optics.cc_mm * 1e7 * sigma_e / (optics.voltage_kv * 1e3)
     temporal = 0.5 * (np.pi * lam * delta * k2) ** 2
@@ -172,8 +186,9 @@ def wave_transfer(k2: np.ndarray, azimuth: np.ndarray, defocus_um: float,
     return (env * np.exp(1j * chi)).astype(np.complex64)
 
 
-def weak_object_ctf(k2: np.ndarray, azimuth: np.ndarray, defocus_um: float,
-                    optics: Optics) -> np.ndarray:
+def weak_object_ctf(
+    k2: np.ndarray, azimuth: np.ndarray, defocus_um: float, optics: Optics
+) -> np.ndarray:
     """Weak-object contrast transfer ``sqrt(1 - A**2) sin chi + A cos chi``
     (positive at low frequency in underfocus; the image contrast of a
     positive potential is minus this), float32, shape of ``k2``."""
@@ -193,9 +208,11 @@ def critical_exposure(k: np.ndarray, voltage_kv: float = 300.0) -> np.ndarray:
     return ne * (0.8 if voltage_kv < 250 else 1.0)
 
 
-def exposure_filter(k: np.ndarray, exposure_e_per_A2: float,
-                    voltage_kv: float = 300.0) -> np.ndarray:
+def exposure_filter(
+    k: np.ndarray, exposure_e_per_A2: float, voltage_kv: float = 300.0
+) -> np.ndarray:
     """Amplitude that survives an accumulated exposure,
     ``exp(-N / (2 Ne(k)))`` (float32, shape of ``k``)."""
-    return np.exp(-float(exposure_e_per_A2) / (2 * critical_exposure(k, voltage_kv))
-                  ).astype(np.float32)
+    return np.exp(-float(exposure_e_per_A2) / (2 * critical_exposure(k, voltage_kv))).astype(
+        np.float32
+    )

@@ -20,6 +20,7 @@ The real-to-complex transform stores ``kx >= 0``; the kernel's taps at
 ``kx < 0`` (and beyond Nyquist) are read from, and folded back onto, their
 Hermitian partners ``conj F(-kz, -ky, -kx)``.
 """
+
 import logging
 from functools import lru_cache
 from typing import Callable, Optional, Tuple
@@ -50,6 +51,7 @@ def padded_sizes(nz: int, nx: int, oversampling: float) -> Tuple[int, int]:
         while m % 2:
             m = sfft.next_fast_len(m + 1, real=True)
         return m
+
     return size(nz), size(nx)
 
 
@@ -93,7 +95,7 @@ def _slice_stencil(angle_deg: float, nku: int, nzp: int, nxp: int, beta: float):
     kx = j * np.cos(th)
     kz = j * np.sin(th) * nzp / nxp
     taps = np.arange(-_HALF + 1, _HALF + 1)
-    x = np.floor(kx)[None, :] + taps[:, None]                       # (4, nku)
+    x = np.floor(kx)[None, :] + taps[:, None]  # (4, nku)
     z = np.floor(kz)[None, :] + taps[:, None]
     wx, wz = _kernel(kx[None, :] - x, beta), _kernel(kz[None, :] - z, beta)
     next_ = nku + 2 * _HALF
@@ -115,8 +117,8 @@ def _mirror(spec: np.ndarray) -> np.ndarray:
 def _extend(spec: np.ndarray, nxp: int) -> np.ndarray:
     """Add the Hermitian columns ``kx = -2, -1`` and ``nxp/2 + 1, + 2``."""
     nku = spec.shape[1]
-    low = _mirror(spec[:, _HALF:0:-1])                   # kx = -2, -1 from 2, 1
-    high = _mirror(spec[:, nku - 2:nku - 2 - _HALF:-1])  # kx = nxp/2 + 1, + 2
+    low = _mirror(spec[:, _HALF:0:-1])  # kx = -2, -1 from 2, 1
+    high = _mirror(spec[:, nku - 2 : nku - 2 - _HALF : -1])  # kx = nxp/2 + 1, + 2
     return np.concatenate([low, spec, high], axis=1)
 
 
@@ -128,11 +130,11 @@ def _fold(ext: np.ndarray) -> np.ndarray:
     part)."""
     h = _HALF
     nku = ext.shape[1] - 2 * h
-    out = ext[:, h:h + nku].copy()
-    low = _mirror(ext[:, :h + 1])             # kx = -2, -1, 0 -> 2, 1, 0
+    out = ext[:, h : h + nku].copy()
+    low = _mirror(ext[:, : h + 1])  # kx = -2, -1, 0 -> 2, 1, 0
     for kx in range(-h, 1):
         out[:, -kx] += low[:, kx + h]
-    high = _mirror(ext[:, h + nku - 1:])      # kx = nxp/2 + q -> nxp/2 - q
+    high = _mirror(ext[:, h + nku - 1 :])  # kx = nxp/2 + q -> nxp/2 - q
     for q in range(0, h + 1):
         out[:, nku - 1 - q] += high[:, q]
     return out
@@ -166,9 +168,10 @@ class FourierSliceProjector:
         nz, ny, nx = vol.shape
         self.nzp, self.nxp = padded_sizes(nz, nx, oversampling)
         self._beta = _beta(min(self.nzp / nz, self.nxp / nx))
-        comp = (1.0 / _apodisation(nz, self.nzp, self._beta))[:, None, None] \
-            * (1.0 / _apodisation(nx, self.nxp, self._beta))[None, None, :]
-        pad = np.zeros((self.nzp, self.nxp, ny), np.float32)          # [z, x, y]
+        comp = (1.0 / _apodisation(nz, self.nzp, self._beta))[:, None, None] * (
+            1.0 / _apodisation(nx, self.nxp, self._beta)
+        )[None, None, :]
+        pad = np.zeros((self.nzp, self.nxp, ny), np.float32)  # [z, x, y]
         zi = (np.arange(nz) - nz // 2) % self.nzp
         xi = (np.arange(nx) - nx // 2) % self.nxp
         pad[zi[:, None], xi[None, :], :] = (vol * comp).transpose(0, 2, 1)
@@ -179,9 +182,9 @@ class FourierSliceProjector:
         self._lines = spec.reshape(-1, ny)
         self._xi = xi
 
-    def project(self, angle_deg: float,
-                spectral_filter: Optional[Callable[[np.ndarray], np.ndarray]] = None
-                ) -> np.ndarray:
+    def project(
+        self, angle_deg: float, spectral_filter: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    ) -> np.ndarray:
         """Projection at one tilt.
 
         Parameters
@@ -207,7 +210,7 @@ class FourierSliceProjector:
             ku = np.arange(nku)[:, None] / self.nxp
             kv = np.fft.fftfreq(ny)[None, :]
             spec *= spectral_filter(np.sqrt(ku * ku + kv * kv))
-        img = sfft.irfftn(spec, s=(ny, self.nxp), axes=(1, 0), workers=1)    # [u, v]
+        img = sfft.irfftn(spec, s=(ny, self.nxp), axes=(1, 0), workers=1)  # [u, v]
         return np.ascontiguousarray(img[self._xi].T, dtype=np.float32)
 
 
@@ -223,14 +226,19 @@ def _pad_images(images: np.ndarray, nxp: int) -> np.ndarray:
         d_left = np.arange(left, 0, -1)
         d_right = np.arange(1, extra - left + 1)
         taper[:left] = 0.5 * (1 + np.cos(np.pi * d_left / (left + 1)))
-        taper[nx + left:] = 0.5 * (1 + np.cos(np.pi * d_right / (extra - left + 1)))
+        taper[nx + left :] = 0.5 * (1 + np.cos(np.pi * d_right / (extra - left + 1)))
         out *= taper
     return np.roll(out, -(left + nx // 2), axis=2)
 
 
-def fourier_backproject(images: np.ndarray, angles_deg: np.ndarray, nz: int,
-                        weights: np.ndarray, ku_filter: Optional[np.ndarray] = None,
-                        oversampling: float = 2.0) -> np.ndarray:
+def fourier_backproject(
+    images: np.ndarray,
+    angles_deg: np.ndarray,
+    nz: int,
+    weights: np.ndarray,
+    ku_filter: Optional[np.ndarray] = None,
+    oversampling: float = 2.0,
+) -> np.ndarray:
     """Back-projection (optionally of filtered images) through Fourier space.
 
     Parameters
@@ -260,13 +268,14 @@ def fourier_backproject(images: np.ndarray, angles_deg: np.ndarray, nz: int,
     n, ny, nx = images.shape
     angles = np.asarray(angles_deg, float)
     if len(angles) != n or len(weights) != n:
-        raise InputError(f"{n} images need as many angles and weights, got "
-                         f"{len(angles)} and {len(weights)}")
+        raise InputError(
+            f"{n} images need as many angles and weights, got {len(angles)} and {len(weights)}"
+        )
     nzp, nxp = padded_sizes(nz, nx, oversampling)
     beta = _beta(min(nzp / nz, nxp / nx))
     nku = nxp // 2 + 1
     next_ = nku + 2 * _HALF
-    spec = sfft.rfft2(_pad_images(images, nxp), axes=(1, 2), workers=1)   # (n, ny, nku)
+    spec = sfft.rfft2(_pad_images(images, nxp), axes=(1, 2), workers=1)  # (n, ny, nku)
     if ku_filter is not None:
         if len(ku_filter) != nku:
             raise InputError(f"ku_filter needs {nku} values, got {len(ku_filter)}")
@@ -279,17 +288,17 @@ def fourier_backproject(images: np.ndarray, angles_deg: np.ndarray, nz: int,
         rows.append(idx.ravel())
         cols.append(np.tile(np.arange(nku) + i * nku, len(idx)))
         vals.append((w * weights[i] * nzp).ravel())
-    mat = sparse.csr_matrix((np.concatenate(vals).astype(np.float32),
-                             (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(nzp * next_, n * nku))
-    grid = mat @ spec.transpose(0, 2, 1).reshape(n * nku, ny)             # [kz*kx, ky]
+    mat = sparse.csr_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(nzp * next_, n * nku),
+    )
+    grid = mat @ spec.transpose(0, 2, 1).reshape(n * nku, ny)  # [kz*kx, ky]
     del spec
     grid = _fold(grid.reshape(nzp, next_, ny))
     vol = sfft.irfftn(grid, s=(nzp, ny, nxp), axes=(0, 2, 1), workers=1)
     del grid
     zi = (np.arange(nz) - nz // 2) % nzp
     xi = (np.arange(nx) - nx // 2) % nxp
-    out = vol[zi[:, None], xi[None, :], :]                                 # [z, x, y]
-    out /= (_apodisation(nz, nzp, beta)[:, None, None]
-            * _apodisation(nx, nxp, beta)[None, :, None])
+    out = vol[zi[:, None], xi[None, :], :]  # [z, x, y]
+    out /= _apodisation(nz, nzp, beta)[:, None, None] * _apodisation(nx, nxp, beta)[None, :, None]
     return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32)

@@ -11,6 +11,7 @@ interpolated onto it in Fourier space; the beads and the attenuation are
 evaluated on it directly. The intensity ``|psi|**2`` is block-averaged by
 ``b`` to the detector pixel.
 """
+
 import logging
 import math
 from typing import List, Optional, Tuple
@@ -54,9 +55,15 @@ class TiltImager:
         Render-grid sampling, Å.
     """
 
-    def __init__(self, image_shape: Tuple[int, ...], pixel_size_A: float, optics: Optics,
-                 binning: int = 1, render_sampling_A: float = 2.5,
-                 amplitude_contrast: float = 0.07):
+    def __init__(
+        self,
+        image_shape: Tuple[int, ...],
+        pixel_size_A: float,
+        optics: Optics,
+        binning: int = 1,
+        render_sampling_A: float = 2.5,
+        amplitude_contrast: float = 0.07,
+    ):
         self.shape = tuple(int(n) for n in image_shape)
         self.pixel_size_A = float(pixel_size_A)
         self.optics = optics
@@ -84,15 +91,18 @@ class TiltImager:
         if key not in self._transfer_cache:
             if len(self._transfer_cache) > 4:
                 self._transfer_cache.clear()
-            self._transfer_cache[key] = wave_transfer(self._k2, self._az, defocus_um,
-                                                      self.optics)
+            self._transfer_cache[key] = wave_transfer(self._k2, self._az, defocus_um, self.optics)
         return self._transfer_cache[key]
 
-    def exit_wave(self, projected_potential: np.ndarray, angle_deg: float,
-                  slab: Optional[SlabGeometry] = None, mfp_A: Tuple[float, float] = (3500, 1800),
-                  bead_uv: Optional[np.ndarray] = None,
-                  bead_profiles: Optional[List[Tuple[np.ndarray, np.ndarray]]] = None
-                  ) -> np.ndarray:
+    def exit_wave(
+        self,
+        projected_potential: np.ndarray,
+        angle_deg: float,
+        slab: Optional[SlabGeometry] = None,
+        mfp_A: Tuple[float, float] = (3500, 1800),
+        bead_uv: Optional[np.ndarray] = None,
+        bead_profiles: Optional[List[Tuple[np.ndarray, np.ndarray]]] = None,
+    ) -> np.ndarray:
         """Exit wave on the render grid.
 
         Parameters
@@ -114,8 +124,7 @@ class TiltImager:
         -------
         numpy.ndarray, complex64, shape ``fine_shape``
         """
-        phase = fourier_upsample(np.asarray(projected_potential, np.float32) * self.sigma,
-                                 self.m)
+        phase = fourier_upsample(np.asarray(projected_potential, np.float32) * self.sigma, self.m)
         log_amp = phase * np.float32(-self.absorption_ratio)
         if slab is not None:
             u = (np.arange(self.fine_shape[1]) - 0.5 * (self.m - 1)) / self.m
@@ -132,8 +141,7 @@ class TiltImager:
         wave.imag = np.sin(phase)
         wave *= amp
         if bead_uv is not None and len(bead_uv) and bead_profiles is not None:
-            stamp_beads(wave, fine_coordinate(bead_uv, self.m), bead_profiles,
-                        self.sampling_A)
+            stamp_beads(wave, fine_coordinate(bead_uv, self.m), bead_profiles, self.sampling_A)
         return wave
 
     def intensity(self, wave: np.ndarray, defocus_um: float) -> np.ndarray:

@@ -6,6 +6,7 @@ volts, ``_kv`` kilovolts, ``_mm`` millimetres, ``_mrad`` milliradians,
 ``_eV`` electronvolts, ``_e_per_A2`` electrons per Å²); fractions and
 counts are dimensionless.
 """
+
 import logging
 import math
 from dataclasses import asdict, dataclass, fields
@@ -15,8 +16,14 @@ from ...errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IndependentParams", "CTF_CORRECTIONS", "RECON_FILTERS", "TILT_ORDERS",
-           "DETECTORS", "BINNING_METHODS"]
+__all__ = [
+    "IndependentParams",
+    "CTF_CORRECTIONS",
+    "RECON_FILTERS",
+    "TILT_ORDERS",
+    "DETECTORS",
+    "BINNING_METHODS",
+]
 
 CTF_CORRECTIONS = ("none", "phase-flip", "wiener")
 RECON_FILTERS = ("ramp", "hann", "shepp-logan", "cosine", "sirt")
@@ -136,6 +143,7 @@ class IndependentParams:
         Zero-padding factor of the Fourier-slice projector and
         back-projector (1.5-4).
     """
+
     nx: int = 256
     ny: int = 256
     nz: int = 0
@@ -247,8 +255,7 @@ class IndependentParams:
             elif f.type in ("int", int):
                 if isinstance(v, bool) or not isinstance(v, int):
                     out.append(f"{f.name} must be an integer, got {v!r}")
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) \
-                    or not math.isfinite(v):
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 out.append(f"{f.name} must be a finite number, got {v!r}")
         return out
 
@@ -267,21 +274,32 @@ class IndependentParams:
         if not -1.0 < self.ice_gradient < 1.0:
             out.append(f"ice_gradient must be in (-1, 1), got {self.ice_gradient}")
         if self.nz > 0 and self.thickness_range_A[1] > self.nz * self.pixel_size_A:
-            out.append(f"nz = {self.nz} voxels ({self.nz * self.pixel_size_A:g} Å) is "
-                       f"thinner than the slab (thickness_A up to "
-                       f"{self.thickness_range_A[1]:g} Å)")
+            out.append(
+                f"nz = {self.nz} voxels ({self.nz * self.pixel_size_A:g} Å) is "
+                f"thinner than the slab (thickness_A up to "
+                f"{self.thickness_range_A[1]:g} Å)"
+            )
         return out
 
     def _specimen_problems(self) -> List[str]:
         out = []
-        checks = [("protein_fraction", 0.0, 0.4), ("protein_potential_V", 0.0, 20.0),
-                  ("amplitude_contrast", 0.0, 0.5), ("lipid_potential_V", 0.0, 20.0),
-                  ("carbon_coverage", 0.0, 0.9), ("carbon_thickness_A", 10.0, 2000.0),
-                  ("carbon_potential_V", 0.0, 30.0), ("carbon_mfp_A", 100.0, 1e5),
-                  ("ice_potential_V", 0.0, 10.0), ("ice_mfp_A", 100.0, 1e5),
-                  ("bead_diameter_A", 50.0, 200.0), ("bead_diameter_sd", 0.0, 0.3),
-                  ("bead_surface_fraction", 0.0, 1.0), ("bead_cluster_fraction", 0.0, 1.0),
-                  ("bead_min_distance_A", 0.0, 1e5)]
+        checks = [
+            ("protein_fraction", 0.0, 0.4),
+            ("protein_potential_V", 0.0, 20.0),
+            ("amplitude_contrast", 0.0, 0.5),
+            ("lipid_potential_V", 0.0, 20.0),
+            ("carbon_coverage", 0.0, 0.9),
+            ("carbon_thickness_A", 10.0, 2000.0),
+            ("carbon_potential_V", 0.0, 30.0),
+            ("carbon_mfp_A", 100.0, 1e5),
+            ("ice_potential_V", 0.0, 10.0),
+            ("ice_mfp_A", 100.0, 1e5),
+            ("bead_diameter_A", 50.0, 200.0),
+            ("bead_diameter_sd", 0.0, 0.3),
+            ("bead_surface_fraction", 0.0, 1.0),
+            ("bead_cluster_fraction", 0.0, 1.0),
+            ("bead_min_distance_A", 0.0, 1e5),
+        ]
         out += _range_problems(self, checks)
         for name, hi in (("n_vesicles", 50), ("n_structures", 2000), ("n_beads", 500)):
             v = getattr(self, name)
@@ -290,45 +308,65 @@ class IndependentParams:
         if self.n_structures > 0 and not self.structures_dir:
             out.append("n_structures > 0 needs structures_dir (a folder of .mrc maps)")
         if 0 < self.bead_min_distance_A < self.bead_diameter_A:
-            out.append(f"bead_min_distance_A ({self.bead_min_distance_A:g} Å) must be 0 "
-                       f"or at least bead_diameter_A ({self.bead_diameter_A:g} Å)")
+            out.append(
+                f"bead_min_distance_A ({self.bead_min_distance_A:g} Å) must be 0 "
+                f"or at least bead_diameter_A ({self.bead_diameter_A:g} Å)"
+            )
         if self.carbon_coverage > 0 and self.carbon_thickness_A >= self.thickness_range_A[0]:
-            out.append(f"carbon_thickness_A ({self.carbon_thickness_A:g} Å) must be "
-                       "thinner than the slab")
+            out.append(
+                f"carbon_thickness_A ({self.carbon_thickness_A:g} Å) must be thinner than the slab"
+            )
         return out
 
     def _optics_problems(self) -> List[str]:
         out = []
         if self.voltage_kv not in (200.0, 300.0):
             out.append(f"voltage_kv must be 200 or 300, got {self.voltage_kv}")
-        checks = [("cs_mm", 0.0, 10.0), ("defocus_um", 0.2, 15.0), ("defocus_sd_um", 0.0, 2.0),
-                  ("astigmatism_um", 0.0, 2.0), ("cc_mm", 0.0, 10.0),
-                  ("energy_spread_eV", 0.0, 5.0), ("illumination_mrad", 0.0, 1.0),
-                  ("render_sampling_A", 0.5, 4.0)]
+        checks = [
+            ("cs_mm", 0.0, 10.0),
+            ("defocus_um", 0.2, 15.0),
+            ("defocus_sd_um", 0.0, 2.0),
+            ("astigmatism_um", 0.0, 2.0),
+            ("cc_mm", 0.0, 10.0),
+            ("energy_spread_eV", 0.0, 5.0),
+            ("illumination_mrad", 0.0, 1.0),
+            ("render_sampling_A", 0.5, 4.0),
+        ]
         out += _range_problems(self, checks)
         if self.defocus_um - 3 * self.defocus_sd_um - 0.5 * self.astigmatism_um <= 0.05:
-            out.append("defocus_um must stay underfocus (positive) with defocus_sd_um and "
-                       "astigmatism_um")
+            out.append(
+                "defocus_um must stay underfocus (positive) with defocus_sd_um and astigmatism_um"
+            )
         return out
 
     def _acquisition_problems(self) -> List[str]:
         out = []
-        choices = [("detector", DETECTORS), ("tilt_order", TILT_ORDERS),
-                   ("binning_method", BINNING_METHODS), ("ctf_correction", CTF_CORRECTIONS),
-                   ("recon_filter", RECON_FILTERS)]
+        choices = [
+            ("detector", DETECTORS),
+            ("tilt_order", TILT_ORDERS),
+            ("binning_method", BINNING_METHODS),
+            ("ctf_correction", CTF_CORRECTIONS),
+            ("recon_filter", RECON_FILTERS),
+        ]
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
-                out.append(f"{name} must be one of {', '.join(allowed)}; "
-                           f"got {getattr(self, name)!r}")
-        checks = [("dose_e_per_A2", 1.0, 1000.0), ("tilt_step_deg", 0.5, 30.0),
-                  ("wiener_snr", 1e-4, 1e4), ("projector_oversampling", 1.5, 4.0)]
+                out.append(
+                    f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}"
+                )
+        checks = [
+            ("dose_e_per_A2", 1.0, 1000.0),
+            ("tilt_step_deg", 0.5, 30.0),
+            ("wiener_snr", 1e-4, 1e4),
+            ("projector_oversampling", 1.5, 4.0),
+        ]
         out += _range_problems(self, checks)
         lo, hi = self.tilt_min_deg, self.tilt_max_deg
         if not self.tilt_step_deg > 0:
-            pass                                  # reported by the range check
+            pass  # reported by the range check
         elif not -80.0 <= lo < hi <= 80.0:
-            out.append(f"tilt_min_deg < tilt_max_deg must lie within -80..80 degrees, got "
-                       f"{lo}..{hi}")
+            out.append(
+                f"tilt_min_deg < tilt_max_deg must lie within -80..80 degrees, got {lo}..{hi}"
+            )
         elif (hi - lo) / self.tilt_step_deg + 1 < 3:
             out.append("tilt range / tilt_step_deg gives fewer than 3 images")
         elif not lo <= self.tilt_start_deg <= hi:

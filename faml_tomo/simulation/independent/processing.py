@@ -10,6 +10,7 @@ underfocus): phase flip multiplies by ``sign(c)``, Wiener by
 mirror-padded by a quarter of their size, so that a dark region at one edge
 (a carbon film) does not ring against the other edge.
 """
+
 import logging
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -22,8 +23,14 @@ from .electron_optics import Optics, exposure_filter, frequency_grid, weak_objec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["normalise_contrast", "apply_misalignment", "filter_image", "ctf_correct",
-           "dose_weight", "preprocess_series"]
+__all__ = [
+    "normalise_contrast",
+    "apply_misalignment",
+    "filter_image",
+    "ctf_correct",
+    "dose_weight",
+    "preprocess_series",
+]
 
 
 def normalise_contrast(image: np.ndarray) -> np.ndarray:
@@ -34,9 +41,14 @@ def normalise_contrast(image: np.ndarray) -> np.ndarray:
     return (np.asarray(image, np.float32) / np.float32(m) - 1).astype(np.float32)
 
 
-def apply_misalignment(image: np.ndarray, shift_x_px: float, shift_y_px: float,
-                       rotation_deg: float, order: int = 3, mode: str = "nearest"
-                       ) -> np.ndarray:
+def apply_misalignment(
+    image: np.ndarray,
+    shift_x_px: float,
+    shift_y_px: float,
+    rotation_deg: float,
+    order: int = 3,
+    mode: str = "nearest",
+) -> np.ndarray:
     """Warp an image as an alignment error would.
 
     A feature at ``(u, v)`` moves to ``u' = cx + c (u - cx) - s (v - cy) +
@@ -66,15 +78,22 @@ def apply_misalignment(image: np.ndarray, shift_x_px: float, shift_y_px: float,
     a = np.radians(rotation_deg)
     c, s = np.cos(a), np.sin(a)
     # output (v', u') samples input at R^-1 (p' - centre - shift) + centre
-    mat = np.array([[c, -s], [s, c]])            # rows (v, u), columns (v', u')
+    mat = np.array([[c, -s], [s, c]])  # rows (v, u), columns (v', u')
     centre = np.array([cy, cx], float)
     offset = centre - mat @ (centre + np.array([shift_y_px, shift_x_px]))
-    return ndimage.affine_transform(np.asarray(image, np.float32), mat, offset=offset,
-                                    order=order, mode=mode).astype(np.float32)
+    return ndimage.affine_transform(
+        np.asarray(image, np.float32), mat, offset=offset, order=order, mode=mode
+    ).astype(np.float32)
 
 
-def _correction_filter(k2: np.ndarray, az: np.ndarray, defocus_um: float, optics: Optics,
-                       method: str, wiener_snr: float) -> np.ndarray:
+def _correction_filter(
+    k2: np.ndarray,
+    az: np.ndarray,
+    defocus_um: float,
+    optics: Optics,
+    method: str,
+    wiener_snr: float,
+) -> np.ndarray:
     if method == "none":
         return np.ones_like(k2)
     if method not in ("phase-flip", "wiener"):
@@ -85,8 +104,11 @@ def _correction_filter(k2: np.ndarray, az: np.ndarray, defocus_um: float, optics
     return (c / (c * c + 1 / wiener_snr)).astype(np.float32)
 
 
-def filter_image(image: np.ndarray, pixel_size_A: float,
-                 make_filter: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+def filter_image(
+    image: np.ndarray,
+    pixel_size_A: float,
+    make_filter: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
     """Apply a Fourier filter to an image mirror-padded by a quarter of its
     size on each side (no wrap-around of the periodic transform).
 
@@ -108,11 +130,17 @@ def filter_image(image: np.ndarray, pixel_size_A: float,
     k2, az = frequency_grid(padded.shape, pixel_size_A, half=True)
     spec = sfft.rfft2(padded, workers=1) * make_filter(k2, az)
     out = sfft.irfft2(spec, s=padded.shape, workers=1)
-    return out[py:py + ny, px:px + nx].astype(np.float32)
+    return out[py : py + ny, px : px + nx].astype(np.float32)
 
 
-def ctf_correct(image: np.ndarray, defocus_um: float, optics: Optics, pixel_size_A: float,
-                method: str = "phase-flip", wiener_snr: float = 1.0) -> np.ndarray:
+def ctf_correct(
+    image: np.ndarray,
+    defocus_um: float,
+    optics: Optics,
+    pixel_size_A: float,
+    method: str = "phase-flip",
+    wiener_snr: float = 1.0,
+) -> np.ndarray:
     """Correct the CTF of one image.
 
     Parameters
@@ -135,24 +163,36 @@ def ctf_correct(image: np.ndarray, defocus_um: float, optics: Optics, pixel_size
     """
     if method == "none":
         return np.asarray(image, np.float32).copy()
-    return filter_image(image, pixel_size_A, lambda k2, az: _correction_filter(
-        k2, az, defocus_um, optics, method, wiener_snr))
+    return filter_image(
+        image,
+        pixel_size_A,
+        lambda k2, az: _correction_filter(k2, az, defocus_um, optics, method, wiener_snr),
+    )
 
 
-def dose_weight(image: np.ndarray, exposure_e_per_A2: float, pixel_size_A: float,
-                voltage_kv: float = 300.0) -> np.ndarray:
+def dose_weight(
+    image: np.ndarray, exposure_e_per_A2: float, pixel_size_A: float, voltage_kv: float = 300.0
+) -> np.ndarray:
     """Multiply an image's spectrum by the exposure filter of its
     accumulated exposure (Grant & Grigorieff 2015)."""
-    return filter_image(image, pixel_size_A, lambda k2, az: exposure_filter(
-        np.sqrt(k2), exposure_e_per_A2, voltage_kv))
+    return filter_image(
+        image,
+        pixel_size_A,
+        lambda k2, az: exposure_filter(np.sqrt(k2), exposure_e_per_A2, voltage_kv),
+    )
 
 
-def preprocess_series(stack: np.ndarray, defocus_um: "Sequence[float] | np.ndarray",
-                      exposure_e_per_A2: "Sequence[float] | np.ndarray", optics: Optics,
-                      pixel_size_A: float,
-                      misalignment_px: Optional[Tuple[np.ndarray, ...]] = None,
-                      ctf_method: str = "phase-flip",
-                      wiener_snr: float = 1.0, weighting: bool = True) -> np.ndarray:
+def preprocess_series(
+    stack: np.ndarray,
+    defocus_um: "Sequence[float] | np.ndarray",
+    exposure_e_per_A2: "Sequence[float] | np.ndarray",
+    optics: Optics,
+    pixel_size_A: float,
+    misalignment_px: Optional[Tuple[np.ndarray, ...]] = None,
+    ctf_method: str = "phase-flip",
+    wiener_snr: float = 1.0,
+    weighting: bool = True,
+) -> np.ndarray:
     """Normalise, warp, CTF-correct and dose-weight a tilt series.
 
     Parameters
@@ -187,5 +227,6 @@ def preprocess_series(stack: np.ndarray, defocus_um: "Sequence[float] | np.ndarr
             if weighting:
                 f = f * exposure_filter(np.sqrt(k2), exposure_e_per_A2[i], optics.voltage_kv)
             return f
+
         out[i] = filter_image(x, pixel_size_A, make_filter)
     return out

@@ -19,6 +19,7 @@ zero-padded images, at frequency ``f`` in cycles/pixel:
 Images are weighted by the angular interval they stand for, so a full
 range of tilts reproduces the volume's values.
 """
+
 import logging
 
 import numpy as np
@@ -84,8 +85,14 @@ def reconstruction_filter(n: int, name: str = "ramp", sirt_iterations: int = 15)
     raise InputError(f"recon_filter must be one of {', '.join(FILTERS)}; got {name!r}")
 
 
-def reconstruct(stack: np.ndarray, angles_deg: np.ndarray, nz: int, filter_name: str = "ramp",
-                sirt_iterations: int = 15, oversampling: float = 2.0) -> np.ndarray:
+def reconstruct(
+    stack: np.ndarray,
+    angles_deg: np.ndarray,
+    nz: int,
+    filter_name: str = "ramp",
+    sirt_iterations: int = 15,
+    oversampling: float = 2.0,
+) -> np.ndarray:
     """Tomogram from a pre-processed tilt series.
 
     Parameters

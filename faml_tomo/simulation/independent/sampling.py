@@ -7,6 +7,7 @@ Pixel-centre convention: a coarse pixel ``j`` covers the fine pixels
 ``f * j + (f - 1) / 2``. All three functions keep that correspondence, so a
 feature keeps its position through any chain of them.
 """
+
 import logging
 from functools import lru_cache
 
@@ -63,12 +64,12 @@ def fourier_upsample(image: np.ndarray, factor: int) -> np.ndarray:
     out = np.zeros((f * ny, f * nx // 2 + 1), np.complex64)
     hy, hx = ny // 2, nx // 2
     out[:hy, :hx] = spec[:hy, :hx]
-    out[-hy + 1:, :hx] = spec[-hy + 1:, :hx]
+    out[-hy + 1 :, :hx] = spec[-hy + 1 :, :hx]
     # Nyquist row and column of the coarse grid: split between +/- frequencies
     out[hy, :hx] = 0.5 * spec[hy, :hx]
     out[-hy, :hx] = 0.5 * spec[hy, :hx]
     out[:hy, hx] = 0.5 * spec[:hy, hx]
-    out[-hy + 1:, hx] = 0.5 * spec[-hy + 1:, hx]
+    out[-hy + 1 :, hx] = 0.5 * spec[-hy + 1 :, hx]
     out[hy, hx] = out[-hy, hx] = 0.25 * spec[hy, hx]
     out *= _shift_phase((f * ny, f * nx), 0.5 * (f - 1))
     return (sfft.irfft2(out, s=(f * ny, f * nx), workers=1) * (f * f)).astype(np.float32)
@@ -105,5 +106,5 @@ def bin_fourier(image: np.ndarray, factor: int) -> np.ndarray:
     out = np.zeros((my, mx // 2 + 1), np.complex64)
     hy, hx = my // 2, mx // 2
     out[:hy, :hx] = spec[:hy, :hx]
-    out[-hy + 1:, :hx] = spec[-hy + 1:, :hx]
+    out[-hy + 1 :, :hx] = spec[-hy + 1 :, :hx]
     return (sfft.irfft2(out, s=(my, mx), workers=1) / (f * f)).astype(np.float32)

@@ -7,6 +7,7 @@ close to the partial-volume (anti-aliased) voxelisation. Objects combine as
 a union: a voxel keeps the stronger of the old and the new value, so
 overlapping protein does not exceed its mean inner potential.
 """
+
 import logging
 from typing import Optional, Sequence, Tuple
 
@@ -14,13 +15,21 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["local_box", "occupancy", "add_ellipsoid", "add_sphere", "add_sphere_cluster",
-           "add_shell",
-           "paste_map", "union"]
+__all__ = [
+    "local_box",
+    "occupancy",
+    "add_ellipsoid",
+    "add_sphere",
+    "add_sphere_cluster",
+    "add_shell",
+    "paste_map",
+    "union",
+]
 
 
-def local_box(shape: Tuple[int, ...], centre_xyz: Sequence[float],
-              half_vox: float) -> Optional[Tuple[tuple, np.ndarray, np.ndarray, np.ndarray]]:
+def local_box(
+    shape: Tuple[int, ...], centre_xyz: Sequence[float], half_vox: float
+) -> Optional[Tuple[tuple, np.ndarray, np.ndarray, np.ndarray]]:
     """Slices of the box of half-size ``half_vox`` around a centre and the
     voxel offsets from the centre.
 
@@ -66,10 +75,15 @@ def union(vol: np.ndarray, slices: tuple, values: np.ndarray) -> None:
     vol[slices] = np.where(np.abs(values) > np.abs(old), values, old)
 
 
-def add_ellipsoid(vol: np.ndarray, centre_xyz: Sequence[float],
-                  semi_axes_A: "Sequence[float] | np.ndarray",
-                  rotation: np.ndarray, value: float, pixel_size_A: float,
-                  edge_A: float) -> None:
+def add_ellipsoid(
+    vol: np.ndarray,
+    centre_xyz: Sequence[float],
+    semi_axes_A: "Sequence[float] | np.ndarray",
+    rotation: np.ndarray,
+    value: float,
+    pixel_size_A: float,
+    edge_A: float,
+) -> None:
     """Draw a uniform ellipsoid (in place, union).
 
     Parameters
@@ -91,17 +105,23 @@ def add_ellipsoid(vol: np.ndarray, centre_xyz: Sequence[float],
     if box is None:
         return
     sl, dz, dy, dx = box
-    r = np.asarray(rotation, np.float32).T * np.float32(pixel_size_A)   # volume -> body, Å
+    r = np.asarray(rotation, np.float32).T * np.float32(pixel_size_A)  # volume -> body, Å
     body = [r[i, 0] * dx + r[i, 1] * dy + r[i, 2] * dz for i in range(3)]
     q = sum((b / np.float32(ai)) ** 2 for b, ai in zip(body, a))
     rho = np.sqrt(q)
     grad = np.sqrt(sum((b / np.float32(ai * ai)) ** 2 for b, ai in zip(body, a)))
-    dist = (rho - 1) * rho / np.maximum(grad, 1e-6)        # ~ signed distance, Å
+    dist = (rho - 1) * rho / np.maximum(grad, 1e-6)  # ~ signed distance, Å
     union(vol, sl, value * occupancy(dist, edge_A))
 
 
-def add_sphere(vol: np.ndarray, centre_xyz: Sequence[float], radius_A: float, value: float,
-               pixel_size_A: float, edge_A: float) -> None:
+def add_sphere(
+    vol: np.ndarray,
+    centre_xyz: Sequence[float],
+    radius_A: float,
+    value: float,
+    pixel_size_A: float,
+    edge_A: float,
+) -> None:
     """Draw a uniform sphere (in place, union); see :func:`add_ellipsoid`."""
     box = local_box(vol.shape, centre_xyz, (radius_A + edge_A) / pixel_size_A + 1)
     if box is None:
@@ -111,8 +131,14 @@ def add_sphere(vol: np.ndarray, centre_xyz: Sequence[float], radius_A: float, va
     union(vol, sl, value * occupancy(r - radius_A, edge_A))
 
 
-def add_sphere_cluster(vol: np.ndarray, centres_xyz: np.ndarray, radii_A: np.ndarray,
-                       value: float, pixel_size_A: float, edge_A: float) -> None:
+def add_sphere_cluster(
+    vol: np.ndarray,
+    centres_xyz: np.ndarray,
+    radii_A: np.ndarray,
+    value: float,
+    pixel_size_A: float,
+    edge_A: float,
+) -> None:
     """Draw the union of several uniform spheres in one pass (in place,
     union with the volume).
 
@@ -147,8 +173,13 @@ def add_sphere_cluster(vol: np.ndarray, centres_xyz: np.ndarray, radii_A: np.nda
     union(vol, sl, value * occupancy(dist, edge_A))
 
 
-def add_shell(vol: np.ndarray, centre_xyz: Sequence[float], radius_A: float,
-              head_value: float, pixel_size_A: float) -> None:
+def add_shell(
+    vol: np.ndarray,
+    centre_xyz: Sequence[float],
+    radius_A: float,
+    head_value: float,
+    pixel_size_A: float,
+) -> None:
     """Draw a lipid bilayer vesicle (in place, union): two head-group
     layers 36 Å apart (``head_value``, 5 Å Gaussian) around a low-density
     tail layer (``-0.3 * head_value``, 8 Å); layers are widened to half a

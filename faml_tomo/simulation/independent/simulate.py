@@ -1,6 +1,7 @@
 """Simulation driver of the independent model: one specimen, its tilt
 series rendered once (one noise realisation), and one reconstruction per
 named misalignment."""
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SimulationResult", "simulate", "render_tilt_series", "make_optics", "make_slab"]
 
-Misalignment = Tuple[Union[float, Sequence[float]], Union[float, Sequence[float]],
-                     Union[float, Sequence[float]]]
+Misalignment = Tuple[
+    Union[float, Sequence[float]], Union[float, Sequence[float]], Union[float, Sequence[float]]
+]
 
 
 @dataclass
@@ -64,6 +66,7 @@ class SimulationResult:
     bead_cluster : numpy.ndarray of int, shape (m,)
         Cluster index of each bead (touching beads share one).
     """
+
     tomograms: Dict[str, np.ndarray]
     angles: np.ndarray
     beads: np.ndarray
@@ -85,50 +88,76 @@ class SimulationResult:
 
 def make_optics(params: IndependentParams) -> Optics:
     """The :class:`~.electron_optics.Optics` of a parameter set."""
-    return Optics(voltage_kv=params.voltage_kv, cs_mm=params.cs_mm,
-                  amplitude_contrast=params.amplitude_contrast,
-                  astigmatism_um=params.astigmatism_um,
-                  astigmatism_angle_deg=params.astigmatism_angle_deg, cc_mm=params.cc_mm,
-                  energy_spread_eV=params.energy_spread_eV,
-                  illumination_mrad=params.illumination_mrad)
+    return Optics(
+        voltage_kv=params.voltage_kv,
+        cs_mm=params.cs_mm,
+        amplitude_contrast=params.amplitude_contrast,
+        astigmatism_um=params.astigmatism_um,
+        astigmatism_angle_deg=params.astigmatism_angle_deg,
+        cc_mm=params.cc_mm,
+        energy_spread_eV=params.energy_spread_eV,
+        illumination_mrad=params.illumination_mrad,
+    )
 
 
 def make_slab(params: IndependentParams, rng: np.random.Generator) -> SlabGeometry:
     """The slab of a parameter set (the carbon edge angle, ±20°, drawn)."""
     angle = float(rng.uniform(-20, 20)) if params.carbon_coverage > 0 else 0.0
-    return SlabGeometry(params.shape, params.pixel_size_A, params.thickness_A,
-                        params.ice_gradient, params.carbon_coverage,
-                        params.carbon_thickness_A, angle)
+    return SlabGeometry(
+        params.shape,
+        params.pixel_size_A,
+        params.thickness_A,
+        params.ice_gradient,
+        params.carbon_coverage,
+        params.carbon_thickness_A,
+        angle,
+    )
 
 
-def _misalignment_arrays(misalignments: Optional[Mapping[str, Misalignment]], n: int,
-                         pixel_size_A: float) -> Dict[str, Tuple[np.ndarray, ...]]:
+def _misalignment_arrays(
+    misalignments: Optional[Mapping[str, Misalignment]], n: int, pixel_size_A: float
+) -> Dict[str, Tuple[np.ndarray, ...]]:
     out: Dict[str, Tuple[np.ndarray, ...]] = {}
     if misalignments is None:
         misalignments = {"aligned": (0.0, 0.0, 0.0)}
     if not isinstance(misalignments, Mapping) or not misalignments:
-        raise InputError("misalignments must be a non-empty dict of name -> "
-                         "(shift_x_A, shift_y_A, rotation_deg)")
+        raise InputError(
+            "misalignments must be a non-empty dict of name -> (shift_x_A, shift_y_A, rotation_deg)"
+        )
     for name, value in misalignments.items():
         if not isinstance(name, str) or len(value) != 3:
-            raise InputError(f"misalignment {name!r} must map a name to "
-                             "(shift_x_A, shift_y_A, rotation_deg)")
+            raise InputError(
+                f"misalignment {name!r} must map a name to (shift_x_A, shift_y_A, rotation_deg)"
+            )
         arrs = []
         for label, v in zip(("shift_x_A", "shift_y_A", "rotation_deg"), value):
-            a = np.broadcast_to(np.asarray(v, float), (n,)) if np.ndim(v) == 0 \
+            a = (
+                np.broadcast_to(np.asarray(v, float), (n,))
+                if np.ndim(v) == 0
                 else np.asarray(v, float)
+            )
             if a.shape != (n,) or not np.all(np.isfinite(a)):
-                raise InputError(f"misalignment {name!r}: {label} must be a finite number "
-                                 f"or {n} values (one per tilt), got shape {a.shape}")
+                raise InputError(
+                    f"misalignment {name!r}: {label} must be a finite number "
+                    f"or {n} values (one per tilt), got shape {a.shape}"
+                )
             arrs.append(a.copy())
         out[name] = (arrs[0] / pixel_size_A, arrs[1] / pixel_size_A, arrs[2])
     return out
 
 
-def render_tilt_series(params: IndependentParams, volume: np.ndarray, beads: BeadSet,
-                       slab: SlabGeometry, angles: np.ndarray, defocus_um: np.ndarray,
-                       dose: np.ndarray, exposure: np.ndarray, rng: np.random.Generator,
-                       noise: bool = True) -> np.ndarray:
+def render_tilt_series(
+    params: IndependentParams,
+    volume: np.ndarray,
+    beads: BeadSet,
+    slab: SlabGeometry,
+    angles: np.ndarray,
+    defocus_um: np.ndarray,
+    dose: np.ndarray,
+    exposure: np.ndarray,
+    rng: np.random.Generator,
+    noise: bool = True,
+) -> np.ndarray:
     """Recorded tilt images of a specimen.
 
     Parameters
@@ -155,21 +184,38 @@ def render_tilt_series(params: IndependentParams, volume: np.ndarray, beads: Bea
     shape = volume.shape
     projector = FourierSliceProjector(volume, params.projector_oversampling)
     optics = make_optics(params)
-    imager = TiltImager(shape[1:], px, optics, b, params.render_sampling_A,
-                        params.amplitude_contrast)
-    profiles = [bead_wave_profile(round(float(d), 1), params.voltage_kv, imager.band_limit,
-                                  round(float(f), 2), params.ice_potential_V, params.ice_mfp_A)
-                for d, f in zip(beads.diameters_A, beads.ice_fraction)]
+    imager = TiltImager(
+        shape[1:], px, optics, b, params.render_sampling_A, params.amplitude_contrast
+    )
+    profiles = [
+        bead_wave_profile(
+            round(float(d), 1),
+            params.voltage_kv,
+            imager.band_limit,
+            round(float(f), 2),
+            params.ice_potential_V,
+            params.ice_mfp_A,
+        )
+        for d, f in zip(beads.diameters_A, beads.ice_fraction)
+    ]
     det_px = px / b
     out = np.empty((len(angles),) + shape[1:], np.float32)
     for i, a in enumerate(angles):
         filt = None
         if params.radiation_damage:
+
             def filt(k: np.ndarray, n: float = exposure[i]) -> np.ndarray:
                 return exposure_filter(k / px, n, params.voltage_kv)
+
         proj = projector.project(a, filt) * np.float32(px)
-        wave = imager.exit_wave(proj, a, slab, (params.ice_mfp_A, params.carbon_mfp_A),
-                                project_beads(beads.positions, a, shape), profiles)
+        wave = imager.exit_wave(
+            proj,
+            a,
+            slab,
+            (params.ice_mfp_A, params.carbon_mfp_A),
+            project_beads(beads.positions, a, shape),
+            profiles,
+        )
         inten = imager.intensity(wave, defocus_um[i])
         rec = detect(inten, dose[i] * det_px * det_px, params.detector, rng, noise)
         if b > 1:
@@ -178,9 +224,13 @@ def render_tilt_series(params: IndependentParams, volume: np.ndarray, beads: Bea
     return out
 
 
-def simulate(params: IndependentParams,
-             misalignments: Optional[Mapping[str, Misalignment]] = None, seed: int = 0,
-             keep_volume: bool = False, noise: bool = True) -> SimulationResult:
+def simulate(
+    params: IndependentParams,
+    misalignments: Optional[Mapping[str, Misalignment]] = None,
+    seed: int = 0,
+    keep_volume: bool = False,
+    noise: bool = True,
+) -> SimulationResult:
     """Simulate one specimen and reconstruct it once per misalignment.
 
     Parameters
@@ -210,13 +260,19 @@ def simulate(params: IndependentParams,
     rng = np.random.default_rng(seed)
     px = params.pixel_size_A
     angles = tilt_angles(params.tilt_min_deg, params.tilt_max_deg, params.tilt_step_deg)
-    order = acquisition_order(angles, params.tilt_order, params.tilt_start_deg,
-                              params.tilt_group)
+    order = acquisition_order(angles, params.tilt_order, params.tilt_start_deg, params.tilt_group)
     dose, exposure = accumulated_exposure(order, params.dose_e_per_A2)
     slab = make_slab(params, rng)
-    beads = place_beads(slab, params.n_beads, params.bead_diameter_A, rng,
-                        params.bead_diameter_sd, params.bead_surface_fraction,
-                        params.bead_cluster_fraction, params.bead_min_distance_A)
+    beads = place_beads(
+        slab,
+        params.n_beads,
+        params.bead_diameter_A,
+        rng,
+        params.bead_diameter_sd,
+        params.bead_surface_fraction,
+        params.bead_cluster_fraction,
+        params.bead_min_distance_A,
+    )
     if callable(misalignments):
         misalignments = misalignments(beads.positions.copy(), angles, params.shape)
     mis = _misalignment_arrays(misalignments, len(angles), px)
@@ -224,23 +280,59 @@ def simulate(params: IndependentParams,
     defocus = params.defocus_um + params.defocus_sd_um * rng.standard_normal(len(angles))
     timings["specimen"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    series = render_tilt_series(params, volume, beads, slab, angles, defocus, dose, exposure,
-                                rng, noise)
+    series = render_tilt_series(
+        params, volume, beads, slab, angles, defocus, dose, exposure, rng, noise
+    )
     timings["render"] = time.perf_counter() - t1
     optics = make_optics(params)
     tomos = {}
     t2 = time.perf_counter()
     for name, m in mis.items():
-        stack = preprocess_series(series, defocus, exposure, optics, px, m,
-                                  params.ctf_correction, params.wiener_snr,
-                                  params.dose_weighting)
-        tomos[name] = reconstruct(stack, angles, params.shape[0], params.recon_filter,
-                                  params.sirt_iterations, params.projector_oversampling)
+        stack = preprocess_series(
+            series,
+            defocus,
+            exposure,
+            optics,
+            px,
+            m,
+            params.ctf_correction,
+            params.wiener_snr,
+            params.dose_weighting,
+        )
+        tomos[name] = reconstruct(
+            stack,
+            angles,
+            params.shape[0],
+            params.recon_filter,
+            params.sirt_iterations,
+            params.projector_oversampling,
+        )
     timings["reconstruct"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
-    logger.info("simulated %s tomograms %s with %d tilts and %d beads in %.1f s",
-                len(tomos), params.shape, len(angles), len(beads), timings["total"])
-    return SimulationResult(tomos, angles, beads.positions.copy(), beads.diameters_A.copy(),
-                            float(params.bead_diameter_A), px, params, mis, defocus, dose,
-                            exposure, order, series, volume if keep_volume else None,
-                            timings, int(seed), np.asarray(beads.cluster).copy())
+    logger.info(
+        "simulated %s tomograms %s with %d tilts and %d beads in %.1f s",
+        len(tomos),
+        params.shape,
+        len(angles),
+        len(beads),
+        timings["total"],
+    )
+    return SimulationResult(
+        tomos,
+        angles,
+        beads.positions.copy(),
+        beads.diameters_A.copy(),
+        float(params.bead_diameter_A),
+        px,
+        params,
+        mis,
+        defocus,
+        dose,
+        exposure,
+        order,
+        series,
+        volume if keep_volume else None,
+        timings,
+        int(seed),
+        np.asarray(beads.cluster).copy(),
+    )

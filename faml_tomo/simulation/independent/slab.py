@@ -8,6 +8,7 @@ on ``z = nz // 2``, with thickness ``t(x) = thickness_A * (1 + gradient *
 surface, on the side ``s(x, y) > 0`` of a straight edge ``s = (x - x_e) cos
 a + (y - cy) sin a``.
 """
+
 import logging
 from dataclasses import dataclass
 from typing import Tuple
@@ -40,6 +41,7 @@ class SlabGeometry:
     carbon_edge_deg : float
         Angle of the carbon edge from the y axis, degrees.
     """
+
     shape: Tuple[int, int, int]
     pixel_size_A: float
     thickness_A: float
@@ -86,8 +88,7 @@ class SlabGeometry:
         xc = cx + (np.asarray(u, float) - cx) / np.cos(th)
         return self.thickness_at(xc) / np.cos(th)
 
-    def carbon_path_A(self, u: np.ndarray, v: "float | np.ndarray",
-                      angle_deg: float) -> np.ndarray:
+    def carbon_path_A(self, u: np.ndarray, v: "float | np.ndarray", angle_deg: float) -> np.ndarray:
         """Path length (Å) through the carbon layer of the rays reaching
         image points ``(u, v)`` (tomogram pixels, broadcast)."""
         u, v = np.asarray(u, float), np.asarray(v, float)
@@ -113,8 +114,14 @@ class SlabGeometry:
             lz = np.clip(lz, 0.0, depth)
         return lz * self.pixel_size_A / np.cos(th)
 
-    def log_amplitude(self, u: np.ndarray, v: "float | np.ndarray", angle_deg: float,
-                      ice_mfp_A: float, carbon_mfp_A: float) -> np.ndarray:
+    def log_amplitude(
+        self,
+        u: np.ndarray,
+        v: "float | np.ndarray",
+        angle_deg: float,
+        ice_mfp_A: float,
+        carbon_mfp_A: float,
+    ) -> np.ndarray:
         """Log of the wave amplitude left by inelastic scattering (zero-loss
         filtered), ``-(L_ice / mfp_ice + L_carbon / mfp_carbon) / 2`` with the
         carbon replacing ice along its path; broadcast of ``u`` and ``v``."""

@@ -9,6 +9,7 @@ Vesicles are bilayer shells of 150-600 Å radius that fit the local
 thickness. The carbon film is an amorphous layer (potential modulated by
 25 % smoothed noise) under the top surface on one side of a straight edge.
 """
+
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -21,15 +22,14 @@ from scipy.spatial.transform import Rotation
 from ...errors import InputError
 from .beads import BeadSet
 from .params import IndependentParams
-from .shapes import (add_ellipsoid, add_shell, add_sphere_cluster, local_box, occupancy,
-                     paste_map)
+from .shapes import add_ellipsoid, add_shell, add_sphere_cluster, local_box, occupancy, paste_map
 from .slab import SlabGeometry
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["build_specimen", "load_density_maps", "EDGE_A"]
 
-EDGE_A = 8.0                     # Å, smallest edge width of objects
+EDGE_A = 8.0  # Å, smallest edge width of objects
 
 
 def _random_centre(slab: SlabGeometry, reach_vox: float, rng: np.random.Generator):
@@ -43,8 +43,9 @@ def _random_centre(slab: SlabGeometry, reach_vox: float, rng: np.random.Generato
     return np.array([x, y, z])
 
 
-def _add_proteins(vol: np.ndarray, slab: SlabGeometry, fraction: float, value: float,
-                  rng: np.random.Generator) -> int:
+def _add_proteins(
+    vol: np.ndarray, slab: SlabGeometry, fraction: float, value: float, rng: np.random.Generator
+) -> int:
     """Ellipsoids and sphere clusters up to a nominal volume fraction."""
     px = slab.pixel_size_A
     nz, ny, nx = slab.shape
@@ -66,12 +67,13 @@ def _add_proteins(vol: np.ndarray, slab: SlabGeometry, fraction: float, value: f
             c = _random_centre(slab, (spread + 35) / px, rng)
             offs = rng.normal(scale=spread / px, size=(k, 3)) * np.array([1, 1, 0.8])
             add_sphere_cluster(vol, c + offs, radii, value, px, edge)
-            filled += float(np.sum(4 / 3 * np.pi * radii ** 3))
+            filled += float(np.sum(4 / 3 * np.pi * radii**3))
     return count
 
 
-def _add_vesicles(vol: np.ndarray, slab: SlabGeometry, n: int, value: float,
-                  rng: np.random.Generator) -> None:
+def _add_vesicles(
+    vol: np.ndarray, slab: SlabGeometry, n: int, value: float, rng: np.random.Generator
+) -> None:
     px = slab.pixel_size_A
     for _ in range(n):
         x = rng.uniform(0, slab.shape[2])
@@ -87,15 +89,16 @@ def _add_vesicles(vol: np.ndarray, slab: SlabGeometry, n: int, value: float,
         add_shell(vol, c, r, value, px)
 
 
-def _add_carbon(vol: np.ndarray, slab: SlabGeometry, value: float,
-                rng: np.random.Generator) -> None:
+def _add_carbon(
+    vol: np.ndarray, slab: SlabGeometry, value: float, rng: np.random.Generator
+) -> None:
     """Amorphous carbon layer under the top surface, one side of the edge."""
     if slab.carbon_coverage <= 0:
         return
     px = slab.pixel_size_A
     nz, ny, nx = slab.shape
     x = np.arange(nx)
-    top = slab.bounds(x)[1]                                         # (nx,)
+    top = slab.bounds(x)[1]  # (nx,)
     depth = slab.carbon_thickness_A / px
     z0 = max(int(np.floor(top.min() - depth)) - 2, 0)
     z1 = min(int(np.ceil(top.max())) + 2, nz)
@@ -104,8 +107,9 @@ def _add_carbon(vol: np.ndarray, slab: SlabGeometry, value: float,
     in_z = np.maximum(zz - top[None, None, :], (top[None, None, :] - depth) - zz) * px
     side = slab.carbon_distance(x[None, None, :], np.arange(ny)[None, :, None]) * px
     occ = occupancy(in_z, edge) * occupancy(-side, edge)
-    tex = ndimage.gaussian_filter(rng.standard_normal(occ.shape).astype(np.float32),
-                                  max(1.0, 10.0 / px))
+    tex = ndimage.gaussian_filter(
+        rng.standard_normal(occ.shape).astype(np.float32), max(1.0, 10.0 / px)
+    )
     tex *= 0.25 / max(float(tex.std()), 1e-6)
     block = vol[z0:z1]
     vol[z0:z1] = occ * value * (1 + tex) + (1 - occ) * block
@@ -114,6 +118,7 @@ def _add_carbon(vol: np.ndarray, slab: SlabGeometry, value: float,
 @lru_cache(maxsize=32)
 def _read_map(path: str, pixel_size_A: float) -> np.ndarray:
     from ...io.mrc import read_mrc, require_voxel_size
+
     data, voxel = read_mrc(path)
     voxel = require_voxel_size(voxel, path)
     data = np.clip(np.asarray(data, np.float32), 0, None)
@@ -131,9 +136,14 @@ def load_density_maps(folder: str, pixel_size_A: float) -> Tuple[np.ndarray, ...
     return tuple(_read_map(str(p), float(pixel_size_A)) for p in paths)
 
 
-def _add_structures(vol: np.ndarray, slab: SlabGeometry, folder: Optional[str], n: int,
-                    value: float,
-                    rng: np.random.Generator) -> None:
+def _add_structures(
+    vol: np.ndarray,
+    slab: SlabGeometry,
+    folder: Optional[str],
+    n: int,
+    value: float,
+    rng: np.random.Generator,
+) -> None:
     """Paste ``n`` maps in random orientations, scaled so that their
     dense part (above 20 % of the maximum) has the protein potential."""
     if folder is None:
@@ -141,7 +151,7 @@ def _add_structures(vol: np.ndarray, slab: SlabGeometry, folder: Optional[str], 
     maps = load_density_maps(folder, slab.pixel_size_A)
     for _ in range(n):
         m = maps[int(rng.integers(len(maps)))]
-        rot = Rotation.random(random_state=rng).as_matrix()[::-1, ::-1]   # zyx
+        rot = Rotation.random(random_state=rng).as_matrix()[::-1, ::-1]  # zyx
         c = (np.array(m.shape) - 1) / 2.0
         out = ndimage.affine_transform(m, rot.T, offset=c - rot.T @ c, order=1)
         dense = out > 0.2 * out.max()
@@ -169,8 +179,9 @@ def _clear_beads(vol: np.ndarray, beads: BeadSet, pixel_size_A: float) -> None:
         vol[sl] *= 1 - occupancy(r - 0.5 * d, edge)
 
 
-def build_specimen(params: IndependentParams, slab: SlabGeometry, beads: BeadSet,
-                   rng: np.random.Generator) -> np.ndarray:
+def build_specimen(
+    params: IndependentParams, slab: SlabGeometry, beads: BeadSet, rng: np.random.Generator
+) -> np.ndarray:
     """The specimen's potential relative to ice.
 
     Parameters
@@ -190,15 +201,18 @@ def build_specimen(params: IndependentParams, slab: SlabGeometry, beads: BeadSet
     vol = np.zeros(slab.shape, np.float32)
     n_obj = 0
     if params.protein_fraction > 0:
-        n_obj = _add_proteins(vol, slab, params.protein_fraction, params.protein_potential_V,
-                              rng)
+        n_obj = _add_proteins(vol, slab, params.protein_fraction, params.protein_potential_V, rng)
     _add_vesicles(vol, slab, params.n_vesicles, params.lipid_potential_V, rng)
     if params.n_structures > 0:
-        _add_structures(vol, slab, params.structures_dir, params.n_structures,
-                        params.protein_potential_V, rng)
+        _add_structures(
+            vol, slab, params.structures_dir, params.n_structures, params.protein_potential_V, rng
+        )
     _add_carbon(vol, slab, params.carbon_potential_V, rng)
     _cut_to_slab(vol, slab)
     _clear_beads(vol, beads, slab.pixel_size_A)
-    logger.debug("specimen: %d protein objects, %.1f %% of voxels above half the protein "
-                 "potential", n_obj, 100 * float(np.mean(vol > 0.5 * params.protein_potential_V)))
+    logger.debug(
+        "specimen: %d protein objects, %.1f %% of voxels above half the protein potential",
+        n_obj,
+        100 * float(np.mean(vol > 0.5 * params.protein_potential_V)),
+    )
     return vol

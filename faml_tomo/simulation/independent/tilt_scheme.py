@@ -1,6 +1,7 @@
 """Tilt schemes of the independent model: tilt angles, acquisition order
 (dose-symmetric, bidirectional, sequential), accumulated exposure per image
 and the angular weights of back-projection."""
+
 import logging
 from typing import Tuple
 
@@ -23,14 +24,16 @@ def tilt_angles(tilt_min_deg: float, tilt_max_deg: float, step_deg: float) -> np
         ``tilt_max_deg`` (within 1e-6 degrees).
     """
     if not step_deg > 0 or not tilt_max_deg > tilt_min_deg:
-        raise InputError(f"tilt range {tilt_min_deg}..{tilt_max_deg} with step {step_deg} "
-                         "gives no angles")
+        raise InputError(
+            f"tilt range {tilt_min_deg}..{tilt_max_deg} with step {step_deg} gives no angles"
+        )
     n = int(np.floor((tilt_max_deg - tilt_min_deg) / step_deg + 1e-6)) + 1
     return tilt_min_deg + step_deg * np.arange(n, dtype=np.float64)
 
 
-def acquisition_order(angles_deg: np.ndarray, scheme: str = "dose-symmetric",
-                      start_deg: float = 0.0, group: int = 2) -> np.ndarray:
+def acquisition_order(
+    angles_deg: np.ndarray, scheme: str = "dose-symmetric", start_deg: float = 0.0, group: int = 2
+) -> np.ndarray:
     """Order in which the images were recorded.
 
     Parameters
@@ -75,8 +78,7 @@ def acquisition_order(angles_deg: np.ndarray, scheme: str = "dose-symmetric",
     return np.array(order)
 
 
-def accumulated_exposure(order: np.ndarray, dose_e_per_A2: float) -> Tuple[np.ndarray,
-                                                                          np.ndarray]:
+def accumulated_exposure(order: np.ndarray, dose_e_per_A2: float) -> Tuple[np.ndarray, np.ndarray]:
     """Exposure of each image and the exposure its specimen has received.
 
     Parameters
