@@ -3,10 +3,11 @@
 checks, and :func:`run`, the entry point of the command line and of
 ``faml-tomo run job.json``; the protocol builds its settings through it.
 
-Outputs in ``out``: ``coordinates.star`` (every tomogram's fiducials,
-``rlnTomoName``, ``rlnMicrographName``, ``rlnCoordinateX/Y/Z`` in voxels,
-``rlnAutopickFigureOfMerit`` = mirror correlation), ``<tomogram>.star`` and
-``<tomogram>.txt`` per tomogram, ``job.json`` and the run marker
+Outputs in ``out`` (written through :mod:`.results`): ``coordinates.star``
+(every tomogram's fiducials, ``rlnTomoName``, ``rlnMicrographName``,
+``rlnCoordinateX/Y/Z`` in voxels, ``rlnAutopickFigureOfMerit`` = mirror
+correlation), ``<tomogram>.star``, ``<tomogram>.txt`` and
+``<tomogram>_fiducials.json`` per tomogram, ``job.json`` and the run marker
 ``faml_run.json`` (:mod:`faml_tomo.io.publish`).
 """
 
@@ -15,15 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..jobs import coerce_fields, job_to_json, option
 from ..typealiases import PathLike
 from .params import Z_BORDER_RULES, PeakHighContrastParams
 
-__all__ = ["FiducialJob", "run", "coordinate_table"]
+__all__ = ["FiducialJob", "run"]
 
 _D = PeakHighContrastParams()
 
@@ -122,27 +121,6 @@ class FiducialJob:
         return out
 
 
-def coordinate_table(name: str, file_name: str, coordinates: ArrayLike, scores: ArrayLike) -> dict:
-    """STAR columns of one tomogram's fiducials (RELION labels)."""
-    xyz = np.asarray(coordinates, float).reshape(-1, 3)
-    return {
-        "rlnTomoName": [name] * len(xyz),
-        "rlnMicrographName": [file_name] * len(xyz),
-        "rlnCoordinateX": xyz[:, 0],
-        "rlnCoordinateY": xyz[:, 1],
-        "rlnCoordinateZ": xyz[:, 2],
-        "rlnAutopickFigureOfMerit": np.asarray(scores, float),
-    }
-
-
-def _write_text(path, coordinates):
-    from ..io.mrc import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(f"{x:.2f} {y:.2f} {z:.2f}\n" for x, y, z in coordinates))
-    return path
-
-
 def check_inputs(job: FiducialJob, out: PathLike) -> tuple[list[str], dict]:
     """Every check that needs no computation, before any work: settings,
     tomogram headers (voxel size, size against the box), distinct names,
@@ -186,31 +164,29 @@ def run(job: FiducialJob, out: PathLike, progress: Callable[[str], None] | None 
     """
     from ..io.jobjson import write_job_json
     from ..io.publish import Publication
-    from ..io.star import write_star
     from . import peak_high_contrast_file  # the package's (tests replace it)
+    from .results import TomogramFiducials, write_coordinates_star, write_tomogram
 
     say = progress or (lambda line: None)
     out = Path(out)
     stems, sampling = check_inputs(job, out)
     params = job.params()
     t0 = time.perf_counter()
-    tables, per_tomo = [], {}
+    records, per_tomo = [], {}
     with Publication(out, "peak-high-contrast") as stage:
         for path, stem in zip(job.tomograms, stems):
             res = peak_high_contrast_file(
                 path, sampling[path], params, workers=job.threads, seed=job.seed
             )
-            table = coordinate_table(stem, path.name, res.coordinates, res.scores)
-            write_star(stage / f"{stem}.star", table, "particles")
-            _write_text(stage / f"{stem}.txt", res.coordinates)
-            tables.append(table)
+            record = TomogramFiducials.from_result(stem, res, file_name=path.name)
+            write_tomogram(stage, record)
+            records.append(record)
             per_tomo[stem] = _tomogram_record(path, res)
             say(
                 f"{stem}: {len(res)} fiducials"
                 + (" (relaxed mode)" if res.relaxed_mode_used else "")
             )
-        merged = {k: [v for t in tables for v in list(t[k])] for k in tables[0]}
-        write_star(stage / "coordinates.star", merged, "particles")
+        write_coordinates_star(stage / "coordinates.star", records)
         write_job_json(
             stage / "job.json",
             "peak-high-contrast",

@@ -6,11 +6,13 @@ decision settings from it.
 Coordinates are STAR tables with ``rlnCoordinateX/Y/Z`` in tomogram voxels:
 one file per tomogram (paired in order), or any number of files whose
 ``rlnTomoName`` (or ``rlnMicrographName``) names the tomogram (its file name
-without extension).  Outputs in ``out``: ``scores.star`` (one row per
-coordinate, input order, with whether it was scored and why not, the bead's
-own verdict and whether it disagrees with its tomogram), ``tomograms.star``
-(one row per tomogram: label, scores, spread of the bead scores, beads that
-disagree, coordinates excluded, message), ``job.json`` and the run marker.
+without extension).  Outputs in ``out`` (written through :mod:`.results`): ``scores.star`` (one
+row per coordinate, input order, with whether it was scored and why not, the
+bead's own verdict and whether it disagrees with its tomogram),
+``tomograms.star`` (one row per tomogram: label, scores, spread of the bead
+scores, beads that disagree, coordinates excluded, message),
+``misalignment_results.json`` (the same per tomogram, as the protocol and the
+viewer read it), ``job.json`` and the run marker.
 """
 
 import logging
@@ -276,42 +278,9 @@ def run(job: MisalignmentJob, out: PathLike, progress: Callable[[str], None] | N
 
 
 def _write_results(out, results, job, scorer, t0):
-    from ..io.star import write_star
+    from .results import write_results
 
-    rows = [r for r in results if len(r.coords)]
-    cat = (lambda f: np.concatenate([f(r) for r in rows])) if rows else (lambda f: np.zeros(0))
-    write_star(
-        out / "scores.star",
-        {
-            "rlnTomoName": [r.name for r in rows for _ in range(len(r.coords))],
-            "rlnCoordinateX": cat(lambda r: r.coords[:, 0]),
-            "rlnCoordinateY": cat(lambda r: r.coords[:, 1]),
-            "rlnCoordinateZ": cat(lambda r: r.coords[:, 2]),
-            "famlStrongScore": cat(lambda r: r.strong),
-            "famlWeakScore": cat(lambda r: r.weak),
-            "famlOutsideFraction": cat(lambda r: r.outside_fraction),
-            "famlUsed": cat(lambda r: r.used.astype(int)),
-            "famlBeadVerdict": [v or "-" for r in rows for v in r.verdict],
-            "famlDisagrees": cat(lambda r: r.disagree.astype(int)),
-            "famlExcluded": [(e or "-").replace(" ", "_") for r in rows for e in r.excluded],
-        },
-        "scores",
-    )
-    write_star(
-        out / "tomograms.star",
-        {
-            "rlnTomoName": [r.name for r in results],
-            "famlMisalignment": [r.decision.label for r in results],
-            "famlStrongScore": [r.decision.strong_score for r in results],
-            "famlWeakScore": [r.decision.weak_score for r in results],
-            "famlNumberOfBeads": [r.decision.n_beads for r in results],
-            "famlStrongSpread": [r.decision.strong_spread for r in results],
-            "famlBeadsDisagreeing": [r.decision.n_disagree for r in results],
-            "famlBeadsExcluded": [r.decision.n_excluded for r in results],
-            "famlMessage": [r.decision.message or "-" for r in results],
-        },
-        "tomograms",
-    )
+    write_results(out, results)
     elapsed = time.perf_counter() - t0
     from ..io.jobjson import write_job_json
 

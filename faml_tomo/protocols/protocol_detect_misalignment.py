@@ -5,7 +5,6 @@ Glue only: the compute is :mod:`faml_tomo.misalignment` (boxes, networks,
 decision).  TensorFlow is imported inside the step.
 """
 
-import json
 import logging
 import os
 
@@ -30,7 +29,6 @@ OUT_SETS = {
 }
 # tomograms without enough usable beads: kept in their own set, with the reason
 OUT_UNCLASSIFIED = "outputUnclassifiedTomograms"
-RESULTS_JSON = "misalignment_results.json"
 # form parameter -> MisalignmentJob field: the job of a form, and the form's defaults
 FORM_FIELDS = {
     "beadSizeNm": "bead_size_nm",
@@ -270,18 +268,18 @@ class ProtDetectMisalignment(EMProtocol):
 
     # --------------------------- STEPS functions -----------------------------
     def scoreStep(self):
-        from ..io.mrc import open_mrc, write_mrc
+        from ..io.mrc import open_mrc
         from ..misalignment.detect import score_tomogram
         from ..misalignment.predict import MisalignmentScorer
+        from ..misalignment.results import write_boxes, write_results
 
         tomos = self._getTomograms()
         coords, _ = self._coordinatesByTomogram(tomos)
         job = self._job()
         scorer = MisalignmentScorer(job.models, gpu=job.gpu, batch_size=job.batch_size)
         bead_A = 10.0 * job.bead_size_nm
-        results = {}
+        results = []
         box_dir = self._getExtraPath("boxes")
-        os.makedirs(box_dir, exist_ok=True)
         for tomo in tomos.iterItems():
             ts = self._tsId(tomo)
             xyz = coords.get(ts, np.zeros((0, 3)))
@@ -300,46 +298,23 @@ class ProtDetectMisalignment(EMProtocol):
                     min_beads=job.min_beads,
                     max_outside=job.max_outside,
                 )
-            if res.boxes is not None:
-                for i, b in enumerate(res.boxes):
-                    write_mrc(os.path.join(box_dir, _box_name(ts, i)), b, res.box_sampling)
+            write_boxes(box_dir, res)
+            res.boxes = None  # written: do not hold every tomogram's boxes in memory
             for w in res.warnings:
                 logger.warning("%s: %s", ts, w)
             d = res.decision
-            results[ts] = {
-                "label": d.label,
-                "strong_score": d.strong_score,
-                "weak_score": d.weak_score,
-                "n_beads": d.n_beads,
-                "message": d.message,
-                "warnings": res.warnings,
-                "strong": res.strong.tolist(),
-                "weak": res.weak.tolist(),
-                "outside": np.asarray(res.outside_fraction).tolist(),
-                "used": res.used.astype(int).tolist(),
-                "verdict": list(res.verdict),
-                "disagree": res.disagree.astype(int).tolist(),
-                "excluded": list(res.excluded),
-                "strong_spread": d.strong_spread,
-                "n_disagree": d.n_disagree,
-                "n_excluded": d.n_excluded,
-                "coords": np.asarray(res.coords).tolist(),
-                "box_sampling": res.box_sampling,
-            }
+            results.append(res)
             print(
                 f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
                 f"{d.weak_score:.3f}, {d.n_beads} beads) {d.message}",
                 flush=True,
             )
-        with open(self._getExtraPath(RESULTS_JSON), "w") as fh:
-            json.dump(results, fh, indent=1, default=float)
+        write_results(self._getExtraPath(), results)
 
     def _results(self):
-        path = self._getExtraPath(RESULTS_JSON)
-        if not os.path.exists(path):
-            return None
-        with open(path) as fh:
-            return json.load(fh)
+        from ..misalignment.results import read_results
+
+        return read_results(self._getExtraPath())
 
     def createOutputStep(self):
         from tomo.objects import SetOfSubTomograms, SetOfTomograms, SubTomogram

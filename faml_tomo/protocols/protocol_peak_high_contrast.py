@@ -2,7 +2,6 @@
 contrast, de Isidro-Gómez et al. 2024 §2.3).  Glue only: the algorithm is in
 :mod:`faml_tomo.fiducials`, imported inside the steps."""
 
-import json
 import logging
 import os
 
@@ -57,13 +56,6 @@ def tomogram_path(tomo):
     """The data file of a tomogram, without Scipion's ``:mrc`` suffix."""
     path = tomo.getFileName()
     return path.split(":")[0] if ":" in path and not os.path.exists(path) else path
-
-
-def _smeared(record):
-    """Whether a tomogram's fiducials were found only by a smeared-bead search."""
-    return bool(record["count"]) and (
-        record.get("search") in ("smeared", "streak") or record.get("bead_scale", 1.0) > 1
-    )
 
 
 class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
@@ -240,34 +232,23 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         """The compute parameters from the form."""
         return self._job().params()
 
-    def _resultPath(self, key):
-        return self._getExtraPath(f"{key}_fiducials.json")
-
     def pickStep(self, tomoId):
         from ..fiducials import peak_high_contrast_file
-        from ..io.mrc import atomic_path
+        from ..fiducials.results import TomogramFiducials, write_tomogram
 
         tomo = self.inputTomograms.get()[tomoId]
         key = tomogram_key(tomo)
+        path = tomogram_path(tomo)
         res = peak_high_contrast_file(
-            tomogram_path(tomo),
+            path,
             tomo.getSamplingRate(),
             self.getParams(),
             workers=max(1, int(self.numberOfThreads.get())),
         )
-        record = {
-            "tomogram": key,
-            "objId": int(tomoId),
-            "coordinates": res.coordinates.tolist(),
-            "scores": res.scores.tolist(),
-            "relaxed_mode": bool(res.relaxed_mode_used),
-            "warnings": res.warnings,
-            "stats": {
-                k: v for k, v in res.stats.items() if isinstance(v, (int, float, str, tuple, list))
-            },
-        }
-        with atomic_path(self._resultPath(key)) as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
+        record = TomogramFiducials.from_result(
+            key, res, file_name=os.path.basename(path), obj_id=int(tomoId)
+        )
+        write_tomogram(self._getExtraPath(), record)
         self.info(
             f"{key}: {len(res)} fiducials" + (" (relaxed mode)" if res.relaxed_mode_used else "")
         )
@@ -278,75 +259,70 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         import tomo.constants as const
         from tomo.objects import Coordinate3D
 
+        from ..fiducials.results import read_tomogram, write_coordinates_star
+
         tomos = self.inputTomograms.get()
         # a pointer (protocol + output name), not the set: object ids differ
         # between run databases when the workflow is scheduled
         coords = self._createSetOfCoordinates3D(self.inputTomograms)
         coords.setSamplingRate(tomos.getSamplingRate())
         coords.setBoxSize(int(self.boxSize.get()))
-        summary = []
+        records = []
         for tomo in tomos.iterItems():
-            with open(self._resultPath(tomogram_key(tomo))) as fh:
-                rec = json.load(fh)
-            for (x, y, z), score in zip(rec["coordinates"], rec["scores"]):
+            rec = read_tomogram(self._getExtraPath(), tomogram_key(tomo))
+            for (x, y, z), score in zip(rec.coordinates, rec.scores):
                 coord = Coordinate3D()
                 coord.setVolume(tomo.clone())
                 coord.setPosition(x, y, z, const.BOTTOM_LEFT_CORNER)
                 coord.setScore(float(score))
                 coords.append(coord)
-            stats = rec.get("stats", {})
-            summary.append(
-                {
-                    "tomogram": rec["tomogram"],
-                    "count": len(rec["scores"]),
-                    "relaxed_mode": rec["relaxed_mode"],
-                    "search": stats.get("search", "peak"),
-                    "bead_scale": stats.get("bead_scale", 1.0),
-                    "warnings": rec["warnings"],
-                }
-            )
-        with open(self._getExtraPath("summary.json"), "w") as fh:
-            json.dump(summary, fh, indent=1)
+            records.append(rec)
+        if records:
+            write_coordinates_star(self._getExtraPath("coordinates.star"), records)
         self._defineOutputs(**{OUTPUT_NAME: coords})
         self._defineSourceRelation(self.inputTomograms, coords)
 
     # --------------------------- INFO functions ------------------------------
-    def _readSummary(self):
-        path = self._getExtraPath("summary.json")
-        if not os.path.exists(path):
+    def _records(self):
+        """The fiducial records of the input tomograms (None before the first)."""
+        from ..fiducials.results import read_all
+
+        tomos = self.inputTomograms.get()
+        if tomos is None:
             return None
-        with open(path) as fh:
-            return json.load(fh)
+        names = [tomogram_key(t) for t in tomos.iterItems()]
+        return read_all(self._getExtraPath(), names) or None
 
     def _summary(self):
-        summary = self._readSummary()
-        if summary is None:
+        records = self._records()
+        if records is None:
             return ["Output not ready yet."]
-        total = sum(s["count"] for s in summary)
+        total = sum(len(r) for r in records)
         lines = [
-            f"{total} fiducials ({self.fiducialSize.get():g} nm beads) in {len(summary)} tomograms:"
+            f"{total} fiducials ({self.fiducialSize.get():g} nm beads) in {len(records)} tomograms:"
         ]
-        for s in summary:
-            line = f"  {s['tomogram']}: {s['count']}"
-            if _smeared(s) and s.get("search") == "smeared":
+        for r in records:
+            search = r.stats.get("search")
+            line = f"  {r.name}: {len(r)}"
+            if r.smeared and search == "smeared":
                 line += " (beads smeared into lobes or arcs: centres of the smears)"
-            elif _smeared(s) and s.get("search") == "streak":
+            elif r.smeared and search == "streak":
                 line += " (beads drawn out into streaks along Y: centres of the streaks)"
-            elif _smeared(s):
-                line += f" (found as {s['bead_scale']:g}x larger beads: smeared)"
-            if s["relaxed_mode"]:
+            elif r.smeared:
+                line += f" (found as {r.bead_scale:g}x larger beads: smeared)"
+            if r.relaxed_mode:
                 line += " (relaxed mode: coordinates not filtered)"
-            elif s["count"] == 0:
+            elif len(r) == 0:
                 line += " (none found)"
             lines.append(line)
-        smeared = [s["tomogram"] for s in summary if _smeared(s)]
+        smeared = [r.name for r in records if r.smeared]
         if smeared:
             lines.append(
                 f"Smeared beads in {len(smeared)} tomogram(s): {', '.join(smeared)} "
                 f"(as a misaligned tilt series leaves them; check them with "
                 f"'Detect misalignment')."
             )
-        relaxed = [s["tomogram"] for s in summary if s["relaxed_mode"]]
+        relaxed = [r.name for r in records if r.relaxed_mode]
         if relaxed:
             lines.append(
                 f"Relaxed mode used for {len(relaxed)} tomogram(s): "
@@ -356,13 +332,13 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         return lines
 
     def _methods(self):
-        summary = self._readSummary()
-        if summary is None:
+        records = self._records()
+        if records is None:
             return []
-        total = sum(s["count"] for s in summary)
+        total = sum(len(r) for r in records)
         return [
             f"Gold fiducials of {self.fiducialSize.get():g} nm were located in "
-            f"{len(summary)} tomograms with the peak-high-contrast algorithm "
+            f"{len(records)} tomograms with the peak-high-contrast algorithm "
             f"[{CITE_MISALIGNMENT}] (outlier threshold {self.sdThr.get():g} SD, "
             f"minimum mirror correlation {self.mirrorCorrelationThr.get():g}, "
             f"Mahalanobis threshold {self.mahalanobisDistanceThr.get():g}, relaxed "

@@ -8,7 +8,6 @@ they take the per-tomogram results (as the protocol stores them in
 :class:`matplotlib.figure.Figure`, or draw into one given as ``fig``.
 """
 
-import json
 import os
 
 import numpy as np
@@ -21,7 +20,6 @@ __all__ = [
     "tomogram_score_plot",
     "box_gallery",
     "bead_map",
-    "load_results",
 ]
 
 LABEL_COLOURS = {
@@ -31,12 +29,6 @@ LABEL_COLOURS = {
     "unclassified": "#7f7f7f",
 }
 _ORDER = ("aligned", "weak", "strong", "unclassified")
-
-
-def load_results(path):
-    """Read ``misalignment_results.json``."""
-    with open(path) as fh:
-        return json.load(fh)
 
 
 def _num(value):
@@ -248,7 +240,7 @@ try:
     from pyworkflow.protocol import params as _params
     from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
-    from ..protocols.protocol_detect_misalignment import RESULTS_JSON, ProtDetectMisalignment
+    from ..protocols.protocol_detect_misalignment import ProtDetectMisalignment
 except ImportError:  # pragma: no cover - compute-only install
     EmProtocolViewer = None
 
@@ -322,7 +314,18 @@ if EmProtocolViewer is not None:
             return default if value is None else value
 
         def _results(self):
-            return load_results(self.protocol._getExtraPath(RESULTS_JSON))
+            from ..misalignment.results import read_results
+
+            return read_results(self.protocol._getExtraPath()) or {}
+
+        def exportViews(self) -> dict[str, list]:
+            """Every view of the run, by name (for exports; the GUI opens the
+            same ones): score histograms, per-tomogram scores, box gallery."""
+            return {
+                "misalignment_scores": self._histograms(),
+                "misalignment_tomograms": self._tomograms(),
+                "misalignment_boxes": self._gallery(),
+            }
 
         def _thresholds(self):
             return self.protocol.strongThreshold.get(), self.protocol._weakThreshold()
@@ -345,6 +348,7 @@ if EmProtocolViewer is not None:
 
         def _gallery(self, _param=None):
             from ..io.mrc import read_mrc
+            from ..io.naming import box_name
 
             key = ("strong", "weak")[self._param("galleryNetwork", 0)]
             res = self._results()
@@ -352,7 +356,7 @@ if EmProtocolViewer is not None:
             box_dir = self.protocol._getExtraPath("boxes")
             for ts, r in res.items():
                 for i, v in enumerate(r.get(key, [])):
-                    files.append(os.path.join(box_dir, f"{ts}_{i + 1:04d}.mrc"))
+                    files.append(os.path.join(box_dir, box_name(ts, i)))
                     scores.append(v)
                     names.append(f"{ts} #{i + 1}")
             return self._plotter(

@@ -16,7 +16,6 @@ from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
 
 from .plotting import new_figure
 from ..protocols.protocol_peak_high_contrast import (
-    OUTPUT_NAME,
     ProtPeakHighContrast,
     tomogram_key,
     tomogram_path,
@@ -200,16 +199,20 @@ class ProtPeakHighContrastViewer(EmProtocolViewer):
         return tomos[i - 1]
 
     def _coordinates(self, tomo):
-        out = getattr(self.protocol, OUTPUT_NAME, None)
-        if out is None:
-            return np.zeros((0, 3)), np.zeros(0)
-        import tomo.constants as const
+        from ..fiducials.results import read_tomogram
 
-        xyz, scores = [], []
-        for c in out.iterCoordinates(tomo):
-            xyz.append(c.getPosition(const.BOTTOM_LEFT_CORNER))
-            scores.append(c.getScore())
-        return np.array(xyz, float).reshape(-1, 3), np.array(scores, float)
+        try:
+            rec = read_tomogram(self.protocol._getExtraPath(), tomogram_key(tomo))
+        except FileNotFoundError:  # not searched yet
+            return np.zeros((0, 3)), np.zeros(0)
+        return rec.coordinates, rec.scores
+
+    def tomogramViews(self, number: int) -> dict[str, list]:
+        """The views of tomogram ``number`` (1 = first of the input set):
+        ``{"fiducials": slab with the fiducials, "fiducial_scores": histogram}``
+        (for exports; the GUI calls the same functions)."""
+        self.tomoNumber.set(number)
+        return {"fiducials": self._showSlab(), "fiducial_scores": self._showScores()}
 
     def _showSlab(self, param=None):
         from ..io.mrc import open_mrc

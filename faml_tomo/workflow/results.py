@@ -6,10 +6,11 @@ The figures are drawn by the same viewer classes the Scipion GUI opens
 (:mod:`faml_tomo.viewers`); with ``MPLBACKEND=Agg`` nothing needs a display.
 """
 
-import json
 import logging
 import os
 from pathlib import Path
+
+import numpy as np
 
 from .project import protocol_info
 
@@ -59,38 +60,31 @@ def _viewer(viewer_cls, project, prot):
 
 
 def _peak_high_contrast(prot, project, fig_dir):
-    import tomo.constants as const
-
-    from ..protocols.protocol_peak_high_contrast import OUTPUT_NAME, tomogram_key
+    from ..fiducials.results import read_all
+    from ..protocols.protocol_peak_high_contrast import tomogram_key
     from ..viewers.viewer_peak_high_contrast import ProtPeakHighContrastViewer
 
-    tomos = [t.clone() for t in prot.inputTomograms.get().iterItems()]
-    out = getattr(prot, OUTPUT_NAME, None)
-    coords = {}
-    for tomo in tomos:
-        rows = []
-        if out is not None:
-            for c in out.iterCoordinates(tomo):
-                rows.append(list(c.getPosition(const.BOTTOM_LEFT_CORNER)) + [c.getScore()])
-        coords[tomogram_key(tomo)] = rows
+    keys = [tomogram_key(t) for t in prot.inputTomograms.get().iterItems()]
+    records = {r.name: r for r in read_all(prot._getExtraPath(), keys)}
+    coords = {
+        key: np.column_stack([records[key].coordinates, records[key].scores]).tolist()
+        if key in records
+        else []
+        for key in keys
+    }
     figures = []
     viewer = _viewer(ProtPeakHighContrastViewer, project, prot)
-    for i, tomo in enumerate(tomos, 1):
-        viewer.tomoNumber.set(i)
-        key = tomogram_key(tomo)
-        figures += save_views(viewer._showSlab("displaySlab"), fig_dir / f"fiducials_{key}")
-        figures += save_views(
-            viewer._showScores("displayScores"), fig_dir / f"fiducial_scores_{key}"
-        )
+    for i, key in enumerate(keys, 1):
+        for name, views in viewer.tomogramViews(i).items():
+            figures += save_views(views, fig_dir / f"{name}_{key}")
     return {"coordinates": coords}, figures
 
 
 def _detect_misalignment(prot, project, fig_dir):
-    from ..protocols.protocol_detect_misalignment import RESULTS_JSON
+    from ..misalignment.results import read_results
     from ..viewers.viewer_misalignment import MisalignmentViewer
 
-    with open(prot._getExtraPath(RESULTS_JSON)) as fh:
-        res = json.load(fh)
+    res = read_results(prot._getExtraPath())
     data = {
         "tomograms": {
             ts: {k: r[k] for k in ("label", "strong_score", "weak_score", "n_beads", "message")}
@@ -99,13 +93,8 @@ def _detect_misalignment(prot, project, fig_dir):
     }
     viewer = _viewer(MisalignmentViewer, project, prot)
     figures = []
-    visualize = viewer._getVisualizeDict()
-    for name, key in (
-        ("misalignment_scores", "showHistograms"),
-        ("misalignment_tomograms", "showTomograms"),
-        ("misalignment_boxes", "showGallery"),
-    ):
-        figures += save_views(visualize[key](key), fig_dir / name)
+    for name, views in viewer.exportViews().items():
+        figures += save_views(views, fig_dir / name)
     return data, figures
 
 
