@@ -18,13 +18,22 @@ row per tomogram: label, scores, spread of the bead scores, beads that
 disagree, coordinates excluded, message) and ``job.json``.
 """
 
+from __future__ import annotations
+
+import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from ..misalignment.job import MisalignmentJob
 
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..jobs import add_arguments
     from ..misalignment.job import MisalignmentJob
 
@@ -43,7 +52,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..jobs import check_job, from_args
     from ..misalignment.job import MisalignmentJob
 
@@ -52,7 +61,7 @@ def run(args):
     return run_job(job, args.out)
 
 
-def run_job(job, out, restart=False):
+def run_job(job: MisalignmentJob, out: PathLike, restart: bool = False) -> int:
     """Run ``job`` into ``out`` with the summary on stdout (``restart``:
     nothing to restart, every run starts afresh)."""
     from ..misalignment.job import run as run_detection

@@ -21,13 +21,22 @@ writes, in ``results/fiducials``:
   together; see :mod:`faml_tomo.io.publish`).
 """
 
+from __future__ import annotations
+
+import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from ..fiducials.job import FiducialJob
 
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..fiducials.job import FiducialJob
     from ..jobs import add_arguments
 
@@ -44,7 +53,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..fiducials.job import FiducialJob
     from ..jobs import check_job, from_args
 
@@ -53,7 +62,7 @@ def run(args):
     return run_job(job, args.out)
 
 
-def run_job(job, out, restart=False):
+def run_job(job: FiducialJob, out: PathLike, restart: bool = False) -> int:
     """Run ``job`` into ``out`` with progress on stdout (``restart``: nothing
     to restart, every run starts afresh)."""
     from ..fiducials.job import run as run_fiducials

@@ -42,7 +42,7 @@ FORM_FIELDS = {
 FORM_CHOICES = {"criterion": CRITERIA}
 
 
-def form_default(name):
+def form_default(name: str) -> object:
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..misalignment.job import job_defaults
@@ -81,6 +81,13 @@ class ProtDetectMisalignment(EMProtocol):
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
+        self._defineInputParams(form)
+        form.addSection(label="Decision")
+        self._defineDecisionParams(form)
+        self._defineComputeParams(form)
+
+    def _defineInputParams(self, form):
+        """Coordinates, the tomograms to score, the bead size."""
         form.addParam(
             "inputCoordinates",
             params.PointerParam,
@@ -115,7 +122,9 @@ class ProtDetectMisalignment(EMProtocol):
             label="Bead diameter (nm)",
             help="Gold fiducial diameter; boxes are resampled so it spans 16 voxels.",
         )
-        form.addSection(label="Decision")
+
+    def _defineDecisionParams(self, form):
+        """How bead scores become a tomogram's label."""
         form.addParam(
             "criterion",
             params.EnumParam,
@@ -168,6 +177,9 @@ class ProtDetectMisalignment(EMProtocol):
             "tomogram (coordinates beyond or at the edge of the volume) are "
             "not scored: they would hold mostly padding.",
         )
+
+    def _defineComputeParams(self, form):
+        """Batch size and GPU."""
         form.addParam(
             "batchSize",
             params.IntParam,
@@ -267,7 +279,7 @@ class ProtDetectMisalignment(EMProtocol):
         return {k: np.array(v) for k, v in out.items()}, objs
 
     # --------------------------- STEPS functions -----------------------------
-    def scoreStep(self):
+    def scoreStep(self) -> None:
         from ..io.mrc import open_mrc
         from ..misalignment.detect import score_tomogram
         from ..misalignment.predict import MisalignmentScorer
@@ -316,7 +328,7 @@ class ProtDetectMisalignment(EMProtocol):
 
         return read_results(self._getExtraPath())
 
-    def createOutputStep(self):
+    def createOutputStep(self) -> None:
         from tomo.objects import SetOfSubTomograms, SetOfTomograms, SubTomogram
 
         results = self._results()

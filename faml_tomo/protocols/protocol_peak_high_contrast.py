@@ -2,17 +2,23 @@
 contrast, de Isidro-Gómez et al. 2024 §2.3).  Glue only: the algorithm is in
 :mod:`faml_tomo.fiducials`, imported inside the steps."""
 
+from __future__ import annotations
+
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 from pyworkflow.protocol import params
-from tomo.objects import SetOfCoordinates3D
+from tomo.objects import SetOfCoordinates3D, Tomogram
 from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_MISALIGNMENT
 from . import formjob
+
+if TYPE_CHECKING:
+    from ..fiducials.params import PeakHighContrastParams
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ FORM_FIELDS = {
 FORM_CHOICES = {"zBorder": ("bead", "box")}
 
 
-def form_default(name):
+def form_default(name: str) -> object:
     """The form default of parameter ``name``: the job's (an index for
     enumerations)."""
     from ..fiducials.job import job_defaults
@@ -44,7 +50,7 @@ def form_default(name):
     return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 
 
-def tomogram_key(tomo):
+def tomogram_key(tomo: Tomogram) -> str:
     """A file-name-safe key of a tomogram: its tsId, else its object id."""
     key = tomo.getTsId() if hasattr(tomo, "getTsId") and tomo.getTsId() else None
     from ..io.naming import safe_name
@@ -52,7 +58,7 @@ def tomogram_key(tomo):
     return safe_name(key or f"tomo_{tomo.getObjId()}")
 
 
-def tomogram_path(tomo):
+def tomogram_path(tomo: Tomogram) -> str:
     """The data file of a tomogram, without Scipion's ``:mrc`` suffix."""
     path = tomo.getFileName()
     return path.split(":")[0] if ":" in path and not os.path.exists(path) else path
@@ -79,6 +85,13 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
+        self._defineInputParams(form)
+        self._defineModeParams(form)
+        self._defineFilterParams(form)
+        form.addParallelSection(threads=1, mpi=0)
+
+    def _defineInputParams(self, form):
+        """Tomograms, bead and box sizes, border rule."""
         form.addParam(
             "inputTomograms",
             params.PointerParam,
@@ -118,6 +131,9 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             "whole box inside: the published rule, the whole box must lie "
             "inside in Z too.",
         )
+
+    def _defineModeParams(self, form):
+        """What to do when few beads pass the filters."""
         form.addParam(
             "relaxedMode",
             params.BooleanParam,
@@ -149,6 +165,9 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             "smears beads into shapes that are no longer round dark "
             "spots. Keep it on before misalignment detection.",
         )
+
+    def _defineFilterParams(self, form):
+        """The thresholds of the search and its quality filters (expert)."""
         form.addParam(
             "numberSampSlices",
             params.IntParam,
@@ -207,7 +226,6 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             "is far darker than protein; this keeps tomograms "
             "without gold empty.  0 disables the check.",
         )
-        form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
@@ -228,11 +246,11 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             values["smeared_scales"] = job_defaults()["smeared_scales"]
         return FiducialJob(threads=max(1, int(self.numberOfThreads.get() or 1)), **values)
 
-    def getParams(self):
+    def getParams(self) -> PeakHighContrastParams:
         """The compute parameters from the form."""
         return self._job().params()
 
-    def pickStep(self, tomoId):
+    def pickStep(self, tomoId: int) -> None:
         from ..fiducials import peak_high_contrast_file
         from ..fiducials.results import TomogramFiducials, write_tomogram
 
@@ -255,7 +273,7 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         for w in res.warnings:
             self.warning(f"{key}: {w}")
 
-    def createOutputStep(self):
+    def createOutputStep(self) -> None:
         import tomo.constants as const
         from tomo.objects import Coordinate3D
 

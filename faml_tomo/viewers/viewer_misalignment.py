@@ -8,9 +8,14 @@ they take the per-tomogram results (as the protocol stores them in
 :class:`matplotlib.figure.Figure`, or draw into one given as ``fig``.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from .plotting import new_figure, plot_window
 
@@ -36,7 +41,13 @@ def _num(value):
     return float("nan") if value is None else float(value)
 
 
-def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20, fig=None):
+def score_histograms(
+    results: Mapping[str, Mapping],
+    strong_threshold: float = 0.5,
+    weak_threshold: float | None = None,
+    bins: int = 20,
+    fig: Figure | None = None,
+) -> Figure:
     """Histograms of the per-bead scores of both networks, stacked by the
     decision of the bead's tomogram.
 
@@ -76,7 +87,12 @@ def score_histograms(results, strong_threshold=0.5, weak_threshold=None, bins=20
     return fig
 
 
-def tomogram_score_plot(results, strong_threshold=0.5, weak_threshold=None, fig=None):
+def tomogram_score_plot(
+    results: Mapping[str, Mapping],
+    strong_threshold: float = 0.5,
+    weak_threshold: float | None = None,
+    fig: Figure | None = None,
+) -> Figure:
     """Aggregated strong (circles) and weak (triangles) score of each
     tomogram, sorted by strong score, coloured by decision."""
     fig = new_figure(fig, (max(5, 0.35 * len(results) + 2), 4))
@@ -110,7 +126,14 @@ def tomogram_score_plot(results, strong_threshold=0.5, weak_threshold=None, fig=
     return fig
 
 
-def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
+def box_gallery(
+    boxes: Sequence[np.ndarray] | Callable[[int], np.ndarray],
+    scores: ArrayLike,
+    n: int = 4,
+    names: Sequence[str] | None = None,
+    title: str = "strong score",
+    fig: Figure | None = None,
+) -> Figure:
     """Central XY, XZ and YZ slices of the ``n`` lowest- and ``n``
     highest-scoring boxes.
 
@@ -157,7 +180,9 @@ def box_gallery(boxes, scores, n=4, names=None, title="strong score", fig=None):
     return fig
 
 
-def bead_map(name, result, shape=None, fig=None):
+def bead_map(
+    name: str, result: Mapping, shape: tuple[int, ...] | None = None, fig: Figure | None = None
+) -> Figure:
     """Where the beads of one tomogram are and what each one says: XY and XZ
     positions coloured by the bead's strong score (red 0 = misaligned, green
     1 = aligned), beads whose own verdict disagrees with the tomogram's label

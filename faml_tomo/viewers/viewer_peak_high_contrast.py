@@ -7,9 +7,13 @@ The figures are drawn by plain functions (:func:`slab_figure`,
 be rendered headless (Agg) and checked in tests.
 """
 
+from __future__ import annotations
+
 import logging
 
 import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 from pwem.viewers import EmPlotter, EmProtocolViewer
 from pyworkflow.protocol import params
 from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO
@@ -26,7 +30,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ProtPeakHighContrastViewer", "slab_figure", "score_histogram_figure", "central_slab"]
 
 
-def central_slab(volume, thickness):
+def central_slab(volume: ArrayLike, thickness: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Mean of ``thickness`` central XY slices of a (memory-mapped) volume.
 
     Parameters
@@ -48,8 +52,14 @@ def central_slab(volume, thickness):
 
 
 def slab_figure(
-    image, coordinates, scores=None, z_range=None, bead_diameter_px=10.0, title="", figure=None
-):
+    image: np.ndarray,
+    coordinates: ArrayLike,
+    scores: ArrayLike | None = None,
+    z_range: tuple[int, int] | None = None,
+    bead_diameter_px: float = 10.0,
+    title: str = "",
+    figure: Figure | None = None,
+) -> Figure:
     """A slab of central XY slices with fiducials overlaid.
 
     Parameters
@@ -130,7 +140,9 @@ def slab_figure(
     return fig
 
 
-def score_histogram_figure(scores, threshold=None, title="", figure=None):
+def score_histogram_figure(
+    scores: ArrayLike, threshold: float | None = None, title: str = "", figure: Figure | None = None
+) -> Figure:
     """Histogram of the fiducials' mirror-correlation scores.
 
     Parameters

@@ -6,13 +6,22 @@ The figures are drawn by the same viewer classes the Scipion GUI opens
 (:mod:`faml_tomo.viewers`); with ``MPLBACKEND=Agg`` nothing needs a display.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Callable, Sequence
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..typealiases import PathLike
+
 from .project import protocol_info
+
+if TYPE_CHECKING:
+    from pyworkflow.project import Project
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +30,7 @@ __all__ = ["export_project", "save_views"]
 DPI = 90
 
 
-def save_views(views, stem):
+def save_views(views: Sequence | None, stem: PathLike) -> list[str]:
     """Save the matplotlib figures of viewer results.
 
     Parameters
@@ -40,7 +49,7 @@ def save_views(views, stem):
     """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[str] = []
     for view in views or []:
         if not hasattr(view, "getFigure"):
             logger.info("%s: %s is not a matplotlib view, skipped", stem.name, type(view).__name__)
@@ -135,7 +144,12 @@ EXPORTERS = {
 }
 
 
-def export_project(project, fig_dir, infos=None, say=print):
+def export_project(
+    project: Project,
+    fig_dir: PathLike,
+    infos: list[dict] | None = None,
+    say: Callable[[str], object] = print,
+) -> list[dict]:
     """Summaries, outputs and viewer figures of every protocol of a project.
 
     Parameters
