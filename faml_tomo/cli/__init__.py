@@ -13,6 +13,8 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 from .. import __version__
 from ..errors import InputError
@@ -32,7 +34,7 @@ SUBCOMMANDS = [
 ]
 
 
-def _available_subcommands():
+def _available_subcommands() -> Iterator[ModuleType]:
     for name in SUBCOMMANDS:
         try:
             yield importlib.import_module(f"{__name__}.{name}")
@@ -41,7 +43,7 @@ def _available_subcommands():
                 raise  # a real missing dependency, not an absent module
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The top-level argument parser with every available subcommand."""
     parser = argparse.ArgumentParser(
         prog="faml-tomo",
@@ -59,7 +61,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -36,13 +36,24 @@ running the same command again resumes after the last finished iteration,
 and a larger ``--iterations`` continues a finished run.
 """
 
+from __future__ import annotations
+
+import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from mpi4py.MPI import Comm as MPIComm
+
+    from ..averaging.job import ClassifyJob
 
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..averaging.job import ClassifyJob
     from ..jobs import add_arguments
 
@@ -65,7 +76,7 @@ def add_parser(subparsers):
     return p
 
 
-def _mpi_comm():
+def _mpi_comm() -> MPIComm | None:
     """COMM_WORLD when running under an MPI launcher with several ranks."""
     try:
         from mpi4py import MPI
@@ -75,7 +86,7 @@ def _mpi_comm():
     return comm if comm.Get_size() > 1 else None
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..averaging.job import ClassifyJob
     from ..jobs import check_job, from_args
 
@@ -84,7 +95,7 @@ def run(args):
     return run_job(job, args.out, restart=args.restart)
 
 
-def run_job(job, out, restart=False):
+def run_job(job: ClassifyJob, out: PathLike, restart: bool = False) -> int:
     """Run ``job`` into ``out`` with progress and a summary on stdout."""
     from ..averaging.job import run as run_classify
 

@@ -4,6 +4,7 @@ a headless Scipion project made from faml_tomo's workflow templates.
 The work is in :mod:`faml_tomo.workflow.demo`; this module only parses.
 """
 
+import argparse
 import logging
 
 from ..errors import InputError
@@ -11,7 +12,7 @@ from ..errors import InputError
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "demo",
         help="end-to-end demo on built-in simulated data (Scipion project)",
@@ -34,7 +35,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..workflow.demo import run_demo
 
     if args.threads < 1:

@@ -1,5 +1,6 @@
 """``faml-tomo info``: versions, Scipion discovery and TensorFlow devices."""
 
+import argparse
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ KEY_DISTRIBUTIONS = [
 ]
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "info",
         help="show versions, Scipion plugin discovery and TensorFlow devices",
@@ -47,11 +48,11 @@ def add_parser(subparsers):
     return p
 
 
-def dependency_versions():
+def dependency_versions() -> dict[str, str | None]:
     """Installed versions of the key distributions (None when absent)."""
     from importlib import metadata
 
-    out = {}
+    out: dict[str, str | None] = {}
     for dist in KEY_DISTRIBUTIONS:
         try:
             out[dist] = metadata.version(dist)
@@ -60,7 +61,7 @@ def dependency_versions():
     return out
 
 
-def scipion_discovery():
+def scipion_discovery() -> dict:
     """Whether pyworkflow discovers faml_tomo, and its protocols and viewers."""
     os.environ.setdefault("SCIPION_DOMAIN", "pwem")
     try:
@@ -90,7 +91,7 @@ def scipion_discovery():
     }
 
 
-def tensorflow_devices():
+def tensorflow_devices() -> list[str] | str:
     """Devices TensorFlow sees, e.g. ``["CPU:0"]``; an error string otherwise."""
     try:
         tf = import_tensorflow()
@@ -102,7 +103,7 @@ def tensorflow_devices():
         return f"unavailable ({type(exc).__name__}: {exc})"
 
 
-def collect(with_tensorflow=True):
+def collect(with_tensorflow: bool = True) -> dict:
     """Everything ``faml-tomo info`` reports, as a dict."""
     # Quiet TensorFlow's C++ start-up lines (other plugins may import it).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,7 +118,7 @@ def collect(with_tensorflow=True):
     }
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     info = collect(with_tensorflow=not args.no_tensorflow)
     if args.json:
         print(json.dumps(info, indent=2))

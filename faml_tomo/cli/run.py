@@ -8,10 +8,23 @@ seed: the same outputs)::
     faml-tomo run results/faml/job.json --out results/faml_again
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from ..errors import InputError
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from ..averaging.job import ClassifyJob
+    from ..fiducials.job import FiducialJob
+    from ..misalignment.job import MisalignmentJob
+    from ..simulation.job import SubtomogramSimJob, TomogramSimJob
+
+    Job = Union[ClassifyJob, FiducialJob, MisalignmentJob, SubtomogramSimJob, TomogramSimJob]
 
 # task of a job record -> (job class, command-line module that runs it)
 _RUNNERS = {
@@ -23,7 +36,7 @@ _RUNNERS = {
 }
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "run",
         help="replay a recorded job (job.json)",
@@ -42,7 +55,7 @@ def add_parser(subparsers):
     return p
 
 
-def load_job(path):
+def load_job(path: PathLike) -> tuple[Job, str]:
     """The typed job recorded in ``path`` (a job.json) and its task."""
     import importlib
 
@@ -70,7 +83,7 @@ def load_job(path):
     return job_from_json(getattr(importlib.import_module(module), name), job), task
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import importlib
 
     from ..jobs import check_job

@@ -14,13 +14,22 @@ A 512 x 512 x 128 tomogram with 10 nm beads and a bananas misalignment::
         --misalignment bananas --magnitude 80 --out results/sim_tomo --seed 1
 """
 
+from __future__ import annotations
+
+import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from ..simulation.job import SubtomogramSimJob, TomogramSimJob
 
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..jobs import add_arguments
     from ..simulation.job import SubtomogramSimJob, TomogramSimJob
 
@@ -37,7 +46,7 @@ def add_parser(subparsers):
     q = sub.add_parser(
         "subtomograms",
         help="subtomograms with random rigid transforms",
-        description=SubtomogramSimJob.__doc__.split("\n\n")[0]
+        description=(SubtomogramSimJob.__doc__ or "").split("\n\n")[0]
         + " Writes one MRC per particle, the noise-free references, "
         "particles.star (RELION labels plus the ground truth) and job.json.",
     )
@@ -47,7 +56,7 @@ def add_parser(subparsers):
     q = sub.add_parser(
         "tomogram",
         help="tilt series of a slab with gold beads + WBP",
-        description=TomogramSimJob.__doc__.split("\n\n")[0]
+        description=(TomogramSimJob.__doc__ or "").split("\n\n")[0]
         + " Writes the tilt series (.mrcs, .tlt, per-image STAR), the "
         "tomogram, true bead coordinates in the tomogram's voxel frame and "
         "job.json.",
@@ -58,13 +67,13 @@ def add_parser(subparsers):
     return p
 
 
-def _job_class(what):
+def _job_class(what: str) -> type[SubtomogramSimJob] | type[TomogramSimJob]:
     from ..simulation.job import SubtomogramSimJob, TomogramSimJob
 
     return SubtomogramSimJob if what == "subtomograms" else TomogramSimJob
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..jobs import check_job, from_args
 
     job = from_args(_job_class(args.simulate_what), args)
@@ -72,11 +81,13 @@ def run(args):
     return run_job(job, args.out)
 
 
-def run_job(job, out, restart=False):
+def run_job(job: SubtomogramSimJob | TomogramSimJob, out: PathLike, restart: bool = False) -> int:
     """Run a simulation job into ``out`` with a summary on stdout
     (``restart``: nothing to restart, a simulation starts afresh)."""
     from ..simulation.job import SubtomogramSimJob, run_subtomograms, run_tomogram
 
-    run = run_subtomograms if isinstance(job, SubtomogramSimJob) else run_tomogram
-    run(job, out, progress=lambda line: print(line))
+    if isinstance(job, SubtomogramSimJob):
+        run_subtomograms(job, out, progress=lambda line: print(line))
+    else:
+        run_tomogram(job, out, progress=lambda line: print(line))
     return 0

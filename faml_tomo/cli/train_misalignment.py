@@ -11,6 +11,7 @@ Interrupted?  Run the same command with ``--resume``: cached specimens are
 reused and training continues from the last epoch's checkpoint.
 """
 
+import argparse
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ from ..io.jobjson import write_job_json
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train-misalignment",
         help="train the misalignment networks on simulated data",
@@ -87,7 +88,7 @@ def add_parser(subparsers):
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..misalignment.training import train_misalignment
 
     if args.workers < 1 or args.threads < 1:
@@ -98,7 +99,7 @@ def run(args):
     log_path = args.log or Path(args.cache) / f"train_seed{args.seed}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    def log(line):
+    def log(line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         with open(log_path, "a") as fh:
             fh.write(f"{stamp} {line}\n")

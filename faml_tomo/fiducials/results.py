@@ -38,7 +38,8 @@ __all__ = [
     "write_tomogram",
 ]
 
-# statistics of a search kept in the record (plain numbers and strings only)
+# statistics of a search kept in the record (plain numbers and strings only;
+# not the time taken: the same input gives the same bytes, timings go to job.json)
 _STAT_TYPES = (int, float, str, tuple, list)
 
 
@@ -59,7 +60,7 @@ class TomogramFiducials:
     warnings : list of str
     stats : dict
         Search statistics (``search``, ``bead_scale``, ``sampling_rate``,
-        ``time_s``, ...).
+        ...).
     file_name : str
         The tomogram's file (``rlnMicrographName``), "" when unknown.
     obj_id : int or None
@@ -91,7 +92,11 @@ class TomogramFiducials:
             scores=np.asarray(result.scores, float),
             relaxed_mode=bool(result.relaxed_mode_used),
             warnings=list(result.warnings),
-            stats={k: v for k, v in stats.items() if isinstance(v, _STAT_TYPES)},
+            stats={
+                k: v
+                for k, v in stats.items()
+                if isinstance(v, _STAT_TYPES) and not k.startswith("time")
+            },
             file_name=file_name,
             obj_id=obj_id,
         )

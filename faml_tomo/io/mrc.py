@@ -14,9 +14,11 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from types import TracebackType
+from typing import Literal, Optional
 
 import mrcfile
+from mrcfile.mrcfile import MrcFile
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
@@ -110,7 +112,7 @@ def check_volume(
     return arr
 
 
-def _open(path, mmap):
+def _open(path: PathLike, mmap: bool) -> MrcFile:
     path = Path(path)
     if not path.exists():
         raise MRCError(f"{path}: no such file")
@@ -274,20 +276,21 @@ class open_mrc:
     ...     central = np.asarray(data[data.shape[0] // 2])
     """
 
-    def __init__(self, path):
+    def __init__(self, path: PathLike) -> None:
         self.path = path
-        self._mrc = None
+        self._mrc: MrcFile | None = None
 
-    def __enter__(self):
-        self._mrc = _open(self.path, mmap=True)
-        data = self._mrc.data
+    def __enter__(self) -> tuple[np.ndarray, float | None]:
+        mrc = self._mrc = _open(self.path, mmap=True)
+        data = mrc.data
         if data is None or data.ndim != 3:
             shape = None if data is None else data.shape
-            self._mrc.close()
+            mrc.close()
             raise MRCError(f"{self.path}: expected a 3D volume, got data of shape {shape}")
-        return data, _voxel_size(self._mrc)
+        return data, _voxel_size(mrc)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
+        assert self._mrc is not None  # opened by __enter__
         self._mrc.close()
         return False
 
@@ -303,9 +306,9 @@ class atomic_path:
     ...     Path(tmp).write_text(text)
     """
 
-    def __init__(self, path):
+    def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
-        self.tmp = None
+        self.tmp: Path | None = None
 
     def remove_stale(self) -> None:
         """Delete temporary files of earlier writes of this path that a
@@ -314,7 +317,7 @@ class atomic_path:
             if is_atomic_temp(old.name):
                 old.unlink(missing_ok=True)
 
-    def __enter__(self):
+    def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=self.path.parent
@@ -323,7 +326,13 @@ class atomic_path:
         self.tmp = Path(tmp)
         return self.tmp
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        assert self.tmp is not None  # made by __enter__
         if exc_type is None:
             os.chmod(self.tmp, file_mode())  # mkstemp makes 0600: follow the umask
             os.replace(self.tmp, self.path)

@@ -27,7 +27,8 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterable, Optional
+from types import TracebackType
+from typing import Iterable, Literal, Optional
 
 from ..errors import InputError
 from ..typealiases import PathLike
@@ -175,7 +176,7 @@ class Publication:
     discarded otherwise.
     """
 
-    def __init__(self, out: os.PathLike, command: str, in_place: bool = False):
+    def __init__(self, out: os.PathLike, command: str, in_place: bool = False) -> None:
         self.out = Path(out)
         self.command = command
         self.in_place = in_place
@@ -215,7 +216,13 @@ class Publication:
         self.stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.out))
         return self.stage
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        assert self.stage is not None  # made by __enter__
         try:
             if exc_type is None:
                 self._publish()

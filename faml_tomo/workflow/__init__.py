@@ -9,7 +9,9 @@ Scipion projects built from them, and the end-to-end demo.
 * :mod:`.results` -- summaries, outputs and viewer figures of a finished
   project;
 * :mod:`.runner` -- ``python -m faml_tomo.workflow NAME WORKFLOW.json ...``;
-* :mod:`.demo` -- what ``faml-tomo demo`` runs.
+* :mod:`.demo` -- what ``faml-tomo demo`` runs, with :mod:`.demo_data` (the
+  simulated data set) and :mod:`.demo_report` (agreement with the truth, the
+  report).
 
 Unlike the compute packages this package uses pyworkflow, imported inside
 the functions that need it.

@@ -8,7 +8,8 @@ ones already set); code that needs them must run in a process started
 afterwards (see :mod:`faml_tomo.workflow.runner`).
 
 This module imports nothing from Scipion and can be used before pyworkflow
-is loaded.
+is loaded; it imports nothing from faml_tomo either, because the tests load
+it by path (``faml_tomo/tests/scipion_env.py``), without the package.
 """
 
 import logging
@@ -29,7 +30,7 @@ QUEUE_SYSTEM = False
 """
 
 
-def scipion_environment(root, python=None):
+def scipion_environment(root: str | os.PathLike[str], python: str | None = None) -> dict[str, str]:
     """Set (without overriding) the Scipion variables for a headless run.
 
     Parameters

@@ -16,6 +16,8 @@ Both need the Scipion environment set before pyworkflow is imported (see
 :mod:`faml_tomo.workflow.env`).
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
@@ -25,9 +27,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import FamlTomoError, InputError
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from pyworkflow.project import Project
+    from pyworkflow.protocol import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +70,13 @@ def _remove_project(manager, name, location):
         os.unlink(link)
 
 
-def create_project(name, workflows, location=None, overwrite=False, protocol_view="Tomography"):
+def create_project(
+    name: str,
+    workflows: Sequence[PathLike],
+    location: PathLike | None = None,
+    overwrite: bool = False,
+    protocol_view: str | None = "Tomography",
+) -> Project:
     """Create a Scipion project and load workflow JSON files into it.
 
     Parameters
@@ -88,8 +103,8 @@ def create_project(name, workflows, location=None, overwrite=False, protocol_vie
     """
     from pyworkflow.project import Manager
 
-    workflows = [Path(w).resolve() for w in workflows]
-    for w in workflows:
+    files = [Path(w).resolve() for w in workflows]
+    for w in files:
         if not w.is_file():
             raise InputError(f"{w}: workflow file not found")
     manager = Manager()
@@ -113,7 +128,7 @@ def create_project(name, workflows, location=None, overwrite=False, protocol_vie
     if protocol_view:
         project.settings.setProtocolView(protocol_view)
         project.saveSettings()
-    for w in workflows:
+    for w in files:
         loaded = project.loadProtocols(str(w))
         _apply_labels(project, loaded, w)
     logger.info("project %s created in %s", name, project.path)
@@ -133,7 +148,7 @@ def _apply_labels(project, loaded, workflow):
     project.mapper.commit()
 
 
-def load_project(name):
+def load_project(name: str) -> Project:
     """Open an existing project by name; the working directory becomes its
     folder."""
     from pyworkflow.project import Manager
@@ -227,7 +242,9 @@ def _follow(path, stop, say, prefix):
             return
 
 
-def run_project(project, say=print, follow_logs=True):
+def run_project(
+    project: Project, say: Callable[[str], None] = print, follow_logs: bool = True
+) -> list[dict]:
     """Launch every protocol of a project that has not finished, in order,
     and wait for each.
 
@@ -313,13 +330,13 @@ _LINK = re.compile(r"\[\[[^\]]*\]\[([^\]]*)\]\]")
 _BOLD = re.compile(r"(?<![\w*])\*(\S|\S[^*\n]*\S)\*(?![\w*])")
 
 
-def plain_text(line):
+def plain_text(line: object) -> str:
     """A summary line without Scipion's markup (``[[link][text]]`` links,
     ``*bold*``), as it reads in a terminal or a report."""
     return _BOLD.sub(r"\1", _LINK.sub(r"\1", str(line)))
 
 
-def protocol_info(prot, seconds=None):
+def protocol_info(prot: Protocol, seconds: float | None = None) -> dict:
     """What a user reads about a finished protocol.
 
     Returns
@@ -358,7 +375,14 @@ def _working_dir(prot):
     return os.path.normpath(os.path.join(base, prot.getWorkingDir()))
 
 
-def schedule_workflow(name, workflow, location=None, timeout=1800, say=print, python=None):
+def schedule_workflow(
+    name: str,
+    workflow: PathLike,
+    location: PathLike | None = None,
+    timeout: float = 1800,
+    say: Callable[[str], None] = print,
+    python: str | None = None,
+) -> list[dict]:
     """Create a project from a workflow JSON and run it with Scipion's own
     batch scripts (``create`` + ``schedule``), then wait for it.
 
@@ -397,7 +421,9 @@ def schedule_workflow(name, workflow, location=None, timeout=1800, say=print, py
     return wait_for_project(name, timeout=timeout, say=say)
 
 
-def wait_for_project(name, timeout=1800, poll=5.0, say=print):
+def wait_for_project(
+    name: str, timeout: float = 1800, poll: float = 5.0, say: Callable[[str], None] = print
+) -> list[dict]:
     """Wait until every protocol of a project has ended.
 
     Returns

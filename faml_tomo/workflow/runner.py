@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 MARK = "@@ "
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m faml_tomo.workflow",
         description="Create a Scipion project from workflow JSON files (filled faml_tomo "
@@ -61,11 +62,11 @@ def build_parser():
 _PREFIX = {"text": ""}
 
 
-def _say(msg):
+def _say(msg: str) -> None:
     print(f"{_PREFIX['text']}{msg}", flush=True)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Create, run and export; returns an exit code."""
     from ..io.mrc import atomic_path
     from .project import create_project, run_project
@@ -97,7 +98,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.scipion_root and "pyworkflow" in sys.modules:

@@ -10,14 +10,22 @@ pyworkflow.project.scripts.create NAME file.json`` or
 :func:`faml_tomo.workflow.project.create_project` loads.
 """
 
+from __future__ import annotations
+
 import contextlib
 import io
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..io.mrc import atomic_path
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from pyworkflow.template import LocalTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +41,7 @@ TEMPLATES = {
 }
 
 
-def template_path(name):
+def template_path(name: str) -> Path:
     """Path of a shipped template.
 
     Parameters
@@ -53,7 +61,7 @@ def template_path(name):
     return path
 
 
-def _load(name):
+def _load(name: str) -> LocalTemplate:
     from pyworkflow.template import LocalTemplate
 
     template = LocalTemplate("faml_tomo", str(template_path(name)))
@@ -65,7 +73,7 @@ def _load(name):
     return template
 
 
-def template_fields(name):
+def template_fields(name: str) -> list[dict]:
     """The fields of a template.
 
     Parameters
@@ -84,7 +92,7 @@ def template_fields(name):
     ]
 
 
-def fill_template(name, values, out):
+def fill_template(name: str, values: Mapping[str, object], out: PathLike) -> Path:
     """Fill a template's fields and write the workflow JSON.
 
     Parameters
