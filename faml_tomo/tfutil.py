@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _silenced_stderr_fd():
         os.close(devnull)
 
 
-def import_tensorflow(quiet=True):
+def import_tensorflow(quiet: bool = True) -> ModuleType:
     """Import and return the ``tensorflow`` module.
 
     Parameters

@@ -2,15 +2,20 @@
 components of each subtomogram at a rigid transform, sampled at the band
 points of the reference frame, and their wedge-compensated sums."""
 
-import numpy as np
+from collections.abc import Container, Sequence
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .alignsetup import BandGeometry
 from .fourier import PaddedSpectrum, volume_from_spectrum
+from .prepared import PreparedSubtomogram
 from .wedge import wedge_observed
 
 __all__ = ["padded_observed", "back_rotate", "hard_sums"]
 
 
-def padded_observed(part, geom, pad: int) -> PaddedSpectrum:
+def padded_observed(part: PreparedSubtomogram, geom: BandGeometry, pad: int) -> PaddedSpectrum:
     """Oversampled spectrum of the subtomogram's observed band (``w X``)."""
     n = part.n
     half = np.zeros(n * n * (n // 2 + 1), dtype=complex)
@@ -18,7 +23,13 @@ def padded_observed(part, geom, pad: int) -> PaddedSpectrum:
     return PaddedSpectrum(volume_from_spectrum(half.reshape(n, n, n // 2 + 1), n), pad)
 
 
-def back_rotate(part, padded: PaddedSpectrum, rotation, shift, geom):
+def back_rotate(
+    part: PreparedSubtomogram,
+    padded: PaddedSpectrum,
+    rotation: ArrayLike,
+    shift: np.ndarray,
+    geom: BandGeometry,
+) -> tuple[np.ndarray, np.ndarray]:
     """``R^-1 (w X)`` and ``R^-1 w`` at the band points of the reference frame.
 
     Returns
@@ -35,7 +46,14 @@ def back_rotate(part, padded: PaddedSpectrum, rotation, shift, geom):
     return vals, mask
 
 
-def hard_sums(parts, members, rotations, shifts, geom, pad):
+def hard_sums(
+    parts: Sequence[PreparedSubtomogram],
+    members: Container[int],
+    rotations: np.ndarray,
+    shifts: np.ndarray,
+    geom: BandGeometry,
+    pad: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Sums of the back-rotated observed components (and their counts) of
     the subtomograms in ``members`` at the given transforms (a chunk
     function for the runners of :mod:`.parallel`)."""

@@ -22,15 +22,24 @@ FAML does not correct the CTF, so the truth is passed through the same CTF
 and MTF as the data (no wedge, no noise).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..geometry import random_rotations, transform_volume
+from ..typealiases import PathLike
 from .align import AlignParams
+from .subtle import cut_surface, subtle_pair
 from .testing import aligned_correlation, f1_score
 from .wedge import wedge_mask
+
+if TYPE_CHECKING:
+    from ..simulation import SubtomogramParams, SubtomogramSet
 
 __all__ = [
     "AccuracyCase",
@@ -95,7 +104,7 @@ class AccuracyCase:
     symmetry: str = "C1"
 
     @property
-    def align(self):
+    def align(self) -> AlignParams:
         """Alignment settings: an 80 Å band at 20 Å/px (``r_max = n / 4``)."""
         return AlignParams(r_max=self.box // 4, lmax=self.lmax, symmetry=self.symmetry)
 
@@ -171,7 +180,7 @@ CASES = {
 }
 
 
-def _sim_params(case, tilt=None):
+def _sim_params(case: AccuracyCase, tilt: Sequence[float] | None = None) -> SubtomogramParams:
     from ..simulation import SubtomogramParams
 
     t = case.tilt if tilt is None else tilt
@@ -186,7 +195,9 @@ def _sim_params(case, tilt=None):
     )
 
 
-def simulate_case(case, structures_dir):
+def simulate_case(
+    case: AccuracyCase, structures_dir: PathLike
+) -> tuple[SubtomogramSet, list[np.ndarray]]:
     """Simulate a case's subtomograms.
 
     Parameters
@@ -219,7 +230,13 @@ def simulate_case(case, structures_dir):
     return sims, expected
 
 
-def true_pose_average(volumes, rotations, shifts, tilt_range, eps=1e-3):
+def true_pose_average(
+    volumes: np.ndarray,
+    rotations: np.ndarray,
+    shifts: np.ndarray,
+    tilt_range: Sequence[float],
+    eps: float = 1e-3,
+) -> np.ndarray:
     """Wedge-compensated average of subtomograms moved back by known transforms.
 
     Parameters
@@ -255,7 +272,9 @@ def true_pose_average(volumes, rotations, shifts, tilt_range, eps=1e-3):
     return np.fft.ifftn(avg).real
 
 
-def orientation_average(volume, orientations="uniform", n=300, seed=0):
+def orientation_average(
+    volume: np.ndarray, orientations: str = "uniform", n: int = 300, seed: int = 0
+) -> np.ndarray:
     """The volume averaged over random orientations (a no-alignment baseline).
 
     Parameters
@@ -273,7 +292,9 @@ def orientation_average(volume, orientations="uniform", n=300, seed=0):
     return np.mean([transform_volume(volume, r, order=1) for r in rots], axis=0)
 
 
-def symmetrized_like(volume, truth, symmetry, params):
+def symmetrized_like(
+    volume: np.ndarray, truth: np.ndarray, symmetry: str, params: AlignParams
+) -> np.ndarray:
     """``volume`` averaged over the point group ``symmetry`` placed on the
     symmetry axes of ``truth`` (same frame), in real space."""
     from .symmetry import symmetry_group
@@ -284,7 +305,13 @@ def symmetrized_like(volume, truth, symmetry, params):
     return np.mean([transform_volume(volume, frame @ g @ frame.T, order=3) for g in group], axis=0)
 
 
-def run_case(case, structures_dir, modes=("faml", "fa"), references=False, workers=1):
+def run_case(
+    case: AccuracyCase,
+    structures_dir: PathLike,
+    modes: Sequence[str] = ("faml", "fa"),
+    references: bool = False,
+    workers: int = 1,
+) -> dict[str, dict]:
     """Run one case and measure it against the truth.
 
     Parameters
@@ -331,6 +358,7 @@ def run_case(case, structures_dir, modes=("faml", "fa"), references=False, worke
             value = f1_score(sims.truth.class_index, res.classes)
         else:
             value = aligned_correlation(res.averages[0], expected[0], case.align)[0]
+        assert res.coverage_gaps is not None  # a classify result always has them
         out[key] = {
             "value": float(value),
             "iterations": int(res.n_iterations),
@@ -349,74 +377,3 @@ def run_case(case, structures_dir, modes=("faml", "fa"), references=False, worke
             "value": float(aligned_correlation(ball, expected[0], case.align)[0])
         }
     return out
-
-
-def cut_surface(volume, fraction: float, level: float = 0.05, edge_sigma: float = 1.0):
-    """The map without a region at its surface holding ``fraction`` of its mass.
-
-    The region is the density nearest (a ball) to the occupied voxel farthest
-    along +x (occupied: above ``level`` times the maximum), removed with a
-    Gaussian soft edge of ``edge_sigma`` voxels: a subunit present in one
-    class and absent in the other, for classification tests.
-
-    Parameters
-    ----------
-    volume : numpy.ndarray, shape (n, n, n)
-        Non-negative density ``[z, y, x]``.
-    fraction : float
-        Share of the total mass to remove, in (0, 1).
-
-    Returns
-    -------
-    cut : numpy.ndarray, shape (n, n, n)
-    removed : float
-        Mass fraction actually removed (the soft edge changes it a little).
-    radius : float
-        Radius of the removed ball in voxels.
-    """
-    from scipy.ndimage import gaussian_filter
-
-    vol = np.clip(np.asarray(volume, float), 0, None)
-    z, y, x = np.indices(vol.shape)
-    occupied = vol > level * vol.max()
-    tip = np.array(np.unravel_index(np.argmax(np.where(occupied, x, -1)), vol.shape), float)
-    dist = np.sqrt((z - tip[0]) ** 2 + (y - tip[1]) ** 2 + (x - tip[2]) ** 2)
-    order = np.argsort(dist, axis=None)
-    mass = np.cumsum(vol.ravel()[order])
-    radius = float(dist.ravel()[order][np.searchsorted(mass, fraction * vol.sum())])
-    cut = vol * (1.0 - gaussian_filter((dist <= radius).astype(float), edge_sigma))
-    return cut, float(1.0 - cut.sum() / vol.sum()), radius
-
-
-def subtle_pair(structures_dir, folder, base: str = "4v4r", fraction: float = 0.09):
-    """Write ``<base>.mrc`` and ``<base>_cut.mrc`` (the map without ``fraction``
-    of its mass, :func:`cut_surface`; source voxel size) into ``folder``,
-    once; returns the removed mass fraction.  The pair of
-    ``benchmarks/bench_faml_classify_snr.py``."""
-    import json
-
-    from ..io.mrc import read_mrc, require_voxel_size, write_mrc
-
-    folder = Path(folder)
-    cut_path = folder / f"{base}_cut.mrc"
-    info = folder / "pair.json"
-    if cut_path.is_file() and info.is_file():
-        return json.loads(info.read_text())["removed_mass_fraction"]
-    source = Path(structures_dir) / f"{base}.mrc"
-    vol, header_voxel = read_mrc(source)
-    voxel = require_voxel_size(header_voxel, source)
-    vol = np.clip(np.asarray(vol, float), 0, None)
-    cut, removed, radius = cut_surface(vol, fraction)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_mrc(folder / f"{base}.mrc", vol.astype(np.float32), voxel)
-    write_mrc(cut_path, cut.astype(np.float32), voxel)
-    info.write_text(
-        json.dumps(
-            {
-                "removed_mass_fraction": removed,
-                "radius_voxels": radius,
-                "source_voxel": float(voxel),
-            }
-        )
-    )
-    return removed

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from ..errors import InputError
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -38,34 +39,12 @@ def _fmt(shape):
     return "x".join(str(s) for s in shape[::-1])
 
 
-def particle_problems(
-    paths: Sequence, voxel_size: Optional[float] = None, references: Sequence = (), mask=None
-) -> Tuple[List[str], Optional[ParticleSetInfo]]:
-    """Check the subtomogram files of a run from their headers.
-
-    Parameters
-    ----------
-    paths : sequence of path-like
-        The subtomograms (MRC).
-    voxel_size : float, optional
-        Å per voxel to use instead of the headers' (required when a header
-        gives none; headers that disagree with it are logged).
-    references, mask : sequence of path-like, path-like, optional
-        Initial averages and reference mask: same box as the subtomograms.
-
-    Returns
-    -------
-    problems : list of str
-        One readable message per problem (empty when all is well).
-    info : ParticleSetInfo or None
-        Box and voxel size, when they could be established.
-    """
+def _read_headers(paths: Sequence, problems: List[str]) -> Tuple[dict, dict, list]:
+    """The box shapes and voxel sizes the headers give (each with its first
+    file) and the files whose header gives no voxel size; unreadable headers
+    are added to ``problems``."""
     from ..io.mrc import read_mrc_header
 
-    problems: List[str] = []
-    if voxel_size is not None and not (voxel_size > 0):
-        problems.append(f"voxel size must be > 0 Å, got {voxel_size:g}")
-        voxel_size = None
     shapes: dict = {}
     sizes: dict = {}
     no_size: list = []
@@ -85,8 +64,12 @@ def particle_problems(
             sizes.setdefault(round(info.voxel_size, 4), p)
     if unreadable > MAX_LISTED:
         problems.append(f"... and {unreadable - MAX_LISTED} more unreadable subtomograms")
-    if not paths:
-        problems.append("no subtomograms")
+    return shapes, sizes, no_size
+
+
+def _common_box(shapes: dict, problems: List[str]) -> Optional[tuple]:
+    """The one cubic shape of the subtomograms (None, with a problem, when
+    they differ or are not cubic)."""
     if len(shapes) > 1:
         problems.append(
             "the subtomograms have different box sizes: "
@@ -96,6 +79,15 @@ def particle_problems(
     if shape is not None and len(set(shape)) != 1:
         problems.append(f"{shapes[shape]}: subtomograms must be cubic, got {_fmt(shape)}")
         shape = None
+    return shape
+
+
+def _common_voxel_size(
+    voxel_size: Optional[float], sizes: dict, no_size: list, problems: List[str]
+) -> Optional[float]:
+    """The voxel size of the run: the one given (headers that disagree are
+    logged), else the headers' common one (None, with a problem, when a
+    header gives none or they differ)."""
     if voxel_size is None:
         if no_size:
             problems.append(
@@ -119,6 +111,16 @@ def particle_problems(
                 voxel_size,
                 ", ".join(f"{v:g}" for v in sorted(off)),
             )
+    return voxel_size
+
+
+def _box_problems(
+    references: Sequence, mask: Optional[PathLike], shape: Optional[tuple], problems: List[str]
+) -> None:
+    """Add a problem for each reference or mask that cannot be read or whose
+    box differs from the subtomograms'."""
+    from ..io.mrc import read_mrc_header
+
     for what, files in (
         ("reference", list(references or [])),
         ("mask", [mask] if mask is not None else []),
@@ -133,6 +135,43 @@ def particle_problems(
                 problems.append(
                     f"{p}: {what} box {_fmt(s)} differs from the subtomograms' {_fmt(shape)}"
                 )
+
+
+def particle_problems(
+    paths: Sequence,
+    voxel_size: Optional[float] = None,
+    references: Sequence = (),
+    mask: Optional[PathLike] = None,
+) -> Tuple[List[str], Optional[ParticleSetInfo]]:
+    """Check the subtomogram files of a run from their headers.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The subtomograms (MRC).
+    voxel_size : float, optional
+        Å per voxel to use instead of the headers' (required when a header
+        gives none; headers that disagree with it are logged).
+    references, mask : sequence of path-like, path-like, optional
+        Initial averages and reference mask: same box as the subtomograms.
+
+    Returns
+    -------
+    problems : list of str
+        One readable message per problem (empty when all is well).
+    info : ParticleSetInfo or None
+        Box and voxel size, when they could be established.
+    """
+    problems: List[str] = []
+    if voxel_size is not None and not (voxel_size > 0):
+        problems.append(f"voxel size must be > 0 Å, got {voxel_size:g}")
+        voxel_size = None
+    shapes, sizes, no_size = _read_headers(paths, problems)
+    if not paths:
+        problems.append("no subtomograms")
+    shape = _common_box(shapes, problems)
+    voxel_size = _common_voxel_size(voxel_size, sizes, no_size, problems)
+    _box_problems(references, mask, shape, problems)
     result = (
         ParticleSetInfo(int(shape[0]), float(voxel_size))
         if not problems and shape is not None and voxel_size
@@ -142,7 +181,10 @@ def particle_problems(
 
 
 def check_particles(
-    paths: Sequence, voxel_size: Optional[float] = None, references: Sequence = (), mask=None
+    paths: Sequence,
+    voxel_size: Optional[float] = None,
+    references: Sequence = (),
+    mask: Optional[PathLike] = None,
 ) -> ParticleSetInfo:
     """:func:`particle_problems`, raising :class:`InputError` with the first
     problem (and how many more there are)."""

@@ -17,12 +17,18 @@ left out of the principal-component fit and only projected.
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from .backrotate import back_rotate, padded_observed
 from .halves import shell_index
+
+if TYPE_CHECKING:
+    from .alignsetup import BandGeometry
+    from .parallel import SerialRunner
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +38,9 @@ FIT_FRACTION = 0.75  # best-fitting share of the subtomograms that fits the comp
 MAX_FIT = 2000  # at most this many (a random subset beyond: memory)
 
 
-def kmeans(x, k: int, rng, restarts: int = 10, n_iter: int = 100):
+def kmeans(
+    x: ArrayLike, k: int, rng: np.random.Generator, restarts: int = 10, n_iter: int = 100
+) -> tuple[np.ndarray, float]:
     """Seeded k-means (k-means++ starts, Lloyd iterations), best of ``restarts``
     by within-cluster sum of squares.
 
@@ -109,18 +117,18 @@ def _project(parts, rotations, shifts, consensus, geom, pad, inband, mean, basis
 
 
 def wmd_split(
-    runner,
-    rotations,
-    shifts,
-    fit,
-    consensus,
-    geom,
+    runner: "SerialRunner",
+    rotations: np.ndarray,
+    shifts: np.ndarray,
+    fit: ArrayLike,
+    consensus: np.ndarray,
+    geom: "BandGeometry",
     k: int,
     radius: int,
     pad: int,
     seed: int,
     restarts: int = 10,
-):
+) -> np.ndarray:
     """Initial class labels from the wedge-masked differences at consensus poses.
 
     Parameters

@@ -19,6 +19,7 @@ Conventions used by the whole averaging package:
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from scipy import fft as sfft
 from scipy import ndimage
 
@@ -102,7 +103,7 @@ class PaddedSpectrum:
         Oversampling factor (2 is enough for trilinear interpolation).
     """
 
-    def __init__(self, volume, pad=2):
+    def __init__(self, volume: ArrayLike, pad: int = 2) -> None:
         vol = np.asarray(volume, dtype=float)
         n = vol.shape[0]
         m = pad * n
@@ -116,10 +117,10 @@ class PaddedSpectrum:
         self.data = np.ascontiguousarray(out, dtype=np.complex64)
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return self.data.nbytes
 
-    def sample(self, q):
+    def sample(self, q: ArrayLike) -> np.ndarray:
         """Trilinear samples at frequencies ``q``.
 
         Parameters
@@ -138,7 +139,7 @@ class PaddedSpectrum:
         q = np.ascontiguousarray(q, dtype=float).reshape(-1, 3)
         return sample_points(self.data, float(self.pad), q)
 
-    def sample_rotated(self, freq, rotations):
+    def sample_rotated(self, freq: ArrayLike, rotations: ArrayLike) -> np.ndarray:
         """Samples at ``R^T k`` for each rotation ``R`` (the average turned by
         ``R``, seen at frequencies ``k``), without forming the points.
 
@@ -163,7 +164,9 @@ class PaddedSpectrum:
         )
 
 
-def oversampled_spectrum(volume, pad=2, dtype=np.complex64):
+def oversampled_spectrum(
+    volume: ArrayLike, pad: int = 2, dtype: DTypeLike = np.complex64
+) -> np.ndarray:
     """Half spectrum of ``volume`` zero-padded to ``pad * n`` (unshifted layout).
 
     Scaled so that its value at padded index ``pad * k`` equals
@@ -185,7 +188,7 @@ def oversampled_spectrum(volume, pad=2, dtype=np.complex64):
     return out.astype(dtype, copy=False)
 
 
-def sample_spectrum(padded, pad, q):
+def sample_spectrum(padded: np.ndarray, pad: float, q: ArrayLike) -> np.ndarray:
     """Trilinear samples of an oversampled half spectrum at off-grid points.
 
     Parameters

@@ -11,9 +11,17 @@ average (RELION's ``--low_resol_join_halves``): this keeps the two halves'
 classes and frames in register without sharing the resolution of interest.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .alignsetup import BandGeometry
+    from .em.estep import LeaveOneOut
+    from .prepared import PreparedReference
 
 __all__ = [
     "HalfSets",
@@ -47,10 +55,12 @@ class HalfSets:
     """
 
     first: np.ndarray
-    refs: list | None = None
-    loo: object = None
+    refs: list[PreparedReference] | None = None
+    loo: LeaveOneOut | None = None
 
-    def side(self, index, refs, loo):
+    def side(
+        self, index: int, refs: list[PreparedReference], loo: LeaveOneOut | None
+    ) -> tuple[list[PreparedReference], LeaveOneOut | None, bool]:
         """References, leave-one-out data and whether it is in the first
         half-set, for subtomogram ``index``."""
         first = bool(self.first[index])
@@ -73,12 +83,12 @@ def subset_numbers(first: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(first, bool), 1, 2)
 
 
-def shell_index(geom) -> np.ndarray:
+def shell_index(geom: BandGeometry) -> np.ndarray:
     """Fourier shell (rounded radius in cycles per box) of each band point."""
     return np.rint(np.linalg.norm(geom.freq, axis=1)).astype(int)
 
 
-def class_fsc(a: np.ndarray, b: np.ndarray, geom) -> np.ndarray:
+def class_fsc(a: np.ndarray, b: np.ndarray, geom: BandGeometry) -> np.ndarray:
     """FSC of two sets of band spectra, per class.
 
     Parameters
@@ -105,7 +115,7 @@ def class_fsc(a: np.ndarray, b: np.ndarray, geom) -> np.ndarray:
     return out[:, geom.r_min :]
 
 
-def fsc_radius(curve: np.ndarray, geom, threshold: float) -> int:
+def fsc_radius(curve: np.ndarray, geom: BandGeometry, threshold: float) -> int:
     """Last shell before ``curve`` (shells ``r_min..``) first drops below
     ``threshold`` (``r_min - 1`` if it starts below)."""
     radius = geom.r_min - 1
@@ -116,7 +126,9 @@ def fsc_radius(curve: np.ndarray, geom, threshold: float) -> int:
     return int(radius)
 
 
-def joined_spectra(half: np.ndarray, combined: np.ndarray, geom, join_radius: int):
+def joined_spectra(
+    half: np.ndarray, combined: np.ndarray, geom: BandGeometry, join_radius: int
+) -> np.ndarray:
     """A half-set's averages with the shells up to ``join_radius`` taken
     from the combined averages (shape (K, M) in and out)."""
     low = shell_index(geom) <= int(join_radius)

@@ -1,10 +1,19 @@
 """The subtomograms a classification job names: paths, tilt ranges, the
 input particle table, and every check that needs no computation."""
 
+from __future__ import annotations
+
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from ..io.relion import ParticleStar
+    from .checks import ParticleSetInfo
+    from .job import ClassifyJob
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +69,14 @@ def _tilt_ranges(job, source):
     return (-60.0, 60.0)
 
 
-def check_inputs(job, out):
+def check_inputs(
+    job: ClassifyJob, out: PathLike
+) -> tuple[
+    list[Path],
+    tuple[float, ...] | list[tuple[float, float]],
+    ParticleSetInfo,
+    ParticleStar | None,
+]:
     """Every check that needs no computation, before any work: settings,
     particle headers (box, voxel size), references, mask, output folder.
 

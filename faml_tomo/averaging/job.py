@@ -1,6 +1,6 @@
 """The classification job: every setting of a FAML / FA run once (default,
-unit, help), its checks, and :func:`run`, the one entry point that the
-command line, the protocol, the demo and ``faml-tomo run job.json`` call.
+unit, help), its checks, and :func:`run` (:mod:`.runjob`), the one entry point
+that the command line, the protocol, the demo and ``faml-tomo run job.json`` call.
 
 Outputs in ``out`` (:mod:`.outputs`): ``class_NN.mrc``, ``particles.star``,
 ``history.json``, ``iterations/``, ``job.json`` (the job, its resolved
@@ -10,23 +10,19 @@ finished iteration, and a larger ``iterations`` continues a finished run.
 """
 
 import dataclasses
-import logging
-import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..io.jobjson import write_job_json
-from ..jobs import coerce_fields, job_to_json, option
+from ..jobs import coerce_fields, option
+from .runjob import run, summary
 from .symmetry import SYMMETRY_HELP
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .em import EMParams
 
-__all__ = ["ClassifyJob", "run", "MODES", "INITS"]
+__all__ = ["ClassifyJob", "run", "summary", "job_defaults", "MODES", "INITS"]
 
 MODES = ("faml", "fa")
 INITS = ("auto", "consensus", "random", "kmeans")
@@ -175,7 +171,7 @@ class ClassifyJob:
         "falls below 0.143, per class",
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         coerce_fields(self)
 
     def problems(self, n_particles: int | None = None) -> list[str]:
@@ -207,7 +203,7 @@ class ClassifyJob:
                 out.append(str(exc))
         return out
 
-    def em_params(self, box: int | None = None, voxel: float | None = None):
+    def em_params(self, box: int | None = None, voxel: float | None = None) -> "EMParams":
         """The :class:`~faml_tomo.averaging.em.EMParams` of this job for
         subtomograms of ``box`` voxels at ``voxel`` Å (the resolution limits
         need them; without, they are left out).
@@ -249,7 +245,7 @@ class ClassifyJob:
             ),
         )
 
-    def band_radii(self, box: int, voxel: float) -> tuple:
+    def band_radii(self, box: int, voxel: float) -> tuple[int | None, int | None]:
         """``(r_max, r_start)`` in shells of the resolution limits (None: not set)."""
         r_max = r_start = None
         if self.resolution is not None:
@@ -268,7 +264,7 @@ class ClassifyJob:
             r_start = max(1, int(box * voxel / self.start_resolution))
         return r_max, r_start
 
-    def inputs(self) -> list:
+    def inputs(self) -> list[Path]:
         """Every input path of the job (for the output-folder checks)."""
         return [
             p
@@ -282,183 +278,6 @@ class ClassifyJob:
             )
             if p is not None
         ]
-
-
-class _Progress:
-    """The per-iteration callback of :func:`~.em.classify`: writes each
-    iteration's files (completing those of a resumed checkpoint) and tells
-    ``say`` what happened."""
-
-    def __init__(self, out, params, box, voxel, root, say, resuming, t0):
-        self.out, self.params, self.box, self.voxel = out, params, box, voxel
-        self.root, self.say, self.resuming, self.t0 = root, say, resuming, t0
-
-    def __call__(self, state):
-        from .em import result_from_state
-        from .outputs import finished_iterations, write_iteration
-
-        if self.resuming:
-            # the restored state: complete its files if a kill fell between
-            # the checkpoint and them (history.json would lack the iteration)
-            self.resuming = False
-            if self.root and state.iteration not in finished_iterations(self.out):
-                write_iteration(
-                    self.out, result_from_state(state, self.params, self.box), self.voxel
-                )
-                self.say(f"iteration {state.iteration}: files restored from the checkpoint")
-            return
-        if not self.root:
-            return
-        write_iteration(self.out, result_from_state(state, self.params, self.box), self.voxel)
-        self.say(
-            f"iteration {state.iteration}/{self.params.max_iter}: log-likelihood "
-            f"{state.log_likelihood[-1]:.6g}, mean score {state.mean_score[-1]:.4f}, "
-            f"class changes {state.class_changes[-1]}, average change "
-            f"{state.average_change[-1]:.4f}, sizes "
-            f"{np.bincount(state.classes, minlength=len(state.alpha)).tolist()}, "
-            f"band {state.radius[-1]} shells (FSC {state.fsc_radius[-1]}), "
-            f"{time.perf_counter() - self.t0:.0f} s"
-        )
-        for e in state.reseeded:
-            if e[0] == state.iteration:
-                self.say(
-                    f"  class {e[1] + 1} had lost its subtomograms: re-seeded before "
-                    f"this iteration from the {e[3]} worst-fitting of class {e[2] + 1}"
-                )
-
-
-def _quiet(message: str) -> None:
-    logger.info("%s", message)
-
-
-def run(
-    job: ClassifyJob,
-    out,
-    progress: Callable[[str], None] | None = None,
-    comm=None,
-    restart: bool = False,
-):
-    """Run a classification job into the folder ``out``.
-
-    Parameters
-    ----------
-    job : ClassifyJob
-    out : str or Path
-        Output folder (created; a finished or interrupted run of the same job
-        there is resumed).
-    progress : callable, optional
-        ``progress(line)`` for each progress line (default: the log, INFO).
-    comm : mpi4py communicator, optional
-        Spread the subtomograms over MPI ranks; only rank 0 writes.
-    restart : bool
-        Ignore a checkpoint in ``out`` (and remove its per-iteration files).
-
-    Returns
-    -------
-    ClassificationResult or None
-        The result on rank 0 (None on the other ranks).
-
-    Raises
-    ------
-    InputError
-        Unusable settings or inputs (the message names the problem);
-        :class:`~faml_tomo.errors.CheckpointMismatch` when ``out`` holds the
-        checkpoint of another job.
-    """
-    from ..io.mrc import read_mrc
-    from ..io.publish import Publication
-    from .em import CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME, classify
-    from .inputs import check_inputs
-    from .outputs import ITERATIONS_DIR, write_final
-    from .parallel import VolumeFiles
-
-    say = progress or _quiet
-    root = comm is None or comm.Get_rank() == 0
-    t0 = time.perf_counter()
-    out = Path(out)
-    paths, tilt, info, source = check_inputs(job, out)
-    params = job.em_params(info.box, info.voxel_size)
-    refs = [read_mrc(p)[0] for p in job.references] if job.references else None
-    mask = read_mrc(job.mask)[0] if job.mask is not None else None
-    focus = read_mrc(job.focus_mask)[0] if job.focus_mask is not None else None
-    if root and restart:
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
-        (out / CONSENSUS_CHECKPOINT_NAME).unlink(missing_ok=True)
-        shutil.rmtree(out / ITERATIONS_DIR, ignore_errors=True)
-    callback = _Progress(
-        out, params, info.box, info.voxel_size, root, say, (out / CHECKPOINT_NAME).is_file(), t0
-    )
-    kw = dict(
-        references=refs,
-        checkpoint_dir=out,
-        callback=callback,
-        workers=job.workers,
-        comm=comm,
-        mask=mask,
-        focus_mask=focus,
-    )
-    if not root:
-        classify(VolumeFiles(paths), tilt, params, **kw)
-        return None
-    with Publication(out, "classify", in_place=True) as stage:
-        res = classify(VolumeFiles(paths), tilt, params, **kw)
-        write_final(out, res, paths, info.voxel_size, dest=stage, source=source)
-        _write_job(stage / "job.json", job, out, info, params, paths, comm, res, t0)
-    for line in summary(job, res, out, info.box, info.voxel_size, time.perf_counter() - t0):
-        say(line)
-    return res
-
-
-def summary(job, res, out, box, voxel, seconds) -> list[str]:
-    """Closing lines of a run: size, convergence, the gold-standard
-    resolution of each class, unfilled missing wedge."""
-    from .coverage import gap_message
-    from .outputs import class_resolutions
-
-    lines = [
-        f"{job.mode.upper()}: {len(res.classes)} subtomograms, {len(res.averages)} "
-        f"classes, {res.n_iterations} iterations "
-        f"({'converged' if res.converged else 'not converged'}) in {seconds:.1f} s; "
-        f"wrote {out}"
-    ]
-    for k, r in enumerate(class_resolutions(res) or []):
-        where = (
-            f"{box * voxel / r:.1f} Å"
-            if r > res.join_radius + 1
-            else f"not resolved beyond the shared start resolution "
-            f"({box * voxel / res.join_radius:.0f} Å)"
-        )
-        lines.append(f"class {k + 1}: gold-standard resolution (FSC 0.143) {where}")
-    gaps = gap_message(res.coverage_gaps) if res.coverage_gaps is not None else None
-    if gaps:
-        lines.append(f"warning: {gaps}")
-    return lines
-
-
-def _write_job(path, job, out, info, params, paths, comm, res, t0):
-    fields = job_to_json(job)
-    write_job_json(
-        path,
-        "classify",
-        {
-            **fields["fields"],
-            "out": str(out),
-            "resolved": {
-                "voxel_size": info.voxel_size,
-                "n_particles": len(paths),
-                "box": info.box,
-                "r_max": params.align.r_max,
-                "mpi_ranks": 1 if comm is None else comm.Get_size(),
-            },
-        },
-        seed=job.seed,
-        extra={
-            "seconds": round(time.perf_counter() - t0, 3),
-            "iterations": res.n_iterations,
-            "converged": res.converged,
-        },
-        job=fields,
-    )
 
 
 def job_defaults() -> dict:

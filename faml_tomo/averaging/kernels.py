@@ -72,7 +72,7 @@ def _trilinear(fr, n0, n1, n2, qx, qy, qz):
 
 
 @numba.njit(**_JIT)
-def sample_points(data, pad, q):
+def sample_points(data: np.ndarray, pad: float, q: np.ndarray) -> np.ndarray:
     """Trilinear samples of a padded half spectrum at frequencies ``q``.
 
     Parameters
@@ -113,7 +113,7 @@ def _rotated(fr, shape, pad, freq, r, j):
 
 
 @numba.njit(**_JIT)
-def sample_rotated(data, pad, freq, rots):
+def sample_rotated(data: np.ndarray, pad: float, freq: np.ndarray, rots: np.ndarray) -> np.ndarray:
     """Samples of a padded half spectrum at ``R^T k`` for C rotations.
 
     Parameters
@@ -139,7 +139,17 @@ def sample_rotated(data, pad, freq, rots):
 
 
 @numba.njit(**_JIT)
-def correlation_spectra(data, pad, freq, rots, x, herm, sign, flat_idx, h):
+def correlation_spectra(
+    data: np.ndarray,
+    pad: float,
+    freq: np.ndarray,
+    rots: np.ndarray,
+    x: np.ndarray,
+    herm: np.ndarray,
+    sign: np.ndarray,
+    flat_idx: np.ndarray,
+    h: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Products ``X conj(R A)`` of a particle with turned averages.
 
     Parameters
@@ -181,7 +191,14 @@ def correlation_spectra(data, pad, freq, rots, x, herm, sign, flat_idx, h):
 
 
 @numba.njit(**_JIT)
-def rotated_inner(data, pad, freq, rots, x, herm):
+def rotated_inner(
+    data: np.ndarray,
+    pad: float,
+    freq: np.ndarray,
+    rots: np.ndarray,
+    x: np.ndarray,
+    herm: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """``sum_j herm_j Re(x_j conj((R A)_j))`` and ``sum_j herm_j |(R A)_j|^2``
     for C rotations, without storing the samples.
 
@@ -206,7 +223,9 @@ def rotated_inner(data, pad, freq, rots, x, herm):
 
 
 @numba.njit(**_JIT)
-def shifted_real_sums(prod, shifts, kidx, herm, n):
+def shifted_real_sums(
+    prod: np.ndarray, shifts: np.ndarray, kidx: np.ndarray, herm: np.ndarray, n: int
+) -> np.ndarray:
     """``sum_j herm_j Re(prod[c, j] exp(2 pi i k_j . t_c / n))`` per row.
 
     Parameters
@@ -240,7 +259,7 @@ def shifted_real_sums(prod, shifts, kidx, herm, n):
 
 
 @numba.njit(**_JIT)
-def local_maxima_mask(score, half):
+def local_maxima_mask(score: np.ndarray, half: int) -> np.ndarray:
     """Grid points ``[i, j, l]`` with ``j <= half`` whose value is at least
     that of each of their 26 periodic neighbours (what
     ``ndimage.maximum_filter(score, 3, mode="wrap") == score`` marks).
@@ -273,7 +292,7 @@ def local_maxima_mask(score, half):
 
 
 @numba.njit(**_JIT)
-def accumulate_so3(t, inner, prod, l):
+def accumulate_so3(t: np.ndarray, inner: np.ndarray, prod: np.ndarray, l: int) -> None:
     """``t[c, m % N, h % N, m'] += inner[c, l+m, l+m'] * prod[l+m, l+h, m']``
     for one degree ``l`` (``m, h = -l..l``, ``m' = 0..l``; the coefficients
     ``T`` of :func:`.so3.so3_correlation` written straight into the FFT

@@ -15,15 +15,24 @@ viewers read these files back with :func:`read_history` and
 :func:`read_iteration`.
 """
 
+from __future__ import annotations
+
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.arrays import save_npz
 from ..io.mrc import atomic_path, write_mrc
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:
+    from ..io.relion import Acquisition, ParticleStar
+    from .em import ClassificationResult
 
 __all__ = [
     "ITERATIONS_DIR",
@@ -56,12 +65,12 @@ _PER_PARTICLE = (
 _CURVES = ("fsc", "fsc_shells", "fsc_classes")
 
 
-def class_average_path(out_dir, k):
+def class_average_path(out_dir: PathLike, k: int) -> Path:
     """Final average of class ``k`` (0-based)."""
     return Path(out_dir) / f"class_{k + 1:02d}.mrc"
 
 
-def iteration_average_path(out_dir, iteration, k):
+def iteration_average_path(out_dir: PathLike, iteration: int, k: int) -> Path:
     """Average of class ``k`` (0-based) after ``iteration`` (1-based)."""
     return Path(out_dir) / ITERATIONS_DIR / f"it{iteration:03d}_class{k + 1:02d}.mrc"
 
@@ -70,7 +79,7 @@ def _iteration_npz(out_dir, iteration):
     return Path(out_dir) / ITERATIONS_DIR / f"it{iteration:03d}.npz"
 
 
-def finished_iterations(out_dir):
+def finished_iterations(out_dir: PathLike) -> list[int]:
     """Iterations (1-based, ascending) whose files are complete."""
     folder = Path(out_dir) / ITERATIONS_DIR
     if not folder.is_dir():
@@ -83,7 +92,7 @@ def finished_iterations(out_dir):
     return sorted(its)
 
 
-def write_iteration(out_dir, result, voxel_size):
+def write_iteration(out_dir: PathLike, result: ClassificationResult, voxel_size: float) -> None:
     """Save the averages and per-particle results of the iteration that
     ``result`` describes (``result.n_iterations``), then refresh the history.
 
@@ -98,7 +107,7 @@ def write_iteration(out_dir, result, voxel_size):
     (Path(out_dir) / ITERATIONS_DIR).mkdir(parents=True, exist_ok=True)
     for k, avg in enumerate(result.averages):
         write_mrc(iteration_average_path(out_dir, it, k), avg, voxel_size)
-    arrays = {
+    arrays: dict[str, Any] = {
         name: np.asarray(getattr(result, name))
         for name in _PER_PARTICLE + _CURVES
         if getattr(result, name, None) is not None
@@ -107,7 +116,7 @@ def write_iteration(out_dir, result, voxel_size):
     _write_history(out_dir, result)
 
 
-def fsc_kind(gold_standard):
+def fsc_kind(gold_standard: bool) -> tuple[str, float]:
     """``(label, level)`` of a run's FSC: independent half-sets are read at
     0.143; even/odd halves that share the reference at 0.5 (optimistic)."""
     if gold_standard:
@@ -115,7 +124,7 @@ def fsc_kind(gold_standard):
     return "even/odd FSC (halves share the reference: optimistic)", 0.5
 
 
-def class_resolutions(result):
+def class_resolutions(result: ClassificationResult) -> list[int] | None:
     """Per-class resolution in shells (cycles per box) of a gold-standard
     result at FSC 0.143, or None."""
     if getattr(result, "fsc_classes", None) is None or result.fsc_shells is None:
@@ -180,8 +189,15 @@ def _write_history(out_dir, result, dest=None):
 
 
 def write_final(
-    out_dir, result, paths, voxel_size, dest=None, source=None, extra=None, acquisition=None
-):
+    out_dir: PathLike,
+    result: ClassificationResult,
+    paths: Sequence[PathLike],
+    voxel_size: float,
+    dest: PathLike | None = None,
+    source: ParticleStar | None = None,
+    extra: dict[str, Any] | None = None,
+    acquisition: Acquisition | None = None,
+) -> dict[str, Any]:
     """Final class averages, ``particles.star`` and ``history.json``.
 
     ``dest`` (default ``out_dir``): where to write them, e.g. a staging
@@ -245,7 +261,7 @@ def write_final(
     return _write_history(out_dir, result, dest)
 
 
-def read_history(out_dir):
+def read_history(out_dir: PathLike) -> dict[str, Any]:
     """The run's ``history.json`` as a dict.
 
     Raises
@@ -259,7 +275,9 @@ def read_history(out_dir):
     return json.loads(path.read_text())
 
 
-def read_iteration(out_dir, iteration=None, averages=True):
+def read_iteration(
+    out_dir: PathLike, iteration: int | None = None, averages: bool = True
+) -> dict[str, Any]:
     """Results of one finished iteration.
 
     Parameters

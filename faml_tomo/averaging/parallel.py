@@ -20,17 +20,28 @@ compact expansions are kept (about 0.3 MB per 32^3 subtomogram), so a data
 set that does not fit in memory as volumes can be streamed from disk once.
 """
 
+from __future__ import annotations
+
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, cast
 
 import numpy as np
 
 from ..errors import InputError
-from .align import check_volume, prepare_subtomogram
+from ..typealiases import PathLike
+from .align import AlignParams, PreparedSubtomogram, check_volume, prepare_subtomogram
+
+if TYPE_CHECKING:
+    from .em import EMParams
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+TiltRanges = Sequence[Sequence[float]]
 
 __all__ = [
     "VolumeFiles",
@@ -40,7 +51,17 @@ __all__ = [
     "PoolRunner",
     "MPIRunner",
     "add_arrays",
+    "VolumeSource",
 ]
+
+
+class VolumeSource(Protocol):
+    """What the runners read subtomograms from: ``len(source)`` volumes,
+    ``source[i]`` the ``i``-th (an array, a list of arrays, :class:`VolumeFiles`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int, /) -> Any: ...
 
 
 class VolumeFiles:
@@ -54,19 +75,26 @@ class VolumeFiles:
     paths : sequence of str or Path
     """
 
-    def __init__(self, paths):
+    def __init__(self, paths: Iterable[PathLike]) -> None:
         self.paths = [str(p) for p in paths]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> np.ndarray:
         from ..io.mrc import read_mrc
 
         return read_mrc(self.paths[i], dtype=np.float32)[0]
 
 
-def prepare_chunk(volumes, start, tilt_ranges, align_params, normalize, n=None):
+def prepare_chunk(
+    volumes: Sequence[np.ndarray],
+    start: int,
+    tilt_ranges: TiltRanges,
+    align_params: AlignParams,
+    normalize: bool,
+    n: int | None = None,
+) -> list[PreparedSubtomogram]:
     """Check and expand consecutive subtomograms ``start, start + 1, ...``.
 
     Parameters
@@ -100,7 +128,9 @@ def _add(total, result):
     return total.add(result)
 
 
-def add_arrays(total, result):
+def add_arrays(
+    total: tuple[np.ndarray, ...], result: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
     """``add`` for results that are tuples of arrays (element-wise sums)."""
     return tuple(a + b for a, b in zip(total, result))
 
@@ -125,7 +155,7 @@ class SerialRunner:
     params : EMParams
     """
 
-    def __init__(self, source, tilt_ranges, params):
+    def __init__(self, source: VolumeSource, tilt_ranges: TiltRanges, params: EMParams) -> None:
         self.n_particles = len(source)
         self.bounds = _bounds(self.n_particles, int(params.chunk_size))
         self.box = _first_box(source)
@@ -149,21 +179,23 @@ class SerialRunner:
         }
 
     @property
-    def n_chunks(self):
+    def n_chunks(self) -> int:
         return len(self.bounds)
 
-    def map(self, func, *args):
+    def map(self, func: Callable[..., _T], *args: Any) -> list[_T]:
         """``[func(parts_of_chunk_c, *args) for every chunk c]``, in order."""
         return [func(self.parts[c], *args) for c in range(self.n_chunks)]
 
-    def imap(self, func, *args):
+    def imap(self, func: Callable[..., _T], *args: Any) -> Iterator[_T]:
         """The results of :meth:`map` one at a time, in chunk order, for a
         caller that reduces them as they come (large statistics per chunk
         never all sit in memory)."""
         for c in range(self.n_chunks):
             yield func(self.parts[c], *args)
 
-    def reduce(self, func, *args, add=None):
+    def reduce(
+        self, func: Callable[..., _T], *args: Any, add: Callable[[_T, _T], _T] | None = None
+    ) -> _T:
         """``func`` over every chunk, the results added in chunk order with
         ``add(total, result)`` (default: their ``add`` method) -- the same
         order, hence the same bits, on every runner."""
@@ -171,15 +203,15 @@ class SerialRunner:
         total = None
         for r in self.imap(func, *args):
             total = r if total is None else add(total, r)
-        return total
+        return cast(_T, total)  # every runner has at least one chunk
 
-    def close(self):
+    def close(self) -> None:
         pass
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.close()
         return False
 
@@ -191,7 +223,9 @@ class PoolRunner(SerialRunner):
     each task sends one chunk's expansions to a worker.
     """
 
-    def __init__(self, source, tilt_ranges, params, workers):
+    def __init__(
+        self, source: VolumeSource, tilt_ranges: TiltRanges, params: EMParams, workers: int
+    ) -> None:
         ctx = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         )
@@ -225,10 +259,10 @@ class PoolRunner(SerialRunner):
             parts[c] = pending[c].result()
         return parts
 
-    def map(self, func, *args):
+    def map(self, func: Callable[..., _T], *args: Any) -> list[_T]:
         return list(self.imap(func, *args))
 
-    def imap(self, func, *args):
+    def imap(self, func: Callable[..., _T], *args: Any) -> Iterator[_T]:
         # At most two tasks per worker in flight: each carries a chunk's
         # expansions and returns its statistics, so memory stays bounded
         # however many subtomograms there are.
@@ -242,7 +276,7 @@ class PoolRunner(SerialRunner):
             yield pending.pop(head).result()
             head += 1
 
-    def close(self):
+    def close(self) -> None:
         self.pool.shutdown()
 
 
@@ -253,7 +287,9 @@ class MPIRunner(SerialRunner):
     :meth:`map` the same number of times (SPMD).
     """
 
-    def __init__(self, source, tilt_ranges, params, comm):
+    def __init__(
+        self, source: VolumeSource, tilt_ranges: TiltRanges, params: EMParams, comm: Any
+    ) -> None:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
@@ -283,19 +319,21 @@ class MPIRunner(SerialRunner):
             raise InputError(errors[0])
         return parts
 
-    def map(self, func, *args):
+    def map(self, func: Callable[..., _T], *args: Any) -> list[_T]:
         local = {c: func(self.parts[c], *args) for c in self._own()}
         merged = {}
         for d in self.comm.allgather(local):
             merged.update(d)
         return [merged[c] for c in range(self.n_chunks)]
 
-    def imap(self, func, *args):
+    def imap(self, func: Callable[..., _T], *args: Any) -> Iterator[_T]:
         # every rank receives every chunk's result (allgather): for small
         # results only; large statistics go through reduce()
         return iter(self.map(func, *args))
 
-    def reduce(self, func, *args, add=None):
+    def reduce(
+        self, func: Callable[..., _T], *args: Any, add: Callable[[_T, _T], _T] | None = None
+    ) -> _T:
         """As :meth:`SerialRunner.reduce`: rank 0 receives the chunk results
         one at a time in chunk order and adds them (the serial order, so the
         same bits), then sends the total to every rank.  No rank holds more
@@ -314,11 +352,17 @@ class MPIRunner(SerialRunner):
         return self.comm.bcast(total, root=0)
 
     @property
-    def is_root(self):
+    def is_root(self) -> bool:
         return self.rank == 0
 
 
-def make_runner(source, tilt_ranges, params, workers=1, comm=None):
+def make_runner(
+    source: VolumeSource,
+    tilt_ranges: TiltRanges,
+    params: EMParams,
+    workers: int | None = 1,
+    comm: Any = None,
+) -> SerialRunner:
     """The runner for a run: MPI if ``comm`` has more than one rank, a
     process pool if ``workers > 1``, else serial."""
     if comm is not None and comm.Get_size() > 1:

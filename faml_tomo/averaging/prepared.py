@@ -2,9 +2,11 @@
 (:mod:`.align`): observed band values, shell expansions, padded spectra."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import fft as sfft
 
 from ..errors import InputError
@@ -90,7 +92,14 @@ def _full_centred(half_vals, geom, fill=0.0):
     return cube
 
 
-def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None, observed=None):
+def prepare_subtomogram(
+    volume: ArrayLike,
+    tilt_range: float | Sequence[float],
+    params: AlignParams | None = None,
+    index: int = 0,
+    spec: np.ndarray | None = None,
+    observed: ArrayLike | None = None,
+) -> "PreparedSubtomogram":
     """Expand one subtomogram (once; reused by every iteration).
 
     Parameters
@@ -156,7 +165,12 @@ def prepare_subtomogram(volume, tilt_range, params=None, index=0, spec=None, obs
     )
 
 
-def prepare_reference(volume=None, params=None, spec=None, n=None):
+def prepare_reference(
+    volume: ArrayLike | None = None,
+    params: AlignParams | None = None,
+    spec: np.ndarray | None = None,
+    n: int | None = None,
+) -> "PreparedReference":
     """Expand an average for alignment (once per average and iteration).
 
     Parameters
@@ -178,6 +192,7 @@ def prepare_reference(volume=None, params=None, spec=None, n=None):
         vol = np.asarray(volume, dtype=float)
         n = vol.shape[0]
         spec = spectrum(vol)
+    assert n is not None, "prepare_reference: give n with spec"
     r_min, r_max = params.band(n)
     geom = band_geometry(n, r_min, r_max)
     layout = shell_layout(n, params.lmax, r_min, r_max)

@@ -29,10 +29,12 @@ import functools
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from scipy import fft as sfft
 from scipy.spatial.transform import Rotation
 
 from .fourier import WORKERS
+from .sph import ShellLayout
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 
-def wigner_d(l, beta):
+def wigner_d(l: int, beta: float) -> np.ndarray:
     """Wigner small-d matrix ``d^l_{mm'}(beta)``, rows ``m``, columns ``m'``
     (``m, m' = -l .. l``), from the eigen-decomposition of ``J_y``.
 
@@ -63,7 +65,7 @@ def wigner_d(l, beta):
 
 
 @functools.lru_cache(maxsize=None)
-def wigner_d_half_pi(l):
+def wigner_d_half_pi(l: int) -> np.ndarray:
     """``d^l(pi/2)``, cached per degree (read-only)."""
     d = wigner_d(l, np.pi / 2)
     d.setflags(write=False)
@@ -83,7 +85,9 @@ def _delta_products(l):
     return out
 
 
-def shell_inner_products(p, q, layout, radial_weights=None):
+def shell_inner_products(
+    p: np.ndarray, q: np.ndarray, layout: ShellLayout, radial_weights: np.ndarray | None = None
+) -> dict[int, np.ndarray]:
     """Per-degree matrices ``I^l_{mm'} = sum_r w_r r^2 p_lm(r) conj(q_lm'(r))``.
 
     Parameters
@@ -112,7 +116,9 @@ def shell_inner_products(p, q, layout, radial_weights=None):
     return out
 
 
-def so3_correlation(inner, n_grid, dtype=np.float64):
+def so3_correlation(
+    inner: dict[int, np.ndarray], n_grid: int, dtype: DTypeLike = np.float64
+) -> np.ndarray:
     """Rotational correlations on the ``N^3`` Euler grid.
 
     Parameters
@@ -155,7 +161,7 @@ def so3_correlation(inner, n_grid, dtype=np.float64):
     )
 
 
-def euler_grid_angles(index, n_grid):
+def euler_grid_angles(index: ArrayLike, n_grid: int) -> np.ndarray:
     """Euler angles ``(a, b, g)`` in radians of (fractional) grid indices."""
     return 2 * np.pi * np.asarray(index, dtype=float) / n_grid
 
@@ -215,7 +221,13 @@ def _local_maxima(score, keep):
     return idx[order], vals[order]
 
 
-def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True, group=None):
+def find_peaks(
+    score: np.ndarray,
+    max_peaks: int = 50,
+    min_separation_deg: float | None = None,
+    refine: bool = True,
+    group: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct rotations at the local maxima of a score on the Euler grid.
 
     Local maxima are taken over the 26 neighbours on the periodic grid, for
@@ -262,7 +274,8 @@ def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True, group=
         n_g = len(group)
     else:
         copies, n_g = flat9, 1
-    accepted, kept = [], []
+    accepted: list[int] = []
+    kept: list[int] = []
     for i in range(len(rots)):
         if accepted:
             tr = copies[kept] @ flat9[i]
@@ -272,5 +285,5 @@ def find_peaks(score, max_peaks=50, min_separation_deg=None, refine=True, group=
         kept.extend(range(i * n_g, (i + 1) * n_g))
         if len(accepted) >= max_peaks:
             break
-    accepted = np.asarray(accepted, dtype=int)
-    return rots[accepted], vals[accepted].astype(float)
+    best = np.asarray(accepted, dtype=int)
+    return rots[best], vals[best].astype(float)

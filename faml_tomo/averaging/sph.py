@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.special import roots_legendre, sph_harm
 
@@ -70,7 +71,7 @@ class ShellLayout:
     _shells: list = field(repr=False, default_factory=list)
     _coords: np.ndarray | None = field(repr=False, default=None)
 
-    def block(self, l):
+    def block(self, l: int) -> slice:
         """Slice of degree ``l`` in a packed coefficient vector."""
         o = self.offsets[l]
         return slice(o, o + 2 * l + 1)
@@ -104,7 +105,7 @@ def _shell_table(L, ls_tuple):
 
 
 @functools.lru_cache(maxsize=16)
-def shell_layout(n, lmax, r_min=1, r_max=None):
+def shell_layout(n: int, lmax: int, r_min: int = 1, r_max: int | None = None) -> ShellLayout:
     """Shell radii, degrees and sampling grids for a box of ``n`` voxels.
 
     Parameters
@@ -162,7 +163,7 @@ def shell_layout(n, lmax, r_min=1, r_max=None):
     )
 
 
-def expand_shells(cubes, layout):
+def expand_shells(cubes: ArrayLike, layout: ShellLayout) -> np.ndarray:
     """Spherical-harmonic coefficients of real functions on Fourier shells.
 
     Parameters

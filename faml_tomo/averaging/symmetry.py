@@ -30,13 +30,18 @@ the same Scipion name (checked by the tests).
 import functools
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
 from .fourier import PaddedSpectrum, volume_from_spectrum
+
+if TYPE_CHECKING:
+    from .alignsetup import BandGeometry
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +221,9 @@ def symmetry_group(symbol: str) -> np.ndarray:
     return g
 
 
-def symmetrize_band(values, geom, group, pad=2):
+def symmetrize_band(
+    values: ArrayLike, geom: "BandGeometry", group: np.ndarray, pad: int = 2
+) -> np.ndarray:
     """Average of band spectra over a point group.
 
     ``S(k) = (1/G) sum_g F(g k)``: the spectrum of the average of the volume
@@ -290,7 +297,7 @@ def _sample_weights(flat, geom, rotations):
     return out
 
 
-def symmetrize_weights(weights, geom, group):
+def symmetrize_weights(weights: ArrayLike, geom: "BandGeometry", group: np.ndarray) -> np.ndarray:
     """Average over a point group of a real, even function of frequency
     (wedge weights: ``W(k) = W(-k)``), by trilinear interpolation on the
     Fourier grid (the weights are counts, smooth at the grid spacing).
@@ -317,7 +324,7 @@ def symmetrize_weights(weights, geom, group):
     return _sample_weights(w.reshape(-1, w.shape[-1]), geom, group).reshape(w.shape)
 
 
-def turn_weights(weights, geom, rotation):
+def turn_weights(weights: ArrayLike, geom: "BandGeometry", rotation: ArrayLike) -> np.ndarray:
     """A real, even function of frequency turned: ``W'(k) = W(F k)`` (the
     weights that go with band values turned the same way), trilinear.
 
@@ -334,7 +341,15 @@ def turn_weights(weights, geom, rotation):
     )
 
 
-def symmetrize_observed(weighted, weights, values, geom, group, pad=2, floor=1e-3):
+def symmetrize_observed(
+    weighted: ArrayLike,
+    weights: ArrayLike,
+    values: ArrayLike,
+    geom: "BandGeometry",
+    group: np.ndarray,
+    pad: int = 2,
+    floor: float = 1e-3,
+) -> np.ndarray:
     """Average over a point group of an average seen unevenly: each copy
     counts where it was observed.
 

@@ -19,6 +19,7 @@ import logging
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["find_symmetry_frame", "symmetry_score"]
 
 
-def symmetry_score(volume, group, frame=None):
+def symmetry_score(volume: ArrayLike, group: np.ndarray, frame: ArrayLike | None = None) -> float:
     """Correlation of a volume with its average over ``F g F^T``.
 
     Parameters
@@ -75,8 +76,14 @@ def _grid_lookup(score, rotations):
 
 
 def find_symmetry_frame(
-    volume, group, params=None, n_samples=4000, n_polish=3, seed=0, coverage=None
-):
+    volume: ArrayLike,
+    group: ArrayLike,
+    params: AlignParams | None = None,
+    n_samples: int = 4000,
+    n_polish: int = 3,
+    seed: int = 0,
+    coverage: ArrayLike | None = None,
+) -> tuple[np.ndarray, float]:
     """Rotation ``F`` under which a volume is most symmetric: ``F^T``
     applied to it (actively) puts its symmetry axes on the standard ones.
 

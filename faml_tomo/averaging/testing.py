@@ -9,15 +9,21 @@ reconstruction from a limited tilt range.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from ..geometry import random_rotations, transform_volume
 from ..simulation.metrics import ncc as correlation  # one home of Pearson r
 from .fourier import spectrum, volume_from_spectrum
 from .wedge import wedge_mask
+
+if TYPE_CHECKING:
+    from .alignsetup import AlignParams
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +38,13 @@ __all__ = [
 ]
 
 
-def phantom(n=32, seed=0, n_blobs=8, radius=None, sigma=0.8):
+def phantom(
+    n: int = 32,
+    seed: int = 0,
+    n_blobs: int = 8,
+    radius: float | None = None,
+    sigma: float = 0.8,
+) -> np.ndarray:
     """Asymmetric blob phantom, smooth, inside a sphere around the centre.
 
     Parameters
@@ -108,15 +120,15 @@ class SimulatedSet:
 
 
 def simulate_subtomograms(
-    references,
-    n_per_class,
-    snr,
-    tilt_range=(-60, 60),
-    seed=0,
-    max_shift=2.0,
-    axis=None,
-    integer_shifts=False,
-):
+    references: Sequence[ArrayLike],
+    n_per_class: int | Sequence[int],
+    snr: float,
+    tilt_range: Sequence[float] = (-60, 60),
+    seed: int = 0,
+    max_shift: float = 2.0,
+    axis: str | None = None,
+    integer_shifts: bool = False,
+) -> "SimulatedSet":
     """Rotated, shifted, noisy, wedge-filtered copies of reference structures.
 
     Parameters
@@ -141,7 +153,11 @@ def simulate_subtomograms(
     rng = np.random.default_rng(seed)
     refs = np.asarray([np.asarray(r, dtype=float) for r in references])
     k = len(refs)
-    counts = [n_per_class] * k if np.isscalar(n_per_class) else list(n_per_class)
+    counts: list[int] = (
+        [cast(int, n_per_class)] * k
+        if np.isscalar(n_per_class)
+        else list(cast(Sequence[int], n_per_class))
+    )
     classes = np.repeat(np.arange(k), counts)
     nt = len(classes)
     n = refs.shape[1]
@@ -168,7 +184,9 @@ def simulate_subtomograms(
     )
 
 
-def aligned_correlation(average, truth, params=None):
+def aligned_correlation(
+    average: np.ndarray, truth: np.ndarray, params: "AlignParams | None" = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Correlation of an average with the truth after aligning the truth onto it.
 
     Both are compared at the same resolution (the alignment band), without a
@@ -189,7 +207,7 @@ def aligned_correlation(average, truth, params=None):
     return correlation(a, b), res.rotations[0], res.shifts[0]
 
 
-def f1_score(true_classes, pred_classes):
+def f1_score(true_classes: ArrayLike, pred_classes: ArrayLike) -> float:
     """Mean F1 over true classes after the best one-to-one matching of labels."""
     from itertools import permutations
 
@@ -209,7 +227,9 @@ def f1_score(true_classes, pred_classes):
     return best
 
 
-def relative_pose_errors(rotations, shifts, true_rotations, true_shifts):
+def relative_pose_errors(
+    rotations: ArrayLike, shifts: ArrayLike, true_rotations: ArrayLike, true_shifts: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """Pose errors of a reference-free run, up to the frame of its average.
 
     A reference-free average sits in its own frame, the truth turned by a

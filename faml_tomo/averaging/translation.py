@@ -10,8 +10,9 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.spatial.transform import Rotation
 
-from .alignsetup import band_geometry
+from .alignsetup import AlignParams, band_geometry
 from .fourier import WORKERS
+from .prepared import PreparedReference, PreparedSubtomogram
 from .so3 import shell_inner_products, so3_correlation
 from .sph import shell_layout
 
@@ -150,7 +151,13 @@ def _freq_index(freq, n):
     return np.rint(freq).astype(np.intp).T + n // 2
 
 
-def translation_search(part, ref, rotations, params, chunk=16):
+def translation_search(
+    part: PreparedSubtomogram,
+    ref: PreparedReference,
+    rotations: np.ndarray,
+    params: AlignParams,
+    chunk: int = 16,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Best translation and exact scores for given candidate rotations.
 
     For each rotation ``R``, ``CC(t) = sum_k w X conj(R A) e^{2 pi i k.t / n}``
@@ -224,7 +231,14 @@ def _parabola_max(values):
     return _STENCIL[int(np.argmax(values))]
 
 
-def refine_rotation(part, ref, rotation, shift, params, step_deg):
+def refine_rotation(
+    part: PreparedSubtomogram,
+    ref: PreparedReference,
+    rotation: np.ndarray,
+    shift: np.ndarray,
+    params: AlignParams,
+    step_deg: float,
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
     """Refine one rotation off the Euler grid by maximising ``c(R, t)``.
 
     At fixed translation, the full score is evaluated at ``R`` and six small
@@ -258,7 +272,9 @@ def refine_rotation(part, ref, rotation, shift, params, step_deg):
     return centre, shifts[0], scores[0], sq[0], rn2[0]
 
 
-def rotation_scores(part, ref, params):
+def rotation_scores(
+    part: PreparedSubtomogram, ref: PreparedReference, params: AlignParams
+) -> np.ndarray:
     """Translation-invariant score ``c~`` (eq. 2) on the whole Euler grid.
 
     Returns

@@ -15,6 +15,7 @@ candidate under::
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["haar_rotations", "voronoi_weights"]
 
 
-def haar_rotations(n, rng):
+def haar_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
     """Rotation matrices uniform on SO(3) (Haar measure).
 
     Parameters
@@ -49,8 +50,14 @@ def haar_rotations(n, rng):
 
 
 def voronoi_weights(
-    rotations, shifts, n_samples=10000, alpha_trd=1.0, rng=None, chunk=4096, group=None
-):
+    rotations: ArrayLike,
+    shifts: ArrayLike,
+    n_samples: int = 10000,
+    alpha_trd: float = 1.0,
+    rng: np.random.Generator | int | None = None,
+    chunk: int = 4096,
+    group: np.ndarray | None = None,
+) -> np.ndarray:
     """Normalised Voronoi hypervolumes of candidate transforms.
 
     Parameters

@@ -4,6 +4,7 @@ filtered by size and circularity, and 3D voting of the 2D objects across
 consecutive slices."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,7 @@ class SliceObjects:
     mass: np.ndarray
     minimum: np.ndarray
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.x)
 
 
@@ -66,8 +67,13 @@ def _measure(lab, xs, ys, vals, n, threshold):
 
 
 def slice_objects(
-    filtered, threshold, min_area, min_circularity, margin=0, split_levels=(1 / 3, 2 / 3)
-):
+    filtered: np.ndarray,
+    threshold: float,
+    min_area: float,
+    min_circularity: float,
+    margin: int = 0,
+    split_levels: Sequence[float] = (1 / 3, 2 / 3),
+) -> SliceObjects:
     """Dark-outlier objects of one filtered slice.
 
     Parameters
@@ -170,7 +176,7 @@ class Candidates:
     n_slices: np.ndarray
     minimum: np.ndarray
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.xyz)
 
     def take(self, index: np.ndarray) -> "Candidates":
@@ -196,11 +202,11 @@ class SliceVoter:
     >>> cands = voter.candidates(min_slices=2, min_voxels=50)  # doctest: +SKIP
     """
 
-    def __init__(self):
-        self._rows = []  # per slice: arrays z, x, y, area, mass, minimum
-        self._edges = []  # (global id a, global id b)
+    def __init__(self) -> None:
+        self._rows: list[np.ndarray] = []  # per slice: arrays z, x, y, area, mass, minimum
+        self._edges: list[np.ndarray] = []  # (global id a, global id b)
         self._count = 0
-        self._prev = None  # (z, labels, first global id)
+        self._prev: tuple[int, np.ndarray, int] | None = None  # (z, labels, first global id)
 
     def add(self, z: int, objects: SliceObjects) -> None:
         """Add the objects of slice ``z`` (slices must come in increasing z)."""

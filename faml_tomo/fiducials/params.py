@@ -258,5 +258,5 @@ class PeakHighContrastResult:
     warnings: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.coordinates)

@@ -9,6 +9,7 @@ that); it gives the fiducial finder realistic distractors in a second.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class BeadPhantom:
     bead_diameter_nm: float
 
 
-def wedge_mask(shape, tilt_min=-60.0, tilt_max=60.0):
+def wedge_mask(shape: Sequence[int], tilt_min: float = -60.0, tilt_max: float = 60.0) -> np.ndarray:
     """Fourier mask (rfftn layout) of a single-axis tilt about Y.
 
     A component ``(kx, ky, kz)`` is kept when the direction of ``(kx, kz)``
@@ -86,18 +87,18 @@ def _place_spheres(vol, centres, radius, value, shell=None):
 
 
 def bead_phantom(
-    shape=(64, 160, 160),
-    sampling_rate=10.0,
-    bead_diameter_nm=10.0,
-    n_beads=20,
-    n_proteins=600,
-    n_vesicles=3,
-    bead_contrast=10.0,
-    noise=1.0,
-    tilt_range=(-60.0, 60.0),
-    seed=0,
-    slab=(0.2, 0.8),
-):
+    shape: tuple[int, int, int] = (64, 160, 160),
+    sampling_rate: float = 10.0,
+    bead_diameter_nm: float = 10.0,
+    n_beads: int = 20,
+    n_proteins: int = 600,
+    n_vesicles: int = 3,
+    bead_contrast: float = 10.0,
+    noise: float = 1.0,
+    tilt_range: tuple[float, float] | None = (-60.0, 60.0),
+    seed: int = 0,
+    slab: tuple[float, float] = (0.2, 0.8),
+) -> BeadPhantom:
     """Make a synthetic tomogram with gold beads and distractors.
 
     Parameters
@@ -146,16 +147,16 @@ def bead_phantom(
 
     # Beads well separated (>= 2 diameters) so that the truth is unambiguous.
     margin = max(d_px, 4.0)
-    beads = []
+    placed: list[np.ndarray] = []
     tries = 0
-    while len(beads) < n_beads and tries < 100 * n_beads:
+    while len(placed) < n_beads and tries < 100 * n_beads:
         tries += 1
         c = rng.uniform(
             [margin, margin, max(z0, margin)], [nx - margin, ny - margin, min(z1, nz - margin)]
         )
-        if all(np.linalg.norm(c - b) >= 2.5 * d_px for b in beads):
-            beads.append(c)
-    beads = np.array(beads, float).reshape(-1, 3)
+        if all(np.linalg.norm(c - b) >= 2.5 * d_px for b in placed):
+            placed.append(c)
+    beads = np.array(placed, float).reshape(-1, 3)
     _place_spheres(vol, beads, d_px / 2, bead_contrast)
 
     vol += rng.normal(0, noise, shape).astype(np.float32)

@@ -2,8 +2,12 @@
 radial-profile (Mahalanobis) outliers, relaxed mode and the rule for a small
 population of coordinates (de Isidro-Gómez et al. 2024, §2.3)."""
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
+from .params import PeakHighContrastParams, PeakHighContrastResult
 from .refine import centred_box, equivalent_chi_threshold, mahalanobis_distances, radial_profile
 
 __all__ = ["quality_filters", "final_rules", "MIN_MAHALANOBIS_POPULATION"]
@@ -44,7 +48,19 @@ def _background_profiles(volume, d, size_v, half, scale, avoid, box_size, z_rang
     return np.array([radial_profile(centred_box(volume, c, size_v), half, scale) for c in pts])
 
 
-def quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, params, seed, result):
+def quality_filters(
+    volume: Any,
+    boxes: Sequence[np.ndarray],
+    scores: np.ndarray,
+    contrast: np.ndarray,
+    all_xyz: np.ndarray,
+    d: float,
+    size_v: int,
+    st: Mapping[str, Any],
+    params: PeakHighContrastParams,
+    seed: int,
+    result: PeakHighContrastResult,
+) -> np.ndarray:
     """Mirror symmetry, then radial-profile outliers that are less dark than
     the beads (a darker-than-typical profile is still gold).  Returns the
     boolean mask of the coordinates kept."""
@@ -94,7 +110,13 @@ def quality_filters(volume, boxes, scores, contrast, all_xyz, d, size_v, st, par
     return keep
 
 
-def final_rules(keep, contrast, n_coordinates, params, result):
+def final_rules(
+    keep: np.ndarray,
+    contrast: np.ndarray,
+    n_coordinates: int,
+    params: PeakHighContrastParams,
+    result: PeakHighContrastResult,
+) -> np.ndarray:
     """Relaxed mode (too few passed: all returned) and the small-population
     rule (fewer than ``MIN_MAHALANOBIS_POPULATION``: each must be
     unmistakably dark).  Returns the final mask."""

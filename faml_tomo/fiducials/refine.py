@@ -212,7 +212,13 @@ def equivalent_chi_threshold(sd_threshold: float, n_components: int) -> float:
     return float(np.sqrt(chi2.ppf(p_inside, n_components)))
 
 
-def mahalanobis_distances(profiles, core, n_components=2, start_fraction=1 / 3, floor_cov=None):
+def mahalanobis_distances(
+    profiles: ArrayLike,
+    core: ArrayLike,
+    n_components: int = 2,
+    start_fraction: float = 1 / 3,
+    floor_cov: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Robust Mahalanobis distance of each radial profile to the profile
     population of the beads, in the space of its first principal components.
 

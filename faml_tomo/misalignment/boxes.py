@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from ..errors import InputError
@@ -63,7 +64,9 @@ def target_sampling(bead_diameter_A: float) -> float:
     return float(bead_diameter_A) / BEAD_SPAN_PX
 
 
-def _check(tomogram, coords, sampling_rate, bead_diameter_A):
+def _check(
+    tomogram: Any, coords: ArrayLike, sampling_rate: float, bead_diameter_A: float
+) -> np.ndarray:
     if tomogram.ndim != 3:
         raise InputError(f"tomogram must be 3D, got shape {tomogram.shape}")
     if not (np.isfinite(sampling_rate) and sampling_rate > 0):
@@ -110,7 +113,7 @@ def normalise_boxes(boxes: np.ndarray, radius: float = BACKGROUND_RADIUS) -> np.
 
 def extract_boxes(
     tomogram: Any,
-    coords: np.ndarray,
+    coords: ArrayLike,
     sampling_rate: float,
     bead_diameter_A: float,
     box_size: int = BOX_SIZE,

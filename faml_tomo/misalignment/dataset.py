@@ -34,7 +34,9 @@ centre) are left out of the class's boxes, so labels stay clean.
 
 Box centres mimic fiducial coordinates as a user has them: the apparent
 bead centre in the reconstruction (predicted from the fitted displacement,
-refined on the darkest blob) plus a small random error.
+refined on the darkest blob) plus a small random error.  The boxes are cut
+in :mod:`.simulated_boxes`; this module draws the three series of a
+specimen and stores their boxes.
 
 Shards
 ------
@@ -49,19 +51,22 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.mrc import atomic_path
-from ..simulation import MisalignmentModel, reconstruct_local, simulate_tilt_series
-from ..simulation.preprocess import preprocess_tilt_series
-from .boxes import BEAD_SPAN_PX, extract_boxes, target_sampling
-
+from ..simulation import MisalignmentModel, Slab, TiltSeries, simulate_tilt_series
 from ..typealiases import PathLike
+from .boxes import BEAD_SPAN_PX
+from .simulated_boxes import (
+    bead_box_volume,
+    boxes_at_apparent_centres,
+    preprocessed_series,
+    series_boxes,
+)
 from .specimens import (
     ALIGNED_ID,
     BEAD_RANGES,
@@ -74,7 +79,6 @@ from .specimens import (
     SET_ID,
     STRONG_ID,
     WEAK_ID,
-    apparent_centre,
     bead_errors,
     draw_error_shape,
     draw_specimen,
@@ -113,119 +117,43 @@ __all__ = [
 ]
 
 
-def bead_box_volume(
-    ts: Any,
-    centre: np.ndarray,
-    bead_diameter: float,
-    thickness: int,
-    extra: int = 0,
-    processing: Processing | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Local reconstruction at the tomogram pixel size around ``centre``
-    (rounded to a voxel), big enough for :func:`extract_boxes` plus
-    ``extra`` voxels each side.  Returns ``(volume, origin_xyz)`` where
-    ``origin_xyz`` is the tomogram coordinate of volume voxel ``(0, 0, 0)``.
-    With ``processing`` (:class:`Processing`), ``ts.images`` are already
-    preprocessed contrast images and its reconstruction filter is used.
-    """
-    px = ts.pixel_size
-    scale = target_sampling(bead_diameter) / px
-    half = int(np.ceil(16 * scale)) + 5 + int(extra)
-    box = 2 * half + 1
-    c = np.round(np.asarray(centre, float))
-    if processing is None:
-        vol = reconstruct_local(ts.images, ts.angles, c, box, thickness, scale=1.0)
+def _class_model(
+    cls: str,
+    rng: np.random.Generator,
+    mis_kinds: Sequence[str],
+    slab: Slab,
+    angles: np.ndarray,
+    msd: int,
+) -> tuple[str, MisalignmentModel]:
+    """The error kind of one class's tilt series and its model, scaled so the
+    median bead residual hits a target drawn in the class range."""
+    lo, hi = RESIDUAL_RANGES[cls]
+    if cls == "aligned":
+        kind = "none"
+        target = rng.uniform(0.0, hi)
     else:
-        vol = reconstruct_local(
-            ts.images,
-            ts.angles,
-            c,
-            box,
-            thickness,
-            scale=1.0,
-            filter=processing.recon_filter,
-            lowpass=processing.recon_lowpass,
-            normalize=False,
-        )
-    return vol, c - half
-
-
-def preprocessed_series(ts: Any, processing: Processing | None) -> Any:
-    """The tilt series as the user reconstructs it: contrast images,
-    CTF-corrected and dose-weighted as ``processing`` says (None: as simulated)."""
-    if processing is None:
-        return ts
-    pre = preprocess_tilt_series(
-        ts.images,
-        ts.pixel_size,
-        ts.acquisition.ctf,
-        processing.ctf_correction,
-        pre_exposure=ts.pre_exposure if processing.dose_weighting else None,
-        dose_per_image=ts.dose_per_image,
-        wiener_snr=processing.wiener_snr,
+        kind = str(rng.choice(mis_kinds))
+        target = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    p = slab.params
+    model = (
+        scaled_model(kind, target, rng, slab.beads, angles, p.shape, p.pixel_size, msd)
+        if target > 0.01
+        else MisalignmentModel(kind="none")
     )
-    return replace(ts, images=pre)
+    return kind, model
 
 
-def _boxes_for_series(ts, centres_guess, bead_d, nz, rng, processing=None):
-    px = ts.pixel_size
-    bead_px = bead_d / px
-    search = max(bead_px / 2, 2.0)
-    jitter = processing.coord_jitter if processing is not None else 0.08
-    boxes, centres = [], []
-    for g in centres_guess:
-        vol, origin = bead_box_volume(
-            ts, g, bead_d, nz, extra=int(np.ceil(search)) + 1, processing=processing
+def _concatenated(out: dict[str, list]) -> dict:
+    """The per-class arrays of a specimen in one array each (empty ones when
+    no class kept a bead)."""
+    return {
+        k: (
+            np.concatenate(v)
+            if v
+            else np.zeros((0,) + ((32, 32, 32) if k == "boxes" else ()), np.float16)
         )
-        c = apparent_centre(vol, g - origin, bead_px, search) + origin
-        c = c + rng.normal(0, jitter * bead_px, 3)
-        vol2, origin2 = vol, origin
-        if np.any(np.abs(np.round(c) - np.round(g)) > int(np.ceil(search)) + 1):
-            vol2, origin2 = bead_box_volume(ts, c, bead_d, nz, processing=processing)
-        bs = extract_boxes(vol2, [c - origin2], px, bead_d)
-        boxes.append(bs.boxes[0])
-        centres.append(c)
-    return np.asarray(boxes, np.float32).reshape(-1, 32, 32, 32), np.asarray(centres)
-
-
-def series_boxes(
-    ts: Any, rng: np.random.Generator, keep: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes around the beads of a simulated tilt series, centred where a
-    fiducial detector would put them (apparent centre + small error).
-
-    Parameters
-    ----------
-    ts : TiltSeries
-    rng : numpy.random.Generator
-    keep : numpy.ndarray of bool, optional
-        Beads to use (default all whose apparent centre is in the tomogram).
-
-    Returns
-    -------
-    boxes : numpy.ndarray (m, 32, 32, 32) float32
-    residual : numpy.ndarray (m,)
-        Bead residual RMS in pixels.
-    index : numpy.ndarray (m,)
-        Indices of the beads used.
-    """
-    p = ts.slab.params
-    disp, res = bead_errors(
-        ts.slab.beads,
-        ts.angles,
-        ts.shift_x / p.pixel_size,
-        ts.shift_y / p.pixel_size,
-        ts.rotation,
-        p.shape,
-    )
-    guess = ts.slab.beads + disp
-    inside = np.all((guess >= 0) & (guess <= np.array(p.shape[::-1]) - 1), axis=1)
-    keep = inside if keep is None else (np.asarray(keep, bool) & inside)
-    idx = np.flatnonzero(keep)
-    if len(idx) == 0:
-        return np.zeros((0, 32, 32, 32), np.float32), np.zeros(0), idx
-    boxes, _ = _boxes_for_series(ts, guess[idx], p.bead_diameter, p.nz, rng)
-    return boxes, res[idx], idx
+        for k, v in out.items()
+    }
 
 
 def simulate_specimen(
@@ -236,7 +164,7 @@ def simulate_specimen(
     filter_beads: bool = True,
     image_size: int = IMAGE_SIZE,
     n_beads: int = N_BEADS,
-    series_callback: Callable | None = None,
+    series_callback: Callable[[int, str, TiltSeries], object] | None = None,
 ) -> dict:
     """Simulate one specimen's aligned, weak and strong tilt series and their
     bead boxes.
@@ -270,18 +198,7 @@ def simulate_specimen(
     tomo_res = []
     mis_kinds = kinds or ("bananas", "twisters", "birds", "general")
     for cls_id, cls in enumerate(CLASSES):
-        lo, hi = RESIDUAL_RANGES[cls]
-        if cls == "aligned":
-            kind = "none"
-            target = rng.uniform(0.0, hi)
-        else:
-            kind = str(rng.choice(mis_kinds))
-            target = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        model = (
-            scaled_model(kind, target, rng, slab.beads, angles, shape, p.pixel_size, msd)
-            if target > 0.01
-            else MisalignmentModel(kind="none")
-        )
+        kind, model = _class_model(cls, rng, mis_kinds, slab, angles, msd)
         ts = simulate_tilt_series(
             acquisition=acq, misalignment=model, rng=spec.seed, slab=slab, workers=1
         )
@@ -304,21 +221,16 @@ def simulate_specimen(
         keep &= np.all((guess >= 0) & (guess <= np.array(shape[::-1]) - 1), axis=1)
         if not keep.any():
             continue
-        b, _ = _boxes_for_series(ts, guess[keep], p.bead_diameter, p.nz, rng, spec.processing)
+        b, _ = boxes_at_apparent_centres(
+            ts, guess[keep], p.bead_diameter, p.nz, rng, spec.processing
+        )
         out["boxes"].append(b.astype(np.float16))
         n = len(b)
         out["label"].append(np.full(n, cls_id, np.int8))
         out["kind"].append(np.full(n, KINDS.index(kind), np.int8))
         out["residual"].append(res[keep].astype(np.float32))
         out["tomo"].append(np.full(n, cls_id, np.int8))
-    data: dict = {
-        k: (
-            np.concatenate(v)
-            if v
-            else np.zeros((0,) + ((32, 32, 32) if k == "boxes" else ()), np.float16)
-        )
-        for k, v in out.items()
-    }
+    data = _concatenated(out)
     data.update(
         pixel_size=np.float32(p.pixel_size),
         bead_diameter=np.float32(p.bead_diameter),
@@ -356,7 +268,7 @@ def generate_shards(
     set_name: str,
     count: int,
     workers: int = 1,
-    log: Callable | None = None,
+    log: Callable[[str], object] | None = None,
 ) -> float:
     """Make (or reuse) the shards of specimens ``0 .. count - 1`` of a set.
 
@@ -420,7 +332,7 @@ class BoxData:
     pixel_size: np.ndarray
     bead_diameter: np.ndarray
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.label)
 
     @property

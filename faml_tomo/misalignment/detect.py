@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError
-from .boxes import extract_boxes, target_sampling
+from .boxes import BoxSet, extract_boxes, target_sampling
 from .decision import CRITERIA, UNCLASSIFIED, TomogramDecision, bead_verdicts, decide
 
 logger = logging.getLogger(__name__)
@@ -232,38 +232,13 @@ def score_tomogram(
         dec.message = f"{name}: {dec.message}"
         return TomogramResult(name, coords, empty, empty, empty, dec, warnings=warns)
     bs = extract_boxes(tomogram, coords, sampling_rate, bead_diameter_A)
-    finite = np.all(np.isfinite(bs.boxes), axis=(1, 2, 3))
-    outside = np.asarray(bs.outside_fraction) > max_outside
-    # a constant box (an empty or zeroed region) has nothing to score
-    flat = finite & (np.ptp(bs.boxes.reshape(len(coords), -1), axis=1) <= 1e-6)
-    excluded = [
-        "non-finite values in the box"
-        if not f
-        else (
-            f"{100 * o:.0f}% of the box outside the tomogram"
-            if out
-            else ("constant values in the box (no data)" if fl else "")
-        )
-        for f, o, out, fl in zip(finite, bs.outside_fraction, outside, flat)
-    ]
+    finite, outside, flat, excluded = _exclusions(bs, len(coords), max_outside)
     used = finite & ~outside & ~flat
     strong = np.full(len(coords), np.nan, np.float32)
     weak = np.full(len(coords), np.nan, np.float32)
     n_used, n_excl = int(used.sum()), int(len(coords) - used.sum())
     if n_used < min_beads:
-        why = []
-        if np.any(~finite):
-            why.append(f"{int(np.sum(~finite))} with non-finite values")
-        if np.any(outside & finite):
-            why.append(f"{int(np.sum(outside & finite))} outside the tomogram")
-        if np.any(flat & ~outside):
-            why.append(f"{int(np.sum(flat & ~outside))} in regions of constant values")
-        dec = TomogramDecision(
-            UNCLASSIFIED,
-            n_excluded=n_excl,
-            message=f"{n_used} usable bead(s) of {len(coords)} (at least {min_beads} "
-            f"needed){': ' + ', '.join(why) if why else ''}",
-        )
+        dec = _too_few_beads(n_used, len(coords), n_excl, min_beads, finite, outside, flat)
     else:
         s, w = scorer.score(bs.boxes[used], bs.scale)
         strong[used], weak[used] = s, w
@@ -273,19 +248,7 @@ def score_tomogram(
     verdict = bead_verdicts(strong, weak, strong_threshold, weak_threshold)
     if dec.label != UNCLASSIFIED:
         dec.n_disagree = int(np.sum((verdict != "") & (verdict != dec.label)))
-    notes = []
-    n_pad = int(np.count_nonzero((np.asarray(bs.outside_fraction) > 0) & used))
-    if n_pad:
-        notes.append(
-            f"{n_pad} of {len(coords)} boxes reach past the tomogram border (padded, scored)"
-        )
-    if n_excl and dec.label != UNCLASSIFIED:
-        notes.append(
-            f"{n_excl} of {len(coords)} coordinates not scored (outside the "
-            f"tomogram, non-finite or constant values)"
-        )
-    if notes:
-        dec.message = "; ".join([dec.message] + notes if dec.message else notes)
+    _add_notes(dec, bs, used, len(coords), n_excl)
     return TomogramResult(
         name,
         bs.coords,
@@ -300,6 +263,73 @@ def score_tomogram(
         excluded,
         list(verdict),
     )
+
+
+def _exclusions(
+    bs: BoxSet, n: int, max_outside: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Which of the ``n`` boxes hold only finite values, lie too far outside
+    the tomogram, or hold only a constant; and why each is not scored
+    (``""`` when it is)."""
+    finite = np.all(np.isfinite(bs.boxes), axis=(1, 2, 3))
+    outside = np.asarray(bs.outside_fraction) > max_outside
+    # a constant box (an empty or zeroed region) has nothing to score
+    flat = finite & (np.ptp(bs.boxes.reshape(n, -1), axis=1) <= 1e-6)
+    excluded = [
+        "non-finite values in the box"
+        if not f
+        else (
+            f"{100 * o:.0f}% of the box outside the tomogram"
+            if out
+            else ("constant values in the box (no data)" if fl else "")
+        )
+        for f, o, out, fl in zip(finite, bs.outside_fraction, outside, flat)
+    ]
+    return finite, outside, flat, excluded
+
+
+def _too_few_beads(
+    n_used: int,
+    n_coords: int,
+    n_excl: int,
+    min_beads: int,
+    finite: np.ndarray,
+    outside: np.ndarray,
+    flat: np.ndarray,
+) -> TomogramDecision:
+    """The unclassified decision of a tomogram with fewer usable beads than
+    ``min_beads``, with the reasons the others were not scored."""
+    why = []
+    if np.any(~finite):
+        why.append(f"{int(np.sum(~finite))} with non-finite values")
+    if np.any(outside & finite):
+        why.append(f"{int(np.sum(outside & finite))} outside the tomogram")
+    if np.any(flat & ~outside):
+        why.append(f"{int(np.sum(flat & ~outside))} in regions of constant values")
+    return TomogramDecision(
+        UNCLASSIFIED,
+        n_excluded=n_excl,
+        message=f"{n_used} usable bead(s) of {n_coords} (at least {min_beads} "
+        f"needed){': ' + ', '.join(why) if why else ''}",
+    )
+
+
+def _add_notes(
+    dec: TomogramDecision, bs: BoxSet, used: np.ndarray, n_coords: int, n_excl: int
+) -> None:
+    """Append to the decision's message the boxes padded past the border
+    and, for a classified tomogram, the coordinates not scored."""
+    notes = []
+    n_pad = int(np.count_nonzero((np.asarray(bs.outside_fraction) > 0) & used))
+    if n_pad:
+        notes.append(f"{n_pad} of {n_coords} boxes reach past the tomogram border (padded, scored)")
+    if n_excl and dec.label != UNCLASSIFIED:
+        notes.append(
+            f"{n_excl} of {n_coords} coordinates not scored (outside the "
+            f"tomogram, non-finite or constant values)"
+        )
+    if notes:
+        dec.message = "; ".join([dec.message] + notes if dec.message else notes)
 
 
 def unclassified(name: str, message: str) -> "TomogramResult":

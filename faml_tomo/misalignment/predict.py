@@ -49,7 +49,9 @@ class MisalignmentScorer:
         Boxes per prediction batch.
     """
 
-    def __init__(self, model_dir=None, gpu=None, batch_size=64):
+    def __init__(
+        self, model_dir: PathLike | None = None, gpu: int | str | None = None, batch_size: int = 64
+    ) -> None:
         folder = models_dir(model_dir)
         self.device = _device_name(gpu)
         tf = import_tensorflow()

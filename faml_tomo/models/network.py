@@ -26,11 +26,14 @@ protocols, which Scipion loads whenever it loads any protocol.
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..tfutil import import_tensorflow
+from ..typealiases import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,12 @@ N_TRAINABLE = 111_153
 STRONG_FILE = "strong.keras"
 WEAK_FILE = "weak.keras"
 
+# A ``keras.Model``: TensorFlow is imported inside the functions, so the
+# annotations cannot name its class.
+KerasModel = Any
 
-def scale_feature(scale, n=None) -> np.ndarray:
+
+def scale_feature(scale: ArrayLike, n: int | None = None) -> np.ndarray:
     """The network's ``scale`` input: log2 of the box voxel size in
     tomogram pixels (bead diameter in pixels / 16), shape ``(n, 1)`` float32.
 
@@ -66,7 +73,7 @@ def scale_feature(scale, n=None) -> np.ndarray:
     return np.log2(s).astype(np.float32)
 
 
-def build_network(name="misalignment", box_size=BOX_SIZE):
+def build_network(name: str = "misalignment", box_size: int = BOX_SIZE) -> KerasModel:
     """Build (not train) the network.
 
     Parameters
@@ -99,7 +106,7 @@ def build_network(name="misalignment", box_size=BOX_SIZE):
     return tf.keras.Model([box, scale], outputs, name=name)
 
 
-def load_network(path):
+def load_network(path: PathLike) -> KerasModel:
     """Load a trained network from a ``.keras`` file.
 
     Raises

@@ -6,7 +6,9 @@
   wedge and noise at a given SNR (FAML paper §3.1).
 * :mod:`.tiltseries` - slabs with gold beads and protein-like background,
   tilt series with dose-dependent noise and misalignment (bananas, twisters,
-  birds, general model).
+  birds, general model); its settings in :mod:`.tiltparams`, the specimen in
+  :mod:`.slab`, the image formation in :mod:`.projector`, the misalignment in
+  :mod:`.misalignment_model`.
 * :mod:`.reconstruct` - weighted back-projection, whole or a local box.
 * :mod:`.metrics` - bead centroids and distortion, SNR, correlation.
 * :mod:`.writers` - MRC, STAR and tilt files.

@@ -41,6 +41,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,37 @@ def _reference_images(psi, voltage):
     return out
 
 
-def make_table(diameters=DIAMETERS, voltages=VOLTAGES, n_orientations=6, seed=0):
+def _scattering(
+    psi: np.ndarray, voltage: float, wave_r: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Of one exit wave: the power scattered out of the aperture (Å²), the
+    power per ``BAND_K`` ring between the stored band and the aperture (Å²),
+    and the band-limited wave's radial profile at ``wave_r``."""
+    n = psi.shape[0]
+    k = np.fft.fftfreq(n, SAMPLING)
+    kk = np.hypot(k[:, None], k[None, :])
+    f = np.fft.fft2(psi)
+    lam = 12.2642598 / np.sqrt(voltage * 1e3 * (1 + voltage * 1e3 / (2 * 510998.95)))
+    k_ap = APERTURE * 1e-3 / lam
+    to_area = SAMPLING**2 / psi.size
+    lost = np.sum(np.abs(f[kk > k_ap]) ** 2) * to_area
+    inband = (kk > WAVE_KMAX) & (kk <= k_ap)
+    ring, _ = np.histogram(kk[inband], BAND_K, weights=np.abs(f[inband]) ** 2 * to_area)
+    lp = np.fft.ifft2(np.where(kk <= WAVE_KMAX, f, 0))
+    pos = np.arange(n) * SAMPLING - (n // 2) * SAMPLING
+    r = np.hypot(pos[:, None], pos[None, :])
+    edges = np.append(wave_r - WAVE_DR / 2, wave_r[-1] + WAVE_DR / 2)
+    prof = _radial_mean(lp, r, edges)
+    prof = np.where(np.isnan(prof), 1.0, prof)  # beyond the cell: vacuum
+    return lost, ring, prof
+
+
+def make_table(
+    diameters: Sequence[float] = DIAMETERS,
+    voltages: Sequence[float] = VOLTAGES,
+    n_orientations: int = 6,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Compute the gold table (see the module docstring).
 
     Returns
@@ -167,24 +198,8 @@ def make_table(diameters=DIAMETERS, voltages=VOLTAGES, n_orientations=6, seed=0)
             atoms = _gold_sphere(d, rng)
             for b, v in enumerate(voltages):
                 psi = _exit_wave(atoms, v)
-                n = psi.shape[0]
-                k = np.fft.fftfreq(n, SAMPLING)
-                kk = np.hypot(k[:, None], k[None, :])
-                f = np.fft.fft2(psi)
-                lam = 12.2642598 / np.sqrt(v * 1e3 * (1 + v * 1e3 / (2 * 510998.95)))
-                k_ap = APERTURE * 1e-3 / lam
-                to_area = SAMPLING**2 / psi.size
-                lost[a, b] += np.sum(np.abs(f[kk > k_ap]) ** 2) * to_area / n_orientations
-                inband = (kk > WAVE_KMAX) & (kk <= k_ap)
-                ring, _ = np.histogram(kk[inband], BAND_K, weights=np.abs(f[inband]) ** 2 * to_area)
-                band_o[a, b, o] = ring
-                lp = np.fft.ifft2(np.where(kk <= WAVE_KMAX, f, 0))
-                pos = np.arange(n) * SAMPLING - (n // 2) * SAMPLING
-                r = np.hypot(pos[:, None], pos[None, :])
-                edges = np.append(wave_r - WAVE_DR / 2, wave_r[-1] + WAVE_DR / 2)
-                prof = _radial_mean(lp, r, edges)
-                prof = np.where(np.isnan(prof), 1.0, prof)  # beyond the cell: vacuum
-                wave_o[a, b, o] = prof
+                lost_ab, band_o[a, b, o], wave_o[a, b, o] = _scattering(psi, v, wave_r)
+                lost[a, b] += lost_ab / n_orientations
                 refs = _reference_images(psi, v)
                 if ref is None:
                     ref = np.zeros((nd, nv) + refs.shape)
@@ -230,7 +245,7 @@ def make_table(diameters=DIAMETERS, voltages=VOLTAGES, n_orientations=6, seed=0)
     }
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write the table atomically; returns an exit code."""
     ap = argparse.ArgumentParser(
         prog="python -m faml_tomo.simulation.gold_multislice", description=__doc__.split("\n\n")[0]

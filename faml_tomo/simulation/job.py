@@ -9,18 +9,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
 from ..jobs import coerce_fields, job_to_json, option
+from ..typealiases import PathLike
+
+if TYPE_CHECKING:  # the simulator is imported when a job runs
+    from .misalignment_model import MisalignmentModel
+    from .optics import CTFParams
+    from .tiltparams import AcquisitionParams, SlabParams
+    from .tiltseries import TiltSeries
 
 __all__ = ["SubtomogramSimJob", "TomogramSimJob", "run_subtomograms", "run_tomogram"]
 
 _PRESETS = ("none", "bananas", "twisters", "birds")
 
 
-def _ctf(job):
+def _ctf(job: "SubtomogramSimJob | TomogramSimJob") -> "CTFParams | None":
     from . import CTFParams
 
     if not job.ctf:
@@ -28,7 +36,9 @@ def _ctf(job):
     return CTFParams(job.voltage, job.cs, job.defocus, job.amp_contrast).validate()
 
 
-def _write_record(path, command, job, extra, resolved):
+def _write_record(
+    path: Path, command: str, job: "_Acquisition", extra: dict, resolved: dict
+) -> None:
     from ..io.jobjson import write_job_json
 
     fields = job_to_json(job)
@@ -85,7 +95,7 @@ class SubtomogramSimJob(_Acquisition):
     write_clean: bool = option(False, "also write the noise-free subtomograms in clean/")
     prefix: str = option("subtomo", "file name prefix")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         coerce_fields(self)
 
     def problems(self) -> list[str]:
@@ -95,7 +105,7 @@ class SubtomogramSimJob(_Acquisition):
 
 
 def run_subtomograms(
-    job: SubtomogramSimJob, out, progress: Callable[[str], None] | None = None
+    job: SubtomogramSimJob, out: PathLike, progress: Callable[[str], None] | None = None
 ) -> dict:
     """Simulate and write the subtomograms of ``job`` (one MRC per particle,
     the noise-free references, ``particles.star`` with the ground truth and
@@ -218,7 +228,7 @@ class TomogramSimJob(_Acquisition):
     bead_box_scale: float = option(1.0, "voxel size of the bead boxes", unit="pixels")
     name: str = option("TS_01", "base name of the files")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         coerce_fields(self)
 
     def problems(self) -> list[str]:
@@ -239,39 +249,23 @@ class TomogramSimJob(_Acquisition):
         return out
 
 
-def _misalignment_model(job, n_img):
+def _misalignment_model(job: TomogramSimJob, n_img: int) -> "MisalignmentModel":
     from . import MisalignmentModel, misalignment_preset
 
     general = [job.misalign_x, job.misalign_y, job.misalign_angle]
     if any(g is not None for g in general):
         zero = (0.0,) * 7
-        return MisalignmentModel(
-            *(tuple(g) if g is not None else zero for g in general), kind="general"
-        ).validate()
+        x, y, angle = (tuple(g) if g is not None else zero for g in general)
+        return MisalignmentModel(x, y, angle, kind="general").validate()
     return misalignment_preset(job.misalignment, job.magnitude, n_img)
 
 
-def run_tomogram(job: TomogramSimJob, out, progress: Callable[[str], None] | None = None):
-    """Simulate and write the tilt series of ``job`` (.mrcs, .tlt, per-image
-    STAR), its tomogram, the true bead coordinates in the tomogram's voxel
-    frame and ``job.json``; returns the simulated tilt series."""
-    from ..io.mrc import write_mrc
-    from . import (
-        AcquisitionParams,
-        SlabParams,
-        reconstruct_local,
-        reconstruct_wbp,
-        simulate_tilt_series,
-        write_tilt_series,
-    )
+def _slab_params(job: TomogramSimJob) -> "SlabParams":
+    """The validated specimen settings of ``job``."""
+    from . import SlabParams
 
-    say = progress or (lambda line: None)
-    problems = job.problems()
-    if problems:
-        raise InputError(problems[0])
-    t0 = time.perf_counter()
     nx, ny = job.size
-    slab_p = SlabParams(
+    return SlabParams(
         nx=nx,
         ny=ny,
         nz=job.thickness,
@@ -284,7 +278,13 @@ def run_tomogram(job: TomogramSimJob, out, progress: Callable[[str], None] | Non
         protein_fraction=job.protein_fraction,
         n_vesicles=job.vesicles,
     ).validate()
-    acq = AcquisitionParams(
+
+
+def _acquisition_params(job: TomogramSimJob) -> "AcquisitionParams":
+    """The validated acquisition settings of ``job``."""
+    from . import AcquisitionParams
+
+    return AcquisitionParams(
         tilt_min=job.tilt_range[0],
         tilt_max=job.tilt_range[1],
         tilt_step=job.tilt_step,
@@ -295,6 +295,40 @@ def run_tomogram(job: TomogramSimJob, out, progress: Callable[[str], None] | Non
         exposure_filter=job.exposure_filter,
         noise=job.noise,
     ).validate()
+
+
+def _write_bead_boxes(job: TomogramSimJob, ts: "TiltSeries", nz: int, out: PathLike) -> None:
+    """Reconstruct a local box around every true bead into ``out/beads/``
+    (none when ``job.bead_boxes`` is 0)."""
+    from ..io.mrc import write_mrc
+    from . import reconstruct_local
+
+    for i, c in enumerate(ts.beads if job.bead_boxes else ()):
+        box = reconstruct_local(
+            ts.images, ts.angles, c, job.bead_boxes, nz, scale=job.bead_box_scale
+        )
+        write_mrc(
+            Path(out) / "beads" / f"{job.name}_bead_{i + 1:03d}.mrc",
+            box,
+            job.pixel_size * job.bead_box_scale,
+        )
+
+
+def run_tomogram(
+    job: TomogramSimJob, out: PathLike, progress: Callable[[str], None] | None = None
+) -> "TiltSeries":
+    """Simulate and write the tilt series of ``job`` (.mrcs, .tlt, per-image
+    STAR), its tomogram, the true bead coordinates in the tomogram's voxel
+    frame and ``job.json``; returns the simulated tilt series."""
+    from . import reconstruct_wbp, simulate_tilt_series, write_tilt_series
+
+    say = progress or (lambda line: None)
+    problems = job.problems()
+    if problems:
+        raise InputError(problems[0])
+    t0 = time.perf_counter()
+    slab_p = _slab_params(job)
+    acq = _acquisition_params(job)
     n_img = acq.angles().size
     model = _misalignment_model(job, n_img)
     ts = simulate_tilt_series(slab_p, acq, model, rng=job.seed)
@@ -303,15 +337,7 @@ def run_tomogram(job: TomogramSimJob, out, progress: Callable[[str], None] | Non
     if job.tomogram:
         tomo = reconstruct_wbp(ts.images, ts.angles, slab_p.nz, binning=job.binning)
     paths = write_tilt_series(out, ts, job.name, tomo, job.binning)
-    for i, c in enumerate(ts.beads if job.bead_boxes else ()):
-        box = reconstruct_local(
-            ts.images, ts.angles, c, job.bead_boxes, slab_p.nz, scale=job.bead_box_scale
-        )
-        write_mrc(
-            Path(out) / "beads" / f"{job.name}_bead_{i + 1:03d}.mrc",
-            box,
-            job.pixel_size * job.bead_box_scale,
-        )
+    _write_bead_boxes(job, ts, slab_p.nz, out)
     elapsed = time.perf_counter() - t0
     _write_record(
         Path(out) / "job.json",

@@ -8,9 +8,10 @@ image, as in the simulator).
 """
 
 import logging
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import fft as sfft
 
 from ..errors import InputError
@@ -78,7 +79,7 @@ def correct_ctf(
 def dose_weight(
     images: np.ndarray,
     pixel_size: float,
-    pre_exposure: Sequence[float],
+    pre_exposure: ArrayLike,
     dose_per_image: float,
     voltage: float = 300.0,
     workers: Optional[int] = None,
@@ -118,7 +119,7 @@ def preprocess_tilt_series(
     pixel_size: float,
     params: Optional[CTFParams],
     ctf_correction: str = "none",
-    pre_exposure: Optional[Sequence[float]] = None,
+    pre_exposure: Optional[ArrayLike] = None,
     dose_per_image: Optional[float] = None,
     wiener_snr: float = 0.1,
     workers: Optional[int] = None,

@@ -48,11 +48,12 @@ class Slab:
     bead_orientation: Optional[np.ndarray] = None
 
     @property
-    def bead_radius_px(self):
+    def bead_radius_px(self) -> float:
+        """Bead radius in pixels."""
         return 0.5 * self.params.bead_diameter / self.params.pixel_size
 
 
-def _place_beads(p, rng):
+def _place_beads(p: SlabParams, rng: np.random.Generator) -> np.ndarray:
     n = int(p.n_beads)
     px = p.pixel_size
     r_px = 0.5 * p.bead_diameter / px
@@ -109,7 +110,9 @@ def _place_beads(p, rng):
     return beads
 
 
-def make_slab(params, rng=None, max_tilt=60.0):
+def make_slab(
+    params: SlabParams, rng: np.random.Generator | int | None = None, max_tilt: float = 60.0
+) -> Slab:
     """Draw a random specimen.
 
     Parameters

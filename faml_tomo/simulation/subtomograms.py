@@ -20,9 +20,11 @@ noise is scaled to the variance of that particle's noise-free signal.
 
 import logging
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import fft as sfft
 
 from ..errors import InputError
@@ -88,7 +90,7 @@ class SubtomogramParams:
     mtf: bool = True
     invert: bool = False
 
-    def validate(self):
+    def validate(self) -> "SubtomogramParams":
         """Raise :class:`InputError` naming the first bad parameter."""
         if int(self.box) != self.box or self.box < 8:
             raise InputError(f"box must be an integer >= 8 voxels, got {self.box}")
@@ -112,7 +114,8 @@ class SubtomogramParams:
             raise InputError(f"defocus_spread must be >= 0 µm, got {self.defocus_spread}")
         return self
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (for the record; the optics as a dict)."""
         return asdict(self)
 
 
@@ -146,18 +149,18 @@ class SubtomogramTruth:
     pixel_size: float
 
     @property
-    def eulers(self):
+    def eulers(self) -> np.ndarray:
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees, shape (n, 3)."""
         return matrix_to_euler(self.rotations)
 
     @property
-    def shifts_angstrom(self):
+    def shifts_angstrom(self) -> np.ndarray:
         """RELION's ``rlnOriginX/Y/ZAngst`` of the shifts (Å, ``-t`` times the
         pixel size), shape (n, 3)."""
         return origin_from_shift(self.shifts, self.pixel_size)
 
     @property
-    def class_number(self):
+    def class_number(self) -> np.ndarray:
         """1-based class numbers (``rlnClassNumber``)."""
         return self.class_index + 1
 
@@ -184,11 +187,11 @@ class SubtomogramSet:
     params: SubtomogramParams
     clean: Optional[np.ndarray] = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.volumes)
 
 
-def random_shifts(n, max_shift, rng):
+def random_shifts(n: int, max_shift: float, rng: np.random.Generator) -> np.ndarray:
     """Shifts uniform in the ball of radius ``max_shift``: array (n, 3)."""
     d = rng.standard_normal((n, 3))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
@@ -196,7 +199,12 @@ def random_shifts(n, max_shift, rng):
     return d * r[:, None]
 
 
-def acquisition_filter(shape, params, defocus=None, rfft=True):
+def acquisition_filter(
+    shape: tuple[int, int, int],
+    params: SubtomogramParams,
+    defocus: float | None = None,
+    rfft: bool = True,
+) -> np.ndarray:
     """Fourier filter of the signal: ``CTF * MTF * wedge`` (``-MTF * wedge``
     without CTF), sign-flipped when ``params.invert``.
 
@@ -235,7 +243,14 @@ def acquisition_filter(shape, params, defocus=None, rfft=True):
     return h.astype(np.float32)
 
 
-def apply_acquisition(volume, signal_filter, noise_filter, snr, rng, workers=None):
+def apply_acquisition(
+    volume: np.ndarray,
+    signal_filter: np.ndarray,
+    noise_filter: np.ndarray,
+    snr: float,
+    rng: np.random.Generator,
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Filter one volume and add noise of a given SNR.
 
     Parameters
@@ -288,7 +303,14 @@ def _class_counts(n, n_classes):
     return counts
 
 
-def simulate_subtomograms(structures, n, params=None, rng=None, keep_clean=False, workers=None):
+def simulate_subtomograms(
+    structures: Mapping[str, ArrayLike],
+    n: int | Sequence[int],
+    params: SubtomogramParams | None = None,
+    rng: np.random.Generator | int | None = None,
+    keep_clean: bool = False,
+    workers: int | None = None,
+) -> SubtomogramSet:
     """Simulate subtomograms of one or more structures.
 
     Parameters
@@ -356,7 +378,7 @@ def simulate_subtomograms(structures, n, params=None, rng=None, keep_clean=False
         )
         noisy, cl = apply_acquisition(moved, filt, noise_filter, params.snr, rng, workers)
         out[i] = noisy
-        if keep_clean:
+        if clean is not None:  # keep_clean
             clean[i] = cl
         noise_var = np.var(noisy.astype(np.float64) - cl)
         snr[i] = np.inf if noise_var == 0 else cl.var() / noise_var

@@ -1,11 +1,13 @@
-"""Settings of the tilt-series simulator (:mod:`.tiltseries`): the slab, the
-acquisition, and the misalignment model with its presets."""
+"""Settings of the tilt-series simulator (:mod:`.tiltseries`): the slab and
+the acquisition (tilt scheme, dose, optics); the misalignment model is in
+:mod:`.misalignment_model`."""
 
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from .gold import DIAMETER_LIMITS
@@ -14,7 +16,7 @@ from .optics import CTFParams, check_tilt_range
 
 logger = logging.getLogger(__name__)
 
-MISALIGNMENT_KINDS = ("none", "bananas", "twisters", "birds")
+__all__ = ["SlabParams", "AcquisitionParams", "tilt_angles", "acquisition_order"]
 
 
 @dataclass
@@ -101,7 +103,7 @@ class SlabParams:
     bead_potential: float = 25.0
     bead_absorption: float = 1 / 400
 
-    def validate(self):
+    def validate(self) -> "SlabParams":
         """Raise :class:`InputError` naming the first bad parameter."""
         for name in ("nx", "ny", "nz"):
             v = getattr(self, name)
@@ -173,15 +175,16 @@ class SlabParams:
         return self
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int, int]:
         """Tomogram shape ``(nz, ny, nx)``."""
         return (int(self.nz), int(self.ny), int(self.nx))
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (for the record)."""
         return asdict(self)
 
 
-def _positive(name, value, unit):
+def _positive(name: str, value: float | None, unit: str) -> None:
     if value is None or not np.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be > 0 {unit}, got {value}")
 
@@ -242,7 +245,7 @@ class AcquisitionParams:
     render_sampling: float = 7.5
     binning: str = "mean"
 
-    def validate(self):
+    def validate(self) -> "AcquisitionParams":
         """Raise :class:`InputError` naming the first bad parameter."""
         check_tilt_range(self.tilt_min, self.tilt_max)
         _positive("tilt_step", self.tilt_step, "degrees")
@@ -268,21 +271,22 @@ class AcquisitionParams:
             raise InputError(f"binning must be 'mean' or 'fourier', got {self.binning!r}")
         return self
 
-    def angles(self):
+    def angles(self) -> np.ndarray:
         """Tilt angles in degrees, ascending."""
         return tilt_angles(self.tilt_min, self.tilt_max, self.tilt_step)
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (for the record; the optics as a dict)."""
         return asdict(self)
 
 
-def tilt_angles(tilt_min, tilt_max, tilt_step):
+def tilt_angles(tilt_min: float, tilt_max: float, tilt_step: float) -> np.ndarray:
     """Angles ``tilt_min, tilt_min + step, ...`` up to ``tilt_max`` (degrees)."""
     n = int(np.floor((tilt_max - tilt_min) / tilt_step + 1e-6)) + 1
     return np.round(tilt_min + tilt_step * np.arange(n), 6)
 
 
-def acquisition_order(angles, order="dose-symmetric"):
+def acquisition_order(angles: ArrayLike, order: str = "dose-symmetric") -> np.ndarray:
     """Rank (0 = first exposed) of each tilt in an acquisition scheme."""
     a = np.asarray(angles, float)
     if order == "sequential":
@@ -299,124 +303,3 @@ def acquisition_order(angles, order="dose-symmetric"):
     rank = np.empty(a.size, int)
     rank[seq] = np.arange(a.size)
     return rank
-
-
-@dataclass
-class MisalignmentModel:
-    """Per-image alignment error, general model of Scipion's ``misalign
-    tilt-series`` (see the module docstring).
-
-    Attributes
-    ----------
-    x, y : tuple of 7 float
-        ``(p0, ..., p6)`` of the X and Y shift errors, in Å (``p3``, ``p5`` in
-        images).
-    angle : tuple of 7 float
-        The same for the in-plane rotation error, in degrees.
-    kind : str
-        Name for the record (``none``, ``bananas``, ``twisters``, ``birds``,
-        ``general``).
-    magnitude : float
-        Size of a preset (Å or degrees), for the record.
-    """
-
-    x: tuple = (0.0,) * 7
-    y: tuple = (0.0,) * 7
-    angle: tuple = (0.0,) * 7
-    kind: str = "general"
-    magnitude: float = 0.0
-
-    def validate(self):
-        for name in ("x", "y", "angle"):
-            p = np.asarray(getattr(self, name), float)
-            if p.shape != (7,) or not np.all(np.isfinite(p)):
-                raise InputError(
-                    f"misalignment {name} needs 7 finite parameters p0..p6, "
-                    f"got {getattr(self, name)}"
-                )
-            if p[6] < 0:
-                raise InputError(f"misalignment {name}: p6 (noise SD) must be >= 0, got {p[6]}")
-        return self
-
-    def evaluate(self, n_images, rng=None):
-        """Errors of each image.
-
-        Parameters
-        ----------
-        n_images : int
-            ``S``.
-        rng : numpy.random.Generator or int, optional
-            For the ``N(0, p6)`` terms.
-
-        Returns
-        -------
-        dx, dy : numpy.ndarray, shape (S,)
-            Shift errors in Å.
-        dangle : numpy.ndarray, shape (S,)
-            Rotation errors in degrees.
-        """
-        self.validate()
-        rng = np.random.default_rng(rng)
-        i = np.arange(n_images, dtype=float)
-        s = float(n_images)
-        out = []
-        for name in ("x", "y", "angle"):
-            p = np.asarray(getattr(self, name), float)
-            d = (
-                p[0]
-                + p[1] * i
-                + p[2] * np.abs(np.sin((i + p[3]) / s * np.pi))
-                + p[4] * np.sin((i + p[5]) / s * 2 * np.pi)
-            )
-            if p[6] > 0:
-                d = d + rng.normal(0, p[6], n_images)
-            out.append(d)
-        return tuple(out)
-
-    def as_dict(self):
-        return asdict(self)
-
-
-def misalignment_preset(kind, magnitude, n_images):
-    """A :class:`MisalignmentModel` for a named kind.
-
-    Parameters
-    ----------
-    kind : {"none", "bananas", "twisters", "birds"}
-    magnitude : float
-        Bananas: the constant X offset in Å; birds: the largest Y shift in Å
-        (linear from ``-m`` at the first image to ``+m`` at the last);
-        twisters: the in-plane rotation in degrees.
-    n_images : int
-
-    Returns
-    -------
-    MisalignmentModel
-    """
-    if kind not in MISALIGNMENT_KINDS:
-        raise InputError(
-            f"misalignment kind must be one of {', '.join(MISALIGNMENT_KINDS)}, got {kind!r}"
-        )
-    if not np.isfinite(magnitude):
-        raise InputError(f"misalignment magnitude must be finite, got {magnitude}")
-    zero = (0.0,) * 7
-    if kind == "none" or magnitude == 0:
-        return MisalignmentModel(kind=kind, magnitude=float(magnitude))
-    if n_images < 2:
-        raise InputError("a misalignment preset needs at least 2 images")
-    linear = (-magnitude, 2 * magnitude / (n_images - 1), 0, 0, 0, 0, 0)
-    if kind == "bananas":
-        return MisalignmentModel(
-            x=(magnitude, 0, 0, 0, 0, 0, 0),
-            y=zero,
-            angle=zero,
-            kind=kind,
-            magnitude=float(magnitude),
-        )
-    if kind == "birds":
-        return MisalignmentModel(
-            x=zero, y=linear, angle=zero, kind=kind, magnitude=float(magnitude)
-        )
-    return MisalignmentModel(
-        x=zero, y=zero, angle=(magnitude, 0, 0, 0, 0, 0, 0), kind=kind, magnitude=float(magnitude)
-    )

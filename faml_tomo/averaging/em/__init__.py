@@ -58,10 +58,12 @@ rename); a run started again with the same data, settings and folder resumes
 after the last finished iteration and ends identical to an uninterrupted run.
 
 The package, one concern per module: :mod:`.params` (settings), :mod:`.state`
-(model state, statistics, result, checkpoint), :mod:`.estep`, :mod:`.model`
-(references and the M-step), :mod:`.band` (resolution and marching),
-:mod:`.start` (initial model), :mod:`.reseed`, :mod:`.symframe` (point groups
-in a reference-free run) and :mod:`.driver` (:func:`classify`).
+(model state, statistics, result, checkpoint), :mod:`.runkey` (the checkpoint's
+key), :mod:`.estep`, :mod:`.estep_inputs` (an iteration's E-step references and
+leave-one-out data), :mod:`.model` (references and the M-step), :mod:`.band`
+(resolution and marching), :mod:`.start` (initial model), :mod:`.reseed`,
+:mod:`.symframe` (point groups in a reference-free run) and :mod:`.driver`
+(:func:`classify`).
 """
 
 from .driver import classify, prepare_data

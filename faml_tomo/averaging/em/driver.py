@@ -1,8 +1,6 @@
 """The EM driver: data checks, checkpoint resume, the consensus run and the iterations."""
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,14 +14,16 @@ from ...io.mrc import atomic_path
 from ...typealiases import PathLike
 from ..align import band_geometry
 from ..coverage import class_coverage, gap_message
-from ..halves import HalfSets, joined_spectra, random_halves, shell_index
+from ..halves import shell_index
 from ..parallel import SerialRunner, make_runner
 from ..wedge import check_tilt_range
-from .band import _fsc_radius, _fsc_weights, _model_spectra, _next_radius
-from .estep import LeaveOneOut, _reference_noise, estep_chunk
-from .model import _hybrid, _lowpass, _m_step, _reference, check_mask
+from .band import _fsc_radius, _next_radius
+from .estep import _reference_noise
+from .estep_inputs import _estep_inputs, _run_estep
+from .model import _m_step
 from .params import EMParams
 from .reseed import _reseed_starved, _starved
+from .runkey import _chunk_summary, _fingerprint
 from .start import _initial_state
 from .state import (
     CHECKPOINT_NAME,
@@ -66,105 +66,6 @@ def prepare_data(subtomograms: Any, tilt_range: Sequence, params: EMParams | Non
     ranges = _as_tilt_ranges(tilt_range, len(subtomograms))
     runner = SerialRunner(subtomograms, ranges, params)
     return [p for c in range(runner.n_chunks) for p in runner.parts[c]]
-
-
-def _chunk_summary(parts):
-    """Box size and a digest of a chunk (data fingerprint for checkpoints)."""
-    h = hashlib.sha1()
-    for p in parts:
-        h.update(np.array([p.norm2, p.n_obs, *p.tilt_range]).tobytes())
-        h.update(np.ascontiguousarray(p.values[:64]).tobytes())
-    return parts[0].n, h.hexdigest()
-
-
-def _side_spectra(state, params, geom):
-    """The averages each half-set is aligned to: one set (the state's), or
-    for independent half-sets each half's own, joined below the join radius."""
-    if state.half_spectra is None:
-        return [state.spectra]
-    r_join = params.join_radius(geom.n)
-    return [joined_spectra(h, state.spectra, geom, r_join) for h in state.half_spectra]
-
-
-def _leave_one_out_data(state, params, geom, radius, n_part, mask=None, focus_mask=None, side=None):
-    """Leave-one-out data of one set of E-step references (``side``: the
-    half-set, gold standard) or None when not used."""
-    if not (params.leave_one_out and params.mode == "faml" and state.classes is not None):
-        return None
-    filt = np.ones(len(geom.index))
-    if params.fsc_weight and state.fsc is not None:
-        filt = filt * _fsc_weights(state.fsc, geom)
-    filt = _lowpass(filt, geom, radius)
-    spectra, gamma, low, gamma_low = state.spectra, state.alpha * n_part, None, None
-    if side is not None:
-        spectra = _side_spectra(state, params, geom)[side]
-        gamma, gamma_low = state.half_gamma[side], gamma
-        low = shell_index(geom) <= params.join_radius(geom.n)
-    return LeaveOneOut(
-        spectra=spectra,
-        filter=filt,
-        gamma=gamma,
-        classes=state.classes,
-        max_posterior=state.max_posterior,
-        rotations=state.rotations,
-        shifts=state.shifts,
-        mask=mask,
-        radius=radius,
-        focus_mask=focus_mask,
-        low=low,
-        gamma_low=gamma_low,
-    )
-
-
-def _estep_inputs(state, params, geom, r_cur, n_part, mask, focus_mask):
-    """References and leave-one-out data of the first (or only) set, and the
-    :class:`HalfSets` (None without independent half-sets)."""
-    sets = []
-    for side, spectra in enumerate(_side_spectra(state, params, geom)):
-        shown = _model_spectra(state, params, geom, r_cur, spectra)
-        if focus_mask is not None:
-            # the consensus weighted as in the leave-one-out references (each
-            # half-set's own masses for independent half-sets)
-            weights = (
-                state.alpha
-                if state.half_spectra is None
-                else state.half_gamma[side] / max(float(state.half_gamma[side].sum()), 1e-300)
-            )
-            # the mask's soft edge spreads the averages beyond the band radius
-            shown = np.stack(
-                [_lowpass(s, geom, r_cur) for s in _hybrid(shown, weights, focus_mask, geom)]
-            )
-        refs = [_reference(s, geom, params.align, mask, r_cur) for s in shown]
-        loo = _leave_one_out_data(
-            state,
-            params,
-            geom,
-            r_cur,
-            n_part,
-            mask,
-            focus_mask,
-            side if state.half_spectra is not None else None,
-        )
-        sets.append((refs, loo))
-    if state.half_spectra is None:
-        return sets[0][0], sets[0][1], None
-    halves = HalfSets(first=random_halves(n_part, params.seed), refs=sets[1][0], loo=sets[1][1])
-    return sets[0][0], sets[0][1], halves
-
-
-def _run_estep(runner, refs, state, params, iteration, loo=None, halves=None, ref_noise=None):
-    return runner.reduce(
-        estep_chunk,
-        refs,
-        state.alpha,
-        state.sigma2,
-        state.xi2,
-        params,
-        iteration,
-        loo,
-        halves,
-        ref_noise,
-    )  # chunk order
 
 
 def _run_consensus(runner, params, checkpoint_dir, comm, mask):
@@ -278,43 +179,6 @@ def classify(
         )
 
 
-def _digest(volumes):
-    """Checkpoint key of the user references (``True`` without: the key of
-    runs made before references were hashed)."""
-    if volumes is None:
-        return True
-    h = hashlib.sha1()
-    for v in volumes:
-        h.update(np.asarray(v, dtype=np.float32).tobytes())
-    return h.hexdigest()
-
-
-def _fingerprint(params, n_part, summary, references, mask, focus_mask):
-    """Checkpoint key of a run (data, settings, references, masks) and the
-    checked masks."""
-    n = summary[0][0]
-    mask_digest = None
-    if mask is not None:
-        mask = check_mask(mask, n)
-        mask_digest = hashlib.sha1(mask.astype(np.float32).tobytes()).hexdigest()
-    extra = [mask_digest] if mask is not None else []
-    if focus_mask is not None:
-        focus_mask = check_mask(focus_mask, n)
-        # "focus2": hybrid references low-passed to the band since 2026-12-06
-        extra.append("focus2:" + hashlib.sha1(focus_mask.astype(np.float32).tobytes()).hexdigest())
-    fingerprint = json.dumps(
-        [
-            params.fingerprint(),
-            n_part,
-            n,
-            hashlib.sha1("".join(h for _, h in summary).encode()).hexdigest(),
-            _digest(references),
-        ]
-        + extra
-    )
-    return fingerprint, mask, focus_mask
-
-
 def _resume(ckpt, fingerprint, comm, callback):
     """The state of a checkpoint of this run (None without one); rank 0
     reads it and every rank gets it."""
@@ -331,6 +195,14 @@ def _resume(ckpt, fingerprint, comm, callback):
             # a kill may have fallen between the checkpoint and the callback
             callback(state)
     return state
+
+
+def _average_change(spectra, old, geom, radius):
+    """Largest relative change of a class average over the shells the E-step
+    used (beyond them, noise)."""
+    inb = shell_index(geom) <= radius
+    diff = np.linalg.norm((spectra - old)[:, inb], axis=1)
+    return float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1), 1e-300)))
 
 
 def _iterate(runner, state, params, references, geom, mask, focus_mask):
@@ -357,10 +229,7 @@ def _iterate(runner, state, params, references, geom, mask, focus_mask):
     )
     spectra, alpha, sigma2, xi2, half, half_gamma = _m_step(state, stats, params, n_part, geom)
     ll = float(stats.loglik)
-    # Change over the shells the E-step used (beyond them, noise).
-    inb = shell_index(geom) <= r_cur
-    diff = np.linalg.norm((spectra - state.spectra)[:, inb], axis=1)
-    change = float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1), 1e-300)))
+    change = _average_change(spectra, state.spectra, geom, r_cur)
     r_fsc, fsc, fsc_classes = _fsc_radius(stats, geom, params.fsc_level())
     r_next = _next_radius(r_cur, r_fsc, params, geom)
     converged = (

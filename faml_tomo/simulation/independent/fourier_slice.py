@@ -160,7 +160,7 @@ class FourierSliceProjector:
     voxels).
     """
 
-    def __init__(self, volume: np.ndarray, oversampling: float = 2.0):
+    def __init__(self, volume: np.ndarray, oversampling: float = 2.0) -> None:
         vol = np.asarray(volume, np.float32)
         if vol.ndim != 3:
             raise InputError(f"volume must be 3D (nz, ny, nx), got shape {vol.shape}")

@@ -63,7 +63,7 @@ class TiltImager:
         binning: int = 1,
         render_sampling_A: float = 2.5,
         amplitude_contrast: float = 0.07,
-    ):
+    ) -> None:
         self.shape = tuple(int(n) for n in image_shape)
         self.pixel_size_A = float(pixel_size_A)
         self.optics = optics

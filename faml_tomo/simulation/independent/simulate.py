@@ -25,7 +25,14 @@ from .tilt_scheme import accumulated_exposure, acquisition_order, tilt_angles
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SimulationResult", "simulate", "render_tilt_series", "make_optics", "make_slab"]
+__all__ = [
+    "SimulationResult",
+    "simulate",
+    "render_tilt_series",
+    "reconstruct_misaligned",
+    "make_optics",
+    "make_slab",
+]
 
 Misalignment = Tuple[
     Union[float, Sequence[float]], Union[float, Sequence[float]], Union[float, Sequence[float]]
@@ -224,6 +231,57 @@ def render_tilt_series(
     return out
 
 
+def reconstruct_misaligned(
+    params: IndependentParams,
+    series: np.ndarray,
+    angles: np.ndarray,
+    defocus_um: np.ndarray,
+    exposure: np.ndarray,
+    misalignments_px: Mapping[str, Tuple[np.ndarray, ...]],
+) -> Dict[str, np.ndarray]:
+    """One tomogram per misalignment of a recorded tilt series.
+
+    Parameters
+    ----------
+    params : IndependentParams
+    series : numpy.ndarray, shape (n, ny, nx)
+        Recorded images (:func:`render_tilt_series`), ascending tilt order.
+    angles, defocus_um, exposure : numpy.ndarray, shape (n,)
+        Tilt (deg), underfocus (µm) and accumulated exposure (e/Å²).
+    misalignments_px : dict of str to (shift_x_px, shift_y_px, rotation_deg)
+        Per-image errors applied to the images before reconstruction.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The tomogram of each misalignment, in the order given.
+    """
+    px = params.pixel_size_A
+    optics = make_optics(params)
+    tomos = {}
+    for name, m in misalignments_px.items():
+        stack = preprocess_series(
+            series,
+            defocus_um,
+            exposure,
+            optics,
+            px,
+            m,
+            params.ctf_correction,
+            params.wiener_snr,
+            params.dose_weighting,
+        )
+        tomos[name] = reconstruct(
+            stack,
+            angles,
+            params.shape[0],
+            params.recon_filter,
+            params.sirt_iterations,
+            params.projector_oversampling,
+        )
+    return tomos
+
+
 def simulate(
     params: IndependentParams,
     misalignments: Optional[Mapping[str, Misalignment]] = None,
@@ -284,29 +342,8 @@ def simulate(
         params, volume, beads, slab, angles, defocus, dose, exposure, rng, noise
     )
     timings["render"] = time.perf_counter() - t1
-    optics = make_optics(params)
-    tomos = {}
     t2 = time.perf_counter()
-    for name, m in mis.items():
-        stack = preprocess_series(
-            series,
-            defocus,
-            exposure,
-            optics,
-            px,
-            m,
-            params.ctf_correction,
-            params.wiener_snr,
-            params.dose_weighting,
-        )
-        tomos[name] = reconstruct(
-            stack,
-            angles,
-            params.shape[0],
-            params.recon_filter,
-            params.sirt_iterations,
-            params.projector_oversampling,
-        )
+    tomos = reconstruct_misaligned(params, series, angles, defocus, exposure, mis)
     timings["reconstruct"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     logger.info(
