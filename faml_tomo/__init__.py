@@ -45,19 +45,19 @@ if pwem is not None:
             )
 
         @classmethod
-        def getEnviron(cls):
+        def getEnviron(cls) -> None:
             return None
 
         @classmethod
-        def defineBinaries(cls, env):
+        def defineBinaries(cls, env: object) -> None:
             # Everything is installed by pip with the package.
             pass
 
         @classmethod
-        def getModelsDir(cls):
+        def getModelsDir(cls) -> str:
             """Folder holding the trained networks."""
             return cls.getVar(MODELS_DIR_VAR, DEFAULT_MODELS_DIR)
 
         @classmethod
-        def validateInstallation(cls):
+        def validateInstallation(cls) -> list[str]:
             return []

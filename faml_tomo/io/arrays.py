@@ -1,11 +1,12 @@
 """Deterministic ``.npz`` files: the same arrays give the same bytes (numpy's
 ``savez`` stamps each member with the current time), written atomically."""
 
-import os
 import zipfile
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ..typealiases import PathLike
 from .mrc import atomic_path
 
 __all__ = ["save_npz"]
@@ -14,7 +15,7 @@ __all__ = ["save_npz"]
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def save_npz(path: os.PathLike, compress: bool = False, **arrays) -> None:
+def save_npz(path: PathLike, compress: bool = False, **arrays: ArrayLike) -> None:
     """Write ``arrays`` as an ``.npz`` readable by :func:`numpy.load`.
 
     Parameters

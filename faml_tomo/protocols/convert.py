@@ -2,12 +2,21 @@
 transform of an aligned subtomogram, volume paths, and the RELION 5 optics
 and particle columns written for a set of subtomograms."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from pwem.objects import Image
+    from tomo.objects import SetOfSubTomograms
 
 __all__ = ["scipion_matrix", "faml_transform", "relion_optics", "relion_columns"]
 
 
-def scipion_matrix(rotation, shift):
+def scipion_matrix(rotation: ArrayLike, shift: ArrayLike) -> np.ndarray:
     """4x4 Scipion transform of a FAML result (see the module docstring).
 
     Parameters
@@ -25,13 +34,13 @@ def scipion_matrix(rotation, shift):
     return m
 
 
-def faml_transform(matrix):
+def faml_transform(matrix: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`scipion_matrix`: ``(R, t)`` of a Scipion matrix."""
     m = np.linalg.inv(np.asarray(matrix, dtype=float))
     return m[:3, :3], m[:3, 3]
 
 
-def _volume_path(obj):
+def _volume_path(obj: Image) -> str:
     """MRC path of a Scipion volume (``path:mrc`` suffixes removed)."""
     fn = obj.getFileName()
     for suffix in (":mrc", ":mrcs"):
@@ -40,7 +49,7 @@ def _volume_path(obj):
     return fn
 
 
-def relion_optics(inset):
+def relion_optics(inset: SetOfSubTomograms) -> dict[str, list]:
     """RELION optics table of the subtomograms (acquisition values where
     Scipion has them, else :class:`~faml_tomo.io.relion.Acquisition`)."""
     from ..io.relion import Acquisition
@@ -48,7 +57,7 @@ def relion_optics(inset):
     acq = inset.getAcquisition() if hasattr(inset, "getAcquisition") else None
     dflt = Acquisition()
 
-    def value(getter, default):
+    def value(getter: str, default: float) -> float:
         v = getattr(acq, getter)() if acq is not None and hasattr(acq, getter) else None
         return float(v) if v is not None and float(v) > 0 else default
 
@@ -66,7 +75,7 @@ def relion_optics(inset):
     }
 
 
-def relion_columns(inset):
+def relion_columns(inset: SetOfSubTomograms) -> dict[str, list | np.ndarray]:
     """``rlnTomoName`` and, where every subtomogram has its coordinate,
     ``rlnCenteredCoordinateX/Y/ZAngst`` (Scipion keeps coordinates from
     the tomogram centre, in pixels of the coordinates)."""
@@ -87,7 +96,7 @@ def relion_columns(inset):
         if c is not None and c.getX(SCIPION) is not None:
             pos = [c.getX(SCIPION) * csr, c.getY(SCIPION) * csr, c.getZ(SCIPION) * csr]
         xyz.append(pos)
-    out = {"rlnTomoName": names, "rlnOpticsGroup": [1] * len(names)}
+    out: dict[str, list | np.ndarray] = {"rlnTomoName": names, "rlnOpticsGroup": [1] * len(names)}
     if xyz and all(p is not None for p in xyz):
         arr = np.asarray(xyz, dtype=float)
         out.update({f"rlnCenteredCoordinate{a}Angst": arr[:, j] for j, a in enumerate("XYZ")})

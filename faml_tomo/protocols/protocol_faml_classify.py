@@ -2,12 +2,16 @@
 by FAML (Zhao et al. 2018).
 
 Glue only: the input set is written as a particle STAR file, the form is
-turned into a :class:`~faml_tomo.averaging.job.ClassifyJob` through one table
-(:data:`FORM_FIELDS`; the form's defaults are the job's), and every iteration
-runs that job (:func:`faml_tomo.averaging.job.run`, in this process, or
+turned into a :class:`~faml_tomo.averaging.job.ClassifyJob` through one
+table (:data:`~.classify_form.FORM_FIELDS`; the form's defaults are the
+job's), and every iteration runs that job (:func:`faml_tomo.averaging.job.run`, in this process, or
 ``faml-tomo run`` under MPI through ``runJob``) on the run folder
 ``extra/run``, whose checkpoint makes each step continue the previous one;
 the outputs are read back with :mod:`faml_tomo.averaging.outputs`.
+The form is defined in :mod:`.classify_form`, the output sets are filled by
+:mod:`.classify_outputs`, the references and masks are checked by
+:mod:`.classify_checks` and the summary and methods are written by
+:mod:`.classify_summary`.
 
 Transforms: the compute convention is ``particle(x) = average(R^T (x - c - t)
 + c)`` (:mod:`faml_tomo.geometry`), written to ``particles.star`` as RELION
@@ -26,56 +30,25 @@ from pathlib import Path
 import numpy as np
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
-from pyworkflow.object import Float, Integer, Pointer
-from pyworkflow.protocol import params
+from pyworkflow.object import Pointer
+from pyworkflow.protocol.params import Form
 from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_FAML, CITE_FAST_ALIGN, CITE_ML, CITE_ROT_MATCH
 from ..errors import CheckpointMismatch, InputError
-from . import formjob
-from .convert import _volume_path, relion_columns, relion_optics, scipion_matrix
+from . import classify_form, classify_outputs, formjob
+from .classify_checks import mask_value_problems, volume_problems
+from .classify_form import FORM_CHOICES, FORM_FIELDS, MODES
+from .classify_form import INITS, form_default  # noqa: F401  (importable from here as before)
+from .classify_summary import methods_text, summary_lines
+from .convert import _volume_path, relion_columns, relion_optics
 
 logger = logging.getLogger(__name__)
 
 OUT_CLASSES = "outputClasses"
 OUT_AVERAGES = "outputAverages"
 OUT_SUBTOMOS = "outputSubtomograms"
-MODES = ("FAML", "FA")
-INITS = ("random", "kmeans", "auto", "consensus")  # appended: saved projects keep theirs
-# form parameter -> ClassifyJob field: the job of a form, and the form's defaults
-FORM_FIELDS = {
-    "numberOfClasses": "classes",
-    "numberOfIterations": "iterations",
-    "mode": "mode",
-    "symmetry": "symmetry",
-    "c1Iterations": "c1_iterations",
-    "goldStandard": "gold_standard",
-    "seed": "seed",
-    "maxCandidates": "max_candidates",
-    "angularBandwidth": "lmax",
-    "voronoiSamples": "voronoi_samples",
-    "alphaTrd": "alpha_trd",
-    "resolution": "resolution",
-    "startResolution": "start_resolution",
-    "convergenceTol": "tolerance",
-    "initialization": "init",
-    "consensusIterations": "consensus_iterations",
-    "minClassSize": "min_class_size",
-    "fullBand": "full_band",
-}
-# enumerations: form index <-> job value
-FORM_CHOICES = {"mode": tuple(m.lower() for m in MODES), "initialization": INITS}
 JOB_FILE = "job_request.json"
-
-
-def form_default(name):
-    """The form default of parameter ``name``: the job's (an index for
-    enumerations)."""
-    from ..averaging.job import job_defaults
-
-    return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
-
-
 RUN_DIR = "run"
 INPUT_STAR = "particles_in.star"
 MIN_PER_CLASS = 20
@@ -101,315 +74,30 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
     _possibleOutputs = {OUT_CLASSES: None, OUT_AVERAGES: None, OUT_SUBTOMOS: None}
 
     # --------------------------- DEFINE param functions ----------------------
-    def _defineParams(self, form):
-        self._defineInputParams(form)
-        self._defineClassificationParams(form)
-        self._defineSamplingParams(form)
+    def _defineParams(self, form: Form) -> None:
+        """The form (:mod:`.classify_form`); names and order are what saved
+        projects store."""
+        classify_form.define_input_params(form)
+        classify_form.define_mask_params(form)
+        classify_form.define_tilt_range_params(form)
+        classify_form.define_classification_params(form)
+        classify_form.define_search_params(form)
+        classify_form.define_resolution_params(form)
+        classify_form.define_start_params(form)
         form.addParallelSection(threads=1, mpi=1)
 
-    @staticmethod
-    def _defineInputParams(form):
-        form.addSection(label="Input")
-        form.addParam(
-            "inputSubtomograms",
-            params.PointerParam,
-            pointerClass="SetOfSubTomograms",
-            important=True,
-            label="Subtomograms",
-            help="Cubic subtomograms of one box size (MRC files). Any "
-            "previous alignment is ignored: FAML is reference-free.",
-        )
-        form.addParam(
-            "useReferences",
-            params.BooleanParam,
-            default=False,
-            label="Start from references?",
-            help="No: the paper's initialisation (a random even split of the "
-            "subtomograms into K sets). Yes: one initial average per "
-            "class; the number of classes is the number of references.",
-        )
-        form.addParam(
-            "inputReferences",
-            params.PointerParam,
-            pointerClass="Volume,SetOfVolumes",
-            allowsNull=True,
-            condition="useReferences",
-            label="Initial references",
-            help="A volume, a set of volumes or of average subtomograms, with "
-            "the box size and sampling rate of the subtomograms.",
-        )
-        form.addParam(
-            "classesFromReference",
-            params.IntParam,
-            default=1,
-            condition="useReferences",
-            validators=[params.Positive],
-            label="Classes from a single reference",
-            help="With one initial reference: the number of classes started "
-            "from it (random subsets of the subtomograms at their "
-            "transforms against it, as RELION starts classes from one "
-            "map). 1: refine the reference. With a classification mask "
-            "this is focused classification of a consensus map. Ignored "
-            "when several references are given (one class each).",
-        )
-        form.addParam(
-            "inputMask",
-            params.PointerParam,
-            pointerClass="VolumeMask",
-            allowsNull=True,
-            label="Reference mask (optional)",
-            help="Real-space mask (0..1, soft edge recommended) applied to "
-            "the class averages before each alignment, so that only the "
-            "masked region drives alignment and classification. The "
-            "output averages are not masked.",
-        )
-        form.addParam(
-            "inputFocusMask",
-            params.PointerParam,
-            pointerClass="VolumeMask",
-            allowsNull=True,
-            condition="useReferences",
-            label="Classification mask (optional)",
-            help="Focused classification: a mask (0..1, soft edge) on the part "
-            "where the classes should differ, e.g. a subunit that is "
-            "present or absent. Each class is represented by its own "
-            "average inside the mask and by the average of all classes "
-            "outside it, so variation elsewhere does not split the "
-            "classes; poses still come from the whole particle. In the "
-            "frame of the references (e.g. made on a consensus average): "
-            "start from the consensus map with 'Classes from a single "
-            "reference' > 1, or from one map per class.",
-        )
-        form.addParam(
-            "overrideTiltRange",
-            params.BooleanParam,
-            default=False,
-            label="Override the tilt range?",
-            help="No: the missing wedge of each subtomogram comes from its "
-            "acquisition (minimum and maximum tilt angle). Yes: use the "
-            "range below for all of them.",
-        )
-        line = form.addLine(
-            "Tilt range (deg)",
-            condition="overrideTiltRange",
-            help="Tilt range about the Y axis; asymmetric ranges are allowed.",
-        )
-        line.addParam("tiltMin", params.FloatParam, default=-60.0, label="min")
-        line.addParam("tiltMax", params.FloatParam, default=60.0, label="max")
-
-    @staticmethod
-    def _defineClassificationParams(form):
-        form.addSection(label="Classification")
-        form.addParam(
-            "numberOfClasses",
-            params.IntParam,
-            default=form_default("numberOfClasses"),
-            condition="not useReferences",
-            validators=[params.Positive],
-            label="Number of classes",
-            help="K; 1 gives a single reference-free average.",
-        )
-        form.addParam(
-            "numberOfIterations",
-            params.IntParam,
-            default=form_default("numberOfIterations"),
-            validators=[params.Positive],
-            label="Iterations (at most)",
-            help="Largest number of EM iterations (the paper runs 20); the run "
-            "stops earlier when converged. Each iteration is one step: "
-            "'Continue' resumes after the last finished one.",
-        )
-        form.addParam(
-            "mode",
-            params.EnumParam,
-            choices=list(MODES),
-            default=form_default("mode"),
-            display=params.EnumParam.DISPLAY_HLIST,
-            label="Mode",
-            help="FAML: maximum likelihood over the candidate transforms. "
-            "FA: alignment only (each subtomogram at its best "
-            "transform), the paper's comparator.",
-        )
-        form.addParam(
-            "symmetry",
-            params.StringParam,
-            default=form_default("symmetry"),
-            label="Symmetry",
-            help="Point group of the particle, as in RELION and Scipion: C1 "
-            "(none), Cn (n-fold axis along Z), Dn (plus a 2-fold axis "
-            "along X), T, O, I (= I2, Crowther 222; also I1, I3, I4 and "
-            "Scipion's I222, I222r, In25...). The averages are "
-            "symmetrised and the search treats symmetry-related poses as "
-            "one. Without references the first iterations run without "
-            "symmetry, then each average is turned so that its symmetry "
-            "axes lie on the standard ones.",
-        )
-        form.addParam(
-            "c1Iterations",
-            params.IntParam,
-            default=form_default("c1Iterations"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Iterations before imposing symmetry",
-            help="Without references: iterations run without symmetry before "
-            "each average is turned into its symmetry frame and the "
-            "symmetry imposed. Lower it for strong data, raise it when "
-            "the first averages are still blurred.",
-        )
-        form.addParam(
-            "goldStandard",
-            params.BooleanParam,
-            default=form_default("goldStandard"),
-            label="Independent half-sets (gold standard)?",
-            help="Yes: the subtomograms are split at random into two halves "
-            "before the first iteration and each half is refined against "
-            "its own averages (shared only up to the initial resolution), "
-            "so their FSC measures signal: the resolution of each class "
-            "is where it falls below 0.143. Costs no extra time; each "
-            "half's averages see half the data, which can cost accuracy "
-            "at very low SNR. No: one set; the FSC of even and odd "
-            "subtomograms shares the reference and is optimistic (read "
-            "at 0.5).",
-        )
-
-    @staticmethod
-    def _defineSamplingParams(form):
-        """The rest of the Classification section: seed, search and sampling."""
-        form.addParam(
-            "seed",
-            params.IntParam,
-            default=form_default("seed"),
-            label="Random seed",
-            help="Seeds the initial split and the Voronoi samples; the same "
-            "seed gives the same result.",
-        )
-        form.addParam(
-            "maxCandidates",
-            params.IntParam,
-            default=form_default("maxCandidates"),
-            validators=[params.Positive],
-            label="Candidates per subtomogram and class",
-            help="Largest number of candidate transforms kept per "
-            "subtomogram and class (local maxima of the rotational "
-            "correlation).",
-        )
-        form.addParam(
-            "angularBandwidth",
-            params.IntParam,
-            default=form_default("angularBandwidth"),
-            label="Angular bandwidth (lmax)",
-            help="Spherical-harmonic degree of the fast rotational search; the "
-            "Euler grid has 2 lmax + 2 samples per angle (35: 5 deg). "
-            "Between 4 and 64.",
-        )
-        form.addParam(
-            "voronoiSamples",
-            params.IntParam,
-            default=form_default("voronoiSamples"),
-            validators=[params.Positive],
-            label="Voronoi samples",
-            help="Monte-Carlo samples that estimate the Voronoi weight of each "
-            "candidate transform.",
-        )
-        form.addParam(
-            "alphaTrd",
-            params.FloatParam,
-            default=form_default("alphaTrd"),
-            label="Translation weight (alpha_trd)",
-            help="Weight of translation (per voxel) against rotation (per "
-            "radian) in the transform distance of the Voronoi weights.",
-        )
-        form.addParam(
-            "resolution",
-            params.FloatParam,
-            allowsNull=True,
-            default=form_default("resolution"),
-            label="Low-pass limit (Å, optional)",
-            help="Highest resolution used for alignment and likelihood "
-            "(empty: Nyquist). Helps at very low SNR.",
-        )
-        form.addParam(
-            "startResolution",
-            params.FloatParam,
-            allowsNull=True,
-            default=form_default("startResolution"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Initial resolution (Å, optional)",
-            help="Frequency marching starts at this resolution and widens with "
-            "the half-set FSC (empty: 8 voxels, i.e. box/8 Fourier shells). "
-            "With initial references that differ only in finer detail, "
-            "start at a resolution where they differ.",
-        )
-        form.addParam(
-            "convergenceTol",
-            params.FloatParam,
-            default=form_default("convergenceTol"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Convergence tolerance",
-            help="Converged when every class average changes by less than this "
-            "fraction between iterations (and at most 0.5% of the "
-            "subtomograms change class).",
-        )
-        form.addParam(
-            "initialization",
-            params.EnumParam,
-            choices=list(INITS),
-            default=form_default("initialization"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Initial split",
-            display=params.EnumParam.DISPLAY_HLIST,
-            help="Without initial references, how the classes start. consensus: "
-            "align all subtomograms to one average first, then split them "
-            "by the principal components of their differences to it (finds "
-            "small differences at low SNR). random: the paper's random "
-            "even split. kmeans: k-means of rotation-invariant shell-power "
-            "descriptors (classes of different size). auto: consensus for "
-            "FAML without gold-standard half-sets, random otherwise.",
-        )
-        form.addParam(
-            "consensusIterations",
-            params.IntParam,
-            default=form_default("consensusIterations"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Consensus iterations",
-            help="Initial split 'consensus' (or 'auto' in FAML mode): iterations "
-            "of the one-class alignment before the classes are split; it "
-            "stops earlier once converged. Raise it when the consensus "
-            "average is still sharpening after 20.",
-        )
-        form.addParam(
-            "minClassSize",
-            params.FloatParam,
-            default=form_default("minClassSize"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Re-seed classes smaller than (subtomograms)",
-            help="Without initial references: a class left with fewer "
-            "subtomograms than this is re-seeded once from the worst-fitting "
-            "half of the largest class (small data sets otherwise lose "
-            "classes for good). 0: never.",
-        )
-        form.addParam(
-            "fullBand",
-            params.BooleanParam,
-            default=form_default("fullBand"),
-            expertLevel=params.LEVEL_ADVANCED,
-            label="Full band from the start?",
-            help="Yes: the paper's algorithm, the whole band from the first "
-            "iteration and no FSC weighting. No (recommended): frequency "
-            "marching driven by a half-set FSC, FSC-weighted averages.",
-        )
-
     # --------------------------- INSERT steps functions ----------------------
-    def _insertAllSteps(self):
+    def _insertAllSteps(self) -> None:
         self._insertFunctionStep(self.convertInputStep)
         for it in range(1, self.numberOfIterations.get() + 1):
             self._insertFunctionStep(self.iterationStep, it)
         self._insertFunctionStep(self.createOutputStep)
 
     # --------------------------- helpers -------------------------------------
-    def _runDir(self):
+    def _runDir(self) -> str:
         return self._getExtraPath(RUN_DIR)
 
-    def _inputStar(self):
+    def _inputStar(self) -> str:
         return self._getExtraPath(INPUT_STAR)
 
     def _references_list(self):
@@ -476,7 +164,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         )
 
     # --------------------------- STEPS functions -----------------------------
-    def convertInputStep(self):
+    def convertInputStep(self) -> None:
         """Particle STAR file (paths, per-particle tilt range, object ids) and
         the references / mask as MRC files in ``extra/input``."""
         from ..io.mrc import read_mrc, write_mrc
@@ -521,7 +209,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             flush=True,
         )
 
-    def iterationStep(self, iteration):
+    def iterationStep(self, iteration: int) -> None:
         """Run the classification up to ``iteration`` (resumes the checkpoint
         of the previous step; nothing to do once converged)."""
         from ..averaging.outputs import read_history
@@ -570,11 +258,10 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             env=env,
         )
 
-    def createOutputStep(self):
-        from pwem.objects import Transform
-        from tomo.objects import AverageSubTomogram
-
-        from ..averaging.outputs import class_average_path, read_history, read_iteration
+    def createOutputStep(self) -> None:
+        """The aligned subtomograms, the class averages and the classes
+        (:mod:`.classify_outputs`) of the last iteration."""
+        from ..averaging.outputs import read_history, read_iteration
         from ..io.star import read_star
 
         run = self._runDir()
@@ -588,55 +275,24 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         sr = inset.getSamplingRate()
 
         subtomos = self._createSetOfSubTomograms()
-        subtomos.copyInfo(inset)
-        subtomos.setAlignment3D()
-        row = {obj_id: i for i, obj_id in enumerate(ids)}
-        for item in inset.iterItems(orderBy="id"):
-            i = row[item.getObjId()]
-            k = int(res["classes"][i])
-            sub = item.clone()
-            sub.setTransform(Transform(scipion_matrix(res["rotations"][i], res["shifts"][i])))
-            sub.setClassId(k + 1)
-            sub._famlClass = Integer(k + 1)
-            sub._famlMaxPosterior = Float(float(res["max_posterior"][i]))
-            sub._famlLogLikelihood = Float(float(res["logliks"][i]))
-            sub._famlCandidates = Integer(int(res["n_candidates"][i]))
-            sub._famlScore = Float(float(res["scores"][i]))
-            subtomos.append(sub)
+        classify_outputs.fill_aligned_subtomograms(subtomos, inset, res, ids)
         self._defineOutputs(**{OUT_SUBTOMOS: subtomos})
         self._defineSourceRelation(self.inputSubtomograms, subtomos)
 
         averages = self._createSetOfAverageSubTomograms()
-        averages.copyInfo(inset)
-        averages.setSamplingRate(sr)
-        for k in range(k_total):
-            avg = AverageSubTomogram()
-            avg.setFileName(str(class_average_path(run, k)))
-            avg.setSamplingRate(sr)
-            avg.setClassId(k + 1)
-            avg._famlClassSize = Integer(int(sizes[k]))
-            avg._famlClassWeight = Float(float(res["alpha"][k]))
-            averages.append(avg)
+        classify_outputs.fill_class_averages(averages, inset, run, sizes, res["alpha"], sr)
         self._defineOutputs(**{OUT_AVERAGES: averages})
         self._defineSourceRelation(self.inputSubtomograms, averages)
 
         classes = self._createSetOfClassesSubTomograms(Pointer(self, extended=OUT_SUBTOMOS))
-
-        def update_class(cls):
-            k = cls.getObjId() - 1
-            rep = AverageSubTomogram()
-            rep.setFileName(str(class_average_path(run, k)))
-            rep.setSamplingRate(sr)
-            cls.setRepresentative(rep)
-            cls.setSamplingRate(sr)
-
+        update_class = classify_outputs.class_representative_setter(run, sr)
         classes.classifyItems(updateClassCallback=update_class)
         self._defineOutputs(**{OUT_CLASSES: classes})
         self._defineSourceRelation(self.inputSubtomograms, classes)
         print(f"{hist['iterations']} iterations, class sizes {sizes.tolist()}", flush=True)
 
     # --------------------------- INFO functions ------------------------------
-    def _validate(self):
+    def _validate(self) -> list[str]:
         from ..averaging.checks import particle_problems
         from ..averaging.wedge import check_tilt_range
 
@@ -696,23 +352,21 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             if not refs:
                 errors.append("'Start from references' is set: select the initial references")
             elif shape is not None:
-                errors.extend(self._checkVolumes(refs, "reference", shape, sampling))
+                errors.extend(volume_problems(refs, "reference", shape, sampling))
         if self.inputMask.get() is not None and shape is not None:
-            errors.extend(self._checkVolumes([self.inputMask.get()], "mask", shape, sampling))
+            errors.extend(volume_problems([self.inputMask.get()], "mask", shape, sampling))
         # (a classification mask is only offered, and used, with references:
         # it is drawn in their frame, reference-free averages come out in any)
         if self._focusMask() is not None and shape is not None:
             errors.extend(
-                self._checkVolumes(
-                    [self.inputFocusMask.get()], "classification mask", shape, sampling
-                )
+                volume_problems([self.inputFocusMask.get()], "classification mask", shape, sampling)
             )
         for pointer, what in (
             (self.inputMask, "Reference mask"),
             (self._focusMask(), "Classification mask"),
         ):
             if pointer is not None and pointer.get() is not None:
-                errors.extend(self._checkMaskValues(pointer.get(), what))
+                errors.extend(mask_value_problems(pointer.get(), what))
         return errors
 
     def _validateJob(self, n_part):
@@ -746,47 +400,7 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
                 )
         return errors
 
-    @staticmethod
-    def _checkVolumes(objs, what, shape, sampling):
-        from ..io.mrc import read_mrc_header
-
-        errors = []
-        for obj in objs:
-            path = _volume_path(obj)
-            try:
-                info = read_mrc_header(path)
-            except InputError as exc:
-                errors.append(f"{what}: {exc}")
-                continue
-            if tuple(info.shape) != tuple(shape):
-                errors.append(
-                    f"{what} {path} has {'x'.join(map(str, info.shape[::-1]))} "
-                    f"voxels, the subtomograms {'x'.join(map(str, shape[::-1]))}"
-                )
-            sr = obj.getSamplingRate() if hasattr(obj, "getSamplingRate") else None
-            if sr and sampling and abs(sr - sampling) > 1e-3 * sampling:
-                errors.append(f"{what} {path} has {sr:g} Å/px, the subtomograms {sampling:g} Å/px")
-        return errors
-
-    @staticmethod
-    def _checkMaskValues(obj, what):
-        from ..io.mrc import read_mrc
-
-        try:
-            vol = read_mrc(_volume_path(obj))[0]
-        except InputError as exc:
-            return [f"{what}: {exc}"]
-        lo, hi = float(np.min(vol)), float(np.max(vol))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
-            return [
-                f"{what} {_volume_path(obj)}: values from {lo:.3g} to {hi:.3g}; a mask "
-                f"takes values from 0 to 1"
-            ]
-        if hi <= 0:
-            return [f"{what} {_volume_path(obj)} is empty (all zero)"]
-        return []
-
-    def _warnings(self):
+    def _warnings(self) -> list[str]:
         warns = []
         inset = self.inputSubtomograms.get()
         k = self._numberOfClasses()
@@ -806,107 +420,34 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
         except (InputError, OSError, ValueError):
             return None
 
-    def _summary(self):
+    def _summary(self) -> list[str]:
         hist = self._history()
         if hist is None:
             return ["No iteration finished yet."]
-        n_it = hist["iterations"]
-        sizes = hist["class_sizes"][-1] or []
-        state = (
-            "converged"
-            if hist["converged"]
-            else "running"
-            if n_it < self.numberOfIterations.get() and not self.hasAttribute(OUT_CLASSES)
-            else "iteration limit reached"
+        return summary_lines(
+            hist,
+            mode=MODES[self.mode.get()],
+            max_iterations=self.numberOfIterations.get(),
+            finished=self.hasAttribute(OUT_CLASSES),
+            voxel_size=self.inputSubtomograms.get().getSamplingRate(),
+            focused=self._focusMask() is not None,
+            symmetry=str(self.symmetry.get() or "C1").strip(),
+            use_references=bool(self.useReferences),
+            c1_iterations=self.c1Iterations.get(),
         )
-        out = [
-            f"{MODES[self.mode.get()]}: {hist['n_particles']} subtomograms, "
-            f"{hist['n_classes']} classes, {n_it} of {self.numberOfIterations.get()} "
-            f"iterations ({state}).",
-            "Class sizes: "
-            + ", ".join(f"class {k + 1}: {s}" for k, s in enumerate(sizes))
-            + " subtomograms",
-            f"Final log-likelihood: {hist['log_likelihood'][-1]:.6g}",
-        ]
-        out += self._resolutionLines(hist)
-        if self._focusMask() is not None:
-            out.append(
-                "Focused classification: classes told apart inside the classification mask only."
-            )
-        sym = str(self.symmetry.get() or "C1").strip()
-        if sym.upper() != "C1":
-            when = (
-                "from the start (references)"
-                if self.useReferences
-                else f"from iteration {self.c1Iterations.get() + 1}"
-            )
-            out.append(f"Symmetry {sym} imposed {when}.")
-        for e in hist.get("reseeded", []):
-            out.append(
-                f"Class {e['class']} lost its subtomograms and was re-seeded before "
-                f"iteration {e['iteration']} from {e['subtomograms']} of class "
-                f"{e['from_class']}."
-            )
-        empty = [k + 1 for k, s in enumerate(sizes) if s == 0]
-        if empty:
-            out.append(f"Warning: empty classes {empty}")
-        if hist.get("coverage_gaps"):
-            from ..averaging.coverage import gap_message
 
-            gaps = gap_message(hist["coverage_gaps"])
-            if gaps:
-                out.append(f"Warning: {gaps}.")
-        return out
-
-    def _resolutionLines(self, hist):
-        """Resolution from the last iteration's FSC, saying which kind it is."""
-        sr = self.inputSubtomograms.get().getSamplingRate()
-        n = hist.get("box")
-        if not (hist.get("fsc_radius") and n and sr):
-            return []
-        if hist.get("gold_standard") and hist.get("class_fsc_radius"):
-            r_join = hist.get("join_radius") or 0
-            parts = [
-                f"class {k + 1}: {n * sr / r:.1f} Å"
-                if r > r_join + 1
-                else f"class {k + 1}: not beyond the shared {n * sr / r_join:.0f} Å"
-                for k, r in enumerate(hist["class_fsc_radius"])
-            ]
-            return [
-                "Gold-standard resolution (independent half-sets, FSC 0.143): " + ", ".join(parts)
-            ]
-        r = hist["fsc_radius"][-1]
-        if r <= 0:
-            return []
-        return [
-            f"Even/odd FSC 0.5 resolution: {n * sr / r:.1f} Å (optimistic: the halves "
-            f"share the reference; use independent half-sets for a resolution)"
-        ]
-
-    def _methods(self):
+    def _methods(self) -> list[str]:
         hist = self._history()
         if hist is None:
             return []
-        inset = self.inputSubtomograms.get()
-        mode = MODES[self.mode.get()]
-        k = hist["n_classes"]
-        what = f"classified into {k} classes and averaged" if k > 1 else "averaged"
-        text = (
-            f"{hist['n_particles']} subtomograms ({inset.getSamplingRate():g} Å/px) "
-            f"were {what} without a reference by "
-            f"{'FAML' if mode == 'FAML' else 'fast alignment (FA)'} [{CITE_FAML}] as "
-            f"implemented in faml_tomo: fast rotational alignment with spherical "
-            f"harmonics up to degree {self.angularBandwidth.get()}, at most "
-            f"{self.maxCandidates.get()} candidate transforms per subtomogram and "
-            f"class"
-        )
-        if mode == "FAML":
-            text += (
-                f", {self.voronoiSamples.get()} Voronoi samples (alpha_trd {self.alphaTrd.get():g})"
-            )
-        text += (
-            f", {hist['iterations']} EM iterations"
-            f"{' (converged)' if hist['converged'] else ''}, random seed "
-            f"{self.seed.get()}."
+        text = methods_text(
+            hist,
+            mode=MODES[self.mode.get()],
+            voxel_size=self.inputSubtomograms.get().getSamplingRate(),
+            lmax=self.angularBandwidth.get(),
+            max_candidates=self.maxCandidates.get(),
+            voronoi_samples=self.voronoiSamples.get(),
+            alpha_trd=self.alphaTrd.get(),
+            seed=self.seed.get(),
         )
         return [text]

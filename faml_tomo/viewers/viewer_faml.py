@@ -7,10 +7,24 @@ read a run folder (the CLI's ``--out``, the protocol's ``extra/run``) through
 :class:`matplotlib.figure.Figure`, or draws into one given as ``fig``.
 """
 
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..averaging.outputs import read_history, read_iteration
+from ..typealiases import PathLike
 from .plotting import new_figure, plot_window
+
+if TYPE_CHECKING:
+    from pwem.viewers import EmPlotter
+    from pyworkflow.protocol.params import Form
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "averages_figure",
@@ -43,11 +57,16 @@ _PANELS = (
 )
 
 
-def _colour(k):
+def _colour(k: int) -> str:
     return CLASS_COLOURS[k % len(CLASS_COLOURS)]
 
 
-def averages_figure(run_dir, iteration=None, fig=None, voxel_size=None):
+def averages_figure(
+    run_dir: PathLike,
+    iteration: int | None = None,
+    fig: Figure | None = None,
+    voxel_size: float | None = None,
+) -> Figure:
     """Class averages as orthogonal central slices and projections.
 
     One row per class: central slices XY, XZ, YZ (through voxel ``n // 2``)
@@ -94,7 +113,9 @@ def averages_figure(run_dir, iteration=None, fig=None, voxel_size=None):
     return fig
 
 
-def history_figure(run_dir, fig=None, voxel_size=None):
+def history_figure(
+    run_dir: PathLike, fig: Figure | None = None, voxel_size: float | None = None
+) -> Figure:
     """Log-likelihood, class sizes and band radius per iteration.
 
     Panels: (1) log-likelihood of the data, (2) class sizes (one line per
@@ -136,7 +157,7 @@ def history_figure(run_dir, fig=None, voxel_size=None):
     box = h.get("box")
     if voxel_size and box:
 
-        def to_angstrom(r):
+        def to_angstrom(r: np.ndarray) -> np.ndarray:
             return box * voxel_size / np.maximum(np.asarray(r, dtype=float), 1e-3)
 
         ax_r.secondary_yaxis("right", functions=(to_angstrom, to_angstrom)).set_ylabel("Å")
@@ -154,7 +175,7 @@ def history_figure(run_dir, fig=None, voxel_size=None):
 
 def posterior_histograms(
     max_posterior: np.ndarray, classes: np.ndarray, n_classes: int, bins: int = 20
-) -> tuple:
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts of class posteriors per class on ``bins`` equal bins of [0, 1].
 
     Posteriors are clipped to [0, 1] first: sums of floating-point weights
@@ -175,7 +196,9 @@ def posterior_histograms(
     return edges, counts
 
 
-def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
+def posterior_figure(
+    run_dir: PathLike, iteration: int | None = None, bins: int = 20, fig: Figure | None = None
+) -> Figure:
     """Histogram of each subtomogram's class posterior (the probability mass
     of the class it was assigned to), one panel per class.  Mass near 1:
     confident assignments; near ``1/K``: ambiguous ones."""
@@ -196,7 +219,12 @@ def posterior_figure(run_dir, iteration=None, bins=20, fig=None):
     return fig
 
 
-def fsc_figure(run_dir, iterations=None, voxel_size=None, fig=None):
+def fsc_figure(
+    run_dir: PathLike,
+    iterations: Sequence[int] | None = None,
+    voxel_size: float | None = None,
+    fig: Figure | None = None,
+) -> Figure:
     """Half-set Fourier shell correlation after some iterations.
 
     Gold-standard runs (independent half-sets): each class's curve after the
@@ -289,7 +317,7 @@ if EmProtocolViewer is not None:
         _targets = [ProtFAMLClassify]
         _environments = [DESKTOP_TKINTER, WEB_DJANGO]
 
-        def _defineParams(self, form):
+        def _defineParams(self, form: Form) -> None:
             form.addSection(label="Visualization")
             form.addParam(
                 "iteration",
@@ -315,7 +343,7 @@ if EmProtocolViewer is not None:
                 label="Half-set FSC (gold-standard per class, or even/odd)",
             )
 
-        def _getVisualizeDict(self):
+        def _getVisualizeDict(self) -> dict[str, Callable[..., list[EmPlotter]]]:
             return {
                 "showAverages": self._showAverages,
                 "showHistory": self._showHistory,
@@ -323,37 +351,48 @@ if EmProtocolViewer is not None:
                 "showFsc": self._showFsc,
             }
 
-        def _iteration(self):
+        def exportViews(self) -> dict[str, list[EmPlotter]]:
+            """Every view of the run, by form key (for exports; the GUI opens
+            the same ones); a view that cannot be drawn is logged and left out."""
+            views = {}
+            for key, show in self._getVisualizeDict().items():
+                try:
+                    views[key] = show(key)
+                except Exception as exc:  # one broken plot must not lose the others
+                    logger.warning("FAML viewer %s: %s", key, exc)
+            return views
+
+        def _iteration(self) -> int | None:
             obj = getattr(self, "iteration", None)
             value = obj.get() if obj is not None and hasattr(obj, "get") else None
             return None if value is None else int(value)
 
-        def _plotter(self, draw, title):
+        def _plotter(self, draw: Callable[[Figure], object], title: str) -> list[EmPlotter]:
             return plot_window(draw, title)
 
-        def _run(self):
+        def _run(self) -> str:
             return self.protocol._runDir()
 
-        def _showAverages(self, _param=None):
+        def _showAverages(self, _param: object = None) -> list[EmPlotter]:
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
             return self._plotter(
                 lambda f: averages_figure(self._run(), self._iteration(), fig=f, voxel_size=sr),
                 "FAML class averages",
             )
 
-        def _showHistory(self, _param=None):
+        def _showHistory(self, _param: object = None) -> list[EmPlotter]:
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
             return self._plotter(
                 lambda f: history_figure(self._run(), fig=f, voxel_size=sr), "FAML convergence"
             )
 
-        def _showFsc(self, _param=None):
+        def _showFsc(self, _param: object = None) -> list[EmPlotter]:
             sr = self.protocol.inputSubtomograms.get().getSamplingRate()
             return self._plotter(
                 lambda f: fsc_figure(self._run(), voxel_size=sr, fig=f), "FAML FSC"
             )
 
-        def _showPosteriors(self, _param=None):
+        def _showPosteriors(self, _param: object = None) -> list[EmPlotter]:
             return self._plotter(
                 lambda f: posterior_figure(self._run(), self._iteration(), fig=f),
                 "FAML class posteriors",

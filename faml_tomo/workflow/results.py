@@ -118,22 +118,17 @@ def _faml_classify(prot, project, fig_dir):
 
 
 def _all_views(prot, project, fig_dir, prefix):
-    """Every matplotlib view of every faml_tomo viewer of the protocol."""
+    """Every matplotlib view of every faml_tomo viewer of the protocol
+    (through the viewers' public ``exportViews``)."""
     from pwem import Domain
     from pyworkflow.viewer import DESKTOP_TKINTER
 
     figures = []
     for viewer_cls in Domain.findViewers(prot.getClassName(), DESKTOP_TKINTER):
-        if not viewer_cls.__module__.startswith("faml_tomo."):
-            continue
-        viewer = _viewer(viewer_cls, project, prot)
-        for key, show in viewer._getVisualizeDict().items():
-            try:
-                views = show(key)
-            except Exception as exc:  # one broken plot must not lose the others
-                logger.warning("%s %s: %s", viewer_cls.__name__, key, exc)
-                continue
-            figures += save_views(views, fig_dir / f"{prefix}_{key}")
+        if viewer_cls.__module__.startswith("faml_tomo.") and hasattr(viewer_cls, "exportViews"):
+            viewer = _viewer(viewer_cls, project, prot)
+            for key, views in viewer.exportViews().items():
+                figures += save_views(views, fig_dir / f"{prefix}_{key}")
     return figures
 
 
