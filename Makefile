@@ -10,6 +10,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faml_tomo-installed
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
+# test files spread over this many processes (pytest-xdist; a file's tests stay together)
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo demo-quick screenshots gui test test-all lint scipion-tests bench venv clean gold-table
 
@@ -46,7 +48,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Slow full-size accuracy tests as well (not in CI's default run).
 test-all: $(STAMP)

@@ -33,7 +33,13 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # MPI across ranks on clusters: mpi4py binary wheel plus an MPI runtime.
     "mpi": ["mpi4py>=4.0,<5", "mpich>=4.1; sys_platform=='linux'"],
-    "test": ["pytest>=7.4,<9", "pytest-timeout>=2.2", "ruff>=0.17,<0.18", "mypy>=1.10,<3"],
+    "test": [
+        "pytest>=7.4,<9",
+        "pytest-timeout>=2.2",
+        "pytest-xdist>=3.5,<4",
+        "ruff>=0.17,<0.18",
+        "mypy>=1.10,<3",
+    ],
     # The `scipion3` launcher and the module the project GUI imports
     # (`make screenshots` opens the demo project in the GUI).
     "gui": ["scipion-app>=3.8,<4"],
