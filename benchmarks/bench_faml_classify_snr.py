@@ -129,10 +129,11 @@ def oracle_f1(sims, case):
     return f1_score(labels, np.asarray(pred))
 
 
-# FAML as of the consensus start and shared candidates (2026-12-06); runs
+# FAML as of the consensus start, shared candidates and the classes marching again
+# from the start radius after the split (2026-12-06); runs
 # cached with an older FAML are rerun for FAML only (FA and the oracle do
 # not change), the older value kept as "faml_previous".
-FAML_VERSION = "consensus-shared-1"
+FAML_VERSION = "consensus-march-1"
 
 
 def refresh_faml(case, maps, runs, workers, res, version=FAML_VERSION):
@@ -212,7 +213,7 @@ def summarise(results):
 def table(rows, lowest):
     lines = [
         "| SNR | seeds | FAML F1 | per seed | FA F1 | FAML − FA | oracle F1 | "
-        "FAML / oracle | FAML before (random start, own candidates) |",
+        "FAML / oracle | FAML before (the previous FAML of the cached runs) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
