@@ -10,7 +10,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faml_tomo-installed
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
-# test files spread over this many processes (pytest-xdist; a file's tests stay together)
+# test files spread over this many processes (pytest-xdist; a file's tests stay
+# together); PYTEST_WORKERS=0 runs them in this process (e.g. for --pdb)
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo demo-quick screenshots gui test test-all lint scipion-tests bench venv clean gold-table

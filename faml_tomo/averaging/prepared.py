@@ -192,7 +192,8 @@ def prepare_reference(
         vol = np.asarray(volume, dtype=float)
         n = vol.shape[0]
         spec = spectrum(vol)
-    assert n is not None, "prepare_reference: give n with spec"
+    if n is None:
+        raise TypeError("prepare_reference: give n with spec")
     r_min, r_max = params.band(n)
     geom = band_geometry(n, r_min, r_max)
     layout = shell_layout(n, params.lmax, r_min, r_max)

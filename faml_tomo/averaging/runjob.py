@@ -173,7 +173,8 @@ def summary(
         f"wrote {out}"
     ]
     for k, r in enumerate(class_resolutions(res) or []):
-        assert res.join_radius is not None  # per-class FSCs: a gold-standard run
+        if res.join_radius is None:  # per-class FSCs come from gold-standard runs only
+            raise RuntimeError("per-class resolutions without a join radius")
         where = (
             f"{box * voxel / r:.1f} Å"
             if r > res.join_radius + 1

@@ -15,7 +15,8 @@ file name without extension).  Writes ``scores.star`` (one row per
 coordinate, input order, with whether it was scored and why not, the bead's own
 verdict and whether it disagrees with its tomogram), ``tomograms.star`` (one
 row per tomogram: label, scores, spread of the bead scores, beads that
-disagree, coordinates excluded, message) and ``job.json``.
+disagree, coordinates excluded, message), ``misalignment_results.json`` (the
+same per tomogram, :mod:`faml_tomo.misalignment.results`) and ``job.json``.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Extract 32^3 boxes around gold-bead coordinates (resampled so the "
         "bead spans 16 voxels), score them and their sampling with the "
         "strong and weak misalignment networks and classify each tomogram "
-        "(mean or votes of its bead scores). Writes scores.star, tomograms.star and "
-        "job.json.",
+        "(mean or votes of its bead scores). Writes scores.star, tomograms.star, "
+        "misalignment_results.json and job.json.",
     )
     add_arguments(p, MisalignmentJob)
     p.add_argument("--out", required=True, type=Path, help="output folder")

@@ -16,6 +16,8 @@ writes, in ``results/fiducials``:
   tomogram (the STAR for RELION-style coordinate imports, the ``x y z`` text
   for Scipion's ``tomo - import coordinates 3D``, which matches files to
   tomograms by name);
+* ``<tomogram>_fiducials.json`` per tomogram: coordinates, scores, relaxed
+  mode, warnings and search statistics (:mod:`faml_tomo.fiducials.results`);
 * ``job.json``: parameters, counts, warnings, timings;
 * ``faml_run.json``: the run marker (all files of a run are published
   together; see :mod:`faml_tomo.io.publish`).

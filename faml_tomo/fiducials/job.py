@@ -21,8 +21,9 @@ from ..errors import InputError
 from ..jobs import coerce_fields, job_to_json, option
 from ..typealiases import PathLike
 from .params import Z_BORDER_RULES, PeakHighContrastParams
+from .results import coordinate_table  # its home; kept importable from here
 
-__all__ = ["FiducialJob", "run"]
+__all__ = ["FiducialJob", "run", "coordinate_table"]
 
 _D = PeakHighContrastParams()
 

@@ -38,12 +38,34 @@ __all__ = [
     "write_tomogram",
 ]
 
-# statistics of a search kept in the record (plain numbers and strings only;
-# not the time taken: the same input gives the same bytes, timings go to job.json)
-_STAT_TYPES = (int, float, str, tuple, list)
+_SKIP = object()
 
 
-@dataclass(frozen=True)
+def _plain(value: object) -> object:
+    """A search statistic as JSON data (numpy scalars as Python numbers,
+    sequences element-wise); ``_SKIP`` for what is not plain data (arrays)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        items = [_plain(v) for v in value]
+        return _SKIP if any(v is _SKIP for v in items) else items
+    return _SKIP
+
+
+def _stats(stats: Mapping) -> dict:
+    """The statistics a record keeps: plain data, not the time taken (the
+    same input gives the same bytes; timings go to ``job.json``)."""
+    out = {}
+    for k, v in stats.items():
+        plain = _plain(v)
+        if plain is not _SKIP and not str(k).startswith("time"):
+            out[str(k)] = plain
+    return out
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compare fields, not records
 class TomogramFiducials:
     """The fiducials found in one tomogram.
 
@@ -92,11 +114,7 @@ class TomogramFiducials:
             scores=np.asarray(result.scores, float),
             relaxed_mode=bool(result.relaxed_mode_used),
             warnings=list(result.warnings),
-            stats={
-                k: v
-                for k, v in stats.items()
-                if isinstance(v, _STAT_TYPES) and not k.startswith("time")
-            },
+            stats=_stats(stats),
             file_name=file_name,
             obj_id=obj_id,
         )
@@ -207,7 +225,8 @@ def write_coordinates_star(path: PathLike, records: Sequence[TomogramFiducials])
     from ..io.star import write_star
 
     tables = [coordinate_table(r.name, r.file_name, r.coordinates, r.scores) for r in records]
-    merged = {k: [v for t in tables for v in list(t[k])] for k in tables[0]}
+    empty = coordinate_table("", "", np.zeros((0, 3)), np.zeros(0))
+    merged = {k: [v for t in tables for v in list(t[k])] for k in empty}
     write_star(path, merged, "particles")
     return Path(path)
 

@@ -230,7 +230,7 @@ def run(job: MisalignmentJob, out: PathLike, progress: Callable[[str], None] | N
 
     Returns
     -------
-    list of TomogramScores
+    list of TomogramResult
         One per tomogram, in order (:func:`.detect.score_tomogram`).
 
     Raises

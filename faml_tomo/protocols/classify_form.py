@@ -2,9 +2,10 @@
 its sections and parameters, and the table of form parameter -> job field.
 
 The form's defaults are the :class:`~faml_tomo.averaging.job.ClassifyJob`'s
-(:func:`form_default`).  The parameter names and their order are what saved
-Scipion projects store: add new parameters at the end of a group, never
-rename or reorder them.
+(:func:`form_default`).  Sections as in scipion-em-reliontomo: Input,
+Optimisation, Sampling (expert settings of the pose search) and Scipion's
+Parallelization.  Saved Scipion projects store the parameters by name: never
+rename one (their order on the form may change).
 """
 
 from pyworkflow.protocol import params
@@ -154,7 +155,7 @@ def define_tilt_range_params(form: Form) -> None:
         "range below for all of them.",
     )
     line = form.addLine(
-        "Tilt range (deg)",
+        "Tilt range (°)",
         condition="overrideTiltRange",
         help="Tilt range about the Y axis; asymmetric ranges are allowed.",
     )
@@ -163,9 +164,9 @@ def define_tilt_range_params(form: Form) -> None:
 
 
 def define_classification_params(form: Form) -> None:
-    """The Classification section: classes, iterations, mode, symmetry and
+    """The Optimisation section: classes, iterations, mode, symmetry and
     half-sets."""
-    form.addSection(label="Classification")
+    form.addSection(label="Optimisation")
     form.addParam(
         "numberOfClasses",
         params.IntParam,
@@ -239,55 +240,60 @@ def define_classification_params(form: Form) -> None:
 
 
 def define_search_params(form: Form) -> None:
-    """Classification section, search: seed, candidates, angular bandwidth and
-    Voronoi sampling."""
-    form.addParam(
-        "seed",
-        params.IntParam,
-        default=form_default("seed"),
-        label="Random seed",
-        help="Seeds the initial split and the Voronoi samples; the same "
-        "seed gives the same result.",
-    )
+    """The Sampling section (expert): candidates, rotational bandwidth and the
+    weights of the pose integrals."""
+    form.addSection(label="Sampling")
     form.addParam(
         "maxCandidates",
         params.IntParam,
         default=form_default("maxCandidates"),
         validators=[params.Positive],
-        label="Candidates per subtomogram and class",
-        help="Largest number of candidate transforms kept per "
-        "subtomogram and class (local maxima of the rotational "
-        "correlation).",
+        expertLevel=params.LEVEL_ADVANCED,
+        label="Candidate poses per subtomogram and class",
+        help="Largest number of candidate poses (local maxima of the "
+        "rotational correlation) kept per subtomogram and class; the "
+        "likelihood integrates over them. Raise it (e.g. to 20) at very low "
+        "SNR, where the right pose is often not among the best few; lower "
+        "it to save time on clean data.",
     )
     form.addParam(
         "angularBandwidth",
         params.IntParam,
         default=form_default("angularBandwidth"),
-        label="Angular bandwidth (lmax)",
-        help="Spherical-harmonic degree of the fast rotational search; the "
-        "Euler grid has 2 lmax + 2 samples per angle (35: 5 deg). "
-        "Between 4 and 64.",
+        expertLevel=params.LEVEL_ADVANCED,
+        label="Rotational search bandwidth",
+        help="Highest spherical-harmonic degree L of the fast rotational "
+        "search: the rotation grid has 2L + 2 samples per Euler angle "
+        "(35: 5°). Raise it (45-64) for large boxes aligned at high "
+        "resolution; lower it (20-30) for a faster search of small or "
+        "low-resolution data. Between 4 and 64.",
     )
     form.addParam(
         "voronoiSamples",
         params.IntParam,
         default=form_default("voronoiSamples"),
         validators=[params.Positive],
-        label="Voronoi samples",
-        help="Monte-Carlo samples that estimate the Voronoi weight of each candidate transform.",
+        expertLevel=params.LEVEL_ADVANCED,
+        label="Samples per pose weight",
+        help="Random samples that estimate the weight of each candidate "
+        "pose in the likelihood integral (the size of its Voronoi cell). "
+        "The default is enough; raise it only if results change with the "
+        "random seed.",
     )
     form.addParam(
         "alphaTrd",
         params.FloatParam,
         default=form_default("alphaTrd"),
-        label="Translation weight (alpha_trd)",
-        help="Weight of translation (per voxel) against rotation (per "
-        "radian) in the transform distance of the Voronoi weights.",
+        expertLevel=params.LEVEL_ADVANCED,
+        label="Shift against rotation in pose distances",
+        help="How much one voxel of shift counts against one radian of "
+        "rotation when the pose weights are computed. Keep the default; "
+        "raise it when shifts are large compared to the box.",
     )
 
 
 def define_resolution_params(form: Form) -> None:
-    """Classification section, resolution: low-pass limit, initial resolution
+    """Optimisation section, resolution: low-pass limit, initial resolution
     and convergence."""
     form.addParam(
         "resolution",
@@ -323,8 +329,8 @@ def define_resolution_params(form: Form) -> None:
 
 
 def define_start_params(form: Form) -> None:
-    """Classification section, start (expert): initial split, consensus,
-    re-seeding and full band."""
+    """Optimisation section, start (expert): initial split, consensus,
+    re-seeding, full band and the random seed."""
     form.addParam(
         "initialization",
         params.EnumParam,
@@ -372,4 +378,13 @@ def define_start_params(form: Form) -> None:
         help="Yes: the paper's algorithm, the whole band from the first "
         "iteration and no FSC weighting. No (recommended): frequency "
         "marching driven by a half-set FSC, FSC-weighted averages.",
+    )
+    form.addParam(
+        "seed",
+        params.IntParam,
+        default=form_default("seed"),
+        expertLevel=params.LEVEL_ADVANCED,
+        label="Random seed",
+        help="Seeds the initial split and the Voronoi samples; the same "
+        "seed gives the same result.",
     )

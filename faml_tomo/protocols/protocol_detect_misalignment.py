@@ -17,6 +17,7 @@ from pyworkflow.protocol import params
 from ..constants import CITE_MISALIGNMENT, DEFAULT_MODELS_DIR, MODELS_DIR_VAR
 from ..errors import InputError
 from ..misalignment.decision import ALIGNED, CRITERIA, STRONG, UNCLASSIFIED, WEAK
+from ..misalignment.results import RESULTS_JSON  # noqa: F401  (kept importable here)
 from . import formjob
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class ProtDetectMisalignment(EMProtocol):
             allowsNull=True,
             condition="useOtherTomograms",
             label="Tomograms",
+            help="The tomograms to score, matched to the coordinates by "
+            "tilt-series id; the coordinates are scaled to their voxel size.",
         )
         form.addParam(
             "beadSizeNm",

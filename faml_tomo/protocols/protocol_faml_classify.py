@@ -75,15 +75,15 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form: Form) -> None:
-        """The form (:mod:`.classify_form`); names and order are what saved
-        projects store."""
+        """The form (:mod:`.classify_form`): Input, Optimisation, Sampling,
+        Parallelization; saved projects store the parameters by name."""
         classify_form.define_input_params(form)
         classify_form.define_mask_params(form)
         classify_form.define_tilt_range_params(form)
         classify_form.define_classification_params(form)
-        classify_form.define_search_params(form)
         classify_form.define_resolution_params(form)
         classify_form.define_start_params(form)
+        classify_form.define_search_params(form)
         form.addParallelSection(threads=1, mpi=1)
 
     # --------------------------- INSERT steps functions ----------------------

@@ -302,11 +302,12 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
 
     # --------------------------- INFO functions ------------------------------
     def _records(self):
-        """The fiducial records of the input tomograms (None before the first)."""
+        """The fiducial records of the input tomograms, once the output exists
+        (None before: a running search would look finished with partial totals)."""
         from ..fiducials.results import read_all
 
         tomos = self.inputTomograms.get()
-        if tomos is None:
+        if tomos is None or getattr(self, OUTPUT_NAME, None) is None:
             return None
         names = [tomogram_key(t) for t in tomos.iterItems()]
         return read_all(self._getExtraPath(), names) or None

@@ -62,14 +62,27 @@ def test_histograms_are_coloured_by_decision(tmp_path):
         assert _rgb(LABEL_COLOURS[label]) in _colours(ax_s)
     heights = sum(p.get_height() for p in ax_s.patches)
     assert heights >= 9  # stacked: the top layer reaches the total count
-    legend = [t.get_text() for t in ax_s.get_legend().get_texts()]
-    assert legend == ["aligned (3)", "weak (2)", "strong (4)"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["aligned (3)", "weak (2)", "strong (4)", "threshold"]
+    _legends_outside_the_axes(fig)
     fig.savefig(tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000
 
 
+def _legends_outside_the_axes(fig):
+    """No legend covers a plotting area (it hid the threshold lines)."""
+    fig.canvas.draw()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent()), (legend, ax.get_title())
+
+
 def test_tomogram_plot_sorted_with_thresholds(tmp_path):
     fig = tomogram_score_plot(RESULTS, 0.5, 0.4)
+    _legends_outside_the_axes(fig)
     ax = fig.axes[0]
     names = [t.get_text() for t in ax.get_xticklabels()]
     assert names == ["TS_04", "TS_03", "TS_02", "TS_01"]  # by strong score

@@ -150,3 +150,18 @@ def test_bead_boxes_get_safe_names(tmp_path):
     np.testing.assert_array_equal(data, res.boxes[1])
     assert voxel == pytest.approx(6.25)
     assert write_boxes(tmp_path / "none", _scores("x", 2, np.random.default_rng(3), False)) == []
+
+
+def test_numpy_statistics_are_kept_as_numbers_and_no_beads_write_an_empty_table(tmp_path):
+    res = PeakHighContrastResult(
+        coordinates=np.zeros((0, 3)),
+        scores=np.zeros(0),
+        relaxed_mode_used=False,
+        warnings=[],
+        stats={"final": np.int64(0), "bead_scale": np.float32(1.5), "shape": (np.int64(4), 5)},
+    )
+    rec = TomogramFiducials.from_result("TS", res)
+    write_tomogram(tmp_path, rec)
+    assert read_tomogram(tmp_path, "TS").stats == {"final": 0, "bead_scale": 1.5, "shape": [4, 5]}
+    write_coordinates_star(tmp_path / "none.star", [])
+    assert read_coordinates_star(tmp_path / "none.star") == {}

@@ -39,7 +39,6 @@ def test_template_fields():
         "tilt_max",
         "tilt_step",
         "bead_nm",
-        "bead_nm_networks",
         "threads",
         "strong_threshold",
         "weak_threshold",
@@ -86,7 +85,6 @@ def _workflows(tmp_path):
         {
             "tomograms": tmp_path / "tomos",
             "bead_nm": 6.5,
-            "bead_nm_networks": 6.5,
             "sampling_rate": 12.5,
             "threads": 3,
         },
@@ -104,7 +102,8 @@ def test_filled_workflows_load_into_one_project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     wf1, wf2 = _workflows(tmp_path)
     steps = json.loads(wf1.read_text())
-    assert steps[1]["fiducialSize"] == 6.5 and steps[2]["beadSizeNm"] == 6.5
+    # the bead diameter is asked once: detect-misalignment points to the finder's
+    assert steps[1]["fiducialSize"] == 6.5 and steps[2]["beadSizeNm"] == "3.fiducialSize"
     assert steps[0]["filesPath"] == str(tmp_path / "tomos")
 
     name = _name("wf")
@@ -131,6 +130,7 @@ def test_filled_workflows_load_into_one_project(tmp_path, monkeypatch):
     assert phc.numberOfThreads.get() == 3
     assert mis.inputCoordinates.getObjValue().getObjId() == phc.getObjId()
     assert mis.inputCoordinates.getExtended() == "Coordinates3D"
+    assert mis.beadSizeNm.get() == 6.5  # the fiducial finder's, through a pointer
     assert faml.inputSubtomograms.getObjValue().getObjId() == isub.getObjId()
     assert (faml.numberOfClasses.get(), faml.mode.get(), faml.seed.get()) == (3, 1, 7)
     assert str(tmp_path) in project.path
@@ -169,7 +169,7 @@ def test_create_and_schedule_misalignment_workflow(tmp_path):
         {"tomograms": tmp_path / "tomos", "threads": 1, "weak_threshold": 0.5},
         tmp_path / "wf.json",
     )
-    assert json.loads(wf.read_text())[2]["beadSizeNm"] == 10.0
+    assert json.loads(wf.read_text())[2]["beadSizeNm"] == "3.fiducialSize"
     infos = schedule_workflow(
         _name("sched"), wf, location=tmp_path / "projects", timeout=600, say=lambda m: None
     )

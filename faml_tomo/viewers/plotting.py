@@ -11,7 +11,11 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from pwem.viewers import EmPlotter
 
-__all__ = ["new_figure", "plot_window"]
+__all__ = ["new_figure", "plot_window", "MAX_FIGURE_PX"]
+
+# Every window the plugin opens fits a 1280 x 800 screen: the figure leaves
+# room for the window's title bar and Scipion's plot toolbar (about 70 px).
+MAX_FIGURE_PX = (1260, 720)
 
 
 def new_figure(fig: Figure | None, figsize: tuple[float, float]) -> Figure:
@@ -19,11 +23,17 @@ def new_figure(fig: Figure | None, figsize: tuple[float, float]) -> Figure:
 
     A Scipion plot window opens at about 6 x 5.4 inches whatever the
     content; resizing makes wide figures (one row per class, ...) readable.
+    Each side is capped at :data:`MAX_FIGURE_PX` at the figure's dpi, so the
+    window fits a 1280 x 800 screen (a figure of many classes or tomograms
+    gets denser, not larger).
     """
     if fig is None:
         fig = Figure(figsize=figsize)
-    else:
-        fig.set_size_inches(*figsize)
+    dpi = float(fig.dpi)
+    fig.set_size_inches(
+        min(float(figsize[0]), MAX_FIGURE_PX[0] / dpi),
+        min(float(figsize[1]), MAX_FIGURE_PX[1] / dpi),
+    )
     fig.clear()
     return fig
 

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from .plotting import new_figure, plot_window
 
 __all__ = [
+    "load_results",
     "LABEL_COLOURS",
     "score_histograms",
     "tomogram_score_plot",
@@ -34,6 +35,15 @@ LABEL_COLOURS = {
     "unclassified": "#7f7f7f",
 }
 _ORDER = ("aligned", "weak", "strong", "unclassified")
+
+
+def load_results(path: str | os.PathLike) -> dict | None:
+    """The results of a run from its ``misalignment_results.json`` (kept for
+    callers of earlier versions; :func:`faml_tomo.misalignment.results.read_results`
+    reads a run's folder)."""
+    from ..misalignment.results import read_results
+
+    return read_results(os.path.dirname(os.fspath(path)) or ".")
 
 
 def _num(value):
@@ -74,16 +84,29 @@ def score_histograms(
                 names.append(f"{label} ({len(vals)})")
         if data:
             ax.hist(data, bins=edges, stacked=True, color=colours, label=names)
-            ax.legend(title="tomogram", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
         if thr is not None:
-            ax.axvline(thr, color="k", ls="--", lw=1)
+            ax.axvline(thr, color="k", ls="--", lw=1, label="threshold")
         ax.set_xlim(0, 1)
         ax.set_xlabel("score (1 = aligned)")
         ax.set_ylabel("beads")
         ax.set_title(title)
-    fig.tight_layout()
+    # one legend below both panels: inside them it hid the threshold lines
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            title="tomogram",
+            fontsize=8,
+            loc="lower center",
+            ncol=min(len(handles), 5),
+        )
+    fig.tight_layout(rect=(0, 0.16 if handles else 0, 1, 1))
     return fig
 
 

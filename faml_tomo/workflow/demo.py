@@ -94,7 +94,6 @@ def write_workflows(
                 "tilt_max": TILT[1],
                 "tilt_step": TILT[2],
                 "bead_nm": BEAD_NM,
-                "bead_nm_networks": BEAD_NM,
                 "threads": threads,
                 "strong_threshold": 0.5,
                 "weak_threshold": 0.5,

@@ -1,5 +1,6 @@
-"""Results of a finished faml_tomo project, read back through Scipion: each
-protocol's summary and outputs as plain data, and its viewers' figures
+"""Results of a finished faml_tomo project: each protocol's summary and
+outputs as plain data (read through the tasks' results modules from the
+runs' folders, or from Scipion's output sets), and its viewers' figures
 rendered headless (PNG).
 
 The figures are drawn by the same viewer classes the Scipion GUI opens
@@ -93,7 +94,7 @@ def _detect_misalignment(prot, project, fig_dir):
     from ..misalignment.results import read_results
     from ..viewers.viewer_misalignment import MisalignmentViewer
 
-    res = read_results(prot._getExtraPath())
+    res = read_results(prot._getExtraPath()) or {}
     data = {
         "tomograms": {
             ts: {k: r[k] for k in ("label", "strong_score", "weak_score", "n_beads", "message")}
