@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..jobs import coerce_fields, job_to_json, option
 from ..typealiases import PathLike
 from .params import Z_BORDER_RULES, PeakHighContrastParams
-from .results import coordinate_table  # its home; kept importable from here
+from .results import TomogramFiducials, coordinate_table  # noqa: F401  (importable here)
 
 __all__ = ["FiducialJob", "run", "coordinate_table"]
 
@@ -89,8 +89,18 @@ class FiducialJob:
         "default: keep it before detect-misalignment)",
         flag="--no-smeared-search",
     )
+    erase_beads: bool = option(
+        False,
+        "also write each tomogram with its beads replaced by local background and "
+        "matched noise (<tomogram>_erased.mrc) and the mask of the erased voxels "
+        "(<tomogram>_beads.mrc)",
+    )
+    erase_margin: float = option(2.0, "radius erased around each bead", unit="bead radii")
     threads: int = option(1, "FFT threads")
-    seed: int = option(0, "seed of the random background positions of the radial-profile filter")
+    seed: int = option(
+        0,
+        "seed of the radial-profile filter's background positions and of the fill noise",
+    )
 
     def __post_init__(self):
         coerce_fields(self)
@@ -118,6 +128,8 @@ class FiducialJob:
         out = [] if self.tomograms else ["give at least one tomogram"]
         if self.threads < 1:
             out.append(f"--threads must be >= 1, got {self.threads}")
+        if not self.erase_margin >= 1:
+            out.append(f"--erase-margin must be at least 1 bead radius, got {self.erase_margin}")
         out += self.params().problems(sampling_rate=self.sampling_rate)
         return out
 
@@ -166,7 +178,7 @@ def run(job: FiducialJob, out: PathLike, progress: Callable[[str], None] | None 
     from ..io.jobjson import write_job_json
     from ..io.publish import Publication
     from . import peak_high_contrast_file  # the package's (tests replace it)
-    from .results import TomogramFiducials, write_coordinates_star, write_tomogram
+    from .results import write_coordinates_star, write_tomogram
 
     say = progress or (lambda line: None)
     out = Path(out)
@@ -183,6 +195,8 @@ def run(job: FiducialJob, out: PathLike, progress: Callable[[str], None] | None 
             write_tomogram(stage, record)
             records.append(record)
             per_tomo[stem] = _tomogram_record(path, res)
+            if job.erase_beads:
+                erase_tomogram(path, stage, record, sampling[path], job)
             say(
                 f"{stem}: {len(res)} fiducials"
                 + (" (relaxed mode)" if res.relaxed_mode_used else "")
@@ -209,6 +223,26 @@ def run(job: FiducialJob, out: PathLike, progress: Callable[[str], None] | None 
         f"{out / 'coordinates.star'}"
     )
     return per_tomo
+
+
+def erase_tomogram(
+    path: PathLike,
+    folder: PathLike,
+    record: TomogramFiducials,
+    sampling_rate: float,
+    job: FiducialJob,
+) -> list[Path]:
+    """Write ``<name>_erased.mrc`` and ``<name>_beads.mrc`` of one tomogram
+    (:func:`.erase.erase_beads` at the beads of ``record``; a bead found by the
+    larger-bead search is erased at its larger size)."""
+    from ..io.mrc import open_mrc
+    from .erase import erase_beads
+    from .results import write_erased
+
+    radius = 10.0 * job.bead_size_nm / 2.0 / sampling_rate * record.bead_scale
+    with open_mrc(path) as (data, _voxel):
+        erased = erase_beads(data, record.coordinates, radius, job.erase_margin, seed=job.seed)
+    return write_erased(folder, record.name, erased, sampling_rate)
 
 
 def _tomogram_record(path, res):

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..typealiases import PathLike
+from .erase import ErasedTomogram
 from .params import PeakHighContrastResult
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ __all__ = [
     "record_path",
     "summary_row",
     "write_coordinates_star",
+    "write_erased",
     "write_tomogram",
 ]
 
@@ -206,6 +208,19 @@ def write_tomogram(folder: PathLike, record: TomogramFiducials, star: bool = Tru
         paths.append(folder / f"{record.name}.txt")
         with atomic_path(paths[-1]) as tmp:
             tmp.write_text("".join(f"{x:.2f} {y:.2f} {z:.2f}\n" for x, y, z in record.coordinates))
+    return paths
+
+
+def write_erased(
+    folder: PathLike, name: str, erased: ErasedTomogram, voxel_size: float
+) -> list[Path]:
+    """``<name>_erased.mrc`` (the tomogram, beads erased) and ``<name>_beads.mrc``
+    (1 where a bead was erased) in ``folder``, each atomically."""
+    from ..io.mrc import write_mrc
+
+    paths = [Path(folder) / f"{name}_erased.mrc", Path(folder) / f"{name}_beads.mrc"]
+    write_mrc(paths[0], erased.volume, voxel_size)
+    write_mrc(paths[1], erased.mask, voxel_size)
     return paths
 
 

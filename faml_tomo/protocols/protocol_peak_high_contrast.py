@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 from pyworkflow.protocol import params
-from tomo.objects import SetOfCoordinates3D, Tomogram
+from tomo.objects import SetOfCoordinates3D, SetOfTomograms, SetOfTomoMasks, Tomogram
 from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_MISALIGNMENT
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OUTPUT_NAME = "Coordinates3D"
+OUTPUT_ERASED = "TomogramsBeadsErased"
+OUTPUT_MASKS = "BeadMasks"
 Z_BORDERS = ["bead inside", "whole box inside"]
 # form parameter -> FiducialJob field: the job of a form, and the form's defaults
 FORM_FIELDS = {
@@ -38,6 +40,8 @@ FORM_FIELDS = {
     "mirrorCorrelationThr": "mirror_correlation",
     "mahalanobisDistanceThr": "mahalanobis",
     "minContrast": "min_contrast",
+    "eraseBeads": "erase_beads",
+    "eraseMargin": "erase_margin",
 }
 FORM_CHOICES = {"zBorder": ("bead", "box")}
 
@@ -79,7 +83,11 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
 
     _label = "peak high contrast"
     _devStatus = BETA
-    _possibleOutputs = {OUTPUT_NAME: SetOfCoordinates3D}
+    _possibleOutputs = {
+        OUTPUT_NAME: SetOfCoordinates3D,
+        OUTPUT_ERASED: SetOfTomograms,
+        OUTPUT_MASKS: SetOfTomoMasks,
+    }
     _references = [CITE_MISALIGNMENT]
 
     # --------------------------- DEFINE param functions ----------------------
@@ -88,6 +96,7 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         self._defineInputParams(form)
         self._defineModeParams(form)
         self._defineFilterParams(form)
+        self._defineEraseParams(form)
         form.addParallelSection(threads=1, mpi=0)
 
     def _defineInputParams(self, form):
@@ -227,6 +236,31 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             "without gold empty.  0 disables the check.",
         )
 
+    def _defineEraseParams(self, form):
+        """The optional output of tomograms without their beads."""
+        form.addParam(
+            "eraseBeads",
+            params.BooleanParam,
+            default=form_default("eraseBeads"),
+            label="Erase the beads?",
+            help="Also output the tomograms with every bead found replaced by its "
+            "local background and noise of the same level and grain, and the masks "
+            "of the erased voxels: gold beads dominate any correlation they enter "
+            "(template matching, subtomogram averaging near them). The rest of "
+            "each tomogram is unchanged.",
+        )
+        form.addParam(
+            "eraseMargin",
+            params.FloatParam,
+            default=form_default("eraseMargin"),
+            condition="eraseBeads",
+            expertLevel=params.LEVEL_ADVANCED,
+            label="Erased radius (bead radii)",
+            help="Radius erased around each bead centre, in bead radii: 2 covers "
+            "the bead's elongation along Z by the missing wedge and a voxel of "
+            "centring error; raise it when a dark halo remains.",
+        )
+
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
         for tomo in self.inputTomograms.get().iterItems():
@@ -267,6 +301,10 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             key, res, file_name=os.path.basename(path), obj_id=int(tomoId)
         )
         write_tomogram(self._getExtraPath(), record)
+        if self.eraseBeads:
+            from ..fiducials.job import erase_tomogram
+
+            erase_tomogram(path, self._getExtraPath(), record, tomo.getSamplingRate(), self._job())
         self.info(
             f"{key}: {len(res)} fiducials" + (" (relaxed mode)" if res.relaxed_mode_used else "")
         )
@@ -299,6 +337,30 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             write_coordinates_star(self._getExtraPath("coordinates.star"), records)
         self._defineOutputs(**{OUTPUT_NAME: coords})
         self._defineSourceRelation(self.inputTomograms, coords)
+        if self.eraseBeads:
+            self._erasedOutputs(tomos)
+
+    def _erasedOutputs(self, tomos):
+        """The tomograms with their beads erased and the bead masks."""
+        from tomo.objects import TomoMask
+
+        erased = SetOfTomograms.create(self._getPath(), suffix="erased")
+        masks = SetOfTomoMasks.create(self._getPath(), suffix="beadmasks")
+        for out in (erased, masks):
+            out.copyInfo(tomos)
+        for tomo in tomos.iterItems():
+            key = tomogram_key(tomo)
+            t = tomo.clone()
+            t.setLocation(self._getExtraPath(f"{key}_erased.mrc"))
+            erased.append(t)
+            mask = TomoMask()
+            mask.copyInfo(tomo)
+            mask.setLocation(self._getExtraPath(f"{key}_beads.mrc"))
+            mask.setVolName(tomogram_path(tomo))
+            masks.append(mask)
+        self._defineOutputs(**{OUTPUT_ERASED: erased, OUTPUT_MASKS: masks})
+        self._defineSourceRelation(self.inputTomograms, erased)
+        self._defineSourceRelation(self.inputTomograms, masks)
 
     # --------------------------- INFO functions ------------------------------
     def _records(self):

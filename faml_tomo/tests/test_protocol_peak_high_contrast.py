@@ -40,6 +40,7 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
             inputTomograms=cls.importProt.Tomograms,
             fiducialSize=10.0,
             boxSize=32,
+            eraseBeads=True,
         )
         cls.launchProtocol(cls.prot)
 
@@ -55,6 +56,29 @@ class TestPeakHighContrast(FamlTomoProtocolTest):
                 sc.append(c.getScore())
             per[tomo.getTsId()] = (np.array(xyz).reshape(-1, 3), np.array(sc))
         return per
+
+    def test_erased_tomograms_and_bead_masks(self):
+        """Optional outputs: each tomogram without its beads (voxels near a
+        found bead replaced, within noise of their surroundings; the rest
+        unchanged) and the mask of what was erased."""
+        from faml_tomo.io import read_mrc
+
+        erased = {t.getTsId(): t.getFileName() for t in self.prot.TomogramsBeadsErased.iterItems()}
+        masks = {t.getTsId(): t.getFileName() for t in self.prot.BeadMasks.iterItems()}
+        self.assertEqual(set(erased), {"TS_01", "TS_02"})
+        self.assertEqual(set(masks), {"TS_01", "TS_02"})
+        self.assertAlmostEqual(self.prot.TomogramsBeadsErased.getSamplingRate(), PIXEL)
+        before, _ = read_mrc(self.dataDir / "fiducial_tomos" / "TS_01.mrc")
+        after, _ = read_mrc(erased["TS_01"])
+        mask, _ = read_mrc(masks["TS_01"])
+        np.testing.assert_array_equal(after[mask == 0], before[mask == 0])
+        xyz, _ = self._coordinates()["TS_01"]
+        self.assertGreater(mask.sum(), 0)
+        for x, y, z in np.round(xyz).astype(int):
+            self.assertTrue(mask[z, y, x])  # every found bead erased
+        sd = np.std(before[mask == 0])
+        self.assertLess(abs(after[mask > 0].mean() - before[mask == 0].mean()), 0.5 * sd)
+        self.assertLess(np.abs(after[mask > 0] - before[mask == 0].mean()).max(), 6 * sd)
 
     def test_output_set_and_positions(self):
         out = self.prot.Coordinates3D
