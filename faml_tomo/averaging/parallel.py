@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+EXPANDED_MESSAGE = "expanded %d subtomograms in %.1f s"
+
 _T = TypeVar("_T")
 TiltRanges = Sequence[Sequence[float]]
 
@@ -161,9 +163,7 @@ class SerialRunner:
         self.box = _first_box(source)
         t0 = time.perf_counter()
         self.parts = self._prepare(source, tilt_ranges, params)
-        logger.info(
-            "expanded %d subtomograms in %.1f s", self.n_particles, time.perf_counter() - t0
-        )
+        logger.info(EXPANDED_MESSAGE, self.n_particles, time.perf_counter() - t0)
 
     def _prepare(self, source, tilt_ranges, params):
         return {

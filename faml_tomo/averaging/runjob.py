@@ -55,7 +55,8 @@ class _Progress:
             return
         write_iteration(self.out, result_from_state(state, self.params, self.box), self.voxel)
         self.say(
-            f"iteration {state.iteration}/{self.params.max_iter}: log-likelihood "
+            f"{self.params.mode.upper()} iteration {state.iteration}/{self.params.max_iter}: "
+            f"log-likelihood "
             f"{state.log_likelihood[-1]:.6g}, mean score {state.mean_score[-1]:.4f}, "
             f"class changes {state.class_changes[-1]}, average change "
             f"{state.average_change[-1]:.4f}, sizes "
@@ -81,6 +82,7 @@ def run(
     progress: Callable[[str], None] | None = None,
     comm: Any = None,
     restart: bool = False,
+    summarize: bool = True,
 ) -> ClassificationResult | None:
     """Run a classification job into the folder ``out``.
 
@@ -96,6 +98,9 @@ def run(
         Spread the subtomograms over MPI ranks; only rank 0 writes.
     restart : bool
         Ignore a checkpoint in ``out`` (and remove its per-iteration files).
+    summarize : bool
+        Finish with the run's summary lines (a protocol running one
+        iteration per step says them once, at the end).
 
     Returns
     -------
@@ -148,8 +153,9 @@ def run(
         res = classify(VolumeFiles(paths), tilt, params, **kw)
         write_final(out, res, paths, info.voxel_size, dest=stage, source=source)
         _write_job(stage / "job.json", job, out, info, params, paths, comm, res, t0)
-    for line in summary(job, res, out, info.box, info.voxel_size, time.perf_counter() - t0):
-        say(line)
+    if summarize:
+        for line in summary(job, res, out, info.box, info.voxel_size, time.perf_counter() - t0):
+            say(line)
     return res
 
 

@@ -42,6 +42,8 @@ from .star import StarError, read_star_blocks
 
 logger = logging.getLogger(__name__)
 
+READ_MESSAGE = "%s: %d %s subtomograms%s"  # the file, count, flavour, voxel size
+
 __all__ = [
     "ParticleStar",
     "Acquisition",
@@ -292,7 +294,7 @@ def read_particle_star(path: PathLike) -> ParticleStar:
     tilt = _tilt_columns(table, path)
     paths = resolve_names(names, path)
     logger.info(
-        "%s: %d %s subtomograms%s",
+        READ_MESSAGE,
         path,
         len(paths),
         flavour,

@@ -25,6 +25,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from ..errors import CheckpointMismatch, InputError
 from . import classify_form, classify_outputs, formjob
 from .classify_checks import mask_value_problems, volume_problems
 from .classify_form import FORM_CHOICES, FORM_FIELDS, MODES
+from .classify_log import quiet_repeats
 from .classify_form import INITS, form_default  # noqa: F401  (importable from here as before)
 from .classify_summary import methods_text, summary_lines
 from .convert import _volume_path, relion_columns, relion_optics
@@ -227,14 +229,36 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             if n_mpi > 1:
                 self._runMpi(job, n_mpi)
             else:
-                from ..averaging.job import run
-
-                run(job, self._runDir(), progress=lambda line: print(line, flush=True))
+                self._runInProcess(job, iteration)
         except CheckpointMismatch as exc:
             raise InputError(
                 f"{exc}. The input or the parameters changed since the "
                 f"last run: use Restart instead of Continue"
             ) from exc
+
+    def _runInProcess(self, job, iteration):
+        """Run the job up to ``iteration``, telling the log what is new: the
+        iteration (of the form's total), and the run's summary once, after
+        the last iteration or when converged; what every step repeats
+        (reading the particles, expanding them, resuming the previous step's
+        checkpoint) only in the first step."""
+        from ..averaging.job import run
+        from ..averaging.runjob import summary
+
+        total = int(self.numberOfIterations.get())
+        step = f"iteration {iteration}/{iteration}:"
+
+        def say(line):
+            print(line.replace(step, f"iteration {iteration}/{total}:", 1), flush=True)
+
+        t0 = time.perf_counter()
+        with quiet_repeats(iteration > 1):
+            res = run(job, self._runDir(), progress=say, summarize=False)
+        if res is not None and (res.converged or iteration >= total):
+            box, voxel = res.averages.shape[-1], float(job.voxel_size or 1.0)
+            seconds = max(self.getElapsedTime().total_seconds(), time.perf_counter() - t0)
+            for line in summary(job, res, self._runDir(), box, voxel, seconds):
+                say(line)
 
     def _runMpi(self, job, n_mpi):
         """``faml-tomo run`` of the job under ``n_mpi`` MPI ranks."""

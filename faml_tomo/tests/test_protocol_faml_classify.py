@@ -182,6 +182,22 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertIn("FSC 0.143", labels)
         self.assertIn("gold-standard", fig.axes[0].get_title())
 
+    def test_log_says_each_iteration_once_and_the_summary_at_the_end(self):
+        """One protocol step per iteration: the log has one line per iteration
+        (of the form's 8), the lines every step repeated (resuming the previous
+        step's checkpoint, expanding the subtomograms) only once, and the run's
+        summary once, at the end."""
+        stdout = self.run8.getLogPaths()[0]
+        with open(stdout) as fh:
+            log = fh.read()
+        n = self.run8._history()["iterations"]
+        for it in range(1, n + 1):
+            self.assertEqual(log.count(f"FAML iteration {it}/8:"), 1, it)
+        self.assertNotIn("resuming from", log)
+        self.assertLessEqual(log.count("expanded "), 2)  # the consensus and the first step
+        self.assertEqual(log.count("FAML: 32 subtomograms"), 1)
+        self.assertNotIn("iteration 1/1:", log)  # of the form's total, not the step's
+
     def test_continue_after_stop_equals_uninterrupted(self):
         """Stopped after 2 iterations, continued to 8: same result as 8 in one go.
         (The uninterrupted run has 8 iterations: with 4, on a 2-core AMD EPYC one

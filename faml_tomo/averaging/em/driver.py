@@ -38,6 +38,10 @@ from .symframe import _active, _frame_switch, _symmetrized, _to_symmetry_frame
 
 logger = logging.getLogger(__name__)
 
+# logged when a run continues from its checkpoint (a protocol step per
+# iteration does so every step and may leave it out)
+RESUME_MESSAGE = "resuming from %s after iteration %d"
+
 
 def _as_tilt_ranges(tilt_range, n_particles):
     arr = np.asarray(tilt_range, dtype=float)
@@ -190,7 +194,7 @@ def _resume(ckpt, fingerprint, comm, callback):
     if comm is not None:
         state = comm.bcast(state, root=0)
     if state is not None:
-        logger.info("resuming from %s after iteration %d", ckpt, state.iteration)
+        logger.info(RESUME_MESSAGE, ckpt, state.iteration)
         if callback is not None:
             # a kill may have fallen between the checkpoint and the callback
             callback(state)
@@ -205,7 +209,7 @@ def _average_change(spectra, old, geom, radius):
     return float(np.max(diff / np.maximum(np.linalg.norm(spectra[:, inb], axis=1), 1e-300)))
 
 
-def _iterate(runner, state, params, references, geom, mask, focus_mask):
+def _iterate(runner, state, params, references, geom, mask, focus_mask, log_level=logging.INFO):
     """One EM iteration (re-seeding, E-step, M-step, marching, convergence):
     the next state."""
     n_part = runner.n_particles
@@ -269,7 +273,8 @@ def _iterate(runner, state, params, references, geom, mask, focus_mask):
     )
     if state.converged and _starved(state, params, n_part, references):
         state.converged = False  # a class to re-seed first
-    logger.info(
+    logger.log(
+        log_level,  # DEBUG when a progress callback reports the iteration instead
         "%s iteration %d: log-likelihood %.6g, mean score %.4f, "
         "%d class changes, average change %.4f, sigma %.4g, band %d shells "
         "(FSC %d, next %d), %.1f s",
@@ -327,7 +332,8 @@ def _classify(
             consensus = _run_consensus(runner, params, checkpoint_dir, comm, mask)
         state = _initial_state(runner, params, references, geom, consensus)
     while not state.converged and state.iteration < params.max_iter:
-        state = _iterate(runner, state, params, references, geom, mask, focus_mask)
+        level = logging.INFO if callback is None else logging.DEBUG
+        state = _iterate(runner, state, params, references, geom, mask, focus_mask, level)
         if ckpt is not None and is_root:
             _save_checkpoint(ckpt, state, fingerprint)
         if callback is not None:
