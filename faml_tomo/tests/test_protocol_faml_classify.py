@@ -282,6 +282,28 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertGreaterEqual(np.mean(names[truth] == np.asarray(NAMES)[pred]), 0.95)
 
     # --------------------------------------------------------------- viewer
+    def test_viewer_3d_view_opens_chimerax_or_says_why_not(self):
+        from unittest import mock
+
+        from faml_tomo.viewers import viewer_faml
+
+        viewer = viewer_faml.FAMLClassifyViewer(project=self.proj, protocol=self.run8)
+        files = viewer_faml.averages_for_3d(self.run8)
+        self.assertEqual(len(files), 2)
+        self.assertTrue(all(os.path.exists(f) for f in files))
+        fake = os.path.join(self.proj.getPath(), "ChimeraX")
+        with mock.patch.object(viewer_faml, "chimerax_program", return_value=fake):
+            (view,) = viewer._show3D()
+        self.assertTrue(all(f in view._cmd for f in files), view._cmd)
+        with (
+            mock.patch.object(viewer_faml, "chimerax_program", return_value=None),
+            mock.patch("pyworkflow.gui.dialog.showError") as error,
+            mock.patch.object(viewer, "getTkRoot", return_value=None),
+        ):
+            self.assertEqual(viewer._show3D(), [])
+        self.assertIn("ChimeraX was not found", error.call_args[0][1])
+        self.assertNotIn("show3D", viewer.exportViews())  # exports draw figures only
+
     def test_viewer_figures(self):
         import matplotlib
 

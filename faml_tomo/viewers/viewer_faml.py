@@ -10,6 +10,7 @@ read a run folder (the CLI's ``--out``, the protocol's ``extra/run``) through
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -342,6 +343,13 @@ if EmProtocolViewer is not None:
                 _params.LabelParam,
                 label="Half-set FSC (gold-standard per class, or even/odd)",
             )
+            form.addParam(
+                "show3D",
+                _params.LabelParam,
+                label="Class averages in 3D (ChimeraX)",
+                help="Opens the final class averages in ChimeraX, through Scipion's "
+                "ChimeraX plugin (scipion-em-chimera) where it is installed.",
+            )
 
         def _getVisualizeDict(self) -> dict[str, Callable[..., list[EmPlotter]]]:
             return {
@@ -349,6 +357,7 @@ if EmProtocolViewer is not None:
                 "showHistory": self._showHistory,
                 "showPosteriors": self._showPosteriors,
                 "showFsc": self._showFsc,
+                "show3D": self._show3D,
             }
 
         def exportViews(self) -> dict[str, list[EmPlotter]]:
@@ -356,6 +365,8 @@ if EmProtocolViewer is not None:
             the same ones); a view that cannot be drawn is logged and left out."""
             views = {}
             for key, show in self._getVisualizeDict().items():
+                if key == "show3D":  # an interactive program, not a figure
+                    continue
                 try:
                     views[key] = show(key)
                 except Exception as exc:  # one broken plot must not lose the others
@@ -397,3 +408,49 @@ if EmProtocolViewer is not None:
                 lambda f: posterior_figure(self._run(), self._iteration(), fig=f),
                 "FAML class posteriors",
             )
+
+        def _show3D(self, _param: object = None) -> list:
+            """ChimeraX on the final class averages; a message when there are
+            none yet or ChimeraX is not installed."""
+            files = averages_for_3d(self.protocol)
+            program = chimerax_program()
+            problem = (
+                "no class averages yet: the run has not finished"
+                if not files
+                else "ChimeraX was not found: install Scipion's ChimeraX plugin "
+                "(scipion-em-chimera), or open the averages in any volume viewer "
+                "(right-click on the protocol's averages output)"
+                if program is None
+                else None
+            )
+            if problem is not None:
+                from pyworkflow.gui.dialog import showError
+
+                showError("Class averages in 3D", problem, self.getTkRoot())
+                return []
+            from pwem.viewers.viewer_chimera import ChimeraView
+
+            return [ChimeraView(files)]
+
+
+def averages_for_3d(protocol: object) -> list[str]:
+    """The files of a FAML run's final class averages (its averages output)."""
+    from ..protocols.protocol_faml_classify import OUT_AVERAGES
+
+    averages = getattr(protocol, OUT_AVERAGES, None)
+    if averages is None:
+        return []
+    return [a.getFileName() for a in averages.iterItems(orderBy="id")]
+
+
+def chimerax_program() -> str | None:
+    """The ChimeraX executable Scipion would start, or None when it is not
+    installed."""
+    try:
+        from pwem.viewers.viewer_chimera import Chimera
+
+        program = Chimera.getProgram()
+    except Exception as exc:  # no pwem, no ChimeraX configuration
+        logger.debug("no ChimeraX: %s", exc)
+        return None
+    return program if program and os.path.isfile(program) else None
