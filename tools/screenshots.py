@@ -81,6 +81,7 @@ class Shooter:
         self.out.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.files = []
+        self.sizes = {}  # screenshot -> (width, height) of the window
 
     def settle(self, seconds=0.6, *windows):
         end = time.time() + seconds
@@ -102,6 +103,7 @@ class Shooter:
             check=True,
         )
         self.files.append(path)
+        self.sizes[path] = (w, h)
         print(f"screenshot {path} ({w}x{h})", flush=True)
         return path
 
@@ -302,9 +304,10 @@ def copy_to_docs(shots, docs):
 TEMPLATE_IDS = ("faml_tomo-faml_tomo_misalignment", "faml_tomo-faml_tomo_classify")
 
 
-def shoot_templates(out):
+def shoot_templates(out, sizes):
     """The window ``scipion3 template <id>`` opens for each of faml_tomo's
-    templates (fields to fill before the project is created)."""
+    templates (fields to fill before the project is created); their window
+    sizes are added to ``sizes``."""
     from pyworkflow.template import TemplateList
     from scipion.scripts.kickoff import KickoffWindow
 
@@ -343,6 +346,7 @@ def shoot_templates(out):
         except Exception:  # already gone
             pass
         files += shooter.files
+        sizes.update(shooter.sizes)
     return files
 
 
@@ -354,7 +358,12 @@ def main(argv=None):
     p.add_argument("--project", default="faml_tomo_demo", help="project folder name")
     p.add_argument("--out", help="screenshots folder (<demo>/screenshots)")
     p.add_argument("--display", help="use this X display instead of starting Xvfb")
-    p.add_argument("--size", default="1280x860", help="project window size (1280x860)")
+    p.add_argument("--size", default="1280x800", help="project window size (1280x800)")
+    p.add_argument(
+        "--screen",
+        default="1280x800",
+        help="every window must fit this screen (1280x800); larger ones are listed and fail",
+    )
     p.add_argument(
         "--docs", help="also copy the README's screenshots into this folder (e.g. docs/images)"
     )
@@ -383,15 +392,24 @@ def main(argv=None):
         xvfb, os.environ["DISPLAY"] = start_xvfb(f"{w + 200}x{h + 200}")
     try:
         shooter = drive(str(project), out, args.size)
-        shooter.files += shoot_templates(out)
+        shooter.files += shoot_templates(out, shooter.sizes)
     finally:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait(10)
     print(f"{len(shooter.files)} screenshots in {out}")
+    too_big = oversized(shooter.sizes, args.screen)
+    for path, (w, h) in too_big.items():
+        print(f"{path.name}: {w}x{h} does not fit a {args.screen} screen", file=sys.stderr)
     if docs and not shooter.failed:
         copy_to_docs(out, docs)
-    return 1 if shooter.failed or not shooter.files else 0
+    return 1 if shooter.failed or not shooter.files or too_big else 0
+
+
+def oversized(sizes, screen):
+    """The windows (screenshot -> size) larger than ``screen`` ("WxH")."""
+    sw, sh = (int(v) for v in screen.split("x"))
+    return {p: (w, h) for p, (w, h) in sizes.items() if w > sw or h > sh}
 
 
 if __name__ == "__main__":
