@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 from pyworkflow.protocol import params
-from tomo.objects import SetOfCoordinates3D, SetOfTomograms, SetOfTomoMasks, Tomogram
+from tomo.objects import SetOfCoordinates3D, SetOfTomograms, SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
 from ..constants import CITE_MISALIGNMENT
 from . import formjob
+from .fiducial_outputs import append_coordinates, append_erased, tomogram_key, tomogram_path
+from .streaming import ItemStreaming
 
 if TYPE_CHECKING:
     from ..fiducials.params import PeakHighContrastParams
@@ -54,21 +56,7 @@ def form_default(name: str) -> object:
     return formjob.form_default(job_defaults(), FORM_FIELDS, FORM_CHOICES, name)
 
 
-def tomogram_key(tomo: Tomogram) -> str:
-    """A file-name-safe key of a tomogram: its tsId, else its object id."""
-    key = tomo.getTsId() if hasattr(tomo, "getTsId") and tomo.getTsId() else None
-    from ..io.naming import safe_name
-
-    return safe_name(key or f"tomo_{tomo.getObjId()}")
-
-
-def tomogram_path(tomo: Tomogram) -> str:
-    """The data file of a tomogram, without Scipion's ``:mrc`` suffix."""
-    path = tomo.getFileName()
-    return path.split(":")[0] if ":" in path and not os.path.exists(path) else path
-
-
-class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
+class ProtPeakHighContrast(ItemStreaming, EMProtocol, ProtTomoBase):
     """Locate gold fiducials (beads) in tomograms.
 
     Each tomogram is searched slice by slice: a moving average along Z, a
@@ -263,9 +251,17 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
 
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
-        for tomo in self.inputTomograms.get().iterItems():
-            self._insertFunctionStep(self.pickStep, tomo.getObjId())
-        self._insertFunctionStep(self.createOutputStep)
+        # One pickStep per tomogram, then createOutputStep; an open input set
+        # (streaming) gets its steps as its tomograms arrive (see .streaming).
+        self._insertStreamingSteps("createOutputStep")
+
+    def _streamInput(self):
+        return self.inputTomograms.get()
+
+    def _insertItemStep(self, objId):
+        # no prerequisite: by default a step waits for the last one inserted,
+        # which is the waiting createOutputStep for a tomogram that arrives late
+        return self._insertFunctionStep(self.pickStep, objId, prerequisites=[])
 
     # --------------------------- STEPS functions -----------------------------
     def _job(self):
@@ -285,10 +281,15 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         return self._job().params()
 
     def pickStep(self, tomoId: int) -> None:
+        """Search one tomogram (by its id in the input set); its record (and
+        erased tomogram and mask) go to ``extra/``, published by the checks."""
         from ..fiducials import peak_high_contrast_file
         from ..fiducials.results import TomogramFiducials, write_tomogram
 
-        tomo = self.inputTomograms.get()[tomoId]
+        ledger = self._streamLedger()
+        if ledger.is_done(tomoId):  # a Continue never searches a tomogram twice
+            return
+        tomo = getattr(self, "_streamItems", {}).get(tomoId) or self.inputTomograms.get()[tomoId]
         key = tomogram_key(tomo)
         path = tomogram_path(tomo)
         res = peak_high_contrast_file(
@@ -310,68 +311,75 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
         )
         for w in res.warnings:
             self.warning(f"{key}: {w}")
+        ledger.mark_done(tomoId)
 
     def createOutputStep(self) -> None:
-        import tomo.constants as const
-        from tomo.objects import Coordinate3D
+        """Publish the tomograms not yet in the outputs and close them."""
+        self._publishRemaining()
 
-        from ..fiducials.results import read_tomogram, write_coordinates_star
+    def _publishItems(self, tomos, state):
+        """Append the coordinates (and erased tomograms and masks) of the
+        searched ``tomos`` to the outputs, created the first time, stored with
+        stream state ``state``."""
+        from ..fiducials.results import read_all, read_tomogram, write_coordinates_star
 
-        tomos = self.inputTomograms.get()
-        # a pointer (protocol + output name), not the set: object ids differ
-        # between run databases when the workflow is scheduled
-        coords = self._createSetOfCoordinates3D(self.inputTomograms)
-        coords.setSamplingRate(tomos.getSamplingRate())
-        coords.setBoxSize(int(self.boxSize.get()))
-        records = []
-        for tomo in tomos.iterItems():
-            rec = read_tomogram(self._getExtraPath(), tomogram_key(tomo))
-            for (x, y, z), score in zip(rec.coordinates, rec.scores):
-                coord = Coordinate3D()
-                coord.setVolume(tomo.clone())
-                coord.setPosition(x, y, z, const.BOTTOM_LEFT_CORNER)
-                coord.setScore(float(score))
-                coords.append(coord)
-            records.append(rec)
-        if records:
+        outputs = [OUTPUT_NAME] + ([OUTPUT_ERASED, OUTPUT_MASKS] if self.eraseBeads else [])
+        sets = {name: self._outputSet(name) for name in outputs}
+        extra = self._getExtraPath()
+        for tomo in tomos:
+            append_coordinates(sets[OUTPUT_NAME], tomo, read_tomogram(extra, tomogram_key(tomo)))
+            if self.eraseBeads:
+                append_erased(sets[OUTPUT_ERASED], sets[OUTPUT_MASKS], tomo, extra)
+        for name, out in sets.items():
+            first = not hasattr(self, name)
+            self._updateOutputSet(name, out, state)
+            if first:
+                self._defineSourceRelation(self.inputTomograms, out)
+        records = read_all(extra, self._publishedKeys() + [tomogram_key(t) for t in tomos])
+        if records:  # every published tomogram's fiducials in one table
             write_coordinates_star(self._getExtraPath("coordinates.star"), records)
-        self._defineOutputs(**{OUTPUT_NAME: coords})
-        self._defineSourceRelation(self.inputTomograms, coords)
-        if self.eraseBeads:
-            self._erasedOutputs(tomos)
 
-    def _erasedOutputs(self, tomos):
-        """The tomograms with their beads erased and the bead masks."""
-        from tomo.objects import TomoMask
+    def _outputSet(self, name):
+        """Output ``name``, opened for appending, or created."""
+        out = getattr(self, name, None)
+        if out is not None:
+            out.enableAppend()
+            return out
+        tomos = self.inputTomograms.get()
+        if name == OUTPUT_NAME:
+            # a pointer (protocol + output name), not the set: object ids
+            # differ between run databases when the workflow is scheduled
+            out = self._createSetOfCoordinates3D(self.inputTomograms)
+            out.setSamplingRate(tomos.getSamplingRate())
+            out.setBoxSize(int(self.boxSize.get()))
+            return out
+        if name == OUTPUT_ERASED:
+            out = SetOfTomograms.create(self._getPath(), suffix="erased")
+        else:
+            out = SetOfTomoMasks.create(self._getPath(), suffix="beadmasks")
+        out.copyInfo(tomos)
+        return out
 
-        erased = SetOfTomograms.create(self._getPath(), suffix="erased")
-        masks = SetOfTomoMasks.create(self._getPath(), suffix="beadmasks")
-        for out in (erased, masks):
-            out.copyInfo(tomos)
-        for tomo in tomos.iterItems():
-            key = tomogram_key(tomo)
-            t = tomo.clone()
-            t.setLocation(self._getExtraPath(f"{key}_erased.mrc"))
-            erased.append(t)
-            mask = TomoMask()
-            mask.copyInfo(tomo)
-            mask.setLocation(self._getExtraPath(f"{key}_beads.mrc"))
-            mask.setVolName(tomogram_path(tomo))
-            masks.append(mask)
-        self._defineOutputs(**{OUTPUT_ERASED: erased, OUTPUT_MASKS: masks})
-        self._defineSourceRelation(self.inputTomograms, erased)
-        self._defineSourceRelation(self.inputTomograms, masks)
+    def _publishedKeys(self):
+        """The keys of the tomograms in the outputs, in output order."""
+        ids = self._streamLedger().published()
+        tomos = self.inputTomograms.get()
+        if not ids or tomos is None:
+            return []
+        byId = {t.getObjId(): tomogram_key(t) for t in tomos.iterItems()}
+        return [byId[i] for i in ids if i in byId]
 
     # --------------------------- INFO functions ------------------------------
     def _records(self):
-        """The fiducial records of the input tomograms, once the output exists
-        (None before: a running search would look finished with partial totals)."""
+        """The fiducial records of the tomograms in the output, once it exists
+        (None before); while it is open (streaming) the summary says so."""
         from ..fiducials.results import read_all
 
         tomos = self.inputTomograms.get()
         if tomos is None or getattr(self, OUTPUT_NAME, None) is None:
             return None
-        names = [tomogram_key(t) for t in tomos.iterItems()]
+        # the published tomograms; runs older than streaming kept no list
+        names = self._publishedKeys() or [tomogram_key(t) for t in tomos.iterItems()]
         return read_all(self._getExtraPath(), names) or None
 
     def _summary(self):
@@ -396,6 +404,8 @@ class ProtPeakHighContrast(EMProtocol, ProtTomoBase):
             elif len(r) == 0:
                 line += " (none found)"
             lines.append(line)
+        if getattr(self, OUTPUT_NAME).isStreamOpen():
+            lines.append("Streaming: more tomograms are searched as they arrive.")
         smeared = [r.name for r in records if r.smeared]
         if smeared:
             lines.append(
