@@ -2,16 +2,17 @@
 (de Isidro-Gómez et al. 2024, §2.1-2.2).
 
 Glue only: the compute is :mod:`faml_tomo.misalignment` (boxes, networks,
-decision).  TensorFlow is imported inside the step.
+decision).  TensorFlow is imported inside the steps.
+
+Streaming: tomograms are scored as their coordinates arrive
+(:mod:`.misalignment_streaming`).
 """
 
 import logging
 import os
 
-import numpy as np
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
-from pyworkflow.object import Boolean, Float, Integer, String
 from pyworkflow.protocol import params
 
 from ..constants import CITE_MISALIGNMENT, DEFAULT_MODELS_DIR, MODELS_DIR_VAR
@@ -19,17 +20,11 @@ from ..errors import InputError
 from ..misalignment.decision import ALIGNED, CRITERIA, STRONG, UNCLASSIFIED, WEAK
 from ..misalignment.results import RESULTS_JSON  # noqa: F401  (kept importable here)
 from . import formjob
+from .misalignment_outputs import OUT_SETS, OUT_SUBTOMOS, OUT_UNCLASSIFIED, add_result
+from .misalignment_streaming import MisalignmentStreaming
 
 logger = logging.getLogger(__name__)
 
-OUT_SUBTOMOS = "outputSubtomograms"
-OUT_SETS = {
-    ALIGNED: "outputAlignedTomograms",
-    WEAK: "outputWeakMisalignedTomograms",
-    STRONG: "outputStrongMisalignedTomograms",
-}
-# tomograms without enough usable beads: kept in their own set, with the reason
-OUT_UNCLASSIFIED = "outputUnclassifiedTomograms"
 # form parameter -> MisalignmentJob field: the job of a form, and the form's defaults
 FORM_FIELDS = {
     "beadSizeNm": "bead_size_nm",
@@ -59,7 +54,7 @@ def _box_name(ts, i):
     return box_name(ts, i)
 
 
-class ProtDetectMisalignment(EMProtocol):
+class ProtDetectMisalignment(MisalignmentStreaming, EMProtocol):
     """Detect misaligned tomograms from their gold fiducials.
 
     A 32^3 box around every fiducial (resampled so the bead spans 16 voxels)
@@ -67,7 +62,8 @@ class ProtDetectMisalignment(EMProtocol):
     *strong* network separates strongly misaligned tomograms from the rest,
     the *weak* network aligned from weakly misaligned ones.  Each tomogram
     is classified from the mean (or the votes) of its bead scores.
-    Tomograms without coordinates are reported as unclassified.
+    Tomograms without coordinates are reported as unclassified.  Tomograms
+    are scored as their coordinates arrive (streaming).
     """
 
     _label = "detect misalignment"
@@ -209,15 +205,18 @@ class ProtDetectMisalignment(EMProtocol):
 
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.scoreStep)
-        self._insertFunctionStep(self.createOutputStep)
+        # One scoreStep per tomogram, then createOutputStep; with an open
+        # coordinate set, tomograms get their steps as they become ready.
+        self._insertStreamingSteps("createOutputStep")
+
+    def _otherTomograms(self):
+        return bool(self.useOtherTomograms) and self.inputTomograms.get() is not None
 
     # --------------------------- helpers -------------------------------------
     def _getTomograms(self):
-        coords = self.inputCoordinates.get()
-        if self.useOtherTomograms and self.inputTomograms.get() is not None:
+        if self._otherTomograms():
             return self.inputTomograms.get()
-        return coords.getPrecedents()
+        return self.inputCoordinates.get().getPrecedents()
 
     @staticmethod
     def _modelsDir():
@@ -255,76 +254,61 @@ class ProtDetectMisalignment(EMProtocol):
         ts = tomo.getTsId() if hasattr(tomo, "getTsId") else None
         return ts or os.path.splitext(os.path.basename(tomo.getFileName()))[0]
 
-    def _coordinatesByTomogram(self, tomos):
-        """``{tsId: (n, 3) voxel coordinates in the target tomogram}`` and
-        the coordinate objects in the same order."""
-        cset = self.inputCoordinates.get()
-        from tomo.constants import BOTTOM_LEFT_CORNER
+    def _scorer(self, job):
+        """The networks, loaded once per run process."""
+        if getattr(self, "_scorerCache", None) is None:
+            from ..misalignment.predict import MisalignmentScorer
 
-        prec = {self._tsId(t): t for t in cset.getPrecedents().iterItems()}
-        c_sr = cset.getSamplingRate() or next(iter(prec.values())).getSamplingRate()
-        out, objs = {}, {}
-        targets = {self._tsId(t): t for t in tomos.iterItems()}
-        for coord in cset.iterCoordinates():
-            ts = coord.getTomoId() or self._tsId(coord.getVolume())
-            if ts not in targets:
-                continue
-            p = np.array(coord.getPosition(BOTTOM_LEFT_CORNER), float)
-            src = prec.get(ts)
-            tgt = targets[ts]
-            if src is not None and tgt is not src:
-                f = c_sr / tgt.getSamplingRate()
-                dim_s = np.array(src.getDimensions(), float)
-                dim_t = np.array(tgt.getDimensions(), float)
-                p = (p - dim_s / 2) * f + dim_t / 2
-            out.setdefault(ts, []).append(p)
-            objs.setdefault(ts, []).append(coord.clone())
-        return {k: np.array(v) for k, v in out.items()}, objs
+            self._scorerCache = MisalignmentScorer(
+                job.models, gpu=job.gpu, batch_size=job.batch_size
+            )
+        return self._scorerCache
+
+    def _tomogram(self, tomoId):
+        return getattr(self, "_streamItems", {}).get(tomoId) or self._getTomograms()[tomoId]
 
     # --------------------------- STEPS functions -----------------------------
-    def scoreStep(self) -> None:
+    def scoreStep(self, tomoId: int) -> None:
+        """Score the beads of one tomogram (by its id in the scored set): its
+        boxes and its record in the result files; published by the checks."""
         from ..io.mrc import open_mrc
         from ..misalignment.detect import score_tomogram
-        from ..misalignment.predict import MisalignmentScorer
-        from ..misalignment.results import write_boxes, write_results
+        from ..misalignment.results import write_boxes
 
-        tomos = self._getTomograms()
-        coords, _ = self._coordinatesByTomogram(tomos)
+        ledger = self._streamLedger()
+        if ledger.is_done(tomoId):  # a Continue never scores a tomogram twice
+            return
+        tomo = self._tomogram(tomoId)
+        ts = self._tsId(tomo)
+        xyz, _ = self._coordinatesOf(tomo)
         job = self._job()
-        scorer = MisalignmentScorer(job.models, gpu=job.gpu, batch_size=job.batch_size)
-        bead_A = 10.0 * job.bead_size_nm
-        results = []
-        box_dir = self._getExtraPath("boxes")
-        for tomo in tomos.iterItems():
-            ts = self._tsId(tomo)
-            xyz = coords.get(ts, np.zeros((0, 3)))
-            with open_mrc(tomo.getFileName()) as (data, _vs):
-                res = score_tomogram(
-                    ts,
-                    data,
-                    xyz,
-                    tomo.getSamplingRate(),
-                    bead_A,
-                    scorer,
-                    job.criterion,
-                    job.strong_threshold,
-                    job.weak_threshold,
-                    keep_boxes=True,
-                    min_beads=job.min_beads,
-                    max_outside=job.max_outside,
-                )
-            write_boxes(box_dir, res)
-            res.boxes = None  # written: do not hold every tomogram's boxes in memory
-            for w in res.warnings:
-                logger.warning("%s: %s", ts, w)
-            d = res.decision
-            results.append(res)
-            print(
-                f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
-                f"{d.weak_score:.3f}, {d.n_beads} beads) {d.message}",
-                flush=True,
+        with open_mrc(tomo.getFileName()) as (data, _vs):
+            res = score_tomogram(
+                ts,
+                data,
+                xyz,
+                tomo.getSamplingRate(),
+                10.0 * job.bead_size_nm,
+                self._scorer(job),
+                job.criterion,
+                job.strong_threshold,
+                job.weak_threshold,
+                keep_boxes=True,
+                min_beads=job.min_beads,
+                max_outside=job.max_outside,
             )
-        write_results(self._getExtraPath(), results)
+        write_boxes(self._getExtraPath("boxes"), res)
+        res.boxes = None  # written: do not hold the boxes in memory
+        for w in res.warnings:
+            logger.warning("%s: %s", ts, w)
+        d = res.decision
+        print(
+            f"{ts}: {d.label} (strong {d.strong_score:.3f}, weak "
+            f"{d.weak_score:.3f}, {d.n_beads} beads) {d.message}",
+            flush=True,
+        )
+        add_result(self._getExtraPath(), res)
+        ledger.mark_done(tomoId)
 
     def _results(self):
         from ..misalignment.results import read_results
@@ -332,62 +316,8 @@ class ProtDetectMisalignment(EMProtocol):
         return read_results(self._getExtraPath())
 
     def createOutputStep(self) -> None:
-        from tomo.objects import SetOfSubTomograms, SetOfTomograms, SubTomogram
-
-        results = self._results()
-        tomos = self._getTomograms()
-        _, objs = self._coordinatesByTomogram(tomos)
-        bead_sampling = 10.0 * self.beadSizeNm.get() / 16.0
-        subs = SetOfSubTomograms.create(self._getPath(), suffix="beads")
-        subs.copyInfo(tomos)
-        subs.setSamplingRate(bead_sampling)
-        sets = {}
-        for tomo in tomos.iterItems():
-            ts = self._tsId(tomo)
-            r = results[ts]
-            for i, coord in enumerate(objs.get(ts, [])):
-                sub = SubTomogram()
-                sub.setLocation(os.path.join(self._getExtraPath("boxes"), _box_name(ts, i)))
-                sub.setSamplingRate(bead_sampling)
-                sub.setCoordinate3D(coord)
-                sub.setVolName(ts)
-                sub.setVolId(tomo.getObjId())
-                if tomo.getAcquisition() is not None:
-                    sub.setAcquisition(tomo.getAcquisition())
-                sub._strongScore = Float(r["strong"][i])
-                sub._weakScore = Float(r["weak"][i])
-                sub._outsideFraction = Float(r["outside"][i])
-                if "used" in r:
-                    sub._used = Boolean(bool(r["used"][i]))
-                    sub._beadVerdict = String(r["verdict"][i] or "-")
-                    sub._disagrees = Boolean(bool(r["disagree"][i]))
-                sub._tomoMisalignment = String(r["label"])
-                subs.append(sub)
-            if r["label"] not in sets:
-                s = SetOfTomograms.create(self._getPath(), suffix=r["label"])
-                s.copyInfo(tomos)
-                sets[r["label"]] = s
-            t = tomo.clone()
-            t._strongScore = Float(r["strong_score"])
-            t._weakScore = Float(r["weak_score"])
-            t._numberOfBeads = Integer(r["n_beads"])
-            t._misalignment = String(r["label"])
-            t._misalignmentMessage = String(r.get("message") or "-")
-            t._strongSpread = Float(r.get("strong_spread", float("nan")))
-            t._beadsDisagreeing = Integer(r.get("n_disagree", 0))
-            t._beadsExcluded = Integer(r.get("n_excluded", 0))
-            sets[r["label"]].append(t)
-        src = (
-            self.inputTomograms
-            if (self.useOtherTomograms and self.inputTomograms.get() is not None)
-            else self.inputCoordinates
-        )
-        if subs.getSize():
-            self._defineOutputs(**{OUT_SUBTOMOS: subs})
-            self._defineSourceRelation(self.inputCoordinates, subs)
-        for label, s in sets.items():
-            self._defineOutputs(**{OUT_SETS.get(label, OUT_UNCLASSIFIED): s})
-            self._defineSourceRelation(src, s)
+        """Publish the tomograms not yet in the outputs and close them."""
+        self._publishRemaining()
 
     # --------------------------- INFO functions ------------------------------
     def _validate(self):
@@ -467,7 +397,14 @@ class ProtDetectMisalignment(EMProtocol):
                 out.append(f"unclassified: {ts}: {r['message']} ({OUT_UNCLASSIFIED})")
         warns = sorted({w for r in results.values() for w in r.get("warnings", [])})
         out.extend(f"Warning: {w}" for w in warns)
+        if self._streaming():
+            out.append("Streaming: more tomograms are scored as their coordinates arrive.")
         return out
+
+    def _streaming(self):
+        """Whether outputs are still open (tomograms may still come)."""
+        outputs = [getattr(self, n, None) for n in self._possibleOutputs]
+        return any(o is not None and o.isStreamOpen() for o in outputs)
 
     def _methods(self):
         results = self._results()

@@ -57,9 +57,9 @@ def load_items(input_set: Set, known: Iterable[int] = ()) -> tuple[list, bool]:
     return new, closed
 
 
-def _mtime(input_set: Set) -> float:
+def _mtime_of(path: str) -> float:
     try:
-        return os.path.getmtime(input_set.getFileName())
+        return os.path.getmtime(path)
     except OSError:
         return -1.0
 
@@ -120,24 +120,43 @@ class ItemStreaming:
       of input items) to the output sets, creating them the first time, and
       store them with stream state ``state`` (``Set.STREAM_OPEN`` or
       ``Set.STREAM_CLOSED``; with no items it still creates or closes them).
+
+    A protocol whose items are ready only once another set holds their data
+    (the misalignment protocol: a tomogram once its coordinates are in the
+    coordinate set) also overrides :meth:`_loadStreamItems` (which items are
+    ready, and whether no more will come) and :meth:`_streamFiles` (the files
+    whose change means new items may be ready).
     """
 
     _streamItems: dict
     _streamClosed: bool
     _streamFinished: bool
-    _streamMtime: float
+    _streamMtime: tuple
     _finalStep: int
 
     def _streamLedger(self) -> StreamLedger:
         return StreamLedger(self._getExtraPath("streaming"))
+
+    def _streamFiles(self) -> list[str]:
+        """The files whose change may bring new items (default: the input set's)."""
+        return [self._streamInput().getFileName()]
+
+    def _loadStreamItems(self, known: Iterable[int] = ()) -> tuple[list, bool]:
+        """The items ready to be processed whose ids are not in ``known`` (clones,
+        in input order), and whether no more will come (default: every item of
+        the input set, read afresh by :func:`load_items`, and whether it is closed)."""
+        return load_items(self._streamInput(), known)
+
+    def _streamMtimes(self) -> tuple:
+        return tuple(_mtime_of(path) for path in self._streamFiles())
 
     def _insertStreamingSteps(self, finalStep: str) -> None:
         """One step per item of the input not processed yet, then ``finalStep``,
         which waits while the input is open."""
         self._streamItems = {}
         self._streamFinished = False
-        self._streamMtime = _mtime(self._streamInput())
-        new, self._streamClosed = load_items(self._streamInput())
+        self._streamMtime = self._streamMtimes()
+        new, self._streamClosed = self._loadStreamItems()
         deps = self._addItems(new)
         self._finalStep = self._insertFunctionStep(
             finalStep, prerequisites=deps, wait=not self._streamClosed
@@ -160,11 +179,11 @@ class ItemStreaming:
 
     def _checkNewInput(self):
         """Insert the steps of the items that arrived since the last check."""
-        mtime = _mtime(self._streamInput())
-        if self._streamClosed or mtime in (self._streamMtime, -1.0):
-            return  # closed, or its file unchanged since the last look (or away)
+        mtime = self._streamMtimes()
+        if self._streamClosed or mtime == self._streamMtime or -1.0 in mtime:
+            return  # closed, or its files unchanged since the last look (or away)
         self._streamMtime = mtime
-        new, closed = load_items(self._streamInput(), self._streamItems)
+        new, closed = self._loadStreamItems(self._streamItems)
         deps = self._addItems(new)
         if deps:
             self._steps[self._finalStep - 1].addPrerequisites(*deps)
