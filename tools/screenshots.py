@@ -270,7 +270,7 @@ def drive(project_path, out, geometry):
 #: screenshots copied by ``--docs`` (README images): name in docs -> screenshot
 DOCS = {
     "project_window": "05_faml_classes_summary",
-    "faml_form": "05_faml_classes_form_classification",
+    "faml_form": "05_faml_classes_form_optimisation",
     "misalignment_form": "03_misalignment_form_decision",
     "misalignment_scores": "03_misalignment_plot_showhistograms",
     "fiducials": "02_gold_fiducials_plot_displayslab",

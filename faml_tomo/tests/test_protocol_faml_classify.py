@@ -295,13 +295,9 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         with mock.patch.object(viewer_faml, "chimerax_program", return_value=fake):
             (view,) = viewer._show3D()
         self.assertTrue(all(f in view._cmd for f in files), view._cmd)
-        with (
-            mock.patch.object(viewer_faml, "chimerax_program", return_value=None),
-            mock.patch("pyworkflow.gui.dialog.showError") as error,
-            mock.patch.object(viewer, "getTkRoot", return_value=None),
-        ):
-            self.assertEqual(viewer._show3D(), [])
-        self.assertIn("ChimeraX was not found", error.call_args[0][1])
+        with mock.patch.object(viewer_faml, "chimerax_program", return_value=None):
+            (message,) = viewer._show3D()
+        self.assertIn("ChimeraX was not found", message._msg)
         self.assertNotIn("show3D", viewer.exportViews())  # exports draw figures only
 
     def test_viewer_figures(self):

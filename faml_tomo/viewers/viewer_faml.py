@@ -410,8 +410,8 @@ if EmProtocolViewer is not None:
             )
 
         def _show3D(self, _param: object = None) -> list:
-            """ChimeraX on the final class averages; a message when there are
-            none yet or ChimeraX is not installed."""
+            """ChimeraX on the final class averages; a message view when there
+            are none yet or ChimeraX is not installed."""
             files = averages_for_3d(self.protocol)
             program = chimerax_program()
             problem = (
@@ -424,10 +424,7 @@ if EmProtocolViewer is not None:
                 else None
             )
             if problem is not None:
-                from pyworkflow.gui.dialog import showError
-
-                showError("Class averages in 3D", problem, self.getTkRoot())
-                return []
+                return [self.errorMessage(problem, "Class averages in 3D")]
             from pwem.viewers.viewer_chimera import ChimeraView
 
             return [ChimeraView(files)]
