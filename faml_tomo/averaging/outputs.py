@@ -41,6 +41,7 @@ __all__ = [
     "class_average_path",
     "fsc_kind",
     "class_resolutions",
+    "crossing_shell",
     "iteration_average_path",
     "write_iteration",
     "write_final",
@@ -122,6 +123,29 @@ def fsc_kind(gold_standard: bool) -> tuple[str, float]:
     if gold_standard:
         return "gold-standard FSC (independent half-sets)", 0.143
     return "even/odd FSC (halves share the reference: optimistic)", 0.5
+
+
+def crossing_shell(shells: np.ndarray, curve: np.ndarray, level: float) -> float | None:
+    """Where an FSC curve first falls below ``level``, in shells (cycles per
+    box), linearly interpolated between the two shells around the crossing,
+    as a plot of the curve shows it; the last shell when it never falls
+    below, None when it starts below.
+
+    Examples
+    --------
+    >>> crossing_shell(np.array([1, 2, 3, 4]), np.array([0.9, 0.5, 0.1, 0.0]), 0.143)
+    2.8925
+    """
+    shells = np.asarray(shells, dtype=float)
+    curve = np.asarray(curve, dtype=float)
+    below = np.flatnonzero(curve < level)
+    if not len(below):
+        return float(shells[-1]) if len(shells) else None
+    i = int(below[0])
+    if i == 0:
+        return None
+    f0, f1 = curve[i - 1], curve[i]
+    return float(shells[i - 1] + (f0 - level) / (f0 - f1) * (shells[i] - shells[i - 1]))
 
 
 def class_resolutions(result: ClassificationResult) -> list[int] | None:

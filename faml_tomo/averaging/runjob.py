@@ -170,7 +170,7 @@ def summary(
     """Closing lines of a run: size, convergence, the gold-standard
     resolution of each class, unfilled missing wedge."""
     from .coverage import gap_message
-    from .outputs import class_resolutions
+    from .outputs import class_resolutions, crossing_shell
 
     lines = [
         f"{job.mode.upper()}: {len(res.classes)} subtomograms, {len(res.averages)} "
@@ -178,9 +178,12 @@ def summary(
         f"({'converged' if res.converged else 'not converged'}) in {seconds:.1f} s; "
         f"wrote {out}"
     ]
-    for k, r in enumerate(class_resolutions(res) or []):
-        if res.join_radius is None:  # per-class FSCs come from gold-standard runs only
-            raise RuntimeError("per-class resolutions without a join radius")
+    for k, shell in enumerate(class_resolutions(res) or []):
+        # per-class FSCs (gold-standard runs only) come with their shells and join radius
+        if res.join_radius is None or res.fsc_shells is None or res.fsc_classes is None:
+            raise RuntimeError("per-class resolutions without their curves")
+        # where the plotted curve crosses 0.143 (between shells), as the viewer shows it
+        r = crossing_shell(res.fsc_shells, res.fsc_classes[k], 0.143) or float(shell)
         where = (
             f"{box * voxel / r:.1f} Å"
             if r > res.join_radius + 1

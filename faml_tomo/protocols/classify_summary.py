@@ -21,6 +21,7 @@ def summary_lines(
     symmetry: str,
     use_references: bool,
     c1_iterations: int,
+    curves: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The protocol's summary: run state, class sizes, likelihood,
     resolution, focus, symmetry, re-seeded classes and warnings.
@@ -38,6 +39,7 @@ def summary_lines(
     use_references : whether the run started from references
     c1_iterations : iterations before the symmetry is imposed (without
         references)
+    curves : the last iteration's FSC curves (:func:`resolution_lines`)
     """
     n_it = hist["iterations"]
     sizes = hist["class_sizes"][-1] or []
@@ -57,7 +59,7 @@ def summary_lines(
         + " subtomograms",
         f"Final log-likelihood: {hist['log_likelihood'][-1]:.6g}",
     ]
-    out += resolution_lines(hist, voxel_size)
+    out += resolution_lines(hist, voxel_size, curves)
     if focused:
         out.append(
             "Focused classification: classes told apart inside the classification mask only."
@@ -87,22 +89,38 @@ def summary_lines(
     return out
 
 
-def resolution_lines(hist: Mapping[str, Any], voxel_size: float) -> list[str]:
-    """Resolution from the last iteration's FSC, saying which kind it is."""
+def resolution_lines(
+    hist: Mapping[str, Any], voxel_size: float, curves: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Resolution from the last iteration's FSC, saying which kind it is.
+
+    With ``curves`` (the last iteration's ``fsc``, ``fsc_shells`` and, for
+    independent half-sets, ``fsc_classes``) the resolution is where the
+    plotted curve crosses the threshold (interpolated between shells, as the
+    viewer shows it); without, the last shell above it (``history.json``).
+    """
+    from ..averaging.outputs import crossing_shell
+
     sr = voxel_size
     n = hist.get("box")
     if not (hist.get("fsc_radius") and n and sr):
         return []
+    shells = None if curves is None else curves.get("fsc_shells")
     if hist.get("gold_standard") and hist.get("class_fsc_radius"):
         r_join = hist.get("join_radius") or 0
+        radii = list(hist["class_fsc_radius"])
+        if shells is not None and curves is not None and curves.get("fsc_classes") is not None:
+            radii = [crossing_shell(shells, c, 0.143) or 0.0 for c in curves["fsc_classes"]]
         parts = [
             f"class {k + 1}: {n * sr / r:.1f} Å"
             if r > r_join + 1
             else f"class {k + 1}: not beyond the shared {n * sr / r_join:.0f} Å"
-            for k, r in enumerate(hist["class_fsc_radius"])
+            for k, r in enumerate(radii)
         ]
         return ["Gold-standard resolution (independent half-sets, FSC 0.143): " + ", ".join(parts)]
     r = hist["fsc_radius"][-1]
+    if shells is not None and curves is not None and curves.get("fsc") is not None:
+        r = crossing_shell(shells, curves["fsc"], 0.5) or 0.0
     if r <= 0:
         return []
     return [

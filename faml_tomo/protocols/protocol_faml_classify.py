@@ -458,7 +458,18 @@ class ProtFAMLClassify(EMProtocol, ProtTomoBase):
             symmetry=str(self.symmetry.get() or "C1").strip(),
             use_references=bool(self.useReferences),
             c1_iterations=self.c1Iterations.get(),
+            curves=self._lastCurves(hist),
         )
+
+    def _lastCurves(self, hist):
+        """The last finished iteration's FSC curves (None if unreadable)."""
+        from ..averaging.outputs import read_iteration
+
+        try:
+            return read_iteration(self._runDir(), hist["iterations"], averages=False)
+        except (InputError, OSError, KeyError) as exc:
+            logger.debug("no FSC curves for the summary: %s", exc)
+            return None
 
     def _methods(self) -> list[str]:
         hist = self._history()

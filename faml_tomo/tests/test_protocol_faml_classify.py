@@ -181,6 +181,19 @@ class TestProtFAMLClassify(FamlTomoProtocolTest):
         self.assertIn("class 2, iteration 2", labels)
         self.assertIn("FSC 0.143", labels)
         self.assertIn("gold-standard", fig.axes[0].get_title())
+        # the summary quotes where the plotted curve crosses 0.143 (marked on the plot)
+        from faml_tomo.averaging.outputs import crossing_shell, read_iteration
+
+        d = read_iteration(prot._runDir(), 2, averages=False)
+        box = prot._history()["box"]
+        marked = [t.get_text() for t in fig.axes[0].texts]
+        for k, curve in enumerate(d["fsc_classes"]):
+            s = crossing_shell(d["fsc_shells"], curve, 0.143)
+            shells = np.asarray(d["fsc_shells"], float)
+            self.assertAlmostEqual(float(np.interp(s, shells, curve)), 0.143, places=6)
+            if s > prot._history()["join_radius"] + 1:
+                self.assertIn(f"class {k + 1}: {box * PIXEL / s:.1f} Å", summary)
+            self.assertIn(f"{box * PIXEL / s:.1f} Å", marked)
 
     def test_log_says_each_iteration_once_and_the_summary_at_the_end(self):
         """One protocol step per iteration: the log has one line per iteration

@@ -220,6 +220,19 @@ def posterior_figure(
     return fig
 
 
+def _mark_crossing(ax, shells, curve, level, scale, box, voxel_size, colour):
+    """A tick where ``curve`` crosses ``level``, labelled with the resolution
+    the summary quotes (the same interpolated crossing)."""
+    from ..averaging.outputs import crossing_shell
+
+    s = crossing_shell(shells, curve, level)
+    if not s:
+        return
+    ax.scatter([s * scale], [level], s=20, color=colour, zorder=3)  # not a curve
+    text = f"{box * voxel_size / s:.1f} Å" if voxel_size and box else f"{s:.1f} shells"
+    ax.annotate(text, (s * scale, level), xytext=(4, 6), textcoords="offset points", fontsize=8)
+
+
 def fsc_figure(
     run_dir: PathLike,
     iterations: Sequence[int] | None = None,
@@ -264,7 +277,12 @@ def fsc_figure(
         if gold and it == last and "fsc_classes" in d:
             for k, curve in enumerate(d["fsc_classes"]):
                 ax.plot(x, curve, "-", color=_colour(k), label=f"class {k + 1}, iteration {it}")
+                _mark_crossing(
+                    ax, d["fsc_shells"], curve, level, scale, box, voxel_size, _colour(k)
+                )
             continue
+        if not gold and it == last:
+            _mark_crossing(ax, d["fsc_shells"], d["fsc"], level, scale, box, voxel_size, "black")
         ax.plot(
             x,
             d["fsc"],
