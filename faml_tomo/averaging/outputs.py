@@ -42,6 +42,7 @@ __all__ = [
     "fsc_kind",
     "class_resolutions",
     "crossing_shell",
+    "resolution_text",
     "iteration_average_path",
     "write_iteration",
     "write_final",
@@ -146,6 +147,14 @@ def crossing_shell(shells: np.ndarray, curve: np.ndarray, level: float) -> float
         return None
     f0, f1 = curve[i - 1], curve[i]
     return float(shells[i - 1] + (f0 - level) / (f0 - f1) * (shells[i] - shells[i - 1]))
+
+
+def resolution_text(shell: float, box: int, voxel: float, curve: np.ndarray, level: float) -> str:
+    """A resolution read from an FSC curve for a person: ``"12.3 Å"``, or
+    ``"better than 12.3 Å"`` when the curve never falls below ``level`` (the
+    band ends first, so the data do not say how much better)."""
+    value = f"{box * voxel / shell:.1f} Å"
+    return f"better than {value}" if np.all(np.asarray(curve) >= level) else value
 
 
 def class_resolutions(result: ClassificationResult) -> list[int] | None:

@@ -170,7 +170,7 @@ def summary(
     """Closing lines of a run: size, convergence, the gold-standard
     resolution of each class, unfilled missing wedge."""
     from .coverage import gap_message
-    from .outputs import class_resolutions, crossing_shell
+    from .outputs import class_resolutions, crossing_shell, resolution_text
 
     lines = [
         f"{job.mode.upper()}: {len(res.classes)} subtomograms, {len(res.averages)} "
@@ -185,7 +185,7 @@ def summary(
         # where the plotted curve crosses 0.143 (between shells), as the viewer shows it
         r = crossing_shell(res.fsc_shells, res.fsc_classes[k], 0.143) or float(shell)
         where = (
-            f"{box * voxel / r:.1f} Å"
+            resolution_text(r, box, voxel, res.fsc_classes[k], 0.143)
             if r > res.join_radius + 1
             else f"not resolved beyond the shared start resolution "
             f"({box * voxel / res.join_radius:.0f} Å)"

@@ -214,13 +214,14 @@ def write_tomogram(folder: PathLike, record: TomogramFiducials, star: bool = Tru
 def write_erased(
     folder: PathLike, name: str, erased: ErasedTomogram, voxel_size: float
 ) -> list[Path]:
-    """``<name>_erased.mrc`` (the tomogram, beads erased) and ``<name>_beads.mrc``
-    (1 where a bead was erased) in ``folder``, each atomically."""
+    """``<name>_erased.mrc`` (the tomogram, beads erased, float32) and
+    ``<name>_beads.mrc`` (1 where a bead was erased, MRC mode 0) in ``folder``,
+    each atomically."""
     from ..io.mrc import write_mrc
 
     paths = [Path(folder) / f"{name}_erased.mrc", Path(folder) / f"{name}_beads.mrc"]
     write_mrc(paths[0], erased.volume, voxel_size)
-    write_mrc(paths[1], erased.mask, voxel_size)
+    write_mrc(paths[1], erased.mask.view(np.int8), voxel_size, dtype=np.int8)  # mode 0
     return paths
 
 

@@ -347,8 +347,10 @@ def write_mrc(
     voxel_size: float,
     origin: Sequence[float] | None = None,
     check_finite: bool = True,
+    dtype: DTypeLike = np.float32,
 ) -> Path:
-    """Write a 3D volume atomically as a float32 MRC file.
+    """Write a 3D volume atomically as an MRC file (float32 unless ``dtype``
+    says otherwise, e.g. int8 for a mask: MRC mode 0).
 
     Parameters
     ----------
@@ -363,6 +365,8 @@ def write_mrc(
         Header origin ``(x, y, z)`` in Å.
     check_finite : bool, optional
         Refuse NaN/Inf data (default True).
+    dtype : numpy dtype, optional
+        Type stored (an MRC mode: float32 2, int8 0, int16 1, uint16 6).
 
     Raises
     ------
@@ -374,7 +378,7 @@ def write_mrc(
         raise MRCError(f"{path}: voxel size must be > 0 Å, got {voxel_size}")
     with atomic_path(path) as tmp:
         with mrcfile.new(str(tmp), overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(arr, dtype=np.float32))
+            mrc.set_data(np.ascontiguousarray(arr, dtype=dtype))
             mrc.voxel_size = float(voxel_size)
             if origin is not None:
                 mrc.header.origin = tuple(float(o) for o in origin)

@@ -252,7 +252,7 @@ def define_search_params(form: Form) -> None:
         label="Candidate poses per subtomogram and class",
         help="Largest number of candidate poses (local maxima of the "
         "rotational correlation) kept per subtomogram and class; the "
-        "likelihood integrates over them. Raise it (e.g. to 20) at very low "
+        "likelihood integrates over them. Raise it (e.g. to 100) at very low "
         "SNR, where the right pose is often not among the best few; lower "
         "it to save time on clean data.",
     )

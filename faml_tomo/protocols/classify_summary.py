@@ -99,7 +99,7 @@ def resolution_lines(
     plotted curve crosses the threshold (interpolated between shells, as the
     viewer shows it); without, the last shell above it (``history.json``).
     """
-    from ..averaging.outputs import crossing_shell
+    from ..averaging.outputs import crossing_shell, resolution_text
 
     sr = voxel_size
     n = hist.get("box")
@@ -109,22 +109,29 @@ def resolution_lines(
     if hist.get("gold_standard") and hist.get("class_fsc_radius"):
         r_join = hist.get("join_radius") or 0
         radii = list(hist["class_fsc_radius"])
+        texts = [f"{n * sr / r:.1f} Å" if r > 0 else "" for r in radii]
         if shells is not None and curves is not None and curves.get("fsc_classes") is not None:
             radii = [crossing_shell(shells, c, 0.143) or 0.0 for c in curves["fsc_classes"]]
+            texts = [
+                resolution_text(r, n, sr, c, 0.143) if r > 0 else ""
+                for r, c in zip(radii, curves["fsc_classes"])
+            ]
         parts = [
-            f"class {k + 1}: {n * sr / r:.1f} Å"
+            f"class {k + 1}: {text}"
             if r > r_join + 1
             else f"class {k + 1}: not beyond the shared {n * sr / r_join:.0f} Å"
-            for k, r in enumerate(radii)
+            for k, (r, text) in enumerate(zip(radii, texts))
         ]
         return ["Gold-standard resolution (independent half-sets, FSC 0.143): " + ", ".join(parts)]
     r = hist["fsc_radius"][-1]
+    text = f"{n * sr / r:.1f} Å" if r > 0 else ""
     if shells is not None and curves is not None and curves.get("fsc") is not None:
         r = crossing_shell(shells, curves["fsc"], 0.5) or 0.0
+        text = resolution_text(r, n, sr, curves["fsc"], 0.5) if r > 0 else ""
     if r <= 0:
         return []
     return [
-        f"Even/odd FSC 0.5 resolution: {n * sr / r:.1f} Å (optimistic: the halves "
+        f"Even/odd FSC 0.5 resolution: {text} (optimistic: the halves "
         f"share the reference; use independent half-sets for a resolution)"
     ]
 

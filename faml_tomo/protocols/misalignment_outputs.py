@@ -12,6 +12,7 @@ sets from those records (:func:`append_beads`, :func:`labelled_tomogram`).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from tomo.objects import SetOfSubTomograms, SubTomogram, Tomogram
 
     from ..misalignment.detect import TomogramResult
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "OUT_SETS",
@@ -100,6 +103,15 @@ def append_beads(
 
     from ..io.naming import box_name
 
+    if len(coords) != len(record["strong"]):  # coordinates added after the scoring
+        logger.warning(
+            "%s: %d coordinates now, %d when it was scored: the first %d published",
+            ts,
+            len(coords),
+            len(record["strong"]),
+            min(len(coords), len(record["strong"])),
+        )
+        coords = coords[: len(record["strong"])]
     for i, coord in enumerate(coords):
         sub = SubTomogram()
         sub.setLocation(os.path.join(box_dir, box_name(ts, i)))

@@ -41,6 +41,16 @@ class MisalignmentStreaming(ItemStreaming):
     def _streamInput(self):
         return self._getTomograms()
 
+    def _itemHasResult(self, item):
+        from ..misalignment.results import read_results
+
+        return self._tsId(item) in (read_results(self._getExtraPath()) or {})
+
+    def _hasOutputs(self):
+        return any(
+            getattr(self, name, None) is not None for name in (OUT_SUBTOMOS, *OUT_SETS.values())
+        )
+
     def _streamFiles(self):
         return [self._getTomograms().getFileName(), self.inputCoordinates.get().getFileName()]
 

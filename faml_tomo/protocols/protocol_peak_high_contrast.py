@@ -258,6 +258,14 @@ class ProtPeakHighContrast(ItemStreaming, EMProtocol, ProtTomoBase):
     def _streamInput(self):
         return self.inputTomograms.get()
 
+    def _itemHasResult(self, item):
+        from ..fiducials.results import record_path
+
+        return record_path(self._getExtraPath(), tomogram_key(item)).exists()
+
+    def _hasOutputs(self):
+        return getattr(self, OUTPUT_NAME, None) is not None
+
     def _insertItemStep(self, objId):
         # no prerequisite: by default a step waits for the last one inserted,
         # which is the waiting createOutputStep for a tomogram that arrives late

@@ -157,10 +157,34 @@ class ItemStreaming:
         self._streamFinished = False
         self._streamMtime = self._streamMtimes()
         new, self._streamClosed = self._loadStreamItems()
+        self._adoptEarlierRun(new)
         deps = self._addItems(new)
         self._finalStep = self._insertFunctionStep(
             finalStep, prerequisites=deps, wait=not self._streamClosed
         )
+
+    def _itemHasResult(self, item: object) -> bool:
+        """Whether a run made before streaming left a result for ``item``
+        (protocols override it; default: no)."""
+        return False
+
+    def _hasOutputs(self) -> bool:
+        """Whether the protocol's outputs exist (protocols override it)."""
+        return False
+
+    def _adoptEarlierRun(self, items: list) -> None:
+        """A run made before streaming kept no ledger: on its Continue, items
+        with a result count as processed and, when its outputs exist (it had
+        published everything at once), as published, so nothing is lost,
+        redone or appended twice."""
+        ledger = self._streamLedger()
+        if os.path.isdir(ledger.folder):
+            return
+        done = [item.getObjId() for item in items if self._itemHasResult(item)]
+        for obj_id in done:
+            ledger.mark_done(obj_id)
+        if done and self._hasOutputs():
+            ledger.add_published(done)
 
     def _addItems(self, items: list) -> list:
         """Note the new items; insert the steps of those not yet processed."""

@@ -84,3 +84,25 @@ def test_cli_writes_the_erased_tomogram_and_the_mask(tmp_path, capsys):
     np.testing.assert_array_equal(mask, expected.mask)
     assert main(argv + ["--erase-margin", "0.5", "--out", str(tmp_path / "o2")]) == 2
     assert "--erase-margin must be at least 1" in capsys.readouterr().err
+
+
+def test_crowded_beads_fall_back_to_the_tomogram_level():
+    """A lattice of beads too close for any background shell: each is filled
+    at the tomogram's own median and SD (from a subsample), nothing else."""
+    rng = np.random.default_rng(5)
+    vol = rng.normal(size=(48, 48, 48)).astype(np.float32)
+    grid = np.arange(6, 44, 6, dtype=float)
+    xyz = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
+    for x, y, z in xyz.astype(int):
+        vol[z - 1 : z + 2, y - 1 : y + 2, x - 1 : x + 2] = -20.0  # dark beads
+    out = erase_beads(vol, xyz, 3.0, margin=2.0, seed=2)  # erased balls fill the lattice
+    level, sd = (
+        np.median(vol[::4, ::4, ::4]),
+        1.4826 * np.median(np.abs(vol[::4, ::4, ::4] - np.median(vol[::4, ::4, ::4]))),
+    )
+    filled = out.volume[out.mask > 0]
+    fallback = np.isclose(out.background[:, 0], level) & np.isclose(out.background[:, 1], sd)
+    assert fallback.sum() >= 1  # central beads: no background shell of their own
+    assert np.abs(filled - level).max() <= 6 * sd and abs(filled.mean() - level) < 0.2 * sd
+    assert out.volume.min() > -20.0  # every bead gone
+    np.testing.assert_array_equal(out.volume[out.mask == 0], vol[out.mask == 0])

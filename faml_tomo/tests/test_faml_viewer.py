@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from faml_tomo.viewers.viewer_faml import posterior_histograms  # noqa: E402
 
@@ -25,3 +26,17 @@ def test_posterior_histograms_count_every_subtomogram():
 def test_posterior_histograms_empty_class():
     edges, counts = posterior_histograms(np.array([0.9]), np.array([1]), 2, bins=5)
     assert counts.tolist() == [[0] * 5, [0, 0, 0, 0, 1]]
+
+
+def test_resolution_from_the_curve_crossing():
+    from faml_tomo.averaging.outputs import crossing_shell, resolution_text
+
+    shells = np.array([1, 2, 3, 4, 5])
+    curve = np.array([0.99, 0.8, 0.3, 0.1, 0.0])
+    s = crossing_shell(shells, curve, 0.143)
+    assert np.interp(s, shells, curve) == pytest.approx(0.143)  # where the plot crosses
+    assert resolution_text(s, 32, 10.0, curve, 0.143) == f"{320 / s:.1f} Å"
+    never = np.array([0.99, 0.9, 0.8, 0.7, 0.6])
+    assert crossing_shell(shells, never, 0.143) == 5.0
+    assert resolution_text(5.0, 32, 10.0, never, 0.143) == "better than 64.0 Å"
+    assert crossing_shell(shells, np.array([0.1, 0.0, 0, 0, 0]), 0.143) is None

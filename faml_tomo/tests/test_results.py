@@ -165,3 +165,43 @@ def test_numpy_statistics_are_kept_as_numbers_and_no_beads_write_an_empty_table(
     assert read_tomogram(tmp_path, "TS").stats == {"final": 0, "bead_scale": 1.5, "shape": [4, 5]}
     write_coordinates_star(tmp_path / "none.star", [])
     assert read_coordinates_star(tmp_path / "none.star") == {}
+
+
+def test_a_run_made_before_streaming_is_adopted_on_continue(tmp_path):
+    """A run saved before the streaming ledger existed: on Continue its items
+    with results count as processed, and as published when its outputs exist
+    (nothing lost, redone or appended twice)."""
+    from faml_tomo.protocols.streaming import ItemStreaming
+
+    class Item:
+        def __init__(self, i):
+            self.i = i
+
+        def getObjId(self):
+            return self.i
+
+    class OldRun(ItemStreaming):
+        outputs = True
+
+        def _getExtraPath(self, *parts):
+            return str(tmp_path.joinpath(*parts))
+
+        def _itemHasResult(self, item):
+            return item.i in (1, 2)
+
+        def _hasOutputs(self):
+            return self.outputs
+
+    run = OldRun()
+    run._adoptEarlierRun([Item(1), Item(2), Item(3)])
+    ledger = run._streamLedger()
+    assert [ledger.is_done(i) for i in (1, 2, 3)] == [True, True, False]
+    assert ledger.published() == [1, 2]
+    run._adoptEarlierRun([Item(3)])  # a ledger now exists: nothing changes
+    assert ledger.published() == [1, 2] and not ledger.is_done(3)
+    stopped = OldRun()  # stopped before its outputs: processed, not yet published
+    stopped.outputs = False
+    tmp_path = tmp_path / "stopped"
+    stopped._adoptEarlierRun([Item(1), Item(2)])
+    assert stopped._streamLedger().published() == []
+    assert stopped._streamLedger().is_done(2)

@@ -223,13 +223,17 @@ def posterior_figure(
 def _mark_crossing(ax, shells, curve, level, scale, box, voxel_size, colour):
     """A tick where ``curve`` crosses ``level``, labelled with the resolution
     the summary quotes (the same interpolated crossing)."""
-    from ..averaging.outputs import crossing_shell
+    from ..averaging.outputs import crossing_shell, resolution_text
 
     s = crossing_shell(shells, curve, level)
     if not s:
         return
     ax.scatter([s * scale], [level], s=20, color=colour, zorder=3)  # not a curve
-    text = f"{box * voxel_size / s:.1f} Å" if voxel_size and box else f"{s:.1f} shells"
+    text = (
+        resolution_text(s, box, voxel_size, curve, level)
+        if voxel_size and box
+        else f"{s:.1f} shells"
+    )
     ax.annotate(text, (s * scale, level), xytext=(4, 6), textcoords="offset points", fontsize=8)
 
 
