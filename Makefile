@@ -61,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The protocol tests the way Scipion runs them (pw_run_tests takes module names).
-PROTOCOL_TESTS = $(shell grep -l "^class .*FamlTomoProtocolTest" faml_tomo/tests/test_*.py | sed 's|/|.|g; s|\.py$$||')
+PROTOCOL_TESTS = $(shell grep -lE "^class .*(FamlTomoProtocolTest|StreamingProtocolTest)" faml_tomo/tests/test_*.py | sed 's|/|.|g; s|\.py$$||')
 scipion-tests: $(STAMP)
 	$(BIN)/python -m faml_tomo.tests.scipion_env $(BIN)/python -m pyworkflow.apps.pw_run_tests $(PROTOCOL_TESTS)
 

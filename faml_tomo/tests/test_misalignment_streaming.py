@@ -22,16 +22,17 @@ from pyworkflow.protocol.constants import MODE_RESUME
 from faml_tomo.fiducials.phantom import bead_phantom
 from faml_tomo.io import write_mrc
 from faml_tomo.protocols.misalignment_outputs import OUT_SETS, OUT_SUBTOMOS, OUT_UNCLASSIFIED
-from faml_tomo.tests.protocol_base import FamlTomoProtocolTest
+from faml_tomo.tests.streaming_base import TIMEOUT, StreamingProtocolTest
 
 PIXEL = 10.0
 SHAPE = (48, 96, 96)
 NAMES = ["TS_01", "TS_02", "TS_03"]  # TS_03 has no coordinates
 TOMO_OUTPUTS = [*OUT_SETS.values(), OUT_UNCLASSIFIED]
-TIMEOUT = 60.0  # seconds, for each thing the test waits for
 
 
-class TestDetectMisalignmentStreaming(FamlTomoProtocolTest):
+class TestDetectMisalignmentStreaming(StreamingProtocolTest):
+    OUTPUTS = (OUT_SUBTOMOS, *TOMO_OUTPUTS)
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -106,31 +107,6 @@ class TestDetectMisalignmentStreaming(FamlTomoProtocolTest):
         coords.setStreamState(state)
         coords.write()
         coords.close()
-
-    def _outputs(self, prot):
-        """{output: (size, stream state)} as the run stored them."""
-        self.proj._updateProtocol(prot)
-        out = {}
-        for name in [OUT_SUBTOMOS, *TOMO_OUTPUTS]:
-            obj = getattr(prot, name, None)
-            if obj is not None:
-                out[name] = (obj.getSize(), obj.getStreamState())
-        return out
-
-    def _waitFor(self, prot, condition, what):
-        start = time.time()
-        while time.time() - start < TIMEOUT:
-            out = self._outputs(prot)
-            if condition(out):
-                return out
-            self.assertFalse(prot.isFailed(), f"the run failed waiting for {what}")
-            time.sleep(0.5)
-        self.fail(f"timed out waiting for {what}: {self._outputs(prot)}, status {prot.getStatus()}")
-
-    def _stopIfActive(self, prot):
-        self.proj._updateProtocol(prot)
-        if prot.isActive():
-            self.proj.stopProtocol(prot)
 
     @staticmethod
     def _tomograms(prot):

@@ -19,15 +19,16 @@ from pyworkflow.protocol.constants import MODE_RESUME
 
 from faml_tomo.fiducials.phantom import bead_phantom
 from faml_tomo.io import write_mrc
-from faml_tomo.tests.protocol_base import FamlTomoProtocolTest
+from faml_tomo.tests.streaming_base import TIMEOUT, StreamingProtocolTest
 
 PIXEL = 10.0
 SHAPE = (64, 128, 128)
 NAMES = ["TS_01", "TS_02", "TS_03"]
-TIMEOUT = 60.0  # seconds, for each thing the test waits for
 
 
-class TestPeakHighContrastStreaming(FamlTomoProtocolTest):
+class TestPeakHighContrastStreaming(StreamingProtocolTest):
+    OUTPUTS = ("Coordinates3D", "TomogramsBeadsErased", "BeadMasks")
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -72,31 +73,6 @@ class TestPeakHighContrastStreaming(FamlTomoProtocolTest):
         tomos.setStreamState(state)
         tomos.write()
         tomos.close()
-
-    def _outputs(self, prot):
-        """Sizes and stream states of the outputs, as the run stored them."""
-        self.proj._updateProtocol(prot)
-        out = {}
-        for name in ("Coordinates3D", "TomogramsBeadsErased", "BeadMasks"):
-            obj = getattr(prot, name, None)
-            if obj is not None:
-                out[name] = (obj.getSize(), obj.getStreamState())
-        return out
-
-    def _waitFor(self, prot, condition, what):
-        start = time.time()
-        while time.time() - start < TIMEOUT:
-            out = self._outputs(prot)
-            if condition(out):
-                return out
-            self.assertFalse(prot.isFailed(), f"the run failed waiting for {what}")
-            time.sleep(0.5)
-        self.fail(f"timed out waiting for {what}: {self._outputs(prot)}, status {prot.getStatus()}")
-
-    def _stopIfActive(self, prot):
-        self.proj._updateProtocol(prot)
-        if prot.isActive():
-            self.proj.stopProtocol(prot)
 
     def _coordinates(self, prot):
         """{tsId: (xyz, scores)} of a run's output coordinates."""
