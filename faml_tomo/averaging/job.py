@@ -121,8 +121,9 @@ class ClassifyJob:
         "all to one average first, then split by the principal "
         "components of the wedge-masked differences), the paper's "
         "random split, or k-means of rotation-invariant shell-power "
-        "descriptors; auto: consensus for FAML without "
-        "--gold-standard, else random",
+        "descriptors; auto: consensus for FAML, random for FA "
+        "(with --gold-standard both half-sets start from the consensus "
+        "split's averages low-passed to the join resolution)",
         choices=INITS,
     )
     consensus_iterations: int = option(

@@ -345,7 +345,9 @@ def define_start_params(form: Form) -> None:
         "small differences at low SNR). random: the paper's random "
         "even split. kmeans: k-means of rotation-invariant shell-power "
         "descriptors (classes of different size). auto: consensus for "
-        "FAML without gold-standard half-sets, random otherwise.",
+        "FAML, random for FA. With gold-standard half-sets the classes "
+        "start from the consensus split low-passed to the initial "
+        "resolution, which both halves share anyway.",
     )
     form.addParam(
         "consensusIterations",

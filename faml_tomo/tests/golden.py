@@ -43,7 +43,10 @@ def _classify_cases():
         "faml_k1": dict(common, n_classes=1),
         "faml_k2_consensus": dict(common, n_classes=2, consensus_iterations=2),
         "fa_k2": dict(common, n_classes=2, mode="fa"),
-        "faml_k2_gold": dict(common, n_classes=2, gold_standard=True),
+        "faml_k2_gold": dict(common, n_classes=2, gold_standard=True, init="random"),
+        "faml_k2_gold_consensus": dict(
+            common, n_classes=2, gold_standard=True, consensus_iterations=2
+        ),
         "faml_k2_random_own": dict(common, n_classes=2, init="random", shared_candidates=0),
         "faml_k1_c2": dict(
             common,

@@ -125,8 +125,6 @@ def test_consensus_start_classifies_and_resumes(tmp_path):
 
 def test_consensus_and_shared_candidate_settings_are_checked():
     vols = simulate_subtomograms([phantom(16)], 4, 1.0, seed=0).volumes
-    with pytest.raises(InputError, match="gold-standard"):
-        classify(vols, (-60, 60), n_classes=2, init="consensus", gold_standard=True)
     with pytest.raises(InputError, match="consensus_iterations"):
         classify(vols, (-60, 60), n_classes=2, consensus_iterations=0)
     with pytest.raises(InputError, match="shared_candidates"):
@@ -134,6 +132,29 @@ def test_consensus_and_shared_candidate_settings_are_checked():
     # what "auto" resolves to
     assert EMParams(n_classes=2).initial_split() == "consensus"
     assert EMParams(n_classes=2, mode="fa").initial_split() == "random"
-    assert EMParams(n_classes=2, gold_standard=True).initial_split() == "random"
+    assert EMParams(n_classes=2, gold_standard=True).initial_split() == "consensus"
     assert EMParams(n_classes=1).initial_split() == "random"
     assert EMParams(n_classes=2).initial_split(references=[vols[0]]) == "random"
+
+
+def test_gold_standard_run_starts_from_the_consensus():
+    """Reference-free FAML with independent half-sets starts from the
+    consensus split (shared only below the join radius) and classifies a
+    subtle pair that the random start of half-sets does not (measured: F1
+    0.875 vs 0.48; without half-sets 1.0 -- each half's averages hold half
+    the subtomograms)."""
+    full, cut = _subtle_pair(20, seed=1)
+    sim = simulate_subtomograms([full, cut], 16, 0.5, (-60, 60), seed=4, max_shift=1.5)
+    kw = dict(
+        n_classes=2,
+        max_iter=6,
+        tol=0,
+        seed=2,
+        align=FAST,
+        n_voronoi=1000,
+        consensus_iterations=5,
+        gold_standard=True,
+    )
+    res = classify(sim.volumes, sim.tilt_range, **kw)
+    assert f1_score(sim.classes, res.classes) >= 0.85
+    assert res.gold_standard and res.fsc_classes.shape[0] == 2

@@ -75,13 +75,16 @@ def prepare_data(subtomograms: Any, tilt_range: Sequence, params: EMParams | Non
 def _run_consensus(runner, params, checkpoint_dir, comm, mask):
     """The ``K = 1`` run that ``init="consensus"`` starts the classes from
     (without a point group: the classes are turned into their symmetry
-    frames later, as in any reference-free run)."""
+    frames later, as in any reference-free run; one set, also for
+    independent half-sets: it only gives the split, see
+    :func:`.start._consensus_state`)."""
     one = dataclasses.replace(
         params,
         n_classes=1,
         init="random",
         max_iter=int(params.consensus_iterations),
         align=dataclasses.replace(params.align, symmetry="C1"),
+        gold_standard=False,
     )
     logger.info(
         "consensus: up to %d iterations with one class before the %d classes are split",

@@ -61,8 +61,11 @@ class EMParams:
         wedge-masked differences to the consensus at its poses
         (:mod:`.consensus`); measured on a subtle pair (4v4r with and without
         9 % of its mass, SNR 0.01) it finds splits that EM from a random
-        start does not.  ``"auto"`` (default): ``"consensus"`` for FAML
-        without independent half-sets, ``"random"`` otherwise (FA stays the
+        start does not.  With ``gold_standard`` the consensus run shares its
+        reference (it only gives the split), and both halves start from the
+        class averages low-passed to the join radius (see
+        :func:`.start._consensus_state`).  ``"auto"`` (default):
+        ``"consensus"`` for FAML, ``"random"`` for FA (FA stays the
         paper's comparator).  ``"random"`` is the
         paper's random even split (§2.4; with marching and leave-one-out it
         no longer locks in on the measured cases); ``"kmeans"`` clusters
@@ -219,7 +222,7 @@ class EMParams:
         if int(self.n_classes) == 1 or references is not None:
             return "random"
         if self.init == "auto":
-            return "consensus" if self.mode == "faml" and not self.gold_standard else "random"
+            return "consensus" if self.mode == "faml" else "random"
         return self.init
 
     def fsc_level(self) -> float:
@@ -256,12 +259,6 @@ class EMParams:
             raise InputError(f"max_candidates must be >= 1, got {self.align.max_candidates}")
         if self.init not in _INITS:
             raise InputError(f"init must be one of {_INITS}, got {self.init!r}")
-        if self.init == "consensus" and self.gold_standard and int(self.n_classes) > 1:
-            raise InputError(
-                "init='consensus' aligns all subtomograms to one consensus "
-                "before the split: not with gold-standard half-sets (use "
-                "init='random' or 'auto')"
-            )
         if int(self.consensus_iterations) < 1:
             raise InputError(f"consensus_iterations must be >= 1, got {self.consensus_iterations}")
         if int(self.init_restarts) < 1:
