@@ -83,22 +83,20 @@ def test_shared_candidates_score_every_class_at_the_same_rotations():
         assert np.all(np.diff(s.scores) <= 0)
 
 
+def _consensus_case(**overrides):
+    """16 + 16 subtomograms of a subtle pair at SNR 0.5 and the settings of
+    a short reference-free K = 2 run on them."""
+    full, cut = _subtle_pair(20, seed=1)
+    sim = simulate_subtomograms([full, cut], 16, 0.5, (-60, 60), seed=4, max_shift=1.5)
+    kw = dict(n_classes=2, tol=0, seed=2, align=FAST, n_voronoi=1000, consensus_iterations=5)
+    return sim, {**kw, **overrides}
+
+
 def test_consensus_start_classifies_and_resumes(tmp_path):
     """Default reference-free FAML with K = 2 runs a consensus first (its own
     checkpoint); a run killed after the split resumes to the uninterrupted
     result, and a finished consensus is not run again."""
-    full, cut = _subtle_pair(20, seed=1)
-    sim = simulate_subtomograms([full, cut], 16, 0.5, (-60, 60), seed=4, max_shift=1.5)
-    kw = dict(
-        n_classes=2,
-        max_iter=3,
-        tol=0,
-        seed=2,
-        align=FAST,
-        n_voronoi=1000,
-        chunk_size=4,
-        consensus_iterations=5,
-    )
+    sim, kw = _consensus_case(max_iter=3, chunk_size=4)
     assert EMParams(**kw).initial_split() == "consensus"
     whole = classify(sim.volumes, sim.tilt_range, checkpoint_dir=tmp_path / "a", **kw)
     assert (tmp_path / "a" / CONSENSUS_CHECKPOINT_NAME).is_file()
@@ -143,18 +141,7 @@ def test_gold_standard_run_starts_from_the_consensus():
     subtle pair that the random start of half-sets does not (measured: F1
     0.875 vs 0.48; without half-sets 1.0 -- each half's averages hold half
     the subtomograms)."""
-    full, cut = _subtle_pair(20, seed=1)
-    sim = simulate_subtomograms([full, cut], 16, 0.5, (-60, 60), seed=4, max_shift=1.5)
-    kw = dict(
-        n_classes=2,
-        max_iter=6,
-        tol=0,
-        seed=2,
-        align=FAST,
-        n_voronoi=1000,
-        consensus_iterations=5,
-        gold_standard=True,
-    )
+    sim, kw = _consensus_case(max_iter=6, gold_standard=True)
     res = classify(sim.volumes, sim.tilt_range, **kw)
     assert f1_score(sim.classes, res.classes) >= 0.85
     assert res.gold_standard and res.fsc_classes.shape[0] == 2
