@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_faml_snr import STRUCTURES, cases  # noqa: E402
 
 from faml_tomo.averaging.cases import simulate_case  # noqa: E402
-from faml_tomo.averaging.em import classify  # noqa: E402
+from faml_tomo.averaging.em import EMParams, classify, result_from_state  # noqa: E402
 from faml_tomo.averaging.testing import aligned_correlation  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "faml_restarts_4v4r_snr0.003.jsonl"
@@ -41,17 +41,31 @@ def main(argv=None):
         sims, expected = simulate_case(c, STRUCTURES)
         for rs in run_seeds:
             t0 = time.perf_counter()
-            res = classify(
-                sims.volumes,
-                c.tilt,
+            r_by_it = {}
+
+            def track(state, c=c, expected=expected, r_by_it=r_by_it):
+                # the correlation with the truth every 10 iterations
+                if state.iteration % 10 == 0:
+                    avg = result_from_state(state, params, c.box).averages[0]
+                    r_by_it[state.iteration] = round(
+                        float(aligned_correlation(avg, expected[0], c.align)[0]), 4
+                    )
+
+            params = EMParams(
                 n_classes=1,
                 mode="faml",
                 max_iter=iters,
                 seed=rs,
                 align=c.align,
                 n_voronoi=c.n_voronoi,
-                workers=2,
                 r_start=r_start,
+            )
+            res = classify(
+                sims.volumes,
+                c.tilt,
+                params,
+                workers=2,
+                callback=track,
             )
             r = aligned_correlation(res.averages[0], expected[0], c.align)[0]
             rec = {
@@ -63,6 +77,7 @@ def main(argv=None):
                 "loglik": float(res.log_likelihood[-1]),
                 "n_it": res.n_iterations,
                 "s": round(time.perf_counter() - t0, 1),
+                "r_by_it": r_by_it,
             }
             print(json.dumps(rec), flush=True)
             with OUT.open("a") as fh:

@@ -163,6 +163,13 @@ class ClassifyJob:
         "symmetry before each average is turned into its "
         "symmetry frame and the symmetry imposed",
     )
+    starts: int = option(
+        1,
+        "independent starts: make the run N times side by side, each from "
+        "its own random start (initial split, noise estimate, Voronoi "
+        "samples), and keep the one with the highest log-likelihood; "
+        "N times the time, for reference-free runs at low SNR",
+    )
     gold_standard: bool = option(
         False,
         "independent half-sets: split the subtomograms at "
@@ -181,7 +188,7 @@ class ClassifyJob:
         out = []
         if (self.star is None) == (self.folder is None):
             out.append("give the subtomograms as a STAR file or as a folder (one of them)")
-        for name in ("workers", "classes", "iterations"):
+        for name in ("workers", "classes", "iterations", "starts"):
             if getattr(self, name) < 1:
                 out.append(f"--{name} must be >= 1, got {getattr(self, name)}")
         for name in ("resolution", "start_resolution", "voxel_size"):
@@ -238,6 +245,7 @@ class ClassifyJob:
             min_class_size=self.min_class_size,
             c1_iterations=self.c1_iterations,
             gold_standard=self.gold_standard,
+            starts=self.starts,
             align=AlignParams(
                 lmax=self.lmax,
                 r_max=r_max,

@@ -183,6 +183,8 @@ def _write_history(out_dir, result, dest=None):
         "converged": bool(result.converged),
         "mode": result.mode,
         "seed": int(result.seed),
+        "start": int(getattr(result, "start", 0)),
+        "start_log_likelihoods": getattr(result, "start_log_likelihoods", None),
         "n_classes": k,
         "n_particles": int(len(result.classes)),
         "box": int(result.averages.shape[-1]),

@@ -131,8 +131,10 @@ def run(
     mask = read_mrc(job.mask)[0] if job.mask is not None else None
     focus = read_mrc(job.focus_mask)[0] if job.focus_mask is not None else None
     if root and restart:
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
-        (out / CONSENSUS_CHECKPOINT_NAME).unlink(missing_ok=True)
+        for name in (CHECKPOINT_NAME, CONSENSUS_CHECKPOINT_NAME):
+            # with the checkpoints of further independent starts
+            for path in out.glob(f"{Path(name).stem}*{Path(name).suffix}"):
+                path.unlink(missing_ok=True)
         shutil.rmtree(out / ITERATIONS_DIR, ignore_errors=True)
     callback = _Progress(
         out, params, info.box, info.voxel_size, root, say, (out / CHECKPOINT_NAME).is_file(), t0
@@ -178,6 +180,12 @@ def summary(
         f"({'converged' if res.converged else 'not converged'}) in {seconds:.1f} s; "
         f"wrote {out}"
     ]
+    if res.start_log_likelihoods:
+        lines.append(
+            f"independent starts: start {res.start + 1} of {len(res.start_log_likelihoods)} "
+            f"kept (final log-likelihoods "
+            f"{', '.join(f'{v:.6g}' for v in res.start_log_likelihoods)})"
+        )
     for k, shell in enumerate(class_resolutions(res) or []):
         # per-class FSCs (gold-standard runs only) come with their shells and join radius
         if res.join_radius is None or res.fsc_shells is None or res.fsc_classes is None:
@@ -218,6 +226,8 @@ def _write_job(path, job, out, info, params, paths, comm, res, t0):
             "seconds": round(time.perf_counter() - t0, 3),
             "iterations": res.n_iterations,
             "converged": res.converged,
+            "start": res.start,
+            "start_log_likelihoods": res.start_log_likelihoods,
         },
         job=fields,
     )

@@ -49,6 +49,7 @@ FORM_FIELDS = {
     "initialization": "init",
     "consensusIterations": "consensus_iterations",
     "minClassSize": "min_class_size",
+    "independentStarts": "starts",
     "fullBand": "full_band",
 }
 # enumerations: form index <-> job value
@@ -359,6 +360,19 @@ def define_start_params(form: Form) -> None:
         "of the one-class alignment before the classes are split; it "
         "stops earlier once converged. Raise it when the consensus "
         "average is still sharpening after 20.",
+    )
+    form.addParam(
+        "independentStarts",
+        params.IntParam,
+        default=form_default("independentStarts"),
+        expertLevel=params.LEVEL_ADVANCED,
+        label="Independent starts",
+        help="Run the refinement this many times side by side, each from "
+        "its own random start, and keep the run with the highest "
+        "log-likelihood. Without references at low SNR, runs from "
+        "different starts can end in different averages, and the "
+        "log-likelihood picks the better one. Each iteration takes this "
+        "many times longer. 1: one run.",
     )
     form.addParam(
         "minClassSize",

@@ -59,6 +59,12 @@ def summary_lines(
         + " subtomograms",
         f"Final log-likelihood: {hist['log_likelihood'][-1]:.6g}",
     ]
+    starts = hist.get("start_log_likelihoods")
+    if starts:
+        out.append(
+            f"Independent starts: start {hist['start'] + 1} of {len(starts)} kept "
+            f"(final log-likelihoods {', '.join(f'{v:.6g}' for v in starts)})."
+        )
     out += resolution_lines(hist, voxel_size, curves)
     if focused:
         out.append(

@@ -4,7 +4,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from .params import EMParams
 from .reseed import _reseed_starved, _starved
 from .runkey import _chunk_summary, _fingerprint
 from .start import _initial_state
+from .starts import _best_start, _run_label, _start_checkpoint, _starts
 from .state import (
     CHECKPOINT_NAME,
     CONSENSUS_CHECKPOINT_NAME,
@@ -85,6 +85,7 @@ def _run_consensus(runner, params, checkpoint_dir, comm, mask):
         max_iter=int(params.consensus_iterations),
         align=dataclasses.replace(params.align, symmetry="C1"),
         gold_standard=False,
+        starts=1,  # the start's own consensus (its checkpoint named after it)
     )
     logger.info(
         "consensus: up to %d iterations with one class before the %d classes are split",
@@ -281,7 +282,7 @@ def _iterate(runner, state, params, references, geom, mask, focus_mask, log_leve
         "%s iteration %d: log-likelihood %.6g, mean score %.4f, "
         "%d class changes, average change %.4f, sigma %.4g, band %d shells "
         "(FSC %d, next %d), %.1f s",
-        params.mode.upper(),
+        _run_label(params),
         it + 1,
         ll,
         state.mean_score[-1],
@@ -310,7 +311,7 @@ def _classify(
     summary = runner.map(_chunk_summary)
     n = summary[0][0]
     geom = band_geometry(n, *params.align.band(n))
-    fingerprint, mask, focus_mask = _fingerprint(
+    _, mask, focus_mask = _fingerprint(
         params, runner.n_particles, summary, references, mask, focus_mask
     )
     if (
@@ -327,21 +328,48 @@ def _classify(
             params.max_iter,
         )
     is_root = comm is None or comm.Get_rank() == 0
-    ckpt = Path(checkpoint_dir) / checkpoint_name if checkpoint_dir is not None else None
-    state = _resume(ckpt, fingerprint, comm, callback) if ckpt is not None else None
-    if state is None:
-        consensus = None
-        if params.initial_split(references) == "consensus":
-            consensus = _run_consensus(runner, params, checkpoint_dir, comm, mask)
-        state = _initial_state(runner, params, references, geom, consensus)
-    while not state.converged and state.iteration < params.max_iter:
-        level = logging.INFO if callback is None else logging.DEBUG
-        state = _iterate(runner, state, params, references, geom, mask, focus_mask, level)
-        if ckpt is not None and is_root:
-            _save_checkpoint(ckpt, state, fingerprint)
+    runs = _starts(params)
+    ckpts = [_start_checkpoint(checkpoint_dir, checkpoint_name, p) for p in runs]
+    keys = [
+        _fingerprint(p, runner.n_particles, summary, references, mask, focus_mask)[0] for p in runs
+    ]
+    states = []
+    for p, ck, key in zip(runs, ckpts, keys):
+        # one start: the restored state goes to the callback now; several: the
+        # best of them, below
+        state = _resume(ck, key, comm, callback if len(runs) == 1 else None) if ck else None
+        states.append(state)
+    if len(runs) > 1 and callback is not None and any(st is not None for st in states):
+        callback(_best_start([st for st in states if st is not None])[1])
+    for i, p in enumerate(runs):
+        if states[i] is None:
+            consensus = None
+            if p.initial_split(references) == "consensus":
+                consensus = _run_consensus(runner, p, checkpoint_dir, comm, mask)
+            states[i] = _initial_state(runner, p, references, geom, consensus)
+    level = logging.INFO if callback is None else logging.DEBUG
+    while any(not st.converged and st.iteration < params.max_iter for st in states):
+        for i, p in enumerate(runs):
+            if states[i].converged or states[i].iteration >= params.max_iter:
+                continue
+            states[i] = _iterate(runner, states[i], p, references, geom, mask, focus_mask, level)
+            if ckpts[i] is not None and is_root:
+                _save_checkpoint(ckpts[i], states[i], keys[i])
         if callback is not None:
-            callback(state)
-    result = _result(state, params, geom)
+            callback(_best_start(states)[1])
+    best, state = _best_start(states)
+    if len(runs) > 1:
+        logger.info(
+            "%d starts, final log-likelihoods %s: start %d kept",
+            len(runs),
+            [round(st.log_likelihood[-1], 1) if st.log_likelihood else None for st in states],
+            best + 1,
+        )
+    result = _result(state, runs[best], geom)
+    if len(runs) > 1:
+        result.start_log_likelihoods = [
+            float(st.log_likelihood[-1]) if st.log_likelihood else None for st in states
+        ]
     if result.coverage_gaps is not None and gap_message(result.coverage_gaps):
         logger.warning("%s", gap_message(result.coverage_gaps))
     return result

@@ -179,7 +179,7 @@ def _faml_posteriors(
             c.shifts,
             params.n_voronoi,
             params.alpha_trd,
-            rng=_rng(params.seed, iteration, part.index, k),
+            rng=_rng(params.run_seed(), iteration, part.index, k),
             group=group,
         )
         t2 = np.sum(c.shifts**2, axis=1)

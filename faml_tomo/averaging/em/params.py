@@ -175,6 +175,19 @@ class EMParams:
         is the resolution; marching and FSC weighting follow it.  The
         returned averages join the halves.  ``False``: one set, and an
         even/odd FSC that shares the reference (optimistic).
+    starts : int
+        Independent starts: the run is made ``starts`` times, each with its
+        own random initial split (and consensus run), initial noise estimate
+        and Voronoi samples (``start`` 0, 1, ...; the half-sets are the
+        same), iteration by iteration side by side, and
+        the start with the highest log-likelihood is returned.  EM from a
+        featureless start finds different optima at low SNR, and the
+        log-likelihood tells the better one (measured: 4v4r, 100
+        subtomograms, SNR 0.003, +-60 deg, 3 data seeds: the highest final
+        log-likelihood of 2-3 starts picked r 0.771 / 0.777 / 0.777 against
+        the truth, the others 0.681-0.786).  Costs ``starts`` times the run.
+    start : int
+        Which start this is (0: the run's own seed; set by the driver).
     """
 
     n_classes: int = 1
@@ -204,6 +217,16 @@ class EMParams:
     gold_standard: bool = False
     shared_candidates: int = 10
     consensus_iterations: int = 20
+    starts: int = 1
+    start: int = 0
+
+    def run_seed(self) -> int:
+        """Seed of this start's initial model and Voronoi samples: ``seed``
+        for start 0, one derived from ``(seed, start)`` otherwise."""
+        if int(self.start) == 0:
+            return int(self.seed)
+        seq = np.random.SeedSequence([int(self.seed), int(self.start), 0x57A27])
+        return int(seq.generate_state(1)[0])
 
     def join_radius(self, n: int) -> int:
         """Radius (shells) of the low-pass start: the first marching radius
@@ -259,6 +282,10 @@ class EMParams:
             raise InputError(f"max_candidates must be >= 1, got {self.align.max_candidates}")
         if self.init not in _INITS:
             raise InputError(f"init must be one of {_INITS}, got {self.init!r}")
+        if int(self.starts) < 1:
+            raise InputError(f"starts must be >= 1, got {self.starts}")
+        if int(self.start) < 0:
+            raise InputError(f"start must be >= 0, got {self.start}")
         if int(self.consensus_iterations) < 1:
             raise InputError(f"consensus_iterations must be >= 1, got {self.consensus_iterations}")
         if int(self.init_restarts) < 1:
@@ -291,8 +318,11 @@ class EMParams:
     def fingerprint(self) -> str:
         """Settings that change results (not the stopping rule), as JSON."""
         d = dataclasses.asdict(self)
-        for k in ("max_iter", "tol", "class_tol"):
+        # starts: each start has its own checkpoint (start 0 a plain run's)
+        for k in ("max_iter", "tol", "class_tol", "starts"):
             d.pop(k)
+        if d["start"] == 0:
+            d.pop("start")
         # what the split resolves to (checkpoints from before "auto" resume)
         d["init"] = self.initial_split()
         if d["init"] != "consensus":

@@ -52,7 +52,7 @@ def _initial_state(runner, params, references, geom, consensus=None):
         return _consensus_state(runner, params, consensus, geom)
     n_part, n = runner.n_particles, geom.n
     k = int(params.n_classes)
-    rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x5EED]))
+    rng = np.random.default_rng(np.random.SeedSequence([params.run_seed(), 0x5EED]))
     m = len(geom.index)
     labels = np.empty(n_part, dtype=int)
     labels[rng.permutation(n_part)] = np.arange(n_part) % k
@@ -175,7 +175,7 @@ def _consensus_state(runner, params, consensus, geom):
         k,
         radius,
         params.align.pad,
-        params.seed,
+        params.run_seed(),
         params.init_restarts,
     )
     spectra = np.stack(
@@ -274,7 +274,7 @@ def _kmeans_split(runner, params, geom):
         )
     u, sv, _ = np.linalg.svd(x, full_matrices=False)
     y = u[:, : min(k + 1, x.shape[1])] * sv[: min(k + 1, x.shape[1])]
-    rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x4B4D]))
+    rng = np.random.default_rng(np.random.SeedSequence([params.run_seed(), 0x4B4D]))
     labels, _ = kmeans(y, k, rng, params.init_restarts)
     logger.info("k-means initial split: class sizes %s", np.bincount(labels, minlength=k))
     return labels

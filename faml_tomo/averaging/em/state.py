@@ -236,6 +236,10 @@ class ClassificationResult:
         Fraction of each class's band observed by fewer than 10 % of its
         subtomograms at their last poses: the missing wedge left unfilled in
         the average (:mod:`.coverage`; above 5 % a warning is logged).
+    start : int
+        The independent start returned (0-based; :attr:`EMParams.starts`).
+    start_log_likelihoods : list of float, optional
+        With several starts: each start's final log-likelihood.
     """
 
     averages: np.ndarray
@@ -267,6 +271,8 @@ class ClassificationResult:
     subsets: np.ndarray | None = None
     join_radius: int | None = None
     coverage_gaps: np.ndarray | None = None
+    start: int = 0
+    start_log_likelihoods: list | None = None
 
     def euler_angles(self) -> np.ndarray:
         """RELION ZYZ ``(rot, tilt, psi)`` in degrees of :attr:`rotations`,
@@ -362,4 +368,5 @@ def _result(state, params, geom):
         else None,
         join_radius=params.join_radius(n) if params.gold_standard else None,
         coverage_gaps=None if state.coverage is None else coverage_gaps(state.coverage, geom),
+        start=int(params.start),
     )
