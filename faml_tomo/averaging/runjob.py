@@ -184,7 +184,7 @@ def summary(
         lines.append(
             f"independent starts: start {res.start + 1} of {len(res.start_log_likelihoods)} "
             f"kept (final log-likelihoods "
-            f"{', '.join(f'{v:.6g}' for v in res.start_log_likelihoods)})"
+            f"{_lls(res.start_log_likelihoods)})"
         )
     for k, shell in enumerate(class_resolutions(res) or []):
         # per-class FSCs (gold-standard runs only) come with their shells and join radius
@@ -231,3 +231,8 @@ def _write_job(path, job, out, info, params, paths, comm, res, t0):
         },
         job=fields,
     )
+
+
+def _lls(values: list) -> str:
+    """Log-likelihoods of the starts, ``–`` for a start without one."""
+    return ", ".join("–" if v is None else f"{v:.6g}" for v in values)

@@ -63,7 +63,7 @@ def summary_lines(
     if starts:
         out.append(
             f"Independent starts: start {hist['start'] + 1} of {len(starts)} kept "
-            f"(final log-likelihoods {', '.join(f'{v:.6g}' for v in starts)})."
+            f"(final log-likelihoods {_lls(starts)})."
         )
     out += resolution_lines(hist, voxel_size, curves)
     if focused:
@@ -173,3 +173,8 @@ def methods_text(
         f"{seed}."
     )
     return text
+
+
+def _lls(values: list) -> str:
+    """Log-likelihoods of the starts, ``–`` for a start without one."""
+    return ", ".join("–" if v is None else f"{v:.6g}" for v in values)

@@ -145,3 +145,41 @@ def test_gold_standard_run_starts_from_the_consensus():
     res = classify(sim.volumes, sim.tilt_range, **kw)
     assert f1_score(sim.classes, res.classes) >= 0.85
     assert res.gold_standard and res.fsc_classes.shape[0] == 2
+
+
+def test_gold_standard_consensus_start_shares_only_the_low_shells(tmp_path):
+    """The half-sets' first averages are the consensus classes low-passed to
+    the join radius (zero beyond it, the same in both halves); each half's
+    class masses are its members; the first E-step (and its leave-one-out)
+    stays within the join radius even without marching; and a checkpoint of
+    a gold-standard run keyed before this start existed (a random start)
+    still resumes."""
+    from faml_tomo.averaging.em.start import _initial_state
+    from faml_tomo.averaging.halves import random_halves, shell_index
+
+    sim, kw = _consensus_case(max_iter=2)
+    n = sim.volumes.shape[1]
+    consensus = classify(sim.volumes, sim.tilt_range, **{**kw, "n_classes": 1})
+    params = EMParams(**{**kw, "gold_standard": True, "marching": False})
+    geom = band_geometry(n, *FAST.band(n))
+    ranges = [sim.tilt_range] * len(sim.volumes)
+    with make_runner(sim.volumes, ranges, params) as runner:
+        state = _initial_state(runner, params, None, geom, consensus)
+    join = params.join_radius(n)
+    beyond = shell_index(geom) > join
+    assert np.all(state.half_spectra[:, :, beyond] == 0)
+    assert np.array_equal(state.half_spectra[0], state.half_spectra[1])
+    first = random_halves(len(sim.volumes), params.seed)
+    assert state.half_gamma[0].sum() == first.sum()
+    assert state.half_gamma[1].sum() == (~first).sum()
+    assert np.array_equal(state.half_gamma[0], np.bincount(state.classes[first], minlength=2))
+    assert state.r_current <= join
+
+    # a checkpoint keyed as before (independent half-sets started at random)
+    gold = {**kw, "gold_standard": True}
+    ck = tmp_path / "old"
+    classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **{**gold, "init": "random"})
+    resumed = classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **{**gold, "max_iter": 3})
+    assert not (ck / CONSENSUS_CHECKPOINT_NAME).exists()  # continued, not restarted
+    longer = classify(sim.volumes, sim.tilt_range, **{**gold, "init": "random", "max_iter": 3})
+    assert np.array_equal(resumed.averages, longer.averages)

@@ -84,6 +84,34 @@ def test_killed_starts_resume_and_a_plain_run_continues_as_start_one(tmp_path, l
     _same(more, whole)
 
 
+def test_a_start_left_behind_catches_up_and_starts_stop_together(tmp_path, low_snr_set):
+    """A kill between two starts' checkpoints leaves one an iteration behind:
+    it catches up before the others go on (the callback sees only passes
+    where all starts are at the same iteration).  Starts stop together, once
+    all have converged."""
+    from faml_tomo.averaging.em.starts import _go_on
+
+    sim = low_snr_set
+    ck = tmp_path / "run"
+    classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **_kw(max_iter=2))
+    classify(sim.volumes, sim.tilt_range, checkpoint_dir=ck, **_kw(start=1, max_iter=1))
+    seen = []
+    res = classify(
+        sim.volumes, sim.tilt_range, checkpoint_dir=ck, callback=seen.append, **_kw(starts=2)
+    )
+    _same(res, classify(sim.volumes, sim.tilt_range, **_kw(starts=2)))
+    assert [s.iteration for s in seen][1:] == [2, 3]  # after the restored state
+
+    class S:
+        def __init__(self, iteration, converged):
+            self.iteration, self.converged = iteration, converged
+
+    assert _go_on([S(2, True), S(1, True)], 5)  # one behind
+    assert _go_on([S(2, True), S(2, False)], 5)  # not all converged
+    assert not _go_on([S(2, True), S(2, True)], 5)
+    assert not _go_on([S(5, False), S(5, False)], 5)
+
+
 def test_starts_with_classes_run_their_own_consensus(tmp_path):
     a, b = phantom(16, seed=3), phantom(16, seed=4)
     sim = simulate_subtomograms([a, b], 6, 0.5, (-60, 60), seed=5, max_shift=1.0)

@@ -24,7 +24,7 @@ from .params import EMParams
 from .reseed import _reseed_starved, _starved
 from .runkey import _chunk_summary, _fingerprint
 from .start import _initial_state
-from .starts import _best_start, _run_label, _start_checkpoint, _starts
+from .starts import _best_start, _go_on, _legacy_params, _run_label, _start_checkpoint, _starts
 from .state import (
     CHECKPOINT_NAME,
     CONSENSUS_CHECKPOINT_NAME,
@@ -187,14 +187,15 @@ def classify(
         )
 
 
-def _resume(ckpt, fingerprint, comm, callback):
-    """The state of a checkpoint of this run (None without one); rank 0
-    reads it and every rank gets it."""
+def _resume(ckpt, fingerprint, comm, callback, legacy=()):
+    """The state of a checkpoint of this run (None without one; ``legacy``:
+    the run's keys in earlier versions); rank 0 reads it and every rank
+    gets it."""
     is_root = comm is None or comm.Get_rank() == 0
     state = None
     if is_root:
         atomic_path(ckpt).remove_stale()  # a kill during a checkpoint write
-        state = _load_checkpoint(ckpt, fingerprint) if ckpt.exists() else None
+        state = _load_checkpoint(ckpt, fingerprint, legacy) if ckpt.exists() else None
     if comm is not None:
         state = comm.bcast(state, root=0)
     if state is not None:
@@ -297,6 +298,25 @@ def _iterate(runner, state, params, references, geom, mask, focus_mask, log_leve
     return state
 
 
+def _kept_result(states, runs, geom):
+    """The result of the start with the highest log-likelihood (converged
+    when all starts are)."""
+    best, state = _best_start(states)
+    result = _result(state, runs[best], geom)
+    result.converged = all(st.converged for st in states)
+    if len(runs) > 1:
+        result.start_log_likelihoods = [
+            float(st.log_likelihood[-1]) if st.log_likelihood else None for st in states
+        ]
+        logger.info(
+            "%d starts, final log-likelihoods %s: start %d kept",
+            len(runs),
+            result.start_log_likelihoods,
+            best + 1,
+        )
+    return result
+
+
 def _classify(
     runner,
     params,
@@ -330,14 +350,17 @@ def _classify(
     is_root = comm is None or comm.Get_rank() == 0
     runs = _starts(params)
     ckpts = [_start_checkpoint(checkpoint_dir, checkpoint_name, p) for p in runs]
-    keys = [
-        _fingerprint(p, runner.n_particles, summary, references, mask, focus_mask)[0] for p in runs
-    ]
+
+    def key(p):
+        return _fingerprint(p, runner.n_particles, summary, references, mask, focus_mask)[0]
+
+    keys = [key(p) for p in runs]
     states = []
-    for p, ck, key in zip(runs, ckpts, keys):
+    for p, ck in zip(runs, ckpts):
         # one start: the restored state goes to the callback now; several: the
         # best of them, below
-        state = _resume(ck, key, comm, callback if len(runs) == 1 else None) if ck else None
+        old = [key(q) for q in _legacy_params(p)]
+        state = _resume(ck, key(p), comm, callback if len(runs) == 1 else None, old) if ck else None
         states.append(state)
     if len(runs) > 1 and callback is not None and any(st is not None for st in states):
         callback(_best_start([st for st in states if st is not None])[1])
@@ -348,28 +371,19 @@ def _classify(
                 consensus = _run_consensus(runner, p, checkpoint_dir, comm, mask)
             states[i] = _initial_state(runner, p, references, geom, consensus)
     level = logging.INFO if callback is None else logging.DEBUG
-    while any(not st.converged and st.iteration < params.max_iter for st in states):
+    while _go_on(states, params.max_iter):
+        # the starts stay at the same iteration (one left behind by a kill
+        # catches up first) and stop together, when all have converged
+        low = min(st.iteration for st in states)
         for i, p in enumerate(runs):
-            if states[i].converged or states[i].iteration >= params.max_iter:
+            if states[i].iteration > low:
                 continue
             states[i] = _iterate(runner, states[i], p, references, geom, mask, focus_mask, level)
             if ckpts[i] is not None and is_root:
                 _save_checkpoint(ckpts[i], states[i], keys[i])
-        if callback is not None:
+        if callback is not None and len({st.iteration for st in states}) == 1:
             callback(_best_start(states)[1])
-    best, state = _best_start(states)
-    if len(runs) > 1:
-        logger.info(
-            "%d starts, final log-likelihoods %s: start %d kept",
-            len(runs),
-            [round(st.log_likelihood[-1], 1) if st.log_likelihood else None for st in states],
-            best + 1,
-        )
-    result = _result(state, runs[best], geom)
-    if len(runs) > 1:
-        result.start_log_likelihoods = [
-            float(st.log_likelihood[-1]) if st.log_likelihood else None for st in states
-        ]
+    result = _kept_result(states, runs, geom)
     if result.coverage_gaps is not None and gap_message(result.coverage_gaps):
         logger.warning("%s", gap_message(result.coverage_gaps))
     return result

@@ -179,8 +179,10 @@ class EMParams:
         Independent starts: the run is made ``starts`` times, each with its
         own random initial split (and consensus run), initial noise estimate
         and Voronoi samples (``start`` 0, 1, ...; the half-sets are the
-        same), iteration by iteration side by side, and
-        the start with the highest log-likelihood is returned.  EM from a
+        same), iteration by iteration side by side until all have
+        converged (they stop together), and the start with the highest
+        log-likelihood is returned; the per-iteration callback gets the
+        best start at each iteration.  EM from a
         featureless start finds different optima at low SNR, and the
         log-likelihood tells the better one (measured: 4v4r, 100
         subtomograms, SNR 0.003, +-60 deg, 3 data seeds: the highest final

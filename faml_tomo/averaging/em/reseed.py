@@ -14,12 +14,15 @@ logger = logging.getLogger(__name__)
 def _starved(state, params, n_part, references):
     """Classes to re-seed before the next E-step (see ``min_class_size``):
     posterior mass below the limit, not re-seeded before; never with user
-    references, for ``K = 1`` or before the first E-step."""
+    references, for ``K = 1`` or before the first E-step (for independent
+    half-sets, not before their first own E-step either: the poses of a
+    consensus start were found against the shared consensus)."""
     if (
         references is not None
         or len(state.spectra) < 2
         or params.min_class_size <= 0
         or state.classes is None
+        or (state.half_spectra is not None and state.iteration == 0)
     ):
         return []
     done = {int(e[1]) for e in state.reseeded}

@@ -118,6 +118,10 @@ def _independent_halves(state, params, geom, n_part):
         ).astype(float)
     state.spectra = low
     state.half_spectra = np.stack([low, low])
+    if state.r_current is not None:
+        # the leave-one-out of the first E-step takes each subtomogram out of
+        # these averages: only to where they hold anything
+        state.r_current = min(int(state.r_current), params.join_radius(geom.n))
     return state
 
 
@@ -139,8 +143,10 @@ def _consensus_state(runner, params, consensus, geom):
 
     With independent half-sets (``gold_standard``) the classes start from
     these averages low-passed to the join radius, which both halves share
-    as they share any start; with marching the first E-step sees no more
-    than that anyway (it starts at the start radius, the join radius).  The
+    as they share any start, and the first E-step sees no more than that
+    (with marching it starts there anyway; without, its band is capped
+    there for that iteration, so its leave-one-out stays where the
+    averages hold something).  The
     split thus reaches the halves only as labels and shared low-resolution
     averages; the poses are found again within each half from the first
     iteration.  The consensus run itself shares its reference (it only

@@ -29,7 +29,7 @@ def _best_start(states):
     """Index and state of the start with the highest log-likelihood at its
     last iteration (the first one on ties or before any iteration)."""
     lls = [st.log_likelihood[-1] if st.log_likelihood else -np.inf for st in states]
-    best = int(np.argmax(lls))
+    best = int(np.argmax(np.nan_to_num(lls, nan=-np.inf)))
     return best, states[best]
 
 
@@ -37,3 +37,28 @@ def _run_label(params):
     """``"FAML"`` / ``"FA"`` in log lines, with the start when there are several."""
     mode = params.mode.upper()
     return f"{mode} start {params.start + 1}" if int(params.starts) > 1 else mode
+
+
+def _go_on(states, max_iter):
+    """Whether the starts iterate again: one is behind the others (a kill
+    between their checkpoints), or not all have converged and the limit is
+    not reached.  With one start: the run's own stopping rule."""
+    its = {st.iteration for st in states}
+    if len(its) > 1:
+        return True
+    return not all(st.converged for st in states) and its.pop() < max_iter
+
+
+def _legacy_params(params):
+    """Settings under which earlier versions keyed this run's checkpoint:
+    independent half-sets with ``init="auto"`` started from a random split
+    before 2026-12-06 (a resumed state no longer depends on the start)."""
+    if (
+        params.gold_standard
+        and params.init == "auto"
+        and params.mode == "faml"
+        and int(params.n_classes) > 1
+        and int(params.start) == 0
+    ):
+        return [dataclasses.replace(params, init="random")]
+    return []

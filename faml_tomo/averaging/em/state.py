@@ -291,14 +291,16 @@ def _save_checkpoint(path, state, fingerprint):
     save_npz(path, meta=np.array(json.dumps(meta)), **arrays)
 
 
-def _load_checkpoint(path, fingerprint):
+def _load_checkpoint(path, fingerprint, legacy=()):
+    """The state saved at ``path`` by the run of key ``fingerprint`` (or of
+    one of the ``legacy`` keys the same run had in earlier versions)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files if k != "meta"}
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
-    if meta.pop("fingerprint") != fingerprint:
+    if meta.pop("fingerprint") not in (fingerprint, *legacy):
         raise CheckpointMismatch(
             f"{path}: checkpoint was written for other data or settings; "
             f"use another folder or remove it"
