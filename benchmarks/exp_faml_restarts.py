@@ -8,7 +8,8 @@ Usage::
 
     python benchmarks/exp_faml_restarts.py 4v4r_wedge60_snr0.003_s1 1,2 3 40
 
-(data sets of ``bench_faml_snr.py``, run seeds, start radius in shells, iterations;
+(data sets of ``bench_faml_snr.py``, run seeds, start radius in shells or
+``default``, iterations;
 2 worker processes, ~2-5 min per run on a 2-core EPYC).
 """
 
@@ -34,7 +35,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     names = argv[0].split(",")
     run_seeds = [int(s) for s in argv[1].split(",")]
-    r_start, iters = int(argv[2]), int(argv[3])
+    # "default": the marching's own start radius (box / 8 shells)
+    r_start = None if argv[2] == "default" else int(argv[2])
+    iters = int(argv[3])
     for c in cases():
         if c.name not in names:
             continue
