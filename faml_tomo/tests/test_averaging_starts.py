@@ -141,15 +141,9 @@ def test_classify_cli_starts(tmp_path, capsys):
     job.json; ``--restart`` removes every start's checkpoint; a bad count
     is refused with a message."""
     from faml_tomo.cli import main
-    from faml_tomo.io import write_mrc
-    from faml_tomo.io.star import write_star
+    from faml_tomo.tests.test_averaging_cli import _write_set
 
-    sim = simulate_subtomograms([phantom(16, seed=2)], 6, 0.1, (-60, 60), seed=3)
-    names = []
-    for i, v in enumerate(sim.volumes):
-        write_mrc(tmp_path / f"p{i}.mrc", v.astype(np.float32), 20.0)
-        names.append(f"p{i}.mrc")
-    write_star(tmp_path / "in.star", {"rlnImageName": names}, "particles")
+    _write_set(tmp_path)
     out = tmp_path / "out"
     argv = ["classify", "--star", str(tmp_path / "in.star"), "--out", str(out)]
     argv += ["--iterations", "2", "--lmax", "15", "--voronoi-samples", "300", "--starts", "2"]
