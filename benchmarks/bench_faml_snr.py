@@ -25,7 +25,8 @@ poses left unfilled (true poses leave none).
 Each data set is cached as JSON under ``--runs`` (committed: a killed
 sweep resumes, also in a later session on a fresh clone); the table and plot
 are rebuilt from those files.
-About 1.6 h on 2 cores (AMD EPYC, 2026-12-06).  Run::
+About 0.8 h on 2 cores (AMD EPYC, 2026-12-06, with the compiled alignment
+kernels; the first sweep, before them, took 1.6 h).  Run::
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_faml_snr.py --workers 2
 
