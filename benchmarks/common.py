@@ -2,6 +2,7 @@
 folder import it as ``from common import machine``)."""
 
 import importlib
+import json
 import os
 import platform
 from pathlib import Path
@@ -88,3 +89,12 @@ def start(structures):
     info = machine()
     print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     return info
+
+
+def print_and_append(path, record):
+    """Print ``record`` as one JSON line and append it to the JSON-lines file
+    ``path`` (the experiments' run logs)."""
+    line = json.dumps(record)
+    print(line, flush=True)
+    with Path(path).open("a") as fh:
+        fh.write(line + "\n")

@@ -12,7 +12,6 @@ Usage::
 processes, ~3-6 min per run on a 2-core EPYC).
 """
 
-import json
 import sys
 import time
 
@@ -24,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_faml_lowsnr_targets import cases, prepare_maps  # noqa: E402
+
+from common import print_and_append  # noqa: E402
 
 from faml_tomo.averaging.cases import simulate_case  # noqa: E402
 from faml_tomo.averaging.em import classify  # noqa: E402
@@ -67,9 +68,7 @@ def main(argv=None):
                 "n_it": int(res.n_iterations),
                 "s": round(time.perf_counter() - t0, 1),
             }
-            print(json.dumps(rec), flush=True)
-            with OUT.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            print_and_append(OUT, rec)
     return 0
 
 

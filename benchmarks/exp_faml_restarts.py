@@ -13,7 +13,6 @@ Usage::
 2 worker processes, ~2-5 min per run on a 2-core EPYC).
 """
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_faml_snr import STRUCTURES, cases  # noqa: E402
+
+from common import print_and_append  # noqa: E402
 
 from faml_tomo.averaging.cases import simulate_case  # noqa: E402
 from faml_tomo.averaging.em import EMParams, classify, result_from_state  # noqa: E402
@@ -82,9 +83,7 @@ def main(argv=None):
                 "s": round(time.perf_counter() - t0, 1),
                 "r_by_it": r_by_it,
             }
-            print(json.dumps(rec), flush=True)
-            with OUT.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            print_and_append(OUT, rec)
     return 0
 
 
